@@ -1,0 +1,1 @@
+//! The local vault: Azure Key Vault, Entra ID and IMDS on loopback.

@@ -1,0 +1,3 @@
+//! `akvvm-emulator`: the local vault.
+
+fn main() {}
