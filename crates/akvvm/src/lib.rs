@@ -11,3 +11,5 @@ pub use akvvm_cert as cert;
 
 pub mod settings;
 pub mod validate;
+pub mod status;
+pub mod handler;
