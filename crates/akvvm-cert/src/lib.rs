@@ -6,3 +6,11 @@
 //!   key/leaf matching, and the PEM form.
 //! - [`store`]: the store directory layout, `write_atomic`, stable symlinks, ACLs and the state
 //!   file.
+//! - [`error`]: [`CertError`], the decoding errors with their stable codes.
+
+pub mod certificate;
+pub mod error;
+pub mod pkcs12;
+pub mod store;
+
+pub use error::CertError;

@@ -1,0 +1,119 @@
+//! The error type of certificate decoding: one variant per way a secret can fail to be a usable
+//! certificate, each with a stable machine code ([`CertError::code`]) that goes into the status
+//! file and metrics. Add a variant (and a test in `tests`) rather than reusing one whose code
+//! means something else.
+
+/// Why a secret value, PFX or PEM could not be turned into a certificate bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// The value is neither a PFX nor a PEM bundle.
+    #[error(
+        "the secret is not a certificate ({reason}); store a PFX (application/x-pkcs12) or a PEM \
+         bundle (application/x-pem-file) in it, or remove it from observedCertificates"
+    )]
+    NotACertificate { reason: String },
+
+    /// The PFX structure could not be parsed (corrupt or truncated file).
+    #[error("the PFX is corrupt or truncated: {reason}; re-import the certificate into Key Vault")]
+    PfxCorrupt { reason: String },
+
+    /// Nothing in the PFX decrypts with the password given.
+    #[error("the PFX does not open with the password given{detail}")]
+    PfxBadPassword { detail: String },
+
+    /// The content decrypts, but its integrity MAC does not match: the file was altered.
+    #[error(
+        "the PFX integrity check (MAC) failed although its content decrypts: the file was \
+         altered or damaged; re-import the certificate into Key Vault"
+    )]
+    PfxMacMismatch,
+
+    /// A PEM bundle holds no private key.
+    #[error(
+        "the PEM bundle holds no private key (found {certificates} certificate(s)); a \
+         certificate secret must hold a PKCS#8 PRIVATE KEY block as well"
+    )]
+    PemNoKey { certificates: usize },
+
+    /// A PEM block could not be read.
+    #[error("PEM block {index} ({label}) is invalid: {reason}")]
+    PemInvalid {
+        index: usize,
+        label: String,
+        reason: String,
+    },
+
+    /// A PFX holds no private key.
+    #[error(
+        "the PFX holds no private key (found {certificates} certificate(s)); export it with its \
+         private key"
+    )]
+    PfxNoKey { certificates: usize },
+
+    /// More than one private key: akvvm cannot tell which one belongs to the certificate.
+    #[error("the secret holds {count} private keys; a certificate secret must hold exactly one")]
+    MultipleKeys { count: usize },
+
+    /// The private key matches none of the certificates.
+    #[error(
+        "the private key ({key_type}) matches none of the {certificates} certificate(s) (first: \
+         {first_subject}); the key and the leaf certificate must belong together"
+    )]
+    KeyMismatch {
+        key_type: String,
+        certificates: usize,
+        first_subject: String,
+    },
+
+    /// There are no certificates at all.
+    #[error("the secret holds a private key but no certificate")]
+    EmptyChain,
+
+    /// A certificate is not valid X.509 DER.
+    #[error("certificate {index} is not a valid X.509 certificate: {reason}")]
+    CertificateInvalid { index: usize, reason: String },
+
+    /// The private key is not a valid key of its declared type.
+    #[error("the private key is invalid: {reason}")]
+    KeyInvalid { reason: String },
+
+    /// A cipher, MAC, key type or structure akvvm does not implement.
+    #[error("unsupported algorithm: {what}")]
+    UnsupportedAlgorithm { what: String },
+
+    /// Building a PFX failed (bad input key or certificate).
+    #[error("cannot build the PFX: {reason}")]
+    PfxEncode { reason: String },
+}
+
+impl CertError {
+    /// A stable, machine-readable code for this error (status file, metrics, `--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotACertificate { .. } => "not_a_certificate",
+            Self::PfxCorrupt { .. } => "pfx_corrupt",
+            Self::PfxBadPassword { .. } => "pfx_bad_password",
+            Self::PfxMacMismatch => "pfx_mac_mismatch",
+            Self::PemNoKey { .. } => "pem_no_key",
+            Self::PemInvalid { .. } => "pem_invalid",
+            Self::PfxNoKey { .. } => "pfx_no_key",
+            Self::MultipleKeys { .. } => "multiple_keys",
+            Self::KeyMismatch { .. } => "key_mismatch",
+            Self::EmptyChain => "empty_chain",
+            Self::CertificateInvalid { .. } => "certificate_invalid",
+            Self::KeyInvalid { .. } => "key_invalid",
+            Self::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            Self::PfxEncode { .. } => "pfx_encode",
+        }
+    }
+
+    pub(crate) fn corrupt(reason: impl std::fmt::Display) -> Self {
+        Self::PfxCorrupt {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn unsupported(what: impl Into<String>) -> Self {
+        Self::UnsupportedAlgorithm { what: what.into() }
+    }
+}
