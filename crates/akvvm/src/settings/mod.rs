@@ -1,0 +1,484 @@
+//! The extension's public settings: parsed from the documented JSON, converted once into
+//! validated types that cannot hold a bad value.
+//!
+//! - [`Settings`] is what the agent uses. Get one with [`Settings::load`] (a plain settings file),
+//!   [`Settings::from_json_value`], or [`parse`] (which also reports ARM expressions it could not
+//!   check, for `akvvm validate`).
+//! - [`Diagnostic`]s say what is wrong, where (a JSON path) and what to do; warnings are
+//!   returned alongside valid settings.
+//! - [`RawSettings`] mirrors the documented JSON field by field; tests and tools build settings
+//!   with it and turn them into JSON.
+//!
+//! To add a setting: add the field (with its default as a named constant) to the validated type,
+//! read it in `parse.rs` (add its key to the list of known keys there), and document it in
+//! `docs/configuration.md`.
+
+mod diagnostic;
+mod parse;
+mod raw;
+mod secret_url;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use url::Url;
+
+pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
+pub use parse::{ParseOptions, Report, Unresolved, is_arm_expression, parse};
+pub use raw::{
+    RawAcl, RawAuthentication, RawObservedCertificate, RawObservedEntry, RawSecretsManagement,
+    RawSettings,
+};
+pub use secret_url::{
+    KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
+};
+
+/// Default `pollingIntervalInS`: one hour.
+pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default store directory (`certificateStoreLocation`), the shipped Linux extension's.
+pub const DEFAULT_STORE: &str = "/var/lib/waagent/Microsoft.Azure.KeyVault.Store";
+/// Default `certificateStoreName` (recorded only on Linux).
+pub const DEFAULT_CERTIFICATE_STORE_NAME: &str = "MY";
+/// Default managed identity endpoint (IMDS), without `/oauth2/token`.
+pub const DEFAULT_MSI_ENDPOINT: &str = "http://169.254.169.254/metadata/identity";
+/// Default akvvm state directory (`akvvm.stateDirectory`).
+pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/akvvm";
+/// Default number of versions kept per certificate (`akvvm.keepVersions`).
+pub const DEFAULT_KEEP_VERSIONS: NonZeroU32 = NonZeroU32::new(2).expect("2 is not zero");
+/// Default attempts of the initial sync before reporting an error (`akvvm.initialSyncRetries`),
+/// as the shipped extension does.
+pub const DEFAULT_INITIAL_SYNC_RETRIES: u32 = 25;
+/// Default Entra ID authority (`akvvm.authorityHost`).
+pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// Default directory searched for bootstrap certificates (`akvvm.bootstrapCertificateDirectories`):
+/// where the platform puts `osProfile.secrets` certificates on Linux.
+pub const DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY: &str = "/var/lib/waagent";
+/// Default concurrent requests per vault (`akvvm.concurrencyPerVault`).
+pub const DEFAULT_CONCURRENCY_PER_VAULT: NonZeroUsize =
+    NonZeroUsize::new(4).expect("4 is not zero");
+/// Default days before expiry at which a certificate is reported (`akvvm.expiryWarningDays`).
+pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 30;
+/// Default reload hook timeout (`reload.timeoutInS`).
+pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The documented settings shape that was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Shape {
+    /// Flat: `observedCertificates` is a list of URL strings sharing one store.
+    V1,
+    /// `observedCertificates` holds objects (each with its own store, link name and ACLs),
+    /// possibly mixed with strings.
+    V3,
+    /// `KeyVaultForPaaS`: bootstrap-certificate authentication (`clientId` +
+    /// `clientCertificateSubjectName`).
+    PaaS,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shape::V1 => "v1 (list of URLs, one store)",
+            Shape::V3 => "v3 (certificate objects)",
+            Shape::PaaS => "KeyVaultForPaaS (bootstrap certificate)",
+        })
+    }
+}
+
+/// Validated settings: everything the agent needs, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    pub shape: Shape,
+    /// How often every certificate is checked; default [`DEFAULT_POLLING_INTERVAL`].
+    #[serde(with = "duration_secs")]
+    pub polling_interval: Duration,
+    /// Report `transitioning` until every certificate is installed; default false.
+    pub require_initial_sync: bool,
+    /// Apply `acls` to certificate files; default false.
+    pub acl_enabled: bool,
+    /// Recorded only: on Linux the stable link always follows renewals.
+    pub link_on_renewal: bool,
+    /// The store directory for certificates without their own; default [`DEFAULT_STORE`].
+    pub store: PathBuf,
+    /// Recorded only (a Windows store name); default [`DEFAULT_CERTIFICATE_STORE_NAME`].
+    pub certificate_store_name: String,
+    pub observed: Vec<ObservedCertificate>,
+    pub authentication: Authentication,
+    pub logging: Option<LoggingSettings>,
+    /// akvvm's own agent-wide options (the top-level `"akvvm"` object).
+    pub agent: AgentOptions,
+}
+
+/// One certificate to keep installed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedCertificate {
+    #[serde(serialize_with = "display")]
+    pub url: SecretUrl,
+    /// The directory it is installed in (its own `certificateStoreLocation`, or the global one).
+    pub store_dir: PathBuf,
+    /// `customSymbolicLinkName`: an extra link in `store_dir` to the current version.
+    pub link_name: Option<String>,
+    /// Who else may read the certificate file (applied only when `acl_enabled`).
+    pub acls: Vec<AclEntry>,
+    /// Recorded only.
+    pub certificate_store_name: String,
+    /// akvvm's per-certificate options (the certificate object's `"akvvm"` object).
+    pub options: CertificateOptions,
+}
+
+impl ObservedCertificate {
+    /// Path of the stable symlink: `<store_dir>/<vault>.<name>`.
+    pub fn stable_link(&self) -> PathBuf {
+        self.store_dir.join(self.url.stable_name())
+    }
+}
+
+/// A POSIX ACL grant of read access.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclEntry {
+    User(String),
+    Group(String),
+}
+
+impl fmt::Display for AclEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AclEntry::User(u) => write!(f, "user:{u}"),
+            AclEntry::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+/// How the agent gets tokens for Key Vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Authentication {
+    /// Managed identity through IMDS (or Azure Arc, or the local vault's IMDS).
+    ManagedIdentity {
+        /// Normalised WITHOUT `/oauth2/token`; default [`DEFAULT_MSI_ENDPOINT`].
+        endpoint: Url,
+        /// A user-assigned identity's client id; `None` means the system-assigned identity.
+        client_id: Option<String>,
+    },
+    /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
+    BootstrapCertificate {
+        client_id: String,
+        /// The certificate's subject CN, without `CN=`.
+        subject_name: String,
+    },
+}
+
+impl Authentication {
+    /// The system-assigned managed identity at the default IMDS endpoint.
+    pub fn default_managed_identity() -> Authentication {
+        Authentication::ManagedIdentity {
+            endpoint: Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL"),
+            client_id: None,
+        }
+    }
+
+    /// For a managed identity, the token URL: `<endpoint>/oauth2/token`.
+    pub fn msi_token_url(&self) -> Option<Url> {
+        match self {
+            Authentication::ManagedIdentity { endpoint, .. } => {
+                let mut url = endpoint.clone();
+                let path = format!("{}/oauth2/token", endpoint.path().trim_end_matches('/'));
+                url.set_path(&path);
+                Some(url)
+            }
+            Authentication::BootstrapCertificate { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Authentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Authentication::ManagedIdentity {
+                endpoint,
+                client_id: None,
+            } => {
+                write!(f, "managed identity (system-assigned) at {endpoint}")
+            }
+            Authentication::ManagedIdentity {
+                endpoint,
+                client_id: Some(id),
+            } => {
+                write!(
+                    f,
+                    "managed identity (user-assigned, client id {id}) at {endpoint}"
+                )
+            }
+            Authentication::BootstrapCertificate {
+                client_id,
+                subject_name,
+            } => write!(
+                f,
+                "bootstrap certificate CN={subject_name} for Entra app {client_id}"
+            ),
+        }
+    }
+}
+
+/// `loggingSettings`: recorded; akvvm logs to stderr/journald.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggingSettings {
+    pub logger: Option<String>,
+    pub endpoint: Option<String>,
+    pub format: Option<String>,
+    pub service_name: Option<String>,
+}
+
+/// akvvm's own agent-wide options: the top-level `"akvvm"` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentOptions {
+    /// `stateDirectory`: where the state file lives; default [`DEFAULT_STATE_DIRECTORY`].
+    pub state_directory: PathBuf,
+    /// `keepVersions`: versions kept per certificate, current included; default
+    /// [`DEFAULT_KEEP_VERSIONS`].
+    pub keep_versions: NonZeroU32,
+    /// `initialSyncRetries`: attempts before `requireInitialSync` reports an error; default
+    /// [`DEFAULT_INITIAL_SYNC_RETRIES`].
+    pub initial_sync_retries: u32,
+    /// `caCertificates`: extra trusted CA roots (PEM files); default none.
+    pub ca_certificates: Vec<PathBuf>,
+    /// `resolve`: host name (lower case) to address, bypassing DNS; default none.
+    pub resolve: BTreeMap<String, ResolveTarget>,
+    /// `authorityHost`: Entra ID; default [`DEFAULT_AUTHORITY_HOST`].
+    pub authority_host: Url,
+    /// `bootstrapCertificateDirectories`: where `<THUMBPRINT>.crt`/`.prv` pairs are searched;
+    /// default [`DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY`].
+    pub bootstrap_certificate_directories: Vec<PathBuf>,
+    /// `concurrencyPerVault`: requests in flight per vault; default
+    /// [`DEFAULT_CONCURRENCY_PER_VAULT`].
+    pub concurrency_per_vault: NonZeroUsize,
+    /// `expiryWarningDays`: report certificates this close to expiry; default
+    /// [`DEFAULT_EXPIRY_WARNING_DAYS`].
+    pub expiry_warning_days: u32,
+    /// `reload`: run after any certificate gets a new version (unless it has its own hook).
+    pub reload: Option<ReloadHook>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            state_directory: PathBuf::from(DEFAULT_STATE_DIRECTORY),
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+            initial_sync_retries: DEFAULT_INITIAL_SYNC_RETRIES,
+            ca_certificates: Vec::new(),
+            resolve: BTreeMap::new(),
+            authority_host: Url::parse(DEFAULT_AUTHORITY_HOST).expect("default authority is a URL"),
+            bootstrap_certificate_directories: vec![PathBuf::from(
+                DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY,
+            )],
+            concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
+            expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
+            reload: None,
+        }
+    }
+}
+
+/// Where `resolve` sends a host: an address (the URL's port is kept) or an address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ResolveTarget {
+    Ip(IpAddr),
+    Socket(SocketAddr),
+}
+
+impl ResolveTarget {
+    /// The address to connect to when the URL's port is `url_port`.
+    pub fn socket_addr(&self, url_port: u16) -> SocketAddr {
+        match *self {
+            ResolveTarget::Ip(ip) => SocketAddr::new(ip, url_port),
+            ResolveTarget::Socket(addr) => addr,
+        }
+    }
+}
+
+impl fmt::Display for ResolveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveTarget::Ip(ip) => write!(f, "{ip}"),
+            ResolveTarget::Socket(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// akvvm's per-certificate options: the certificate object's `"akvvm"` object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CertificateOptions {
+    /// `reload`: run after this certificate gets a new version (instead of the agent-wide hook).
+    pub reload: Option<ReloadHook>,
+}
+
+/// A command run after a new version is installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadHook {
+    /// `command`: the program and its arguments (an argv, never a shell string); non-empty.
+    pub command: Vec<String>,
+    /// `timeoutInS`; default [`DEFAULT_RELOAD_TIMEOUT`].
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+/// Why settings could not be loaded from a file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("failed to read settings file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("settings file {} is not JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("settings file {} is not valid:\n{}", path.display(), render(diagnostics))]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl LoadError {
+    /// A stable machine code for the status file and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::Read { .. } => "settings-unreadable",
+            LoadError::Json { .. } => "settings-not-json",
+            LoadError::Invalid { .. } => "settings-invalid",
+        }
+    }
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Settings {
+    /// Validates settings JSON (the object holding `secretsManagementSettings`). Returns the
+    /// settings and their warnings, or every diagnostic (errors and warnings) when invalid.
+    /// Paths in diagnostics start at `settings`.
+    pub fn from_json_value(
+        value: &serde_json::Value,
+    ) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let report = parse(value, &ParseOptions::default());
+        match report.settings {
+            Some(settings) if !report.has_errors() => Ok((settings, report.diagnostics)),
+            _ => Err(report.diagnostics),
+        }
+    }
+
+    /// Reads and validates a plain settings file. Warnings are logged.
+    pub fn load(path: &Path) -> Result<Settings, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| LoadError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        match Settings::from_json_value(&value) {
+            Ok((settings, warnings)) => {
+                for warning in warnings {
+                    tracing::warn!(path = %warning.path, code = warning.code, "{}", warning.message);
+                }
+                Ok(settings)
+            }
+            Err(diagnostics) => Err(LoadError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics,
+            }),
+        }
+    }
+
+    /// Validates [`RawSettings`] (built by a tool or test).
+    pub fn from_raw(raw: &RawSettings) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
+        Settings::from_json_value(&raw.to_value())
+    }
+}
+
+fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+mod duration_secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn design_example_is_valid_v3() {
+        let value = json!({
+          "secretsManagementSettings": {
+            "pollingIntervalInS": "3600",
+            "certificateStoreName": "MY",
+            "certificateStoreLocation": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store",
+            "requireInitialSync": true,
+            "aclEnabled": true,
+            "observedCertificates": [
+              "https://myvault.vault.azure.net/secrets/mycert",
+              { "url": "https://myvault.vault.azure.net/secrets/other/0123456789abcdef0123456789abcdef",
+                "certificateStoreLocation": "/etc/ssl/kv", "customSymbolicLinkName": "web",
+                "acls": [ { "user": "www-data" }, { "group": "ssl-cert" } ] }
+            ]
+          },
+          "authenticationSettings": {
+            "msiEndpoint": "http://169.254.169.254/metadata/identity/oauth2/token",
+            "msiClientId": "c7373ae5-91c2-4165-8ab6-7381d6e75619"
+          }
+        });
+        let (settings, warnings) = Settings::from_json_value(&value).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(settings.shape, Shape::V3);
+        assert_eq!(settings.polling_interval, Duration::from_secs(3600));
+        assert!(settings.require_initial_sync);
+        assert_eq!(settings.observed.len(), 2);
+        let other = &settings.observed[1];
+        assert_eq!(other.store_dir, PathBuf::from("/etc/ssl/kv"));
+        assert_eq!(other.link_name.as_deref(), Some("web"));
+        assert_eq!(
+            other.acls,
+            vec![
+                AclEntry::User("www-data".into()),
+                AclEntry::Group("ssl-cert".into())
+            ]
+        );
+        assert!(other.url.is_pinned());
+        assert_eq!(
+            settings.authentication,
+            Authentication::ManagedIdentity {
+                endpoint: Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
+                client_id: Some("c7373ae5-91c2-4165-8ab6-7381d6e75619".into()),
+            }
+        );
+        assert_eq!(
+            settings.authentication.msi_token_url().unwrap().as_str(),
+            "http://169.254.169.254/metadata/identity/oauth2/token"
+        );
+        assert_eq!(settings.agent, AgentOptions::default());
+    }
+}
