@@ -1,0 +1,459 @@
+//! Entra ID's v2 token endpoint for confidential clients that authenticate with a certificate
+//! (`client_credentials` with a JWT client assertion), plus the metadata documents MSAL reads
+//! (`/{tenant}/v2.0/.well-known/openid-configuration`, `/common/discovery/instance`).
+//!
+//! The assertion is checked against the app's registered certificate, found by the header's
+//! `x5t` or `x5t#S256`; RS256 and PS256 signatures; `aud` must be the token URL, `iss` and `sub`
+//! the client id, and the time now within `nbf`..`exp`. Errors are Entra's AADSTS bodies.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha1::Digest;
+
+use crate::keyvault::request_host;
+use crate::state::{AdminError, App, RegisteredCertificate, State, new_id};
+use crate::token::{AccessClaims, Jwt, now_unix};
+
+/// Lifetime of tokens from the token endpoint, in seconds.
+pub const TOKEN_LIFETIME_S: i64 = 3599;
+/// Clock skew tolerated on client assertions, in seconds.
+pub const ASSERTION_SKEW_S: i64 = 300;
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/common/discovery/instance", get(instance_discovery))
+        .with_state(state)
+}
+
+/// Entra's error body: `{"error","error_description","error_codes",...}`.
+pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default();
+    let trace = new_id();
+    (
+        status,
+        axum::Json(json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {trace} Timestamp: {timestamp}"),
+            "error_codes": [code],
+            "timestamp": timestamp,
+            "trace_id": trace,
+            "correlation_id": trace,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        })),
+    )
+        .into_response()
+}
+
+fn invalid_client(code: u32, description: &str) -> Response {
+    aad_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        code,
+        description,
+    )
+}
+
+fn invalid_request(code: u32, description: &str) -> Response {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        code,
+        description,
+    )
+}
+
+fn known_tenant(state: &State, tenant: &str) -> bool {
+    state.read(|m| {
+        m.default_tenant.eq_ignore_ascii_case(tenant)
+            || m.vaults
+                .values()
+                .any(|v| v.tenant_id.eq_ignore_ascii_case(tenant))
+            || m.apps
+                .values()
+                .any(|a| a.tenant_id.eq_ignore_ascii_case(tenant))
+    })
+}
+
+async fn token(
+    AxState(state): AxState<Arc<State>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let token_url = format!("https://{}{}", request_host(&headers, &uri), uri.path());
+    match issue(&state, &tenant, &token_url, &form) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn issue(
+    state: &State,
+    tenant: &str,
+    token_url: &str,
+    form: &BTreeMap<String, String>,
+) -> Result<Response, Response> {
+    if !known_tenant(state, tenant) {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        ));
+    }
+    let field = |name: &str| {
+        form.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            invalid_request(
+                900144,
+                &format!("The request body must contain the following parameter: '{name}'."),
+            )
+        })
+    };
+    let grant_type = field("grant_type")?;
+    if grant_type != "client_credentials" {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{grant_type}'."),
+        ));
+    }
+    let client_id = field("client_id")?;
+    let scope = field("scope")?;
+    let Some(resource) = scope
+        .split_whitespace()
+        .find_map(|s| s.strip_suffix("/.default"))
+    else {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        ));
+    };
+    let Some(app) = state.read(|m| m.apps.get(client_id).cloned()) else {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant."
+            ),
+        ));
+    };
+    if !app.tenant_id.eq_ignore_ascii_case(tenant) {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        ));
+    }
+    if form.contains_key("client_secret") {
+        return Err(invalid_client(
+            7000215,
+            "Invalid client secret provided. The local vault's apps authenticate with certificates only.",
+        ));
+    }
+    if field("client_assertion_type")? != JWT_BEARER {
+        return Err(invalid_request(
+            50027,
+            &format!("Invalid client_assertion_type: expected '{JWT_BEARER}'."),
+        ));
+    }
+    let assertion = field("client_assertion")?;
+    verify_assertion(&app, assertion, token_url, now_unix())?;
+    let now = now_unix();
+    let claims = AccessClaims {
+        aud: resource.to_owned(),
+        iss: format!("https://sts.windows.net/{}/", app.tenant_id),
+        iat: now,
+        nbf: now,
+        exp: now + TOKEN_LIFETIME_S,
+        tid: app.tenant_id.clone(),
+        oid: app.object_id.clone(),
+        sub: app.object_id.clone(),
+        appid: app.client_id.clone(),
+    };
+    let access_token = state.issuer.issue(&claims).map_err(|e| {
+        aad_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            90100,
+            &e.to_string(),
+        )
+    })?;
+    Ok(axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME_S,
+        "ext_expires_in": TOKEN_LIFETIME_S,
+        "access_token": access_token,
+    }))
+    .into_response())
+}
+
+/// Checks a client assertion against `app`'s certificates.
+pub fn verify_assertion(
+    app: &App,
+    assertion: &str,
+    token_url: &str,
+    now: i64,
+) -> Result<(), Response> {
+    let jwt = Jwt::parse(assertion)
+        .map_err(|e| invalid_client(50027, &format!("JWT token is invalid or malformed: {e}.")))?;
+    let x5t = jwt.header["x5t"].as_str();
+    let x5t_s256 = jwt.header["x5t#S256"].as_str();
+    if x5t.is_none() && x5t_s256.is_none() {
+        return Err(invalid_client(
+            700027,
+            "Client assertion has no x5t or x5t#S256 header naming the signing certificate.",
+        ));
+    }
+    let Some(cert) = app
+        .certificates
+        .iter()
+        .find(|c| Some(c.x5t.as_str()) == x5t || Some(c.x5t_s256.as_str()) == x5t_s256)
+    else {
+        return Err(invalid_client(
+            700027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
+                x5t.or(x5t_s256).unwrap_or(""),
+                app.client_id
+            ),
+        ));
+    };
+    jwt.verify_rsa(&cert.spki).map_err(|e| {
+        invalid_client(
+            700027,
+            &format!("Client assertion contains an invalid signature: {e}."),
+        )
+    })?;
+    let claims = &jwt.claims;
+    let aud = claims["aud"].as_str().unwrap_or("");
+    if !aud.eq_ignore_ascii_case(token_url) {
+        return Err(invalid_client(
+            700027,
+            &format!(
+                "Client assertion audience claim '{aud}' does not match the token endpoint '{token_url}'."
+            ),
+        ));
+    }
+    let (iss, sub) = (
+        claims["iss"].as_str().unwrap_or(""),
+        claims["sub"].as_str().unwrap_or(""),
+    );
+    if iss != app.client_id || sub != app.client_id {
+        return Err(invalid_client(
+            700021,
+            &format!(
+                "Client assertion application identifier doesn't match 'client_id' parameter: iss '{iss}' and sub '{sub}' must both be '{}'.",
+                app.client_id
+            ),
+        ));
+    }
+    let (nbf, exp) = (claims["nbf"].as_i64(), claims["exp"].as_i64());
+    let Some(exp) = exp else {
+        return Err(invalid_client(700024, "Client assertion has no exp claim."));
+    };
+    let nbf = nbf.unwrap_or(i64::MIN);
+    if now + ASSERTION_SKEW_S < nbf || now >= exp + ASSERTION_SKEW_S {
+        return Err(invalid_client(
+            700024,
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn openid_configuration(
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let host = request_host(&headers, &uri);
+    let base = format!("https://{host}/{tenant}");
+    axum::Json(json!({
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("https://{host}/{tenant}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+    }))
+    .into_response()
+}
+
+async fn instance_discovery(headers: HeaderMap, uri: Uri) -> Response {
+    let host = request_host(&headers, &uri);
+    axum::Json(json!({
+        "tenant_discovery_endpoint": format!("https://{host}/common/v2.0/.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    }))
+    .into_response()
+}
+
+/// A new app registration; ids not given are generated, and so is a certificate when none is given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSpec {
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub object_id: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The app's certificate (PEM, public part). When absent, one is generated with subject
+    /// `CN=<subjectName or displayName>` and its key is returned.
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    #[serde(default)]
+    pub subject_name: Option<String>,
+}
+
+/// What a new app registration needs to sign in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub object_id: String,
+    pub tenant_id: String,
+    pub certificate_pem: String,
+    /// base64url SHA-1 of the certificate (the `x5t` a client assertion carries).
+    pub x5t: String,
+    /// Upper-case hex SHA-1 thumbprint.
+    pub thumbprint: String,
+    /// PKCS#8 PEM of the generated key; absent when the certificate was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_pem: Option<String>,
+}
+
+/// Reads a registered certificate's thumbprints and public key.
+pub fn registered_certificate(der: &[u8]) -> Result<RegisteredCertificate, AdminError> {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
+        AdminError::Invalid(format!(
+            "the app certificate is not an X.509 certificate: {e}"
+        ))
+    })?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| {
+            AdminError::Invalid(format!(
+                "the app certificate's public key does not encode: {e}"
+            ))
+        })?;
+    Ok(RegisteredCertificate {
+        der: der.to_vec(),
+        spki,
+        x5t: URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)),
+        x5t_s256: URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der)),
+    })
+}
+
+/// Registers an app.
+pub fn register_app(state: &State, spec: AppSpec) -> Result<AppCredentials, AdminError> {
+    let display_name = spec
+        .display_name
+        .clone()
+        .unwrap_or_else(|| "akvvm-app".to_owned());
+    let (cert_der, certificate_pem, private_key_pem) = match &spec.certificate_pem {
+        Some(pem) => {
+            let der: rustls::pki_types::CertificateDer<'static> =
+                rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).map_err(|e| {
+                    AdminError::Invalid(format!("certificatePem holds no PEM CERTIFICATE: {e:?}"))
+                })?;
+            (der.to_vec(), pem.clone(), None)
+        }
+        None => {
+            let subject = spec
+                .subject_name
+                .clone()
+                .unwrap_or_else(|| display_name.clone());
+            let key =
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                    .map_err(|e| {
+                        AdminError::Invalid(format!("failed to generate the app key: {e}"))
+                    })?;
+            let mut params = rcgen::CertificateParams::default();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, subject);
+            params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+            params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+            let cert = params.self_signed(&key).map_err(|e| {
+                AdminError::Invalid(format!("failed to create the app certificate: {e}"))
+            })?;
+            (cert.der().to_vec(), cert.pem(), Some(key.serialize_pem()))
+        }
+    };
+    let registered = registered_certificate(&cert_der)?;
+    let thumbprint = hex::encode_upper(sha1::Sha1::digest(&cert_der));
+    let x5t = registered.x5t.clone();
+    let app = App {
+        client_id: spec.client_id.unwrap_or_else(new_id),
+        object_id: spec.object_id.unwrap_or_else(new_id),
+        tenant_id: spec.tenant_id.unwrap_or_else(|| state.default_tenant()),
+        display_name,
+        certificates: vec![registered],
+    };
+    let app = state.add_app(app)?;
+    Ok(AppCredentials {
+        client_id: app.client_id,
+        object_id: app.object_id,
+        tenant_id: app.tenant_id,
+        certificate_pem,
+        x5t,
+        thumbprint,
+        private_key_pem,
+    })
+}

@@ -1,0 +1,193 @@
+//! The instance metadata service's managed identity endpoint, on plain http:
+//! `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with `Metadata: true`,
+//! and optionally `client_id`, `object_id` or `msi_res_id` to pick a user-assigned identity.
+//! Answers carry their numbers as strings, as IMDS does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::state::{Identity, Model, State};
+use crate::token::{AccessClaims, now_unix};
+
+/// Lifetime of IMDS tokens, in seconds (IMDS hands out tokens valid for about a day).
+pub const TOKEN_LIFETIME_S: i64 = 86_399;
+pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, get(token))
+        .with_state(state)
+}
+
+pub fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+fn bad_request(description: &str) -> Response {
+    imds_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+/// Picks the identity a request names, as IMDS does.
+pub fn select_identity(
+    model: &Model,
+    query: &BTreeMap<String, String>,
+) -> Result<Identity, String> {
+    let by = |f: &dyn Fn(&Identity) -> bool| {
+        model
+            .system_identity
+            .iter()
+            .chain(model.user_identities.iter())
+            .find(|i| f(i))
+            .cloned()
+            .ok_or_else(|| "Identity not found".to_owned())
+    };
+    if let Some(id) = query.get("client_id") {
+        return by(&|i| i.client_id.eq_ignore_ascii_case(id));
+    }
+    if let Some(id) = query.get("object_id") {
+        return by(&|i| i.object_id.eq_ignore_ascii_case(id));
+    }
+    if let Some(id) = query.get("msi_res_id").or_else(|| query.get("mi_res_id")) {
+        return by(&|i| {
+            i.resource_id
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(id))
+        });
+    }
+    if let Some(system) = &model.system_identity {
+        return Ok(system.clone());
+    }
+    match model.user_identities.as_slice() {
+        [] => Err("Identity not found".to_owned()),
+        [only] => Ok(only.clone()),
+        _ => Err("Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request".to_owned()),
+    }
+}
+
+async fn token(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
+    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return bad_request("Required metadata header not specified");
+    }
+    match query.get("api-version").map(String::as_str) {
+        None => return bad_request("Required query variable 'api-version' is missing"),
+        Some(
+            "2018-02-01" | "2019-08-01" | "2019-11-01" | "2020-06-01" | "2021-02-01" | "2021-12-13"
+            | "2023-07-01" | "2025-04-07",
+        ) => {}
+        Some(_) => return bad_request("Invalid API version"),
+    }
+    let Some(resource) = query.get("resource").filter(|r| !r.is_empty()) else {
+        return bad_request("Required query variable 'resource' is missing");
+    };
+    if url::Url::parse(resource).is_err() {
+        return imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            &format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
+            ),
+        );
+    }
+    let identity = match state.read(|m| select_identity(m, &query)) {
+        Ok(i) => i,
+        Err(description) => return bad_request(&description),
+    };
+    let now = now_unix();
+    let claims = AccessClaims {
+        aud: resource.clone(),
+        iss: format!("https://sts.windows.net/{}/", identity.tenant_id),
+        iat: now,
+        nbf: now,
+        exp: now + TOKEN_LIFETIME_S,
+        tid: identity.tenant_id.clone(),
+        oid: identity.object_id.clone(),
+        sub: identity.object_id.clone(),
+        appid: identity.client_id.clone(),
+    };
+    let access_token = match state.issuer.issue(&claims) {
+        Ok(t) => t,
+        Err(e) => {
+            return imds_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &e.to_string(),
+            );
+        }
+    };
+    axum::Json(json!({
+        "access_token": access_token,
+        "client_id": identity.client_id,
+        "expires_in": TOKEN_LIFETIME_S.to_string(),
+        "expires_on": claims.exp.to_string(),
+        "ext_expires_in": TOKEN_LIFETIME_S.to_string(),
+        "not_before": claims.nbf.to_string(),
+        "resource": resource,
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(n: &str) -> Identity {
+        Identity {
+            client_id: format!("c{n}"),
+            object_id: format!("o{n}"),
+            tenant_id: "t".into(),
+            resource_id: Some(format!("/r/{n}")),
+        }
+    }
+
+    #[test]
+    fn identity_selection_follows_imds() {
+        let q = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let mut m = Model {
+            user_identities: vec![ident("1"), ident("2")],
+            ..Model::default()
+        };
+        assert!(
+            select_identity(&m, &BTreeMap::new())
+                .unwrap_err()
+                .starts_with("Multiple user assigned identities exist")
+        );
+        assert_eq!(
+            select_identity(&m, &q("client_id", "c2")).unwrap(),
+            ident("2")
+        );
+        assert_eq!(
+            select_identity(&m, &q("object_id", "o1")).unwrap(),
+            ident("1")
+        );
+        assert_eq!(
+            select_identity(&m, &q("msi_res_id", "/r/2")).unwrap(),
+            ident("2")
+        );
+        assert_eq!(
+            select_identity(&m, &q("client_id", "nope")).unwrap_err(),
+            "Identity not found"
+        );
+        m.system_identity = Some(ident("s"));
+        assert_eq!(select_identity(&m, &BTreeMap::new()).unwrap(), ident("s"));
+        m.user_identities.pop();
+        m.system_identity = None;
+        assert_eq!(select_identity(&m, &BTreeMap::new()).unwrap(), ident("1"));
+    }
+}

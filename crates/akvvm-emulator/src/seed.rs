@@ -1,0 +1,104 @@
+//! The seed file (JSON): what the emulator holds at start.
+//!
+//! ```json
+//! {
+//!   "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+//!   "identities": { "system": {"clientId": "..."}, "user": [{"clientId": "...", "name": "web"}] },
+//!   "apps": [{"clientId": "...", "displayName": "paas", "certificatePem": "-----BEGIN CERTIFICATE-----..."}],
+//!   "vaults": [{
+//!     "name": "myvault",
+//!     "roles": [{"principal": "system", "roles": ["Key Vault Secrets User"]}],
+//!     "secrets": [{"name": "db", "value": "s3cret"}],
+//!     "certificates": [{"name": "web", "policy": {"key_props": {"kty": "EC", "crv": "P-256"},
+//!                        "x509_props": {"subject": "CN=web"}}}]
+//!   }]
+//! }
+//! ```
+//! Unknown keys are errors. Identities and apps are created before vaults, so roles may name them.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::admin::{VaultSpec, create_vault};
+use crate::entra::AppSpec;
+use crate::state::{IdentitySpec, State};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seed {
+    /// The default tenant; a random one when absent (or kept from the persisted state).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub identities: SeedIdentities,
+    #[serde(default)]
+    pub apps: Vec<AppSpec>,
+    #[serde(default)]
+    pub vaults: Vec<VaultSpec>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedIdentities {
+    #[serde(default)]
+    pub system: Option<IdentitySpec>,
+    #[serde(default)]
+    pub user: Vec<IdentitySpec>,
+}
+
+impl Seed {
+    pub fn from_file(path: &Path) -> anyhow::Result<Seed> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the seed file {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the seed file {} is not valid", path.display()))
+    }
+}
+
+/// Applies a seed; objects that already exist (from a persisted state) are left alone.
+pub fn apply(state: &State, seed: &Seed) -> anyhow::Result<()> {
+    if let Some(tenant) = &seed.tenant_id {
+        state
+            .write(|m| {
+                m.default_tenant = tenant.clone();
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .ok();
+    }
+    if let Some(system) = &seed.identities.system {
+        if state.read(|m| m.system_identity.is_none()) {
+            state.set_system_identity(system.clone())?;
+        }
+    }
+    for (index, user) in seed.identities.user.iter().enumerate() {
+        let exists = user
+            .client_id
+            .as_ref()
+            .is_some_and(|c| state.read(|m| m.user_identities.iter().any(|i| &i.client_id == c)));
+        if !exists {
+            state
+                .add_user_identity(user.clone())
+                .with_context(|| format!("identities.user[{index}]"))?;
+        }
+    }
+    for (index, app) in seed.apps.iter().enumerate() {
+        let exists = app
+            .client_id
+            .as_ref()
+            .is_some_and(|c| state.read(|m| m.apps.contains_key(c)));
+        if !exists {
+            crate::entra::register_app(state, app.clone())
+                .with_context(|| format!("apps[{index}]"))?;
+        }
+    }
+    for (index, vault) in seed.vaults.iter().enumerate() {
+        let exists = state.read(|m| m.vaults.contains_key(&vault.name.to_ascii_lowercase()));
+        if !exists {
+            create_vault(state, vault)
+                .with_context(|| format!("vaults[{index}] ({})", vault.name))?;
+        }
+    }
+    Ok(())
+}
