@@ -1,0 +1,453 @@
+//! Crash-safe file writes and link swaps.
+//!
+//! [`write_atomic`] is the one way akvvm writes a file: a temp file named
+//! `.akvvm-tmp-<name>.<random>` is created in the destination directory (`O_EXCL|O_NOFOLLOW`),
+//! given its mode, owner and ACL before any byte goes in, written, `fsync`ed, renamed over the
+//! destination, and the directory is `fsync`ed. A reader sees the old file or the new one, never a
+//! part of one; a crash leaves at most a temp file, which [`remove_temp_files`] deletes on the next
+//! start. [`swap_symlink_at`] moves a symbolic link the same way: the new link is made under a temp
+//! name and renamed over the old one.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, XattrFlags};
+use rustix::io::Errno;
+
+use super::StoreError;
+use super::acl::{ACL_XATTR, acl_error};
+
+/// The prefix of every temp file or link akvvm makes; anything so named is debris of an
+/// interrupted write and is removed on start.
+pub const TEMP_PREFIX: &str = ".akvvm-tmp-";
+
+/// How many fresh temp names to try before giving up (each collision is astronomically unlikely).
+const TEMP_NAME_ATTEMPTS: u32 = 16;
+
+/// Writes `bytes` to `path` atomically: after a crash at any moment `path` holds either its old
+/// content or `bytes`, never a mix or a truncated file.
+///
+/// The file gets exactly `mode` (the umask does not apply) and, when `owner` is `(uid, gid)`, that
+/// owner, both before any byte is written. `path` itself is never followed if it is a symbolic
+/// link: the link is replaced by the file.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), StoreError> {
+    let (dir_path, name) = split_path(path)?;
+    let dir = open_dir(dir_path).map_err(|source| StoreError::Write {
+        path: path.to_path_buf(),
+        step: "open the directory",
+        source,
+    })?;
+    let options = FileOptions {
+        mode,
+        owner,
+        acl: None,
+    };
+    write_atomic_at(dir.as_fd(), dir_path, name, bytes, &options)
+}
+
+/// What a new file gets before its content goes in.
+pub(crate) struct FileOptions<'a> {
+    pub mode: u32,
+    pub owner: Option<(u32, u32)>,
+    /// A `system.posix_acl_access` value (see [`super::acl::PosixAcl::to_xattr`]).
+    pub acl: Option<&'a [u8]>,
+}
+
+/// [`write_atomic`] for the entry `name` of the open directory `dir` (whose path, for messages,
+/// is `dir_path`).
+pub(crate) fn write_atomic_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    bytes: &[u8],
+    options: &FileOptions<'_>,
+) -> Result<(), StoreError> {
+    let path = dir_path.join(name);
+    let write_error = |step: &'static str| {
+        let path = path.clone();
+        move |source: io::Error| StoreError::Write { path, step, source }
+    };
+    let mode = Mode::from_raw_mode(options.mode);
+    let (temp_name, fd) = create_temp(name, |temp| {
+        rustix::fs::openat(
+            dir,
+            temp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            mode,
+        )
+    })
+    .map_err(write_error("create the temp file"))?;
+
+    let result = (|| {
+        // The umask may have narrowed the mode given to open; set it exactly.
+        rustix::fs::fchmod(&fd, mode).map_err(|e| write_error("set the mode")(e.into()))?;
+        if let Some((uid, gid)) = options.owner {
+            rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| write_error("set the owner")(e.into()))?;
+        }
+        if let Some(acl) = options.acl {
+            rustix::fs::fsetxattr(&fd, ACL_XATTR, acl, XattrFlags::empty())
+                .map_err(|e| acl_error(&path, e))?;
+        }
+        let mut file = File::from(fd);
+        file.write_all(bytes).map_err(write_error("write"))?;
+        file.sync_all().map_err(write_error("fsync the file"))?;
+        drop(file);
+        rustix::fs::renameat(dir, temp_name.as_str(), dir, name)
+            .map_err(|e| write_error("rename the temp file over it")(e.into()))?;
+        Ok(())
+    })();
+    if let Err(error) = result {
+        let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
+        return Err(error);
+    }
+    rustix::fs::fsync(dir).map_err(|e| write_error("fsync the directory")(e.into()))
+}
+
+/// Points the link `link_name` in `dir` at `target` (a name relative to `dir`), atomically: the
+/// new link is created under a temp name and renamed over the old one, then the directory is
+/// `fsync`ed. Refuses to replace anything that is not a symbolic link.
+pub(crate) fn swap_symlink_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    link_name: &str,
+    target: &str,
+) -> Result<(), StoreError> {
+    let path = dir_path.join(link_name);
+    ensure_link_or_absent(dir, dir_path, link_name)?;
+    let link_error = |source: io::Error| StoreError::Link {
+        path: path.clone(),
+        target: target.to_owned(),
+        source,
+    };
+    let (temp_name, ()) = create_temp(link_name, |temp| rustix::fs::symlinkat(target, dir, temp))
+        .map_err(link_error)?;
+    if let Err(e) = rustix::fs::renameat(dir, temp_name.as_str(), dir, link_name) {
+        let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
+        return Err(link_error(e.into()));
+    }
+    rustix::fs::fsync(dir).map_err(|e| link_error(e.into()))
+}
+
+/// Fails with [`StoreError::LinkOccupied`] when `name` exists in `dir` and is not a symbolic link.
+pub(crate) fn ensure_link_or_absent(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+) -> Result<(), StoreError> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => Ok(()),
+        Ok(_) => Err(StoreError::LinkOccupied {
+            path: dir_path.join(name),
+        }),
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(StoreError::Read {
+            path: dir_path.join(name),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Removes every entry of `dir` whose name starts with [`TEMP_PREFIX`] (files, links and
+/// directories left by an interrupted write) and returns their names.
+pub(crate) fn remove_temp_files(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+) -> Result<Vec<String>, StoreError> {
+    let mut removed = Vec::new();
+    for (name, file_type) in list_dir(dir, dir_path)? {
+        if !name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = dir_path.join(&name);
+        let result = if file_type == FileType::Directory {
+            std::fs::remove_dir_all(&path)
+        } else {
+            rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).map_err(io::Error::from)
+        };
+        match result {
+            Ok(()) => removed.push(name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Write {
+                    path,
+                    step: "remove a leftover temp file",
+                    source,
+                });
+            }
+        }
+    }
+    if !removed.is_empty() {
+        rustix::fs::fsync(dir).map_err(|e| StoreError::Write {
+            path: dir_path.to_path_buf(),
+            step: "fsync the directory",
+            source: e.into(),
+        })?;
+    }
+    Ok(removed)
+}
+
+/// The entries of `dir` (without `.` and `..`), with their types. Names that are not UTF-8 are
+/// skipped: akvvm never creates such names.
+pub(crate) fn list_dir(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+) -> Result<Vec<(String, FileType)>, StoreError> {
+    let read_error = |e: Errno| StoreError::Read {
+        path: dir_path.to_path_buf(),
+        source: e.into(),
+    };
+    let entries = rustix::fs::Dir::read_from(dir).map_err(read_error)?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(read_error)?;
+        let Some(name) = utf8_name(entry.file_name()) else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let mut file_type = entry.file_type();
+        if file_type == FileType::Unknown {
+            // Some file systems do not fill d_type.
+            file_type = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+        }
+        names.push((name.to_owned(), file_type));
+    }
+    Ok(names)
+}
+
+fn utf8_name(name: &CStr) -> Option<&str> {
+    name.to_str().ok()
+}
+
+/// Opens a directory for `*at` calls and `fsync`.
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Splits `path` into its directory and its file name.
+fn split_path(path: &Path) -> Result<(&Path, &str), StoreError> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| StoreError::InvalidName {
+            what: "file path",
+            value: path.display().to_string(),
+            reason: "it does not end in a UTF-8 file name",
+        })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
+/// Calls `create` with fresh temp names for `name` until one does not exist yet.
+fn create_temp<T>(
+    name: &str,
+    mut create: impl FnMut(&str) -> rustix::io::Result<T>,
+) -> io::Result<(String, T)> {
+    let mut last = Errno::EXIST;
+    for _ in 0..TEMP_NAME_ATTEMPTS {
+        let temp = temp_name(name);
+        match create(&temp) {
+            Ok(value) => return Ok((temp, value)),
+            Err(Errno::EXIST) => last = Errno::EXIST,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.into())
+}
+
+/// `.akvvm-tmp-<name>.<16 random hex digits>`.
+pub(crate) fn temp_name(name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    format!("{TEMP_PREFIX}{name}.{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn writes_the_content_with_the_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        write_atomic(&path, b"first", 0o640, None).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+
+        write_atomic(&path, b"second", 0o600, None).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file may remain"
+        );
+    }
+
+    #[test]
+    fn replaces_a_symlink_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        let path = dir.path().join("file");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomic(&path, b"new", 0o600, None).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn sets_the_owner() {
+        // Root may give the file to anyone; another user only to itself.
+        let owner = if rustix::process::geteuid().is_root() {
+            (65534, 65533)
+        } else {
+            (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owned");
+        write_atomic(&path, b"x", 0o600, Some(owner)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), owner);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory at the destination: the final rename fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"old").unwrap();
+        let error = write_atomic(&path, b"new", 0o600, None).unwrap_err();
+        assert_eq!(error.code(), "store_write");
+        assert!(error.to_string().contains("rename"), "{error}");
+        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn swaps_links_and_refuses_to_replace_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("a"), b"a").unwrap();
+        std::fs::write(dir.path().join("b"), b"b").unwrap();
+        swap_symlink_at(fd.as_fd(), dir.path(), "link", "a").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("link")).unwrap(), b"a");
+        swap_symlink_at(fd.as_fd(), dir.path(), "link", "b").unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.path().join("link")).unwrap(),
+            Path::new("b")
+        );
+
+        let error = swap_symlink_at(fd.as_fd(), dir.path(), "a", "b").unwrap_err();
+        assert_eq!(error.code(), "store_link_occupied");
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn a_link_that_cannot_be_made_is_a_link_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        // 250 bytes is a valid name, but its temp name is not.
+        let name = "l".repeat(250);
+        let error = swap_symlink_at(fd.as_fd(), dir.path(), &name, "target").unwrap_err();
+        assert_eq!(error.code(), "store_link");
+        assert!(error.to_string().contains("at target"), "{error}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_unreadable_directory_is_a_read_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let fd = rustix::fs::open(&file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let error = list_dir(fd.as_fd(), &file).unwrap_err();
+        assert_eq!(error.code(), "store_read");
+        assert!(error.to_string().contains("file"), "{error}");
+    }
+
+    #[test]
+    fn an_acl_the_kernel_rejects_is_an_acl_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        // A version-2 header and an ACL_USER entry alone: no USER_OBJ, invalid.
+        let invalid = [2, 0, 0, 0, 2, 0, 4, 0, 1, 0, 0, 0];
+        let options = FileOptions {
+            mode: 0o600,
+            owner: None,
+            acl: Some(&invalid),
+        };
+        let error = write_atomic_at(fd.as_fd(), dir.path(), "f", b"x", &options).unwrap_err();
+        assert_eq!(error.code(), "store_acl");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn removes_only_temp_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("keep"), b"k").unwrap();
+        std::fs::write(dir.path().join(temp_name("cert")), b"partial").unwrap();
+        std::os::unix::fs::symlink("keep", dir.path().join(temp_name("link"))).unwrap();
+        std::fs::create_dir(dir.path().join(temp_name("cert.d"))).unwrap();
+        let mut removed = remove_temp_files(fd.as_fd(), dir.path()).unwrap();
+        removed.sort();
+        assert_eq!(removed.len(), 3);
+        assert!(removed.iter().all(|name| name.starts_with(TEMP_PREFIX)));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec!["keep"]);
+    }
+
+    #[test]
+    fn temp_names_are_distinct_and_recognisable() {
+        let a = temp_name("v.c.1");
+        let b = temp_name("v.c.1");
+        assert_ne!(a, b);
+        assert!(a.starts_with(".akvvm-tmp-v.c.1."));
+    }
+}

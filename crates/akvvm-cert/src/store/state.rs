@@ -1,0 +1,412 @@
+//! The state file: what akvvm installed for each observed URL, so that a restart neither rewrites
+//! files nor re-runs reload hooks.
+//!
+//! It lives beside the store (the caller chooses the path, e.g. `<state dir>/state.json`), is
+//! written with [`write_atomic`], and looks like:
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "certificates": {
+//!     "https://myvault.vault.azure.net/secrets/mycert": {
+//!       "installedVersion": "0123abcd...",
+//!       "thumbprint": "9F1C...",
+//!       "notAfter": "2027-11-22T10:00:00Z",
+//!       "file": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.mycert.0123abcd...",
+//!       "link": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.mycert",
+//!       "installedAt": "2026-11-22T10:00:00Z",
+//!       "lastCheck": "2026-11-22T11:00:00Z",
+//!       "lastError": { "code": "vault_forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" }
+//!     }
+//!   }
+//! }
+//! ```
+//!
+//! To add a field: add it to [`StateEntry`] as an `Option` with `#[serde(default)]`, so files
+//! written by older versions still load; unknown fields are ignored, so older versions still load
+//! newer files. Bump [`STATE_FORMAT_VERSION`] only for a change an older akvvm must not misread.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Installed, StoreError, write_atomic};
+
+/// The format version this akvvm writes and the newest it reads.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// The state file's mode: it holds paths, versions and thumbprints, nothing secret, so that
+/// `akvvm status` may read it without root.
+pub const STATE_FILE_MODE: u32 = 0o644;
+
+/// What akvvm knows about one observed certificate URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateEntry {
+    /// The Key Vault version installed (the last segment of the secret's `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_version: Option<String>,
+    /// SHA-1 of the DER leaf certificate, upper-case hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+    /// The leaf certificate's expiry.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_after: Option<OffsetDateTime>,
+    /// The version file, `<store>/<vault>.<cert>.<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The stable link, `<store>/<vault>.<cert>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<PathBuf>,
+    /// The `customSymbolicLinkName` link, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_link: Option<PathBuf>,
+    /// The link to the certbot-style directory, when that output is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_link: Option<PathBuf>,
+    /// When this version was installed.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub installed_at: Option<OffsetDateTime>,
+    /// When Key Vault was last asked about this URL, successfully or not.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_check: Option<OffsetDateTime>,
+    /// The last failure, cleared by the next success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+/// A failure recorded in the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// The error's stable machine code (e.g. [`StoreError::code`]).
+    pub code: String,
+    /// The error's message, as reported.
+    pub message: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl StateEntry {
+    /// Records a successful install (and clears the last error).
+    pub fn record_install(&mut self, installed: &Installed, at: OffsetDateTime) {
+        self.installed_version = Some(installed.version.clone());
+        self.thumbprint = Some(installed.thumbprint.clone());
+        self.not_after = Some(installed.not_after);
+        self.file = Some(installed.file.clone());
+        self.link = Some(installed.link.clone());
+        self.custom_link = installed.custom_link.clone();
+        self.live_link = installed.live_link.clone();
+        self.installed_at = Some(at);
+        self.last_check = Some(at);
+        self.last_error = None;
+    }
+
+    /// Records a check that found nothing new (and clears the last error).
+    pub fn record_check(&mut self, at: OffsetDateTime) {
+        self.last_check = Some(at);
+        self.last_error = None;
+    }
+
+    /// Records a failed check or install; what was installed stays recorded.
+    pub fn record_error(&mut self, code: &str, message: &str, at: OffsetDateTime) {
+        self.last_check = Some(at);
+        self.last_error = Some(LastError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            at,
+        });
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Document {
+    version: u32,
+    #[serde(default)]
+    certificates: BTreeMap<String, StateEntry>,
+}
+
+/// The state file, loaded in memory; [`StateFile::save`] writes it back atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateFile {
+    path: PathBuf,
+    entries: BTreeMap<String, StateEntry>,
+}
+
+impl StateFile {
+    /// Loads the state file at `path`; a missing file is an empty state.
+    pub fn load(path: &Path) -> Result<StateFile, StoreError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(StateFile::empty(path));
+            }
+            Err(source) => {
+                return Err(StoreError::StateRead {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let document: Document =
+            serde_json::from_str(&text).map_err(|e| StoreError::StateCorrupt {
+                path: path.to_path_buf(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+        if document.version > STATE_FORMAT_VERSION {
+            return Err(StoreError::StateCorrupt {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "format version {} was written by a newer akvvm; this one reads up to {}",
+                    document.version, STATE_FORMAT_VERSION
+                ),
+            });
+        }
+        Ok(StateFile {
+            path: path.to_path_buf(),
+            entries: document.certificates,
+        })
+    }
+
+    /// Loads the state file, never failing: a corrupt file is renamed to `<name>.corrupt` (kept
+    /// for a post-mortem) and an empty state is returned with the error, for the caller to report.
+    /// The caller then rebuilds entries from the store ([`super::Store::current`]), so nothing
+    /// that is installed is written again.
+    pub fn load_or_recover(path: &Path) -> (StateFile, Option<StoreError>) {
+        match StateFile::load(path) {
+            Ok(state) => (state, None),
+            Err(error @ StoreError::StateCorrupt { .. }) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(".corrupt");
+                if let Err(e) = std::fs::rename(path, &aside) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot move the corrupt state file aside");
+                }
+                (StateFile::empty(path), Some(error))
+            }
+            Err(error) => (StateFile::empty(path), Some(error)),
+        }
+    }
+
+    /// An empty state that [`StateFile::save`] writes to `path`.
+    pub fn empty(path: &Path) -> StateFile {
+        StateFile {
+            path: path.to_path_buf(),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Where this state is saved.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The entry of an observed URL.
+    pub fn entry(&self, url: &str) -> Option<&StateEntry> {
+        self.entries.get(url)
+    }
+
+    /// The entry of an observed URL, created empty if missing.
+    pub fn entry_mut(&mut self, url: &str) -> &mut StateEntry {
+        self.entries.entry(url.to_owned()).or_default()
+    }
+
+    /// Replaces the entry of an observed URL.
+    pub fn set(&mut self, url: &str, entry: StateEntry) {
+        self.entries.insert(url.to_owned(), entry);
+    }
+
+    /// Forgets an URL that is no longer observed.
+    pub fn remove(&mut self, url: &str) -> Option<StateEntry> {
+        self.entries.remove(url)
+    }
+
+    /// Every URL and its entry, sorted by URL.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &StateEntry)> {
+        self.entries
+            .iter()
+            .map(|(url, entry)| (url.as_str(), entry))
+    }
+
+    /// Writes the state atomically (mode [`STATE_FILE_MODE`]), creating its directory if needed.
+    pub fn save(&self) -> Result<(), StoreError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Write {
+                path: dir.to_path_buf(),
+                step: "create the state directory",
+                source,
+            })?;
+        }
+        let document = Document {
+            version: STATE_FORMAT_VERSION,
+            certificates: self.entries.clone(),
+        };
+        let mut text = serde_json::to_string_pretty(&document).map_err(|e| StoreError::Write {
+            path: self.path.clone(),
+            step: "serialize",
+            source: io::Error::other(e),
+        })?;
+        text.push('\n');
+        write_atomic(&self.path, text.as_bytes(), STATE_FILE_MODE, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use time::macros::datetime;
+
+    const URL: &str = "https://myvault.vault.azure.net/secrets/mycert";
+
+    fn installed() -> Installed {
+        Installed {
+            version: "0123abcd".into(),
+            file: "/store/myvault.mycert.0123abcd".into(),
+            link: "/store/myvault.mycert".into(),
+            custom_link: Some("/store/web".into()),
+            live_link: None,
+            thumbprint: "9F1C0000000000000000000000000000000000AB".into(),
+            not_after: datetime!(2027-11-22 10:00 UTC),
+            pruned: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::load(&dir.path().join("state.json")).unwrap();
+        assert_eq!(state.entries().count(), 0);
+    }
+
+    #[test]
+    fn saves_and_loads_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        let mut state = StateFile::load(&path).unwrap();
+        state
+            .entry_mut(URL)
+            .record_install(&installed(), datetime!(2026-11-22 10:00 UTC));
+        state.entry_mut(URL).record_error(
+            "vault_forbidden",
+            "403 from Key Vault",
+            datetime!(2026-11-22 11:00 UTC),
+        );
+        state.save().unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            r#"{
+  "version": 1,
+  "certificates": {
+    "https://myvault.vault.azure.net/secrets/mycert": {
+      "installedVersion": "0123abcd",
+      "thumbprint": "9F1C0000000000000000000000000000000000AB",
+      "notAfter": "2027-11-22T10:00:00Z",
+      "file": "/store/myvault.mycert.0123abcd",
+      "link": "/store/myvault.mycert",
+      "customLink": "/store/web",
+      "installedAt": "2026-11-22T10:00:00Z",
+      "lastCheck": "2026-11-22T11:00:00Z",
+      "lastError": {
+        "code": "vault_forbidden",
+        "message": "403 from Key Vault",
+        "at": "2026-11-22T11:00:00Z"
+      }
+    }
+  }
+}
+"#
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, STATE_FILE_MODE);
+        let loaded = StateFile::load(&path).unwrap();
+        assert_eq!(loaded, state);
+
+        let mut loaded = loaded;
+        loaded
+            .entry_mut(URL)
+            .record_check(datetime!(2026-11-22 12:00 UTC));
+        let entry = loaded.entry(URL).unwrap();
+        assert_eq!(entry.last_error, None);
+        assert_eq!(entry.installed_version.as_deref(), Some("0123abcd"));
+        assert!(loaded.remove(URL).is_some());
+        assert_eq!(loaded.entry(URL), None);
+    }
+
+    #[test]
+    fn tolerates_unknown_and_missing_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"certificates":{"u":{"thumbprint":"AB","futureField":3}},"other":1}"#,
+        )
+        .unwrap();
+        let state = StateFile::load(&path).unwrap();
+        let entry = state.entry("u").unwrap();
+        assert_eq!(entry.thumbprint.as_deref(), Some("AB"));
+        assert_eq!(entry.installed_version, None);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_clear_error_and_is_recovered_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{\"version\": 1,\n \"certificates\": {\"u\": 3}").unwrap();
+        let error = StateFile::load(&path).unwrap_err();
+        assert_eq!(error.code(), "state_corrupt");
+        let message = error.to_string();
+        assert!(message.contains("state.json"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+
+        let (state, error) = StateFile::load_or_recover(&path);
+        assert_eq!(error.unwrap().code(), "state_corrupt");
+        assert_eq!(state.entries().count(), 0);
+        assert!(!path.exists());
+        assert!(dir.path().join("state.json.corrupt").exists());
+        state.save().unwrap();
+        assert_eq!(StateFile::load(&path).unwrap().entries().count(), 0);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"version":2,"certificates":{}}"#).unwrap();
+        let error = StateFile::load(&path).unwrap_err();
+        assert_eq!(error.code(), "state_corrupt");
+        assert!(error.to_string().contains("newer akvvm"), "{error}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_a_read_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = StateFile::load(dir.path()).unwrap_err();
+        assert_eq!(error.code(), "state_read");
+        let (state, error) = StateFile::load_or_recover(dir.path());
+        assert_eq!(error.unwrap().code(), "state_read");
+        assert_eq!(state.entries().count(), 0);
+        assert!(dir.path().is_dir());
+    }
+}
