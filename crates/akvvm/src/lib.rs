@@ -9,7 +9,11 @@
 
 pub use akvvm_cert as cert;
 
-pub mod settings;
-pub mod validate;
-pub mod status;
 pub mod handler;
+pub mod http;
+pub mod identity;
+pub mod settings;
+pub mod status;
+pub mod sync;
+pub mod validate;
+pub mod vault;

@@ -1,0 +1,675 @@
+//! The one HTTP client akvvm uses, and its retry policy as data.
+//!
+//! Every outbound request (IMDS, Entra ID, Key Vault) goes through a [`reqwest::Client`] built by
+//! [`build_client`] from [`HttpOptions`]:
+//! - extra trusted CA roots (PEM files) on top of the platform's roots, for TLS-inspecting proxies
+//!   and the local vault;
+//! - host name overrides (`myvault.vault.azure.net` -> `127.0.0.1:8443`), for the local vault and
+//!   private endpoints without touching `/etc/hosts`;
+//! - `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment (reqwest's system proxy); the TLS
+//!   session is tunnelled through the proxy, so the extra roots still apply end to end;
+//! - connect and request timeouts, and the user agent `akvvm/<version>`.
+//!
+//! Build one client per vault and keep it: it pools connections.
+//!
+//! Retrying is data, not code: a [`RetryPolicy`] says which statuses retry, the exponential
+//! backoff with full jitter and its cap, the maximum number of attempts and the overall deadline,
+//! and whether `Retry-After` is honoured. [`send_with_retry`] applies a policy to any request;
+//! the Key Vault transport ([`crate::vault`]) applies the same policy to the SDK's requests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// The user agent of every request akvvm sends.
+pub const USER_AGENT: &str = concat!("akvvm/", env!("CARGO_PKG_VERSION"));
+
+/// Default time allowed to establish a TCP (and TLS) connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time allowed for one whole request, from sending to the last byte of the answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors while building the client or sending a request.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// An extra CA root file could not be read.
+    #[error("failed to read the CA root file {}: {source}", path.display())]
+    ReadCaRoot {
+        /// The file named in the settings.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An extra CA root file holds no usable certificate.
+    #[error(
+        "the CA root file {} holds no PEM certificate: {reason}; give a file with one or more \
+         -----BEGIN CERTIFICATE----- blocks",
+        path.display()
+    )]
+    InvalidCaRoot {
+        /// The file named in the settings.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A host override is malformed.
+    #[error(
+        "invalid host override {host:?} -> {value:?}: {reason}; give an address such as \
+         \"127.0.0.1:8443\" or \"10.0.0.5\" (the port then comes from the URL)"
+    )]
+    InvalidHostOverride {
+        /// The host name being overridden.
+        host: String,
+        /// The address given for it.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// reqwest refused the configuration.
+    #[error("failed to build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+    /// A request could not be sent or its answer not read, after every retry.
+    #[error("request to {url} failed after {attempts} attempt(s): {source}")]
+    Send {
+        /// The URL, without its query string.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last transport error.
+        source: reqwest::Error,
+    },
+}
+
+impl HttpError {
+    /// A stable machine-readable code for the status file and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpError::ReadCaRoot { .. } => "http_ca_root_unreadable",
+            HttpError::InvalidCaRoot { .. } => "http_ca_root_invalid",
+            HttpError::InvalidHostOverride { .. } => "http_host_override_invalid",
+            HttpError::Build(_) => "http_client_build",
+            HttpError::Send { .. } => "http_transport",
+        }
+    }
+}
+
+/// One host name mapped to a fixed address, like an `/etc/hosts` line for akvvm alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostOverride {
+    host: String,
+    addr: SocketAddr,
+}
+
+impl HostOverride {
+    /// Parses `value` as `IP:PORT` (`127.0.0.1:8443`, `[::1]:8443`) or a bare IP (the port then
+    /// comes from the URL, or the scheme's default).
+    pub fn parse(host: &str, value: &str) -> Result<Self, HttpError> {
+        let invalid = |reason: &str| HttpError::InvalidHostOverride {
+            host: host.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let host_trimmed = host.trim().trim_end_matches('.');
+        if host_trimmed.is_empty()
+            || !host_trimmed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid("the host name must be a DNS name"));
+        }
+        let value_trimmed = value.trim();
+        let addr = if let Ok(addr) = value_trimmed.parse::<SocketAddr>() {
+            addr
+        } else if let Ok(ip) = value_trimmed
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            // Port 0 tells reqwest to use the URL's port or the scheme's default.
+            SocketAddr::new(ip, 0)
+        } else {
+            return Err(invalid("not an IP address or IP:port"));
+        };
+        Ok(Self {
+            host: host_trimmed.to_ascii_lowercase(),
+            addr,
+        })
+    }
+
+    /// The overridden host name, lower case.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The address it maps to; port 0 means "the URL's port".
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// How the client reaches the network.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// Honour `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment.
+    #[default]
+    FromEnvironment,
+    /// Always connect directly (IMDS must never go through a proxy).
+    Direct,
+    /// Send every request through this proxy URL, except hosts matched by `no_proxy`
+    /// (the `NO_PROXY` syntax: comma-separated names, domains and CIDR ranges).
+    Explicit {
+        /// `http://proxy:3128`.
+        url: String,
+        /// Hosts that bypass the proxy.
+        no_proxy: Option<String>,
+    },
+}
+
+/// Everything [`build_client`] needs. Defaults: platform roots only, no overrides, proxies from
+/// the environment, [`DEFAULT_CONNECT_TIMEOUT`] and [`DEFAULT_REQUEST_TIMEOUT`].
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// PEM files whose certificates are trusted in addition to the platform's roots.
+    pub extra_ca_files: Vec<PathBuf>,
+    /// PEM text whose certificates are trusted in addition to the platform's roots.
+    pub extra_ca_pems: Vec<String>,
+    /// Host names mapped to fixed addresses.
+    pub host_overrides: Vec<HostOverride>,
+    /// Proxy handling.
+    pub proxy: ProxyMode,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            extra_ca_files: Vec::new(),
+            extra_ca_pems: Vec::new(),
+            host_overrides: Vec::new(),
+            proxy: ProxyMode::FromEnvironment,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The same options with proxies turned off: what the IMDS client uses.
+    pub fn direct(&self) -> Self {
+        Self {
+            proxy: ProxyMode::Direct,
+            ..self.clone()
+        }
+    }
+}
+
+/// Builds the reqwest client described by `options`.
+///
+/// Redirects are not followed (Azure services don't redirect, and a redirect must never carry a
+/// token elsewhere).
+pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .redirect(reqwest::redirect::Policy::none());
+
+    let mut roots = Vec::new();
+    for path in &options.extra_ca_files {
+        let pem = std::fs::read(path).map_err(|source| HttpError::ReadCaRoot {
+            path: path.clone(),
+            source,
+        })?;
+        roots.extend(parse_ca_bundle(path, &pem)?);
+    }
+    for (index, pem) in options.extra_ca_pems.iter().enumerate() {
+        let label = PathBuf::from(format!("<inline CA root #{}>", index + 1));
+        roots.extend(parse_ca_bundle(&label, pem.as_bytes())?);
+    }
+    if !roots.is_empty() {
+        builder = builder.tls_certs_merge(roots);
+    }
+
+    for host_override in &options.host_overrides {
+        builder = builder.resolve(&host_override.host, host_override.addr);
+    }
+
+    match &options.proxy {
+        ProxyMode::FromEnvironment => {}
+        ProxyMode::Direct => builder = builder.no_proxy(),
+        ProxyMode::Explicit { url, no_proxy } => {
+            let proxy = reqwest::Proxy::all(url.as_str())
+                .map_err(HttpError::Build)?
+                .no_proxy(no_proxy.as_deref().and_then(reqwest::NoProxy::from_string));
+            builder = builder.proxy(proxy);
+        }
+    }
+
+    builder.build().map_err(HttpError::Build)
+}
+
+/// Parses every certificate of a PEM bundle; a file without one is an error.
+fn parse_ca_bundle(path: &Path, pem: &[u8]) -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let invalid = |reason: String| HttpError::InvalidCaRoot {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(pem).map_err(|_| invalid("not UTF-8 text".to_owned()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid("no CERTIFICATE block found".to_owned()));
+    }
+    reqwest::Certificate::from_pem_bundle(pem).map_err(|err| invalid(err.to_string()))
+}
+
+/// Which answers are retried and how long to wait between attempts.
+///
+/// Delays follow exponential backoff with full jitter: before retry `n` (1-based) the client
+/// sleeps a uniformly random time in `[0, min(max_delay, initial_delay * 2^(n-1))]`, unless the
+/// answer carried `Retry-After` and `honour_retry_after` is set, in which case it sleeps exactly
+/// that long. Retrying stops after `max_attempts` attempts, or when the next sleep would end past
+/// `deadline` (measured from the first attempt); the last answer is then returned as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// HTTP statuses that are retried.
+    pub retry_statuses: Vec<u16>,
+    /// Whether every 5xx status is retried (in addition to `retry_statuses`).
+    pub retry_server_errors: bool,
+    /// Whether connection errors and timeouts are retried.
+    pub retry_transport_errors: bool,
+    /// The backoff ceiling before the first retry.
+    pub initial_delay: Duration,
+    /// The largest backoff ceiling.
+    pub max_delay: Duration,
+    /// Total attempts, the first one included (1 means no retry).
+    pub max_attempts: u32,
+    /// Overall time budget from the first attempt; `None` means only `max_attempts` bounds it.
+    pub deadline: Option<Duration>,
+    /// Whether a `Retry-After` (seconds or HTTP date) replaces the computed backoff.
+    pub honour_retry_after: bool,
+}
+
+impl RetryPolicy {
+    /// IMDS: 404 and 410 (the identity is not ready yet at boot), 429 and 5xx; up to 8 attempts
+    /// within two minutes, 1 s doubling to 30 s.
+    pub fn imds() -> Self {
+        Self {
+            retry_statuses: vec![404, 410, 429],
+            retry_server_errors: true,
+            retry_transport_errors: true,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_attempts: 8,
+            deadline: Some(Duration::from_secs(120)),
+            honour_retry_after: true,
+        }
+    }
+
+    /// Entra ID token endpoint: 429 and 5xx; up to 4 attempts within a minute.
+    pub fn entra() -> Self {
+        Self {
+            retry_statuses: vec![429],
+            retry_server_errors: true,
+            retry_transport_errors: true,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(20),
+            max_attempts: 4,
+            deadline: Some(Duration::from_secs(60)),
+            honour_retry_after: true,
+        }
+    }
+
+    /// Key Vault: 429 and 5xx; up to 6 attempts within two minutes, 1 s doubling to 60 s.
+    pub fn key_vault() -> Self {
+        Self {
+            retry_statuses: vec![429],
+            retry_server_errors: true,
+            retry_transport_errors: true,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            max_attempts: 6,
+            deadline: Some(Duration::from_secs(120)),
+            honour_retry_after: true,
+        }
+    }
+
+    /// A policy that never retries.
+    pub fn no_retry() -> Self {
+        Self {
+            retry_statuses: Vec::new(),
+            retry_server_errors: false,
+            retry_transport_errors: false,
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            max_attempts: 1,
+            deadline: None,
+            honour_retry_after: false,
+        }
+    }
+
+    /// Whether an answer with this status is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.retry_statuses.contains(&status) || (self.retry_server_errors && status >= 500)
+    }
+
+    /// The backoff ceiling before retry `retry` (1-based): `min(max_delay, initial * 2^(retry-1))`.
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_delay
+            .checked_mul(factor)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+
+    /// A full-jitter backoff before retry `retry`: uniform in `[0, backoff_ceiling(retry)]`.
+    pub fn jittered_backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let ceiling = self.backoff_ceiling(retry);
+        if ceiling.is_zero() {
+            return Duration::ZERO;
+        }
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rng.random_range(0..=nanos))
+    }
+
+    /// Decides what happens after attempt number `attempt` (1-based) got a retryable outcome:
+    /// `Some(delay)` to sleep and retry, `None` to stop. `retry_after` is the server's wish,
+    /// `elapsed` the time since the first attempt started.
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let delay = match retry_after {
+            Some(wanted) if self.honour_retry_after => wanted,
+            _ => self.jittered_backoff(attempt, &mut rand::rng()),
+        };
+        if let Some(deadline) = self.deadline
+            && elapsed.saturating_add(delay) > deadline
+        {
+            return None;
+        }
+        Some(delay)
+    }
+}
+
+/// Reads `Retry-After` (delta seconds, or an HTTP date) and the `x-ms-retry-after-ms` /
+/// `retry-after-ms` variants Azure services also send.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
+        if let Some(ms) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, now)
+}
+
+/// Parses one `Retry-After` value: delta seconds (`"120"`) or an HTTP date
+/// (`"Wed, 21 Oct 2015 07:28:00 GMT"`, a date in the past meaning "now").
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Sends the request `build` makes, again and again as `policy` says, and returns the first
+/// answer that is not retried (a success, a permanent error, or the last retryable one).
+///
+/// `build` is called once per attempt, so bodies are rebuilt. Each attempt is logged at debug
+/// level in an `http_attempt` span with `attempt` and `status` fields; URLs are logged without
+/// their query string.
+pub async fn send_with_retry<F>(
+    policy: &RetryPolicy,
+    mut build: F,
+) -> Result<reqwest::Response, HttpError>
+where
+    F: FnMut() -> reqwest::RequestBuilder,
+{
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let span = tracing::debug_span!("http_attempt", attempt, status = tracing::field::Empty);
+        let outcome = build().send().instrument(span.clone()).await;
+        let delay = match outcome {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                span.record("status", status);
+                if !policy.retries_status(status) {
+                    return Ok(response);
+                }
+                let wanted = retry_after(response.headers(), SystemTime::now());
+                let Some(delay) = policy.next_delay(attempt, wanted, started.elapsed()) else {
+                    return Ok(response);
+                };
+                tracing::debug!(
+                    parent: &span,
+                    url = %redact_url(response.url()),
+                    status,
+                    delay_ms = millis(delay),
+                    "retrying after a retryable answer"
+                );
+                delay
+            }
+            Err(err) => {
+                let retry = if policy.retry_transport_errors && is_transient(&err) {
+                    policy.next_delay(attempt, None, started.elapsed())
+                } else {
+                    None
+                };
+                let Some(delay) = retry else {
+                    return Err(HttpError::Send {
+                        url: err.url().map(redact_url).unwrap_or_default(),
+                        attempts: attempt,
+                        source: err.without_url(),
+                    });
+                };
+                tracing::debug!(
+                    parent: &span,
+                    error = %err.without_url(),
+                    delay_ms = millis(delay),
+                    "retrying after a transport error"
+                );
+                delay
+            }
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// A duration in whole milliseconds, for log fields.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a transport error is worth retrying (connect failures, timeouts, resets).
+pub fn is_transient(err: &reqwest::Error) -> bool {
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+}
+
+/// The URL without query string or fragment, for logs and error messages.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn host_override_accepts_ip_port_and_bare_ip() {
+        let with_port = HostOverride::parse("MyVault.vault.azure.net", "127.0.0.1:8443").unwrap();
+        assert_eq!(with_port.host(), "myvault.vault.azure.net");
+        assert_eq!(with_port.addr(), "127.0.0.1:8443".parse().unwrap());
+        let bare = HostOverride::parse("v.vault.azure.net", "10.1.2.3").unwrap();
+        assert_eq!(bare.addr(), "10.1.2.3:0".parse().unwrap());
+        let v6 = HostOverride::parse("v.vault.azure.net", "[::1]:9443").unwrap();
+        assert_eq!(v6.addr(), "[::1]:9443".parse().unwrap());
+    }
+
+    #[test]
+    fn host_override_rejects_names_and_garbage() {
+        let err = HostOverride::parse("v.vault.azure.net", "localhost:8443").unwrap_err();
+        assert_eq!(err.code(), "http_host_override_invalid");
+        assert!(err.to_string().contains("127.0.0.1:8443"), "{err}");
+        assert!(HostOverride::parse("bad host", "127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn ca_file_without_certificate_is_rejected_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roots.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let options = HttpOptions {
+            extra_ca_files: vec![path.clone()],
+            ..HttpOptions::default()
+        };
+        let err = build_client(&options).unwrap_err();
+        assert_eq!(err.code(), "http_ca_root_invalid");
+        assert!(err.to_string().contains(&path.display().to_string()));
+        let missing = HttpOptions {
+            extra_ca_files: vec![dir.path().join("missing.pem")],
+            ..HttpOptions::default()
+        };
+        assert_eq!(
+            build_client(&missing).unwrap_err().code(),
+            "http_ca_root_unreadable"
+        );
+    }
+
+    #[test]
+    fn status_sets_of_the_named_policies() {
+        let imds = RetryPolicy::imds();
+        for status in [404, 410, 429, 500, 503, 504] {
+            assert!(imds.retries_status(status), "{status}");
+        }
+        for status in [200, 400, 401, 403] {
+            assert!(!imds.retries_status(status), "{status}");
+        }
+        let kv = RetryPolicy::key_vault();
+        for status in [429, 500, 502, 503] {
+            assert!(kv.retries_status(status), "{status}");
+        }
+        for status in [400, 401, 403, 404, 410] {
+            assert!(!kv.retries_status(status), "{status}");
+        }
+        assert!(!RetryPolicy::no_retry().retries_status(503));
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(700),
+            ..RetryPolicy::key_vault()
+        };
+        let ceilings: Vec<u128> = (1..=6)
+            .map(|n| policy.backoff_ceiling(n).as_millis())
+            .collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 700, 700, 700]);
+        assert_eq!(policy.backoff_ceiling(200), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn full_jitter_stays_within_the_ceiling_and_varies() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(10),
+            ..RetryPolicy::key_vault()
+        };
+        let mut rng = rand::rng();
+        let samples: Vec<Duration> = (0..200)
+            .map(|_| policy.jittered_backoff(3, &mut rng))
+            .collect();
+        assert!(samples.iter().all(|d| *d <= Duration::from_secs(4)));
+        let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
+        assert!(distinct.len() > 100, "full jitter must spread delays");
+        assert!(samples.iter().any(|d| *d < Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn next_delay_honours_retry_after_attempts_and_deadline() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            deadline: Some(Duration::from_secs(10)),
+            ..RetryPolicy::key_vault()
+        };
+        assert_eq!(
+            policy.next_delay(1, Some(Duration::from_secs(2)), Duration::ZERO),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            policy.next_delay(3, Some(Duration::from_secs(1)), Duration::ZERO),
+            None
+        );
+        assert_eq!(
+            policy.next_delay(1, Some(Duration::from_secs(9)), Duration::from_secs(2)),
+            None,
+            "a wait that ends past the deadline stops retrying"
+        );
+        let ignoring = RetryPolicy {
+            honour_retry_after: false,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+            ..policy
+        };
+        let delay = ignoring
+            .next_delay(1, Some(Duration::from_secs(5)), Duration::ZERO)
+            .unwrap();
+        assert!(delay <= Duration::from_millis(10));
+    }
+
+    #[test]
+    fn retry_after_seconds_date_and_ms_headers() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert("x-ms-retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn user_agent_names_the_version() {
+        assert_eq!(USER_AGENT, format!("akvvm/{}", env!("CARGO_PKG_VERSION")));
+    }
+}

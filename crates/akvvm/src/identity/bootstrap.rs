@@ -1,0 +1,642 @@
+//! The bootstrap certificate credential (Cloud Services, `KeyVaultForPaaS`): an Entra
+//! application authenticating with a certificate installed on the machine.
+//!
+//! PEM and key files are decoded here with `der`/`x509-cert`/`rsa` directly: the decoder of the
+//! `akvvm-cert` crate did not exist yet when this was written, and this path only needs the
+//! leaf certificate, its subject CN, validity and RSA key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use der::{Decode, Tag, Tagged};
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::pkcs8::DecodePrivateKey;
+use sha1::{Digest, Sha1};
+use time::OffsetDateTime;
+use url::Url;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::imds::{OAuthError, parse_imds_token};
+use super::{
+    AssertionAlgorithm, IdentityError, TenantSlot, TokenCache, build_client_assertion, single_scope,
+};
+use crate::http::{self, HttpOptions, RetryPolicy};
+
+/// Where the Linux guest agent puts `osProfile.secrets` certificates as `<THUMBPRINT>.crt` and
+/// `<THUMBPRINT>.prv`.
+pub const DEFAULT_WAAGENT_DIR: &str = "/var/lib/waagent";
+
+const OID_CN: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+const OID_RSA: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// A place where installed certificates are looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// A directory of PEM files each holding certificates and their private key (akvvm's
+    /// store layout: leaf, chain, then the key). Symbolic links are skipped (they point at
+    /// files that are scanned anyway).
+    Store(PathBuf),
+    /// A directory of `<THUMBPRINT>.crt` + `<THUMBPRINT>.prv` pairs (the guest agent's layout).
+    Pairs(PathBuf),
+}
+
+impl CertificateSource {
+    /// The certificate store directory and the guest agent's directory.
+    pub fn defaults(store: &Path) -> Vec<Self> {
+        vec![
+            CertificateSource::Store(store.to_owned()),
+            CertificateSource::Pairs(PathBuf::from(DEFAULT_WAAGENT_DIR)),
+        ]
+    }
+
+    fn dir(&self) -> &Path {
+        match self {
+            CertificateSource::Store(dir) | CertificateSource::Pairs(dir) => dir,
+        }
+    }
+}
+
+/// A certificate with its RSA private key, ready to sign client assertions.
+#[derive(Clone)]
+pub struct BootstrapCertificate {
+    /// The file the certificate came from.
+    pub path: PathBuf,
+    /// The subject CN.
+    pub subject_cn: String,
+    /// SHA-1 of the DER certificate, upper-case hex.
+    pub thumbprint: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    certificate_der: Vec<u8>,
+    key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for BootstrapCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapCertificate")
+            .field("path", &self.path)
+            .field("subject_cn", &self.subject_cn)
+            .field("thumbprint", &self.thumbprint)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a file turned out to hold.
+enum Candidate {
+    Usable(BootstrapCertificate),
+    /// The right subject, but not usable: the reason.
+    Rejected(String),
+    /// The right subject with a key that is not RSA.
+    NonRsa {
+        path: String,
+        algorithm: String,
+    },
+    /// Another subject, no key, or not a certificate at all.
+    Unrelated,
+}
+
+impl BootstrapCertificate {
+    /// Decodes a certificate and its key from PEM: `certificates` holds one or more
+    /// `CERTIFICATE` blocks, `key` a `PRIVATE KEY` or `RSA PRIVATE KEY` block (they may be the
+    /// same text). The certificate whose public key matches the key is the one used. `path`
+    /// names the source in errors.
+    pub fn from_pem(path: &Path, certificates: &str, key: &str) -> Result<Self, IdentityError> {
+        let invalid = |reason: String| IdentityError::InvalidCertificateFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let key_blocks = pem_blocks(key).map_err(&invalid)?;
+        let mut keys = key_blocks
+            .iter()
+            .filter(|(label, _)| label.ends_with("PRIVATE KEY"));
+        let (label, der) = keys
+            .next()
+            .ok_or_else(|| invalid("no PRIVATE KEY block".to_owned()))?;
+        let key = decode_private_key(path, label, der)?;
+        let public = key
+            .to_public_key()
+            .to_pkcs1_der()
+            .map_err(|err| invalid(err.to_string()))?;
+        for (label, der) in pem_blocks(certificates).map_err(&invalid)? {
+            if label != "CERTIFICATE" {
+                continue;
+            }
+            let cert = Certificate::from_der(&der)
+                .map_err(|err| invalid(format!("bad certificate: {err}")))?;
+            let spki = &cert.tbs_certificate.subject_public_key_info;
+            if spki.subject_public_key.raw_bytes() != public.as_bytes() {
+                continue;
+            }
+            return Ok(Self {
+                path: path.to_owned(),
+                subject_cn: subject_cn(&cert).unwrap_or_default(),
+                thumbprint: hex_upper(&Sha1::digest(&der)),
+                not_before: to_offset(cert.tbs_certificate.validity.not_before),
+                not_after: to_offset(cert.tbs_certificate.validity.not_after),
+                certificate_der: der,
+                key,
+            });
+        }
+        Err(invalid("no certificate matches the private key".to_owned()))
+    }
+
+    /// The DER certificate.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// Whether the certificate is valid at `now`.
+    pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+}
+
+/// Finds the newest certificate valid at `now` whose subject CN equals `subject` (compared
+/// without case; a leading `CN=` is ignored) and whose RSA private key is installed beside it.
+pub fn find_bootstrap_certificate(
+    subject: &str,
+    sources: &[CertificateSource],
+    now: OffsetDateTime,
+) -> Result<BootstrapCertificate, IdentityError> {
+    let wanted = subject.trim();
+    let wanted = wanted
+        .strip_prefix("CN=")
+        .or_else(|| wanted.strip_prefix("cn="))
+        .unwrap_or(wanted);
+    let mut usable = Vec::new();
+    let mut rejected = Vec::new();
+    let mut non_rsa = None;
+    for source in sources {
+        let entries = match std::fs::read_dir(source.dir()) {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::debug!(dir = %source.dir().display(), error = %err, "certificate directory not readable");
+                continue;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let candidate = match source {
+                CertificateSource::Store(_) => examine_store_file(&path, wanted, now),
+                CertificateSource::Pairs(_) => {
+                    if path.extension().and_then(|e| e.to_str()) != Some("crt") {
+                        continue;
+                    }
+                    examine_pair(&path, &path.with_extension("prv"), wanted, now)
+                }
+            };
+            match candidate {
+                Candidate::Usable(cert) => usable.push(cert),
+                Candidate::Rejected(reason) => rejected.push(reason),
+                Candidate::NonRsa { path, algorithm } => {
+                    rejected.push(format!("{path}: {algorithm} key"));
+                    non_rsa.get_or_insert((path, algorithm));
+                }
+                Candidate::Unrelated => {}
+            }
+        }
+    }
+    usable.sort_by_key(|c| (c.not_before, c.not_after));
+    if let Some(best) = usable.pop() {
+        tracing::info!(
+            path = %best.path.display(),
+            thumbprint = %best.thumbprint,
+            not_after = %best.not_after,
+            "bootstrap certificate selected"
+        );
+        return Ok(best);
+    }
+    if let Some((path, algorithm)) = non_rsa
+        && rejected.len() == 1
+    {
+        return Err(IdentityError::NonRsaKey { path, algorithm });
+    }
+    Err(IdentityError::CertificateNotFound {
+        subject: wanted.to_owned(),
+        searched: sources
+            .iter()
+            .map(|s| s.dir().display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        rejected,
+    })
+}
+
+fn examine_store_file(path: &Path, wanted: &str, now: OffsetDateTime) -> Candidate {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        _ => return Candidate::Unrelated,
+    }
+    let Ok(text) = std::fs::read(path).map(Zeroizing::new) else {
+        return Candidate::Unrelated;
+    };
+    let Ok(text) = std::str::from_utf8(&text) else {
+        return Candidate::Unrelated;
+    };
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Candidate::Unrelated;
+    }
+    examine(path, text, text, wanted, now)
+}
+
+fn examine_pair(crt: &Path, prv: &Path, wanted: &str, now: OffsetDateTime) -> Candidate {
+    let Ok(cert_text) = std::fs::read_to_string(crt) else {
+        return Candidate::Unrelated;
+    };
+    if !leaf_has_subject(&cert_text, wanted) {
+        return Candidate::Unrelated;
+    }
+    let key_text = match std::fs::read_to_string(prv) {
+        Ok(text) => Zeroizing::new(text),
+        Err(err) => {
+            return Candidate::Rejected(format!(
+                "{}: no readable key {} ({err})",
+                crt.display(),
+                prv.display()
+            ));
+        }
+    };
+    examine(crt, &cert_text, &key_text, wanted, now)
+}
+
+fn examine(path: &Path, certs: &str, key: &str, wanted: &str, now: OffsetDateTime) -> Candidate {
+    if !leaf_has_subject(certs, wanted) {
+        return Candidate::Unrelated;
+    }
+    if !key.contains("PRIVATE KEY-----") {
+        return Candidate::Rejected(format!("{}: no private key", path.display()));
+    }
+    match BootstrapCertificate::from_pem(path, certs, key) {
+        Ok(cert) if !cert.subject_cn.eq_ignore_ascii_case(wanted) => Candidate::Rejected(format!(
+            "{}: the key belongs to CN={}",
+            path.display(),
+            cert.subject_cn
+        )),
+        Ok(cert) if cert.is_valid_at(now) => Candidate::Usable(cert),
+        Ok(cert) => Candidate::Rejected(format!(
+            "{}: valid from {} to {}, not now",
+            path.display(),
+            cert.not_before,
+            cert.not_after
+        )),
+        Err(IdentityError::NonRsaKey { path, algorithm }) => Candidate::NonRsa { path, algorithm },
+        Err(err) => Candidate::Rejected(err.to_string()),
+    }
+}
+
+/// Whether any certificate in the PEM text has subject CN `wanted`.
+fn leaf_has_subject(text: &str, wanted: &str) -> bool {
+    let Ok(blocks) = pem_blocks(text) else {
+        return false;
+    };
+    blocks
+        .iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .filter_map(|(_, der)| Certificate::from_der(der).ok())
+        .any(|cert| subject_cn(&cert).is_some_and(|cn| cn.eq_ignore_ascii_case(wanted)))
+}
+
+/// Splits PEM text into (label, DER) blocks; text between blocks is ignored.
+fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let label_end = after.find("-----").ok_or("unterminated BEGIN line")?;
+        let label = &after[..label_end];
+        let end_marker = format!("-----END {label}-----");
+        let end = rest[start..]
+            .find(&end_marker)
+            .ok_or_else(|| format!("no {end_marker} line"))?;
+        let block = &rest[start..start + end + end_marker.len()];
+        let (decoded_label, der) = der::pem::decode_vec(block.as_bytes())
+            .map_err(|err| format!("bad {label} block: {err}"))?;
+        blocks.push((decoded_label.to_owned(), der));
+        rest = &rest[start + end + end_marker.len()..];
+    }
+    Ok(blocks)
+}
+
+fn decode_private_key(
+    path: &Path,
+    label: &str,
+    der: &[u8],
+) -> Result<RsaPrivateKey, IdentityError> {
+    let der = Zeroizing::new(der.to_vec());
+    let non_rsa = |algorithm: &str| IdentityError::NonRsaKey {
+        path: path.display().to_string(),
+        algorithm: algorithm.to_owned(),
+    };
+    let invalid = |reason: String| IdentityError::InvalidCertificateFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    match label {
+        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&der)
+            .map_err(|err| invalid(format!("bad RSA key: {err}"))),
+        "EC PRIVATE KEY" => Err(non_rsa("EC")),
+        "ENCRYPTED PRIVATE KEY" => Err(invalid(
+            "the private key is encrypted; install it unencrypted (mode 0600)".to_owned(),
+        )),
+        "PRIVATE KEY" => {
+            let info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+                .map_err(|err| invalid(format!("bad PKCS#8 key: {err}")))?;
+            let oid = info.algorithm.oid;
+            if oid == OID_RSA {
+                RsaPrivateKey::from_pkcs8_der(&der)
+                    .map_err(|err| invalid(format!("bad RSA key: {err}")))
+            } else if oid == OID_EC {
+                Err(non_rsa("EC"))
+            } else if oid == OID_ED25519 {
+                Err(non_rsa("Ed25519"))
+            } else {
+                Err(non_rsa(&format!("OID {oid}")))
+            }
+        }
+        other => Err(invalid(format!("unexpected PEM block {other}"))),
+    }
+}
+
+fn subject_cn(cert: &Certificate) -> Option<String> {
+    for rdn in cert.tbs_certificate.subject.0.iter() {
+        for atv in rdn.0.iter() {
+            if atv.oid != OID_CN {
+                continue;
+            }
+            let value = &atv.value;
+            return match value.tag() {
+                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
+                    std::str::from_utf8(value.value()).ok().map(str::to_owned)
+                }
+                Tag::BmpString => {
+                    let units: Vec<u16> = value
+                        .value()
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
+                    String::from_utf16(&units).ok()
+                }
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+fn to_offset(time: x509_cert::time::Time) -> OffsetDateTime {
+    let seconds = i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Knobs of [`BootstrapCertificateCredential`].
+#[derive(Clone, Debug)]
+pub struct BootstrapOptions {
+    /// The assertion's signature scheme (RS256 with `x5t` by default).
+    pub algorithm: AssertionAlgorithm,
+    /// How Entra answers are retried.
+    pub retry: RetryPolicy,
+    /// The tenant, when known in advance; otherwise it comes from Key Vault's challenge.
+    pub tenant: Option<String>,
+}
+
+impl Default for BootstrapOptions {
+    fn default() -> Self {
+        Self {
+            algorithm: AssertionAlgorithm::Rs256,
+            retry: RetryPolicy::entra(),
+            tenant: None,
+        }
+    }
+}
+
+/// An Entra application (`clientId`) authenticating with its bootstrap certificate.
+#[derive(Debug)]
+pub struct BootstrapCertificateCredential {
+    client: reqwest::Client,
+    authority_host: Url,
+    client_id: String,
+    certificate: BootstrapCertificate,
+    options: BootstrapOptions,
+    cache: TokenCache,
+}
+
+impl BootstrapCertificateCredential {
+    /// A credential for application `client_id` at `authority_host`
+    /// (`https://login.microsoftonline.com`, or the settings' authority).
+    pub fn new(
+        authority_host: &Url,
+        client_id: &str,
+        certificate: BootstrapCertificate,
+        http: &HttpOptions,
+        options: BootstrapOptions,
+    ) -> Result<Self, IdentityError> {
+        let client = http::build_client(http)?;
+        Ok(Self::with_client(
+            client,
+            authority_host,
+            client_id,
+            certificate,
+            options,
+        ))
+    }
+
+    /// Like [`Self::new`], with an existing HTTP client.
+    pub fn with_client(
+        client: reqwest::Client,
+        authority_host: &Url,
+        client_id: &str,
+        certificate: BootstrapCertificate,
+        options: BootstrapOptions,
+    ) -> Self {
+        Self {
+            client,
+            authority_host: authority_host.clone(),
+            client_id: client_id.trim().to_owned(),
+            certificate,
+            options,
+            cache: TokenCache::new(),
+        }
+    }
+
+    /// The application (client) id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The certificate in use.
+    pub fn certificate(&self) -> &BootstrapCertificate {
+        &self.certificate
+    }
+
+    /// Names the identity for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "the application with client id {} (certificate CN={}, thumbprint {})",
+            self.client_id, self.certificate.subject_cn, self.certificate.thumbprint
+        )
+    }
+
+    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self, tenant: &str) -> Url {
+        let mut url = self.authority_host.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}/{tenant}/oauth2/v2.0/token"));
+        url
+    }
+
+    /// A credential that takes its tenant from `slot` (filled from Key Vault's challenge),
+    /// falling back to the tenant given in the options.
+    pub fn bind_tenant(self: &Arc<Self>, slot: Arc<TenantSlot>) -> TenantBoundCredential {
+        TenantBoundCredential {
+            inner: self.clone(),
+            slot,
+        }
+    }
+
+    /// A token for `scope` in `tenant`, from the cache when fresh.
+    pub async fn token_for_tenant(
+        &self,
+        tenant: &str,
+        scope: &str,
+    ) -> Result<AccessToken, IdentityError> {
+        if !super::is_valid_tenant(tenant) {
+            return Err(IdentityError::UnsupportedScope(format!(
+                "{tenant:?} is not a tenant id or domain"
+            )));
+        }
+        let key = format!("{tenant} {scope}");
+        self.cache
+            .get_or_refresh(&key, || self.request_token(tenant, scope))
+            .await
+    }
+
+    async fn request_token(&self, tenant: &str, scope: &str) -> Result<AccessToken, IdentityError> {
+        let token_url = self.token_url(tenant);
+        let sign = || {
+            build_client_assertion(
+                &self.client_id,
+                token_url.as_str(),
+                self.certificate.certificate_der(),
+                &self.certificate.key,
+                self.options.algorithm,
+                OffsetDateTime::now_utc(),
+            )
+            .map(|assertion| assertion.jwt)
+        };
+        // Sign once up front so a signing failure is reported as such; retries sign afresh
+        // (new jti and times), reusing the first assertion only if signing fails later.
+        let first = sign()?;
+        let mut pending = Some(first.clone());
+        let response = http::send_with_retry(&self.options.retry, || {
+            let jwt = pending
+                .take()
+                .unwrap_or_else(|| sign().unwrap_or_else(|_| first.clone()));
+            let form: Vec<(&str, String)> = vec![
+                ("client_id", self.client_id.clone()),
+                ("scope", scope.to_owned()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ),
+                ("client_assertion", jwt),
+                ("grant_type", "client_credentials".to_owned()),
+            ];
+            self.client.post(token_url.clone()).form(&form)
+        })
+        .await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|err| {
+            IdentityError::Transport(http::HttpError::Send {
+                url: token_url.to_string(),
+                attempts: 1,
+                source: err.without_url(),
+            })
+        })?;
+        if !status.is_success() {
+            let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
+            let (error, description) = parsed
+                .map(|e| (e.error, e.error_description))
+                .unwrap_or_default();
+            return Err(IdentityError::Entra {
+                endpoint: token_url.to_string(),
+                client_id: self.client_id.clone(),
+                status: status.as_u16(),
+                error,
+                description,
+            });
+        }
+        parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
+            IdentityError::InvalidTokenResponse {
+                endpoint: token_url.to_string(),
+                reason,
+            }
+        })
+    }
+
+    async fn get_token_with(
+        &self,
+        tenant: Option<String>,
+        scopes: &[&str],
+    ) -> Result<AccessToken, IdentityError> {
+        let scope = single_scope(scopes)?;
+        let tenant = tenant
+            .or_else(|| self.options.tenant.clone())
+            .ok_or_else(|| IdentityError::TenantUnknown {
+                client_id: self.client_id.clone(),
+            })?;
+        self.token_for_tenant(&tenant, scope).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for BootstrapCertificateCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.get_token_with(None, scopes)
+            .await
+            .map_err(IdentityError::into_azure)
+    }
+}
+
+/// A [`BootstrapCertificateCredential`] bound to one vault's [`TenantSlot`].
+#[derive(Debug, Clone)]
+pub struct TenantBoundCredential {
+    inner: Arc<BootstrapCertificateCredential>,
+    slot: Arc<TenantSlot>,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for TenantBoundCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.inner
+            .get_token_with(self.slot.get(), scopes)
+            .await
+            .map_err(IdentityError::into_azure)
+    }
+}

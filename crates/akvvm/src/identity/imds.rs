@@ -1,0 +1,306 @@
+//! The managed identity credential: tokens from the instance metadata service (IMDS).
+
+use std::time::Duration;
+
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{IdentityError, TokenCache, single_scope};
+use crate::http::{self, HttpOptions, RetryPolicy};
+
+/// The IMDS API version akvvm speaks.
+pub const IMDS_API_VERSION: &str = "2018-02-01";
+
+/// Knobs of [`ManagedIdentityCredential`]; the defaults are right for Azure.
+#[derive(Clone, Debug)]
+pub struct ManagedIdentityOptions {
+    /// How IMDS answers are retried (404/410/429/5xx by default: IMDS is briefly unavailable
+    /// while a VM boots).
+    pub retry: RetryPolicy,
+}
+
+impl Default for ManagedIdentityOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::imds(),
+        }
+    }
+}
+
+/// A managed identity, system-assigned or user-assigned, through IMDS.
+#[derive(Debug)]
+pub struct ManagedIdentityCredential {
+    client: reqwest::Client,
+    token_url: Url,
+    client_id: Option<String>,
+    retry: RetryPolicy,
+    cache: TokenCache,
+}
+
+/// The token URL for an `msiEndpoint` given as the documented base
+/// (`http://169.254.169.254/metadata/identity`) or with `/oauth2/token` already appended.
+pub fn imds_token_url(msi_endpoint: &Url) -> Url {
+    let mut url = msi_endpoint.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let path = url.path().trim_end_matches('/').to_owned();
+    if path.ends_with("/oauth2/token") {
+        url.set_path(&path);
+    } else {
+        url.set_path(&format!("{path}/oauth2/token"));
+    }
+    url
+}
+
+impl ManagedIdentityCredential {
+    /// A credential for the identity at `msi_endpoint`: system-assigned when `client_id` is
+    /// `None`, else the user-assigned identity with that client id. The HTTP client is built
+    /// from `http` without proxies (IMDS must be reached directly).
+    pub fn new(
+        msi_endpoint: &Url,
+        client_id: Option<&str>,
+        http: &HttpOptions,
+        options: ManagedIdentityOptions,
+    ) -> Result<Self, IdentityError> {
+        let client = http::build_client(&http.direct())?;
+        Ok(Self::with_client(client, msi_endpoint, client_id, options))
+    }
+
+    /// Like [`Self::new`], with an existing HTTP client.
+    pub fn with_client(
+        client: reqwest::Client,
+        msi_endpoint: &Url,
+        client_id: Option<&str>,
+        options: ManagedIdentityOptions,
+    ) -> Self {
+        Self {
+            client,
+            token_url: imds_token_url(msi_endpoint),
+            client_id: client_id
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
+            retry: options.retry,
+            cache: TokenCache::new(),
+        }
+    }
+
+    /// The user-assigned identity's client id, `None` for the system-assigned identity.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The IMDS token URL used.
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
+    /// Names the identity for messages.
+    pub fn describe(&self) -> String {
+        match &self.client_id {
+            Some(id) => format!("the user-assigned managed identity with client id {id}"),
+            None => "the system-assigned managed identity".to_owned(),
+        }
+    }
+
+    /// A token for `resource` (`https://vault.azure.net`), from the cache when fresh.
+    pub async fn token_for_resource(&self, resource: &str) -> Result<AccessToken, IdentityError> {
+        self.cache
+            .get_or_refresh(resource, || self.request_token(resource))
+            .await
+    }
+
+    async fn request_token(&self, resource: &str) -> Result<AccessToken, IdentityError> {
+        let mut query: Vec<(&str, &str)> =
+            vec![("api-version", IMDS_API_VERSION), ("resource", resource)];
+        if let Some(id) = &self.client_id {
+            query.push(("client_id", id));
+        }
+        let response = http::send_with_retry(&self.retry, || {
+            self.client
+                .get(self.token_url.clone())
+                .query(&query)
+                .header("Metadata", "true")
+        })
+        .await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|err| {
+            IdentityError::Transport(http::HttpError::Send {
+                url: self.token_url.to_string(),
+                attempts: 1,
+                source: err.without_url(),
+            })
+        })?;
+        if !status.is_success() {
+            let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
+            let (error, description) = parsed
+                .map(|e| (e.error, e.error_description))
+                .unwrap_or_default();
+            return Err(IdentityError::Imds {
+                endpoint: self.token_url.to_string(),
+                identity: self.describe(),
+                status: status.as_u16(),
+                error,
+                description,
+            });
+        }
+        parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
+            IdentityError::InvalidTokenResponse {
+                endpoint: self.token_url.to_string(),
+                reason,
+            }
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for ManagedIdentityCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let scope = single_scope(scopes).map_err(IdentityError::into_azure)?;
+        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+        self.token_for_resource(resource)
+            .await
+            .map_err(IdentityError::into_azure)
+    }
+}
+
+/// An OAuth error document: `{"error":"invalid_request","error_description":"..."}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OAuthError {
+    pub(crate) error: Option<String>,
+    pub(crate) error_description: Option<String>,
+}
+
+/// IMDS sends its numbers as strings ("3599"); accept numbers too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Text(String),
+    Number(i64),
+}
+
+impl StringOrNumber {
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            StringOrNumber::Text(text) => text.trim().parse().ok(),
+            StringOrNumber::Number(n) => Some(*n),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ImdsToken {
+    access_token: Option<String>,
+    expires_in: Option<StringOrNumber>,
+    expires_on: Option<StringOrNumber>,
+    token_type: Option<String>,
+}
+
+/// Parses an IMDS token answer received at `now`. The expiry comes from `expires_in` (relative,
+/// immune to clock skew) or else `expires_on` (Unix seconds). Errors never contain the token.
+pub(crate) fn parse_imds_token(body: &[u8], now: OffsetDateTime) -> Result<AccessToken, String> {
+    let parsed: ImdsToken = serde_json::from_slice(body).map_err(|err| {
+        // The serde message may quote a value; say only where the document broke.
+        format!(
+            "not a token document (JSON {:?} error at line {}, column {})",
+            err.classify(),
+            err.line(),
+            err.column()
+        )
+    })?;
+    let token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or("no access_token")?;
+    if let Some(kind) = &parsed.token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(format!("token_type is {kind:?}, not Bearer"));
+    }
+    let expires_on = if let Some(seconds) = parsed.expires_in.as_ref().and_then(|v| v.as_i64()) {
+        now + Duration::from_secs(seconds.max(0).unsigned_abs())
+    } else if let Some(epoch) = parsed.expires_on.as_ref().and_then(|v| v.as_i64()) {
+        OffsetDateTime::from_unix_timestamp(epoch).map_err(|_| "expires_on out of range")?
+    } else {
+        return Err("neither expires_in nor expires_on is a number".to_owned());
+    };
+    Ok(AccessToken::new(Secret::new(token), expires_on))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_url_accepts_both_documented_forms() {
+        for endpoint in [
+            "http://169.254.169.254/metadata/identity",
+            "http://169.254.169.254/metadata/identity/",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://169.254.169.254/metadata/identity/oauth2/token?x=y",
+        ] {
+            assert_eq!(
+                imds_token_url(&Url::parse(endpoint).unwrap()).as_str(),
+                "http://169.254.169.254/metadata/identity/oauth2/token",
+                "{endpoint}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_answer_with_string_numbers() {
+        let body = br#"{"access_token":"eyJ0eXAi","client_id":"c7373ae5","expires_in":"3599","expires_on":"1541705014","ext_expires_in":"3599","not_before":"1541701114","resource":"https://vault.azure.net","token_type":"Bearer"}"#;
+        let now = OffsetDateTime::from_unix_timestamp(1_541_701_415).unwrap();
+        let token = parse_imds_token(body, now).unwrap();
+        assert_eq!(token.token.secret(), "eyJ0eXAi");
+        assert_eq!(token.expires_on.unix_timestamp(), 1_541_701_415 + 3599);
+    }
+
+    #[test]
+    fn falls_back_to_expires_on_and_accepts_numbers() {
+        let now = OffsetDateTime::from_unix_timestamp(0).unwrap();
+        let token = parse_imds_token(
+            br#"{"access_token":"t","expires_on":1541705014,"token_type":"Bearer"}"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(token.expires_on.unix_timestamp(), 1_541_705_014);
+    }
+
+    #[test]
+    fn rejects_documents_without_token_or_expiry_and_never_echoes_the_token() {
+        let now = OffsetDateTime::now_utc();
+        assert!(parse_imds_token(br#"{"expires_in":"10"}"#, now).is_err());
+        let err = parse_imds_token(br#"{"access_token":"SECRET-VALUE"}"#, now).unwrap_err();
+        assert!(!err.contains("SECRET-VALUE"));
+        assert!(parse_imds_token(b"<html>", now).is_err());
+    }
+
+    #[test]
+    fn describes_system_and_user_assigned() {
+        let endpoint = Url::parse("http://127.0.0.1:1/metadata/identity").unwrap();
+        let system = ManagedIdentityCredential::with_client(
+            reqwest::Client::new(),
+            &endpoint,
+            None,
+            ManagedIdentityOptions::default(),
+        );
+        assert_eq!(system.describe(), "the system-assigned managed identity");
+        let user = ManagedIdentityCredential::with_client(
+            reqwest::Client::new(),
+            &endpoint,
+            Some("c7373ae5-91c2-4165-8ab6-7381d6e75619"),
+            ManagedIdentityOptions::default(),
+        );
+        assert!(
+            user.describe()
+                .contains("c7373ae5-91c2-4165-8ab6-7381d6e75619")
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! Identities: how akvvm gets Entra ID tokens for Key Vault.
+//!
+//! Two [`azure_core::credentials::TokenCredential`] implementations, both configured entirely
+//! from settings (no address is hard-coded, so the local vault and sovereign clouds work):
+//! - [`ManagedIdentityCredential`]: the VM's managed identity through IMDS at the settings'
+//!   `msiEndpoint`, system-assigned or user-assigned (`msiClientId`).
+//! - [`BootstrapCertificateCredential`]: the Cloud Services (`KeyVaultForPaaS`) path: an Entra
+//!   application (`clientId`) proving itself with a certificate found on the machine
+//!   ([`find_bootstrap_certificate`]) through a signed JWT client assertion. Its tenant is learned
+//!   from Key Vault's 401 challenge through a [`TenantSlot`] that the vault transport fills.
+//!
+//! [`Identity`] wraps either one, names it for error messages ([`Identity::describe`]) and hands
+//! the vault module the credential to give the SDK ([`Identity::credential_for`]).
+//!
+//! Tokens are cached per scope (and tenant) in a [`TokenCache`] and refreshed
+//! [`REFRESH_MARGIN`] before they expire; concurrent callers share one refresh. Tokens are never
+//! logged: [`azure_core::credentials::Secret`] hides them from `Debug`.
+//!
+//! To add an identity kind: implement the token request as a function returning
+//! [`IdentityError`], wrap it with a [`TokenCache`], implement `TokenCredential` and add an
+//! [`Identity`] variant.
+
+mod assertion;
+mod bootstrap;
+mod cache;
+mod imds;
+
+use std::sync::{Arc, RwLock};
+
+use azure_core::credentials::TokenCredential;
+
+pub use assertion::{AssertionAlgorithm, ClientAssertion, build_client_assertion};
+pub use bootstrap::{
+    BootstrapCertificate, BootstrapCertificateCredential, BootstrapOptions, CertificateSource,
+    DEFAULT_WAAGENT_DIR, TenantBoundCredential, find_bootstrap_certificate,
+};
+pub use cache::{REFRESH_MARGIN, TokenCache};
+pub use imds::{ManagedIdentityCredential, ManagedIdentityOptions, imds_token_url};
+
+/// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
+pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
+
+/// The Key Vault scope in the public cloud, as Entra's v2 `scope` parameter.
+pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+
+/// The public cloud's Entra ID authority host; the settings may name another.
+pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+
+/// The IMDS identity endpoint on Azure VMs; the settings' `msiEndpoint` may name another.
+pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity";
+
+/// Why a token could not be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// IMDS answered with an error document (or an unexpected status).
+    #[error(
+        "the managed identity endpoint {endpoint} refused a token for {identity}: HTTP {status}{}",
+        describe_oauth_error(error.as_deref(), description.as_deref())
+    )]
+    Imds {
+        /// The token URL, without query.
+        endpoint: String,
+        /// Which identity was asked for.
+        identity: String,
+        /// The HTTP status.
+        status: u16,
+        /// The `error` field, when the answer had one.
+        error: Option<String>,
+        /// The `error_description` field, when the answer had one.
+        description: Option<String>,
+    },
+    /// Entra ID answered the client-credentials request with an error.
+    #[error(
+        "Entra ID at {endpoint} refused a token for application {client_id}: HTTP {status}{}",
+        describe_oauth_error(error.as_deref(), description.as_deref())
+    )]
+    Entra {
+        /// The token URL.
+        endpoint: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The HTTP status.
+        status: u16,
+        /// The `error` field, when the answer had one.
+        error: Option<String>,
+        /// The `error_description` field, when the answer had one.
+        description: Option<String>,
+    },
+    /// The token endpoint could not be reached.
+    #[error("could not reach the token endpoint: {0}")]
+    Transport(#[from] crate::http::HttpError),
+    /// The token endpoint answered 200 with something that is not a token.
+    #[error("the token endpoint {endpoint} sent an answer that is not a token: {reason}")]
+    InvalidTokenResponse {
+        /// The token URL.
+        endpoint: String,
+        /// What was wrong (never the token itself).
+        reason: String,
+    },
+    /// The caller asked for something this credential cannot give.
+    #[error("unsupported token request: {0}")]
+    UnsupportedScope(String),
+    /// The bootstrap credential does not know its tenant yet.
+    #[error(
+        "the tenant of application {client_id} is not known yet: it is learned from Key Vault's \
+         401 challenge, so request tokens through akvvm's vault client (or give the tenant \
+         explicitly)"
+    )]
+    TenantUnknown {
+        /// The application (client) id.
+        client_id: String,
+    },
+    /// No usable bootstrap certificate was found.
+    #[error(
+        "no certificate with subject CN={subject} and a private key that is valid now was found \
+         in {searched}{}; install the certificate (osProfile.secrets or the certificate store) or \
+         correct clientCertificateSubjectName",
+        if rejected.is_empty() { String::new() } else { format!(" (rejected: {})", rejected.join("; ")) }
+    )]
+    CertificateNotFound {
+        /// The subject CN looked for.
+        subject: String,
+        /// The places searched.
+        searched: String,
+        /// Candidates with the right subject and why they were not used.
+        rejected: Vec<String>,
+    },
+    /// The bootstrap certificate's key cannot sign a client assertion.
+    #[error(
+        "the certificate {path} has a {algorithm} key, but Entra ID client assertions need an \
+         RSA key; issue the bootstrap certificate with an RSA key"
+    )]
+    NonRsaKey {
+        /// The file holding the key.
+        path: String,
+        /// The key algorithm found.
+        algorithm: String,
+    },
+    /// A certificate or key file could not be decoded.
+    #[error("failed to decode {path}: {reason}")]
+    InvalidCertificateFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Signing the client assertion failed.
+    #[error("failed to sign the client assertion: {0}")]
+    Signing(String),
+}
+
+impl IdentityError {
+    /// A stable machine-readable code for the status file and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdentityError::Imds { .. } => "imds_error",
+            IdentityError::Entra { .. } => "entra_error",
+            IdentityError::Transport(_) => "token_endpoint_unreachable",
+            IdentityError::InvalidTokenResponse { .. } => "token_response_invalid",
+            IdentityError::UnsupportedScope(_) => "token_scope_unsupported",
+            IdentityError::TenantUnknown { .. } => "tenant_unknown",
+            IdentityError::CertificateNotFound { .. } => "bootstrap_certificate_not_found",
+            IdentityError::NonRsaKey { .. } => "bootstrap_certificate_not_rsa",
+            IdentityError::InvalidCertificateFile { .. } => "certificate_file_invalid",
+            IdentityError::Signing(_) => "assertion_signing_failed",
+        }
+    }
+
+    /// Wraps the error for the SDK, keeping it reachable through `downcast_ref`.
+    pub(crate) fn into_azure(self) -> azure_core::Error {
+        let message = self.to_string();
+        azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, self, message)
+    }
+}
+
+fn describe_oauth_error(error: Option<&str>, description: Option<&str>) -> String {
+    match (error, description) {
+        (Some(e), Some(d)) => format!(" {e}: {d}"),
+        (Some(e), None) => format!(" {e}"),
+        (None, Some(d)) => format!(": {d}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Turns the scopes the SDK asks for into the one scope a credential serves.
+pub(crate) fn single_scope<'a>(scopes: &[&'a str]) -> Result<&'a str, IdentityError> {
+    match scopes {
+        [scope] if !scope.trim().is_empty() => Ok(scope),
+        _ => Err(IdentityError::UnsupportedScope(format!(
+            "exactly one scope is supported, got {scopes:?}"
+        ))),
+    }
+}
+
+/// Where a credential that needs a tenant learns it: the vault transport writes the tenant found
+/// in Key Vault's 401 challenge; the bootstrap credential reads it.
+#[derive(Debug, Default)]
+pub struct TenantSlot(RwLock<Option<String>>);
+
+impl TenantSlot {
+    /// An empty slot.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A slot holding a known tenant.
+    pub fn with_tenant(tenant: &str) -> Arc<Self> {
+        let slot = Self::default();
+        slot.set(tenant);
+        Arc::new(slot)
+    }
+
+    /// Records the tenant.
+    pub fn set(&self, tenant: &str) {
+        let mut guard = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = Some(tenant.to_owned());
+    }
+
+    /// The tenant, once known.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Whether `tenant` looks like an Entra tenant id or domain (GUID or DNS name); anything else
+/// from a challenge is refused rather than put into a URL.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= 256
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+}
+
+/// The identity akvvm authenticates as.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// A managed identity through IMDS.
+    Managed(Arc<ManagedIdentityCredential>),
+    /// An Entra application with a bootstrap certificate.
+    Bootstrap(Arc<BootstrapCertificateCredential>),
+}
+
+impl Identity {
+    /// Names the identity for messages: "the system-assigned managed identity",
+    /// "the user-assigned managed identity with client id …", "the application … (certificate …)".
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Managed(credential) => credential.describe(),
+            Identity::Bootstrap(credential) => credential.describe(),
+        }
+    }
+
+    /// The credential to give the Key Vault SDK for one vault; `tenant` is the vault's slot,
+    /// filled from its challenge (only the bootstrap credential reads it).
+    pub fn credential_for(&self, tenant: Arc<TenantSlot>) -> Arc<dyn TokenCredential> {
+        match self {
+            Identity::Managed(credential) => credential.clone(),
+            Identity::Bootstrap(credential) => Arc::new(credential.bind_tenant(tenant)),
+        }
+    }
+
+    /// Whether the credential needs the tenant from the challenge.
+    pub fn needs_tenant(&self) -> bool {
+        matches!(self, Identity::Bootstrap(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_scope_accepts_one() {
+        assert_eq!(single_scope(&[KEY_VAULT_SCOPE]).unwrap(), KEY_VAULT_SCOPE);
+        let err = single_scope(&["a", "b"]).unwrap_err();
+        assert_eq!(err.code(), "token_scope_unsupported");
+        assert!(single_scope(&[]).is_err());
+    }
+
+    #[test]
+    fn tenant_validation() {
+        assert!(is_valid_tenant("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(is_valid_tenant("contoso.onmicrosoft.com"));
+        assert!(!is_valid_tenant(""));
+        assert!(!is_valid_tenant("evil/../x"));
+        assert!(!is_valid_tenant("a?b=c"));
+    }
+
+    #[test]
+    fn tenant_slot_round_trip() {
+        let slot = TenantSlot::new();
+        assert_eq!(slot.get(), None);
+        slot.set("t1");
+        assert_eq!(slot.get().as_deref(), Some("t1"));
+        assert_eq!(TenantSlot::with_tenant("t2").get().as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn every_error_has_a_distinct_code_and_message() {
+        let errors = vec![
+            IdentityError::Imds {
+                endpoint: "http://127.0.0.1/metadata/identity/oauth2/token".into(),
+                identity: "the system-assigned managed identity".into(),
+                status: 400,
+                error: Some("invalid_request".into()),
+                description: Some("Identity not found".into()),
+            },
+            IdentityError::Entra {
+                endpoint: "https://login/t/oauth2/v2.0/token".into(),
+                client_id: "app".into(),
+                status: 401,
+                error: Some("invalid_client".into()),
+                description: None,
+            },
+            IdentityError::Transport(crate::http::HttpError::InvalidHostOverride {
+                host: "h".into(),
+                value: "v".into(),
+                reason: "r".into(),
+            }),
+            IdentityError::InvalidTokenResponse {
+                endpoint: "e".into(),
+                reason: "r".into(),
+            },
+            IdentityError::UnsupportedScope("s".into()),
+            IdentityError::TenantUnknown {
+                client_id: "app".into(),
+            },
+            IdentityError::CertificateNotFound {
+                subject: "bootstrap".into(),
+                searched: "/var/lib/waagent".into(),
+                rejected: vec!["X.crt: expired".into()],
+            },
+            IdentityError::NonRsaKey {
+                path: "p".into(),
+                algorithm: "EC".into(),
+            },
+            IdentityError::InvalidCertificateFile {
+                path: "p".into(),
+                reason: "r".into(),
+            },
+            IdentityError::Signing("s".into()),
+        ];
+        let codes: std::collections::BTreeSet<_> = errors.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), errors.len());
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("invalid_request: Identity not found")
+        );
+        assert!(errors[6].to_string().contains("X.crt: expired"));
+        assert!(errors[7].to_string().contains("RSA"));
+    }
+}
