@@ -342,7 +342,7 @@ impl Certificate {
             sans,
             not_before: to_datetime(tbs.validity.not_before)?,
             not_after: to_datetime(tbs.validity.not_after)?,
-            serial: hex::encode_upper(tbs.serial_number.as_bytes()),
+            serial: serial_hex(tbs.serial_number.as_bytes()),
             subject_key_id,
             authority_key_id,
             key_type,
@@ -392,6 +392,14 @@ impl Certificate {
                 (Some(aki), Some(ski)) => aki == ski,
                 _ => true,
             }
+    }
+}
+
+/// The serial number as OpenSSL and Windows print it: upper-case hex without the DER sign byte.
+fn serial_hex(bytes: &[u8]) -> String {
+    match bytes {
+        [0, rest @ ..] if !rest.is_empty() => hex::encode_upper(rest),
+        _ => hex::encode_upper(bytes),
     }
 }
 

@@ -36,7 +36,7 @@ pub enum CertError {
     PemNoKey { certificates: usize },
 
     /// A PEM block could not be read.
-    #[error("PEM block {index} ({label}) is invalid: {reason}")]
+    #[error("invalid PEM block {index} ({label}): {reason}")]
     PemInvalid {
         index: usize,
         label: String,
@@ -115,5 +115,84 @@ impl CertError {
 
     pub(crate) fn unsupported(what: impl Into<String>) -> Self {
         Self::UnsupportedAlgorithm { what: what.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CertError;
+
+    /// One of every variant; `tests/certificate_errors.rs` produces each from real input.
+    fn all() -> Vec<CertError> {
+        let s = || "x".to_string();
+        vec![
+            CertError::NotACertificate { reason: s() },
+            CertError::PfxCorrupt { reason: s() },
+            CertError::PfxBadPassword { detail: s() },
+            CertError::PfxMacMismatch,
+            CertError::PemNoKey { certificates: 2 },
+            CertError::PemInvalid {
+                index: 0,
+                label: s(),
+                reason: s(),
+            },
+            CertError::PfxNoKey { certificates: 1 },
+            CertError::MultipleKeys { count: 2 },
+            CertError::KeyMismatch {
+                key_type: s(),
+                certificates: 1,
+                first_subject: s(),
+            },
+            CertError::EmptyChain,
+            CertError::CertificateInvalid {
+                index: 0,
+                reason: s(),
+            },
+            CertError::KeyInvalid { reason: s() },
+            CertError::UnsupportedAlgorithm { what: s() },
+            CertError::PfxEncode { reason: s() },
+        ]
+    }
+
+    #[test]
+    fn codes_are_distinct_snake_case_and_stable() {
+        let codes: Vec<&str> = all().iter().map(CertError::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "not_a_certificate",
+                "pfx_corrupt",
+                "pfx_bad_password",
+                "pfx_mac_mismatch",
+                "pem_no_key",
+                "pem_invalid",
+                "pfx_no_key",
+                "multiple_keys",
+                "key_mismatch",
+                "empty_chain",
+                "certificate_invalid",
+                "key_invalid",
+                "unsupported_algorithm",
+                "pfx_encode",
+            ]
+        );
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
+    }
+
+    #[test]
+    fn every_message_is_a_lowercase_sentence_without_trailing_period() {
+        for err in all() {
+            let text = err.to_string();
+            assert!(text.starts_with(|c: char| c.is_lowercase()), "{text}");
+            assert!(!text.ends_with('.'), "{text}");
+        }
     }
 }

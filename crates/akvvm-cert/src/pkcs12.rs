@@ -494,7 +494,8 @@ fn decrypt_pkcs5(
     }
     match scheme.decrypt(passwords.utf8.as_slice(), ciphertext) {
         Ok(plain) => Ok(Zeroizing::new(plain)),
-        Err(pkcs5::Error::DecryptFailed) => Err(Walk::DecryptFailed),
+        // pkcs5 0.7 reports a bad padding (the sign of a wrong password) as `EncryptFailed`.
+        Err(pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed) => Err(Walk::DecryptFailed),
         Err(e) => {
             Err(CertError::unsupported(format!("PFX encryption scheme {}: {e}", alg.oid)).into())
         }
@@ -733,4 +734,52 @@ pub fn mac_summary(der: &[u8]) -> Result<Option<(String, Option<u32>)>, CertErro
     Ok(pfx
         .mac_data
         .map(|mac| (mac.mac.algorithm.oid.to_string(), mac.iterations)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let key = p256::SecretKey::from_slice(&[7u8; 32]).expect("a P-256 scalar");
+        let key_der = pkcs8::EncodePrivateKey::to_pkcs8_der(&key).expect("PKCS#8");
+        // encode_keyvault does not parse certificates; any DER SEQUENCE will do here.
+        (
+            key_der.as_bytes().to_vec(),
+            vec![vec![0x30, 0x03, 0x02, 0x01, 0x05]],
+        )
+    }
+
+    /// Key Vault's empty password is zero bytes into the KDF; OpenSSL's is two zero bytes. The
+    /// two give different MAC keys, so a decoder must try both.
+    #[test]
+    fn keyvault_empty_password_is_zero_length_not_two_zero_bytes() {
+        let (key, certs) = sample();
+        let der = encode_keyvault(&key, &certs).expect("encode");
+        let pfx = Pfx::from_der(&der).expect("PFX");
+        let mac = pfx.mac_data.as_ref().expect("MAC");
+        let data = data_content(&pfx.auth_safe, "authSafe").expect("data");
+        assert!(mac_verifies(mac, data.as_bytes(), &[]).expect("MAC"));
+        assert!(!mac_verifies(mac, data.as_bytes(), &[0, 0]).expect("MAC"));
+        assert_eq!(mac.iterations, None, "the iteration count is left out");
+        let passwords = Passwords::new("");
+        assert_eq!(passwords.bmp.len(), 2);
+        assert_eq!(passwords.bmp[0].as_slice(), &[] as &[u8]);
+        assert_eq!(passwords.bmp[1].as_slice(), &[0, 0]);
+    }
+
+    #[test]
+    fn a_password_is_nul_terminated_big_endian_utf16() {
+        let passwords = Passwords::new("aé");
+        assert_eq!(passwords.bmp.len(), 1);
+        assert_eq!(passwords.bmp[0].as_slice(), &[0, b'a', 0, 0xe9, 0, 0]);
+        assert_eq!(passwords.utf8.as_slice(), "aé".as_bytes());
+    }
+
+    #[test]
+    fn absurd_iteration_counts_are_refused() {
+        assert!(check_iterations(0).is_err());
+        assert!(check_iterations(MAX_ITERATIONS + 1).is_err());
+        assert!(check_iterations(2048).is_ok());
+    }
 }
