@@ -162,11 +162,14 @@ pub fn normalize_policy(policy: &Value, issuer: &str) -> Result<Value, AdminErro
 }
 
 fn parse_subject(subject: &str) -> Result<rcgen::DistinguishedName, AdminError> {
+    // The string names the most specific attribute first (as Key Vault and RFC 4514 print it);
+    // the DER holds them in the opposite order.
     let mut dn = rcgen::DistinguishedName::new();
     for part in subject
         .split([',', ';'])
         .map(str::trim)
         .filter(|p| !p.is_empty())
+        .rev()
     {
         let Some((k, v)) = part.split_once('=') else {
             return Err(invalid(format!(
@@ -977,7 +980,7 @@ mod tests {
             let (cer, key) = self_signed(&policy).unwrap();
             let bundle = CertificateBundle::from_parts(&key, &[cer]).unwrap();
             assert_eq!(bundle.key.key_type(), &KeyType::Ec { curve });
-            assert_eq!(bundle.leaf.subject, "CN=web, O=Contoso");
+            assert_eq!(bundle.leaf.subject, "CN=web,O=Contoso");
             assert_eq!(bundle.leaf.sans, vec![San::Dns("www.contoso.com".into())]);
             let days = (bundle.leaf.not_after - bundle.leaf.not_before).whole_days();
             assert!((90..=92).contains(&days), "{days}");

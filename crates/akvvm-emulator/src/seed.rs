@@ -67,10 +67,10 @@ pub fn apply(state: &State, seed: &Seed) -> anyhow::Result<()> {
             })
             .ok();
     }
-    if let Some(system) = &seed.identities.system {
-        if state.read(|m| m.system_identity.is_none()) {
-            state.set_system_identity(system.clone())?;
-        }
+    if let Some(system) = &seed.identities.system
+        && state.read(|m| m.system_identity.is_none())
+    {
+        state.set_system_identity(system.clone())?;
     }
     for (index, user) in seed.identities.user.iter().enumerate() {
         let exists = user

@@ -1,0 +1,486 @@
+//! The official Azure SDK for Rust (`azure_security_keyvault_secrets`) against the local vault,
+//! in-process on 127.0.0.1:0. Only the CA and the host mapping are configured: the SDK keeps
+//! its challenge-resource verification on.
+
+use std::sync::Arc;
+
+use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec};
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientGetSecretOptions,
+    SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+    UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
+
+const VAULT: &str = "myvault";
+
+/// Gets tokens from the emulator's IMDS, like akvvm's managed identity credential.
+#[derive(Debug)]
+struct ImdsCredential {
+    endpoint: String,
+    client_id: Option<String>,
+    http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for ImdsCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let resource = scopes[0].trim_end_matches("/.default");
+        let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
+        if let Some(id) = &self.client_id {
+            query.push(("client_id", id));
+        }
+        let response = self
+            .http
+            .get(format!("{}/oauth2/token", self.endpoint))
+            .header("Metadata", "true")
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| {
+                azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Credential,
+                    e.to_string(),
+                )
+            })?;
+        let body: serde_json::Value = response.json().await.map_err(|e| {
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.to_string())
+        })?;
+        let (Some(token), Some(expires_on)) =
+            (body["access_token"].as_str(), body["expires_on"].as_str())
+        else {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                format!("IMDS refused: {}", body["error_description"]),
+            ));
+        };
+        let expires_on =
+            time::OffsetDateTime::from_unix_timestamp(expires_on.parse().unwrap()).unwrap();
+        Ok(AccessToken::new(Secret::new(token.to_owned()), expires_on))
+    }
+}
+
+async fn start() -> RunningEmulator {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.add_vault(VAULT).unwrap();
+    emulator
+}
+
+/// A reqwest client that trusts the emulator's CA and maps vault and authority hosts to it.
+fn http_client(emulator: &RunningEmulator) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve(&format!("{VAULT}.vault.azure.net"), emulator.https_addr())
+        .resolve("other.vault.azure.net", emulator.https_addr())
+        .resolve("localhost", emulator.https_addr())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+fn client(
+    emulator: &RunningEmulator,
+    client_id: Option<String>,
+    retry: RetryOptions,
+) -> SecretClient {
+    client_for(
+        emulator,
+        VAULT,
+        Arc::new(ImdsCredential {
+            endpoint: emulator.imds_url(),
+            client_id,
+            http: reqwest::Client::new(),
+        }),
+        retry,
+    )
+}
+
+fn client_for(
+    emulator: &RunningEmulator,
+    vault: &str,
+    credential: Arc<dyn TokenCredential>,
+    retry: RetryOptions,
+) -> SecretClient {
+    let options = SecretClientOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(Arc::new(http_client(emulator)))),
+            retry,
+            ..ClientOptions::default()
+        },
+        ..SecretClientOptions::default()
+    };
+    SecretClient::new(&emulator.vault_url(vault), credential, Some(options)).unwrap()
+}
+
+fn no_retry() -> RetryOptions {
+    RetryOptions::none()
+}
+
+fn value(v: &str) -> SetSecretParameters {
+    SetSecretParameters {
+        value: Some(v.to_owned()),
+        ..SetSecretParameters::default()
+    }
+}
+
+/// The service's error code the SDK read from the body.
+fn code(e: &azure_core::Error) -> String {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { error_code, .. } => {
+            error_code.clone().unwrap_or_default()
+        }
+        other => panic!("not an HTTP error: {other:?}"),
+    }
+}
+
+fn status(e: &azure_core::Error) -> u16 {
+    u16::from(
+        e.http_status()
+            .unwrap_or_else(|| panic!("not an HTTP error: {e}")),
+    )
+}
+
+#[tokio::test]
+async fn set_get_versions_and_update_through_the_sdk() {
+    let emulator = start().await;
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
+        .unwrap();
+    let client = client(&emulator, None, no_retry());
+
+    let first = client
+        .set_secret("db-password", value("one").try_into().unwrap(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(first.value.as_deref(), Some("one"));
+    let first_version = first.resource_id().unwrap().version.unwrap();
+    assert_eq!(first_version.len(), 32);
+    for v in ["two", "three", "four", "five"] {
+        client
+            .set_secret("db-password", value(v).try_into().unwrap(), None)
+            .await
+            .unwrap();
+    }
+
+    let latest = client
+        .get_secret("db-password", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(latest.value.as_deref(), Some("five"));
+    let latest_id = latest.resource_id().unwrap();
+    assert_eq!(latest_id.vault_url, emulator.vault_url(VAULT));
+    let pinned = client
+        .get_secret(
+            "db-password",
+            Some(SecretClientGetSecretOptions {
+                secret_version: Some(first_version.clone()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(pinned.value.as_deref(), Some("one"));
+
+    // Five versions, two per page: three pages followed through nextLink.
+    emulator.reset_counters();
+    let versions: Vec<_> = client
+        .list_secret_properties_versions(
+            "db-password",
+            Some(SecretClientListSecretPropertiesVersionsOptions {
+                maxresults: Some(2),
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 5);
+    assert!(
+        versions
+            .iter()
+            .any(|p| p.id.as_deref().unwrap().ends_with(&first_version))
+    );
+    assert_eq!(
+        emulator.request_count(VAULT, "/secrets/db-password/versions"),
+        3
+    );
+
+    let listed: Vec<_> = client
+        .list_secret_properties(None)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].id.as_deref(),
+        Some(format!("{}/secrets/db-password", emulator.vault_url(VAULT)).as_str())
+    );
+
+    // Disable the latest version: get answers 403 SecretDisabled.
+    let update = UpdateSecretPropertiesParameters {
+        content_type: Some("text/plain".into()),
+        secret_attributes: Some(SecretAttributes {
+            enabled: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let updated = client
+        .update_secret_properties("db-password", update.try_into().unwrap(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(updated.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(updated.value, None);
+    let err = client.get_secret("db-password", None).await.unwrap_err();
+    assert_eq!(status(&err), 403);
+    assert_eq!(code(&err), "Forbidden");
+    assert!(err.to_string().contains("disabled secret"), "{err}");
+
+    let deleted = client
+        .delete_secret("db-password", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert!(
+        deleted
+            .recovery_id
+            .as_deref()
+            .unwrap()
+            .ends_with("/deletedsecrets/db-password")
+    );
+    assert_eq!(
+        status(&client.get_secret("db-password", None).await.unwrap_err()),
+        404
+    );
+}
+
+#[tokio::test]
+async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
+    let emulator = start().await;
+    let reader = emulator
+        .add_user_identity(IdentitySpec {
+            name: Some("reader".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let nobody = emulator
+        .add_user_identity(IdentitySpec {
+            name: Some("nobody".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &reader.client_id, &["get"])
+        .unwrap();
+    emulator
+        .set_secret(
+            VAULT,
+            "api-key",
+            SecretSpec {
+                value: "k".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    // The challenge, exactly.
+    let http = http_client(&emulator);
+    let url = format!(
+        "{}/secrets/api-key?api-version=7.4",
+        emulator.vault_url(VAULT)
+    );
+    let raw = http.get(&url).send().await.unwrap();
+    assert_eq!(raw.status(), 401);
+    assert_eq!(
+        raw.headers()["www-authenticate"],
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+    );
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Unauthorized");
+    let bad_version = http
+        .get(format!(
+            "{}/secrets/api-key?api-version=6.0",
+            emulator.vault_url(VAULT)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_version.status(), 400);
+    assert_eq!(
+        bad_version.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "BadParameter"
+    );
+
+    let reader_client = client(&emulator, Some(reader.client_id.clone()), no_retry());
+    let secret = reader_client
+        .get_secret("api-key", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(secret.value.as_deref(), Some("k"));
+    let err = reader_client.get_secret("missing", None).await.unwrap_err();
+    assert_eq!(status(&err), 404);
+    assert_eq!(code(&err), "SecretNotFound");
+    // get but not list.
+    let err = reader_client
+        .list_secret_properties(None)
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 403);
+    // The 403 body, as Key Vault sends it for a vault with RBAC authorization.
+    let token = ImdsCredential {
+        endpoint: emulator.imds_url(),
+        client_id: Some(reader.client_id.clone()),
+        http: reqwest::Client::new(),
+    }
+    .get_token(&["https://vault.azure.net/.default"], None)
+    .await
+    .unwrap();
+    let raw = http
+        .get(format!(
+            "{}/secrets?api-version=7.4",
+            emulator.vault_url(VAULT)
+        ))
+        .bearer_auth(token.token.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 403);
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Forbidden");
+    assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByRbac");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Action: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("oid={}", reader.object_id)),
+        "{message}"
+    );
+
+    let nobody_client = client(&emulator, Some(nobody.client_id.clone()), no_retry());
+    assert_eq!(
+        status(&nobody_client.get_secret("api-key", None).await.unwrap_err()),
+        403
+    );
+
+    // A token from another tenant: 401 again after the challenge.
+    let stranger = emulator
+        .add_user_identity(IdentitySpec {
+            tenant_id: Some("11111111-1111-1111-1111-111111111111".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &stranger.client_id, &["get"])
+        .unwrap();
+    let stranger_client = client(&emulator, Some(stranger.client_id), no_retry());
+    assert_eq!(
+        status(
+            &stranger_client
+                .get_secret("api-key", None)
+                .await
+                .unwrap_err()
+        ),
+        401
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_injected_failures_are_retried_by_the_sdk() {
+    let emulator = start().await;
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, "system", &["Key Vault Secrets User"])
+        .unwrap();
+    emulator
+        .set_secret(
+            VAULT,
+            "s",
+            SecretSpec {
+                value: "v".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let _ = identity;
+
+    // Without retries the 429 and its Key Vault body reach the caller.
+    let strict = client(&emulator, None, no_retry());
+    strict.get_secret("s", None).await.unwrap();
+    emulator.fail_next(VAULT, &[429]);
+    let err = strict.get_secret("s", None).await.unwrap_err();
+    assert_eq!(status(&err), 429);
+    assert_eq!(code(&err), "Throttled");
+
+    // With the SDK's default retry policy, a 503 and a 429 are retried.
+    let patient = client(&emulator, None, RetryOptions::default());
+    patient.get_secret("s", None).await.unwrap();
+    emulator.reset_counters();
+    emulator.fail_next(VAULT, &[503, 429]);
+    let secret = patient
+        .get_secret("s", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(secret.value.as_deref(), Some("v"));
+    assert_eq!(emulator.status_count(VAULT, 503), 1);
+    assert_eq!(emulator.status_count(VAULT, 429), 1);
+    assert_eq!(emulator.status_count(VAULT, 200), 1);
+
+    // Rate throttling: two requests per minute pass, the third gets 429 with Retry-After.
+    emulator.throttle(VAULT, 2, std::time::Duration::from_secs(60), Some(7));
+    strict.get_secret("s", None).await.unwrap();
+    strict.get_secret("s", None).await.unwrap();
+    assert_eq!(
+        status(&strict.get_secret("s", None).await.unwrap_err()),
+        429
+    );
+    let raw = http_client(&emulator)
+        .get(format!(
+            "{}/secrets/s?api-version=7.4",
+            emulator.vault_url(VAULT)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 429);
+    assert_eq!(raw.headers()["retry-after"], "7");
+    emulator.clear_faults(VAULT);
+
+    // A dropped connection is an error for the client, and the next request goes through.
+    emulator.drop_next(VAULT, 1);
+    let http = http_client(&emulator);
+    let url = format!("{}/secrets/s?api-version=7.4", emulator.vault_url(VAULT));
+    assert!(http.get(&url).send().await.is_err());
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+}
