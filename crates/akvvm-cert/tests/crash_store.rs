@@ -1,0 +1,322 @@
+//! Crash test of the store (harness = false): a child process installs certificates in a loop
+//! and is killed with SIGKILL at random moments, hundreds of times. After every kill each link
+//! in the store must resolve to a complete file whose key matches its certificate, and after
+//! `Store::open` no temp file may remain.
+//!
+//! The same binary is the child: `crash_store --child STORE FIXTURES`. The number of kills is
+//! `AKVVM_CRASH_KILLS` (default 300).
+
+mod store_support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CertificateBundle, decode_pem, decode_secret};
+use akvvm_cert::store::{Acl, InstallRequest, Store, TEMP_PREFIX};
+
+const DEFAULT_KILLS: u32 = 300;
+const BUNDLES: usize = 3;
+/// Versions the child cycles through; version `i` holds bundle `i % BUNDLES`.
+const VERSIONS: usize = 5;
+/// The longest wait between the child's "ready" and its SIGKILL.
+const MAX_DELAY_MICROS: u64 = 40_000;
+
+fn version_name(index: usize) -> String {
+    format!("{index:032x}")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        child(Path::new(&args[at + 1]), Path::new(&args[at + 2]));
+    }
+    match parent() {
+        Ok(summary) => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{summary}");
+                println!("test crash_store ... ok");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("crash_store FAILED: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs forever, alternating versions, with every kind of link and an ACL.
+fn child(store_path: &Path, fixtures: &Path) -> ! {
+    let bundles: Vec<CertificateBundle> = (0..BUNDLES)
+        .map(|i| {
+            let pem = std::fs::read_to_string(fixtures.join(format!("{i}.pem"))).unwrap();
+            decode_secret(Some(CONTENT_TYPE_PEM), &pem).unwrap()
+        })
+        .collect();
+    let store = Store::open(store_path).unwrap();
+    let acls = [Acl::User("4711".into())];
+    let mut stdout = std::io::stdout();
+    stdout.write_all(b"ready\n").unwrap();
+    stdout.flush().unwrap();
+    let start = std::process::id() as usize;
+    for round in 0.. {
+        let index = (start + round) % VERSIONS;
+        let version = version_name(index);
+        let request = InstallRequest {
+            vault: "vault",
+            name: "cert",
+            version: &version,
+            bundle: &bundles[index % BUNDLES],
+            link_name: Some("web.pem"),
+            acls: if round % 2 == 0 { &acls } else { &[] },
+            keep: NonZeroU32::new(2).unwrap(),
+            certbot_layout: true,
+        };
+        store.install(&request).unwrap();
+    }
+    unreachable!("the install loop does not end")
+}
+
+struct Expected {
+    full: String,
+    leaf: String,
+    chain: String,
+    key: String,
+    thumbprint: String,
+}
+
+fn parent() -> Result<String, String> {
+    let kills: u32 = match std::env::var("AKVVM_CRASH_KILLS") {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| format!("AKVVM_CRASH_KILLS={value:?} is not a number"))?,
+        Err(_) => DEFAULT_KILLS,
+    };
+    let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let fixtures = root.path().join("fixtures");
+    std::fs::create_dir(&fixtures).map_err(|e| e.to_string())?;
+    let mut expected = BTreeMap::new();
+    let mut bundle_expectations = Vec::new();
+    for i in 0..BUNDLES {
+        let generated = store_support::generate(&format!("host{i}.example.com"), 30 + i as i64);
+        std::fs::write(fixtures.join(format!("{i}.pem")), &generated.pem)
+            .map_err(|e| e.to_string())?;
+        let bundle = &generated.bundle;
+        bundle_expectations.push(Expected {
+            full: bundle.to_pem().to_string(),
+            leaf: bundle.leaf_pem(),
+            chain: bundle.chain_pem(),
+            key: bundle.key_pem().to_string(),
+            thumbprint: bundle.thumbprint(),
+        });
+    }
+    for index in 0..VERSIONS {
+        expected.insert(version_name(index), index % BUNDLES);
+    }
+    let store_path = root.path().join("store");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+
+    let started = Instant::now();
+    let mut mid_write = 0;
+    let mut before_link = 0;
+    let mut links_seen: Vec<String> = Vec::new();
+    for kill in 0..kills {
+        let mut child = Command::new(&exe)
+            .arg("--child")
+            .arg(&store_path)
+            .arg(&fixtures)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the child: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if line != "ready\n" {
+            let _ = child.kill();
+            return Err(format!(
+                "kill {kill}: the child said {line:?} instead of ready"
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(rand::random_range(
+            0..MAX_DELAY_MICROS,
+        )));
+        child.kill().map_err(|e| e.to_string())?; // SIGKILL
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if status.code().is_some() {
+            return Err(format!(
+                "kill {kill}: the child exited by itself ({status}) before SIGKILL"
+            ));
+        }
+
+        let temps = temp_entries(&store_path)?;
+        if !temps.is_empty() {
+            mid_write += 1;
+        }
+        if newest_file_is_not_linked(&store_path) {
+            before_link += 1;
+        }
+        let links = check_store(&store_path, &expected, &bundle_expectations)
+            .map_err(|e| format!("after kill {kill}: {e}"))?;
+        for link in &links_seen {
+            if !links.contains(link) {
+                return Err(format!("after kill {kill}: the link {link} disappeared"));
+            }
+        }
+        links_seen = links;
+
+        Store::open(&store_path).map_err(|e| format!("after kill {kill}: {e}"))?;
+        let left = temp_entries(&store_path)?;
+        if !left.is_empty() {
+            return Err(format!(
+                "after kill {kill} and Store::open, temp files remain: {left:?}"
+            ));
+        }
+    }
+    for link in ["vault.cert", "web.pem", "vault.cert.live"] {
+        if !links_seen.iter().any(|l| l == link) {
+            return Err(format!(
+                "the link {link} was never created: the child never finished an install"
+            ));
+        }
+    }
+    Ok(format!(
+        "crash_store: {kills} SIGKILLs in {:.1} s; {mid_write} landed mid-write (temp files left \
+         behind), {before_link} after a new file but before its link moved; every link resolved to \
+         a complete certificate whose key matches it",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// Whether the newest version file is not (yet) the stable link's target: the kill came after
+/// the file was complete and before the link moved.
+fn newest_file_is_not_linked(store: &Path) -> bool {
+    let Ok(target) = std::fs::read_link(store.join("vault.cert")) else {
+        return false;
+    };
+    let newest = std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("vault.cert."))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.file_name())))
+        .max();
+    newest.is_some_and(|(_, name)| name != target.as_os_str())
+}
+
+/// The temp entries in the store.
+fn temp_entries(store: &Path) -> Result<Vec<String>, String> {
+    let mut temps = Vec::new();
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return Ok(temps);
+    };
+    for entry in entries {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with(TEMP_PREFIX) {
+            temps.push(name);
+        }
+    }
+    Ok(temps)
+}
+
+/// Checks every link and every version file; returns the names of the links.
+fn check_store(
+    store: &Path,
+    expected: &BTreeMap<String, usize>,
+    bundles: &[Expected],
+) -> Result<Vec<String>, String> {
+    let mut links = Vec::new();
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return Ok(links);
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|e| e.to_string())?;
+        if file_type.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
+            let target = target.to_string_lossy().into_owned();
+            let (version, is_dir) = match target.strip_suffix(".d") {
+                Some(version) => (version, true),
+                None => (target.as_str(), false),
+            };
+            let version = version
+                .strip_prefix("vault.cert.")
+                .ok_or_else(|| format!("{name} points to {target}, outside the layout"))?;
+            let index = *expected
+                .get(version)
+                .ok_or_else(|| format!("{name} points to unknown version {version}"))?;
+            if is_dir {
+                check_certbot_dir(&path, &bundles[index]).map_err(|e| format!("{name}: {e}"))?;
+            } else {
+                check_full_file(&path, &bundles[index]).map_err(|e| format!("{name}: {e}"))?;
+            }
+            links.push(name);
+        } else if file_type.is_file() {
+            // Every version file was renamed into place complete, linked or not.
+            let version = name
+                .strip_prefix("vault.cert.")
+                .ok_or_else(|| format!("unexpected file {name}"))?;
+            let index = *expected
+                .get(version)
+                .ok_or_else(|| format!("unexpected version file {name}"))?;
+            check_full_file(&path, &bundles[index]).map_err(|e| format!("{name}: {e}"))?;
+        }
+    }
+    links.sort();
+    Ok(links)
+}
+
+fn check_full_file(path: &PathBuf, expected: &Expected) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("unreadable: {e}"))?;
+    if text != expected.full {
+        return Err(format!(
+            "content differs from the installed bundle ({} bytes, expected {})",
+            text.len(),
+            expected.full.len()
+        ));
+    }
+    let bundle = decode_pem(&text).map_err(|e| format!("does not decode: {} ({})", e.code(), e))?;
+    if !bundle.key.matches(&bundle.leaf) || bundle.thumbprint() != expected.thumbprint {
+        return Err("the key does not match the certificate".into());
+    }
+    Ok(())
+}
+
+fn check_certbot_dir(dir: &Path, expected: &Expected) -> Result<(), String> {
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join(file)).map_err(|e| format!("{file} unreadable: {e}"))
+    };
+    let (cert, chain, fullchain, key) = (
+        read("cert.pem")?,
+        read("chain.pem")?,
+        read("fullchain.pem")?,
+        read("privkey.pem")?,
+    );
+    if cert != expected.leaf
+        || chain != expected.chain
+        || fullchain != format!("{}{}", expected.leaf, expected.chain)
+        || key != expected.key
+    {
+        return Err("a certbot file differs from the installed bundle".into());
+    }
+    let pair = decode_pem(&format!("{cert}{key}"))
+        .map_err(|e| format!("cert.pem + privkey.pem do not decode: {}", e.code()))?;
+    if !pair.key.matches(&pair.leaf) {
+        return Err("privkey.pem does not match cert.pem".into());
+    }
+    Ok(())
+}
