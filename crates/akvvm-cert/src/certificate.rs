@@ -606,7 +606,7 @@ pub fn decode_secret(
 }
 
 /// The DER of a base64 PFX secret value (whitespace allowed).
-fn pfx_base64(value: &str) -> Result<Vec<u8>, CertError> {
+pub fn pfx_base64(value: &str) -> Result<Vec<u8>, CertError> {
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if compact.is_empty() {
         return Err(CertError::NotACertificate {

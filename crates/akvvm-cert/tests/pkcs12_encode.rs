@@ -57,8 +57,8 @@ fn the_encoding_is_keyvaults() {
     assert!(has(&[
         0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06
     ]));
-    // The zero-length password: the MAC verifies with it but not with OpenSSL's two zero
-    // bytes, so a decoder that only tries one form fails; akvvm tries both.
+    // Key Vault's zero-length password (the unit tests in src/pkcs12.rs check that the MAC
+    // verifies with zero bytes and not with OpenSSL's two): an empty-password secret opens.
     let value = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(&pfx)

@@ -1,6 +1,7 @@
 //! The command line: one struct per subcommand, each with its own `run()`.
 
 mod validate;
+mod inspect;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 enum Command {
     /// Check a settings file, an ARM template or extension resource, or a handler settings file.
     Validate(validate::ValidateArgs),
+    /// Show what a PFX, PEM bundle or store entry holds: subject, SANs, thumbprint, chain.
+    Inspect(inspect::InspectArgs),
 }
 
 impl Cli {
@@ -32,6 +35,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Validate(args) => args.run(),
+            Command::Inspect(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,185 @@
+//! `akvvm inspect FILE`: what a PFX, a PEM bundle, a base64 secret value or a store entry holds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use akvvm_cert::certificate::{self, Certificate, CertificateBundle};
+use anyhow::Context as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// A PFX (binary or base64, as a Key Vault secret value), a PEM bundle, or a store entry.
+    path: PathBuf,
+
+    /// The PFX password; Key Vault's own PFX files have none (the default).
+    #[arg(long, default_value = "", hide_default_value = true)]
+    password: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One certificate of the chain, leaf first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertReport {
+    role: &'static str,
+    subject: String,
+    issuer: String,
+    sans: Vec<String>,
+    serial: String,
+    thumbprint: String,
+    sha256: String,
+    not_before: String,
+    not_after: String,
+    key_type: String,
+    is_ca: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    file: String,
+    format: &'static str,
+    subject: String,
+    issuer: String,
+    sans: Vec<String>,
+    serial: String,
+    thumbprint: String,
+    sha256: String,
+    not_before: String,
+    not_after: String,
+    expired: bool,
+    key_type: String,
+    chain: Vec<CertReport>,
+    warnings: Vec<String>,
+}
+
+impl InspectArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("failed to read {}", self.path.display()))?;
+        let (format, decoded) = decode(&bytes, &self.password);
+        let bundle = decoded.map_err(|err| {
+            anyhow::anyhow!(
+                "{} is not a usable certificate ({format}): {err} [{}]",
+                self.path.display(),
+                err.code()
+            )
+        })?;
+        let report = report(&self.path, format, &bundle);
+        if self.json {
+            output::line(serde_json::to_string_pretty(&report)?);
+        } else {
+            print_text(&report);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Recognises the file's form and decodes it.
+fn decode(
+    bytes: &[u8],
+    password: &str,
+) -> (
+    &'static str,
+    Result<CertificateBundle, akvvm_cert::CertError>,
+) {
+    if bytes.first() == Some(&0x30) {
+        return ("PFX", certificate::decode_pfx(bytes, password));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains("-----BEGIN ") {
+        return ("PEM", certificate::decode_pem(&text));
+    }
+    match certificate::pfx_base64(&text) {
+        Ok(der) => ("base64 PFX", certificate::decode_pfx(&der, password)),
+        Err(err) => ("unknown", Err(err)),
+    }
+}
+
+fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn cert_report(role: &'static str, cert: &Certificate) -> CertReport {
+    CertReport {
+        role,
+        subject: cert.subject.clone(),
+        issuer: cert.issuer.clone(),
+        sans: cert.sans.iter().map(ToString::to_string).collect(),
+        serial: cert.serial.clone(),
+        thumbprint: cert.thumbprint(),
+        sha256: cert.sha256_fingerprint(),
+        not_before: timestamp(cert.not_before),
+        not_after: timestamp(cert.not_after),
+        key_type: cert.key_type.to_string(),
+        is_ca: cert.is_ca,
+    }
+}
+
+fn report(path: &std::path::Path, format: &'static str, bundle: &CertificateBundle) -> Report {
+    let leaf = &bundle.leaf;
+    let mut chain = vec![cert_report("leaf", leaf)];
+    let last = bundle.chain.len().saturating_sub(1);
+    for (i, cert) in bundle.chain.iter().enumerate() {
+        let role = if i == last && cert.is_self_issued() {
+            "root"
+        } else {
+            "intermediate"
+        };
+        chain.push(cert_report(role, cert));
+    }
+    Report {
+        file: path.display().to_string(),
+        format,
+        subject: leaf.subject.clone(),
+        issuer: leaf.issuer.clone(),
+        sans: leaf.sans.iter().map(ToString::to_string).collect(),
+        serial: leaf.serial.clone(),
+        thumbprint: bundle.thumbprint(),
+        sha256: bundle.sha256_fingerprint(),
+        not_before: timestamp(leaf.not_before),
+        not_after: timestamp(leaf.not_after),
+        expired: leaf.not_after < OffsetDateTime::now_utc(),
+        key_type: bundle.key.key_type().to_string(),
+        chain,
+        warnings: bundle.warnings.clone(),
+    }
+}
+
+fn print_text(r: &Report) {
+    let sans = if r.sans.is_empty() {
+        "(none)".to_string()
+    } else {
+        r.sans.join(", ")
+    };
+    output::line(format!("file:        {} ({})", r.file, r.format));
+    output::line(format!("subject:     {}", r.subject));
+    output::line(format!("issuer:      {}", r.issuer));
+    output::line(format!("SANs:        {sans}"));
+    output::line(format!("serial:      {}", r.serial));
+    output::line(format!("thumbprint:  {}", r.thumbprint));
+    output::line(format!("SHA-256:     {}", r.sha256));
+    output::line(format!("not before:  {}", r.not_before));
+    let expired = if r.expired { " (EXPIRED)" } else { "" };
+    output::line(format!("not after:   {}{expired}", r.not_after));
+    output::line(format!("key:         {} (matches the leaf)", r.key_type));
+    output::line("chain:");
+    for (i, c) in r.chain.iter().enumerate() {
+        output::line(format!("  {i}. {:<12} {}", c.role, c.subject));
+        output::line(format!(
+            "     {:<12} thumbprint {}, {}, not after {}",
+            "", c.thumbprint, c.key_type, c.not_after
+        ));
+    }
+    for warning in &r.warnings {
+        output::line(format!("warning:     {warning}"));
+    }
+}

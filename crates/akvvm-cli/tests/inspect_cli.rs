@@ -1,0 +1,182 @@
+//! `akvvm inspect` on a PFX, a base64 Key Vault secret value, a PEM bundle and a store entry.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../akvvm-cert/tests/fixtures")
+        .join(path)
+}
+
+fn akvvm() -> Command {
+    Command::cargo_bin("akvvm").expect("the akvvm binary")
+}
+
+#[test]
+fn a_pfx_with_its_password_prints_the_leaf_and_the_ordered_chain() {
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .args(["--password", "correct horse"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "subject:     CN=ecp384.example.test,O=akvvm test",
+        ))
+        .stdout(predicate::str::contains(
+            "issuer:      CN=akvvm Test Intermediate CA,O=akvvm test,C=US",
+        ))
+        .stdout(predicate::str::contains(
+            "SANs:        DNS:ecp384.example.test, DNS:www.ecp384.example.test, IP:192.0.2.10",
+        ))
+        .stdout(predicate::str::contains(
+            "thumbprint:  267231972C0BEBCB58B38AE40DC8123B3CF66467",
+        ))
+        .stdout(predicate::str::contains(
+            "SHA-256:     9B0CC7F26D168ACFAB0917FCAACEE50880A91EE0807D5D636B90451D5B14376D",
+        ))
+        .stdout(predicate::str::contains("not after:   2126-10-29T04:53:22Z"))
+        .stdout(predicate::str::contains("key:         EC P-384"))
+        .stdout(predicate::str::is_match(
+            "(?s)0\\. leaf +CN=ecp384.*1\\. intermediate +CN=akvvm Test Intermediate CA.*2\\. root +CN=akvvm Test Root CA",
+        ).expect("regex"));
+}
+
+#[test]
+fn json_output_of_a_keyvault_secret_value() {
+    let output = akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/kv-rsa2048-rc2-2020.pfx.b64"))
+        .arg("--json")
+        .output()
+        .expect("run akvvm");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["format"], "base64 PFX");
+    assert_eq!(json["subject"], "CN=MyCert");
+    assert_eq!(
+        json["thumbprint"],
+        "D7DD483CF2B07A4FF798E2BDE03B5DEAF0ECB48E"
+    );
+    assert_eq!(
+        json["sha256"],
+        "9DDFCB0AD7C0BEB676B216B61CA529B93A74282E7A2E9956EAF55E0E4F9FF1B9"
+    );
+    assert_eq!(json["notBefore"], "2020-06-25T12:59:45Z");
+    assert_eq!(json["notAfter"], "2021-06-25T13:09:45Z");
+    assert_eq!(json["expired"], true);
+    assert_eq!(json["keyType"], "RSA 2048");
+    assert_eq!(json["chain"].as_array().map(Vec::len), Some(1));
+    assert_eq!(json["chain"][0]["role"], "leaf");
+    assert_eq!(json["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn json_output_of_a_shuffled_pem_lists_the_chain_leaf_to_root() {
+    let output = akvvm()
+        .arg("inspect")
+        .arg(fixture("pem/rsa2048-shuffled.pem"))
+        .arg("--json")
+        .output()
+        .expect("run akvvm");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let chain: Vec<(String, String)> = json["chain"]
+        .as_array()
+        .expect("chain")
+        .iter()
+        .map(|c| {
+            (
+                c["role"].as_str().unwrap_or_default().to_string(),
+                c["thumbprint"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (
+                "leaf".into(),
+                "9F5F05E23343FA08A8BD070A5B448B185837CF0D".into()
+            ),
+            (
+                "intermediate".into(),
+                "9AB05F3C22EF7DE47769263835F5FB0EBCD3C3A0".into()
+            ),
+            (
+                "root".into(),
+                "9AC8EB76BAA4CDB379A2A5A152EF4192FBD9C972".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        json["sans"],
+        serde_json::json!([
+            "DNS:rsa2048.example.test",
+            "DNS:www.rsa2048.example.test",
+            "IP:192.0.2.10"
+        ])
+    );
+}
+
+#[test]
+fn a_store_entry_is_read_back_and_an_incomplete_chain_is_reported() {
+    let bundle = akvvm_cert::certificate::decode_pem(
+        &std::fs::read_to_string(fixture("pem/ecp384-sec1-noroot.pem")).expect("fixture"),
+    )
+    .expect("bundle");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entry = dir.path().join("myvault.mycert.0123456789abcdef");
+    std::fs::write(&entry, bundle.to_pem().as_bytes()).expect("write");
+    akvvm()
+        .arg("inspect")
+        .arg(&entry)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(PEM)"))
+        .stdout(predicate::str::contains(
+            "thumbprint:  267231972C0BEBCB58B38AE40DC8123B3CF66467",
+        ))
+        .stdout(predicate::str::contains(
+            "warning:     the chain is incomplete: no certificate for \"CN=akvvm Test Root CA",
+        ))
+        // The key itself is never printed.
+        .stdout(predicate::str::contains("PRIVATE KEY").not());
+}
+
+#[test]
+fn bad_input_fails_with_the_error_code() {
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/openssl3-aes-rsa2048.pfx"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("[pfx_bad_password]"))
+        .stderr(predicate::str::contains("openssl3-aes-rsa2048.pfx"));
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pem/nokey.pem"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("[pem_no_key]"));
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/README.md"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("[not_a_certificate]"));
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/does-not-exist.pfx"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("failed to read"))
+        .stderr(predicate::str::contains("does-not-exist.pfx"));
+}
