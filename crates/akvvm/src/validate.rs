@@ -1,1 +1,0 @@
-//! `akvvm validate`.

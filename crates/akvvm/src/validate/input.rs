@@ -1,0 +1,167 @@
+//! Reading the validator's input: JSON with helpful errors for what people paste by mistake
+//! (documentation placeholders, XML, `"key": value` fragments), and comments (which ARM accepts).
+
+use serde_json::Value;
+
+use crate::settings::Diagnostic;
+
+/// Parses `text` as JSON. Comments (`//`, `/* */`) are removed first, with a warning.
+pub fn parse_json(text: &str) -> Result<(Value, Vec<Diagnostic>), Diagnostic> {
+    let first_error = match serde_json::from_str::<Value>(text) {
+        Ok(v) => return Ok((v, Vec::new())),
+        Err(e) => e,
+    };
+    let stripped = strip_comments(text);
+    if stripped != text
+        && let Ok(v) = serde_json::from_str::<Value>(&stripped)
+    {
+        let warning = Diagnostic::warning(
+                "json-comments",
+                "",
+                "the file has comments; ARM templates accept them, but the extension's settings and handler files must be plain JSON",
+            )
+            .with_help("remove the comments if this file is used as settings");
+        return Ok((v, vec![warning]));
+    }
+    Err(explain(text, &first_error))
+}
+
+/// A clear error for text that is not JSON.
+fn explain(text: &str, err: &serde_json::Error) -> Diagnostic {
+    let trimmed = text.trim_start();
+    let at = format!("line {}, column {}", err.line(), err.column());
+    if trimmed.is_empty() {
+        return Diagnostic::error("not-json", "", "the file is empty")
+            .with_help("give a settings object, an extension resource, an ARM template or a handler settings file");
+    }
+    if trimmed.starts_with('<') {
+        return Diagnostic::error("not-json", "", format!("this is XML, not JSON ({at}: {err})"))
+            .with_help("a .cscfg/.csdef snippet is not extension settings; akvvm validate checks JSON settings, extension resources and ARM templates");
+    }
+    if let Some(placeholder) = placeholder_near(text, err.line(), err.column()) {
+        return Diagnostic::error(
+            "not-json",
+            "",
+            format!("not JSON: documentation placeholder {placeholder} at {at}"),
+        )
+        .with_help("replace every <...> placeholder with a real JSON value, such as \"3600\" or \"https://myvault.vault.azure.net/secrets/mycert\"");
+    }
+    if let Some((n, _)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| matches!(l.trim(), "..." | "...," | "…"))
+    {
+        return Diagnostic::error(
+            "not-json",
+            "",
+            format!("not JSON: line {} is a documentation elision (...)", n + 1),
+        )
+        .with_help("replace ... with the remaining settings, or remove it");
+    }
+    if trimmed.starts_with('"') && serde_json::from_str::<Value>(&format!("{{{text}}}")).is_ok() {
+        return Diagnostic::error("not-json", "", format!("not JSON: this is an object member (\"key\": value) without the surrounding braces ({at}: {err})"))
+            .with_help("wrap it in { and } to make it a JSON object");
+    }
+    Diagnostic::error("not-json", "", format!("not JSON: {err}")).with_help(
+        "fix the JSON syntax at that position (a missing comma, quote or brace is the usual cause)",
+    )
+}
+
+/// The `<...>` placeholder at or just before the error position, if there is one.
+fn placeholder_near(text: &str, line: usize, column: usize) -> Option<String> {
+    let line_text = text.lines().nth(line.checked_sub(1)?)?;
+    let col = column.min(line_text.len());
+    let before = line_text.get(..col)?;
+    let start = before.rfind('<').or_else(|| {
+        line_text
+            .get(col.saturating_sub(1)..)?
+            .find('<')
+            .map(|i| i + col.saturating_sub(1))
+    })?;
+    let rest = &line_text[start..];
+    let end = rest.find('>')?;
+    let placeholder: String = rest[..=end].chars().take(80).collect();
+    Some(placeholder)
+}
+
+/// Removes `//` and `/* */` comments outside strings.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                    }
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_stripped_with_a_warning() {
+        let (v, warnings) = parse_json("{\n // c\n \"a\": \"//x\" /* y */ }").unwrap();
+        assert_eq!(v, serde_json::json!({"a": "//x"}));
+        assert_eq!(warnings[0].code, "json-comments");
+    }
+
+    #[test]
+    fn placeholders_xml_and_fragments_are_explained() {
+        let e = parse_json("{\n \"pollingIntervalInS\": <string specifying polling interval>,\n}")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("placeholder <string specifying polling interval> at line 2"),
+            "{}",
+            e.message
+        );
+        let e = parse_json("<Certificate name=\"x\" />").unwrap_err();
+        assert!(e.message.starts_with("this is XML"), "{}", e.message);
+        let e = parse_json("\"identity\": {\"type\": \"UserAssigned\"}").unwrap_err();
+        assert!(
+            e.message.contains("without the surrounding braces"),
+            "{}",
+            e.message
+        );
+        assert_eq!(parse_json("   ").unwrap_err().message, "the file is empty");
+    }
+}

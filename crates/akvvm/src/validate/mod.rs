@@ -1,0 +1,797 @@
+//! `akvvm validate`: finds the extension settings in what it is given (bare settings, a VM or
+//! scale-set extension resource, a Cloud Services `extensionProfile` entry, a whole ARM template,
+//! or a handler `<seq>.settings` file), resolves ARM expressions from a parameters file and the
+//! template's own defaults, validates every Key Vault extension's settings, and reports.
+//!
+//! The library does all the work and renders the report ([`ValidationReport::render_text`], or
+//! serde JSON); the CLI only prints it. To recognise a new kind of input, extend [`detect`].
+
+mod arm;
+mod input;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::settings::{
+    self, Diagnostic, ParseOptions, Settings, did_you_mean, join_index, join_key,
+};
+
+pub use arm::{ArmContext, Unevaluated, check_balance};
+pub use input::parse_json;
+
+/// The publisher of the Key Vault VM extension.
+pub const KEY_VAULT_PUBLISHER: &str = "Microsoft.Azure.KeyVault";
+/// The Key Vault extension types.
+pub const KEY_VAULT_TYPES: &[&str] = &["KeyVaultForLinux", "KeyVaultForWindows", "KeyVaultForPaaS"];
+
+/// What the validator was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// The settings object itself.
+    Settings,
+    /// A handler `<seq>.settings` file (`runtimeSettings[0].handlerSettings.publicSettings`).
+    HandlerSettings,
+    /// An ARM template (`resources`), every Key Vault extension in it.
+    ArmTemplate,
+    /// A `Microsoft.Compute/virtualMachines/extensions` resource.
+    VmExtension,
+    /// A `Microsoft.Compute/virtualMachineScaleSets/extensions` resource.
+    ScaleSetExtension,
+    /// An entry of `virtualMachineProfile.extensionProfile.extensions`.
+    ScaleSetProfileExtension,
+    /// A Cloud Services `extensionProfile.extensions` entry (`KeyVaultForPaaS`).
+    CloudServiceExtension,
+    /// A resource or resource fragment holding extensions (such as a Cloud Services
+    /// `osProfile` + `extensionProfile`).
+    ResourceFragment,
+    /// Not JSON, or nothing recognisable.
+    Unknown,
+}
+
+impl fmt::Display for InputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InputKind::Settings => "extension settings",
+            InputKind::HandlerSettings => "handler settings file",
+            InputKind::ArmTemplate => "ARM template",
+            InputKind::VmExtension => "VM extension resource",
+            InputKind::ScaleSetExtension => "scale set extension resource",
+            InputKind::ScaleSetProfileExtension => "scale set extensionProfile entry",
+            InputKind::CloudServiceExtension => "Cloud Services extension (extensionProfile)",
+            InputKind::ResourceFragment => "resource fragment with extensions",
+            InputKind::Unknown => "unrecognised input",
+        })
+    }
+}
+
+/// One observed certificate, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateSummary {
+    pub url: String,
+    pub vault: String,
+    pub host: String,
+    pub name: String,
+    /// The pinned version, or `None` for "latest".
+    pub version: Option<String>,
+    pub store_directory: PathBuf,
+    pub link_name: Option<String>,
+    pub acls: Vec<String>,
+    pub reload: Option<Vec<String>>,
+}
+
+/// An ARM expression left for deployment time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedExpression {
+    pub path: String,
+    pub expression: String,
+    pub reason: String,
+}
+
+/// One Key Vault extension (or the bare settings) and what was found in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionReport {
+    /// JSON path of the extension (empty for bare settings and handler files).
+    pub path: String,
+    pub name: Option<String>,
+    pub extension_type: Option<String>,
+    pub type_handler_version: Option<String>,
+    /// The settings shape found (`V1`, `V3`, `PaaS`), when the settings were valid.
+    pub shape: Option<settings::Shape>,
+    pub authentication: Option<String>,
+    pub polling_interval_seconds: Option<u64>,
+    pub require_initial_sync: Option<bool>,
+    pub certificates: Vec<CertificateSummary>,
+    pub unresolved: Vec<UnresolvedExpression>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The validated settings (not serialised; for callers of the library).
+    #[serde(skip)]
+    pub settings: Option<Settings>,
+}
+
+impl ExtensionReport {
+    fn new(path: &str) -> Self {
+        ExtensionReport {
+            path: path.to_string(),
+            name: None,
+            extension_type: None,
+            type_handler_version: None,
+            shape: None,
+            authentication: None,
+            polling_interval_seconds: None,
+            require_initial_sync: None,
+            certificates: Vec::new(),
+            unresolved: Vec::new(),
+            diagnostics: Vec::new(),
+            settings: None,
+        }
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// Everything `akvvm validate` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    pub file: Option<PathBuf>,
+    pub kind: InputKind,
+    pub valid: bool,
+    /// Problems with the document itself (not JSON, no extension found, ...).
+    pub diagnostics: Vec<Diagnostic>,
+    pub extensions: Vec<ExtensionReport>,
+}
+
+impl ValidationReport {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.all_diagnostics().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.all_diagnostics().filter(|d| !d.is_error())
+    }
+
+    /// Document diagnostics, then each extension's.
+    pub fn all_diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .chain(self.extensions.iter().flat_map(|e| e.diagnostics.iter()))
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+            || self.extensions.iter().any(|e| e.error_count() > 0)
+    }
+
+    /// The process exit status: 0 valid, 1 invalid.
+    pub fn exit_code(&self) -> u8 {
+        if self.valid { 0 } else { 1 }
+    }
+
+    /// The human-readable report.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if let Some(file) = &self.file {
+            let _ = writeln!(out, "file: {}", file.display());
+        }
+        let _ = writeln!(out, "kind: {}", self.kind);
+        for ext in &self.extensions {
+            let _ = writeln!(out);
+            let location = if ext.path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", ext.path)
+            };
+            let name = ext
+                .name
+                .as_deref()
+                .map(|n| format!(" {n:?}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "extension{name}{location}");
+            if let Some(t) = &ext.extension_type {
+                let version = ext
+                    .type_handler_version
+                    .as_deref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  type: {KEY_VAULT_PUBLISHER}.{t}{version}");
+            }
+            match ext.shape {
+                Some(shape) => {
+                    let _ = writeln!(out, "  shape: {shape}");
+                }
+                None => {
+                    let _ = writeln!(out, "  shape: not determined (the settings have errors)");
+                }
+            }
+            if let Some(auth) = &ext.authentication {
+                let _ = writeln!(out, "  authentication: {auth}");
+            }
+            if let (Some(poll), Some(sync)) =
+                (ext.polling_interval_seconds, ext.require_initial_sync)
+            {
+                let _ = writeln!(out, "  polling: every {poll} s; requireInitialSync: {sync}");
+            }
+            if !ext.certificates.is_empty() {
+                let _ = writeln!(out, "  certificates:");
+            }
+            for c in &ext.certificates {
+                let version = c
+                    .version
+                    .as_deref()
+                    .map_or("latest".to_string(), |v| format!("pinned to {v}"));
+                let _ = writeln!(out, "    - {} (vault {} at {})", c.name, c.vault, c.host);
+                let _ = writeln!(out, "      version: {version}");
+                let _ = writeln!(out, "      store: {}", c.store_directory.display());
+                if let Some(link) = &c.link_name {
+                    let _ = writeln!(out, "      link: {link}");
+                }
+                if !c.acls.is_empty() {
+                    let _ = writeln!(out, "      acls: {}", c.acls.join(", "));
+                }
+                if let Some(cmd) = &c.reload {
+                    let _ = writeln!(out, "      reload: {}", cmd.join(" "));
+                }
+            }
+            if !ext.unresolved.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  unresolved ARM expressions (evaluated at deployment, not checked here):"
+                );
+                for u in &ext.unresolved {
+                    let _ = writeln!(out, "    - {}: {} ({})", u.path, u.expression, u.reason);
+                }
+            }
+        }
+        let diagnostics: Vec<&Diagnostic> = self.all_diagnostics().collect();
+        if !diagnostics.is_empty() {
+            let _ = writeln!(out);
+        }
+        for severity in [settings::Severity::Warning, settings::Severity::Error] {
+            for d in diagnostics.iter().filter(|d| d.severity == severity) {
+                let path = if d.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}:", d.path)
+                };
+                let _ = writeln!(out, "{}[{}]{path} {}", d.severity, d.code, d.message);
+                if let Some(help) = &d.help {
+                    let _ = writeln!(out, "  help: {help}");
+                }
+            }
+        }
+        let errors = self.errors().count();
+        let warnings = self.warnings().count();
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "result: {} ({errors} error{}, {warnings} warning{})",
+            if self.valid { "valid" } else { "invalid" },
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" },
+        );
+        out
+    }
+}
+
+/// Why the validator could not even start (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("failed to read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parameters file {} is not usable: {message}", path.display())]
+    Parameters { path: PathBuf, message: String },
+}
+
+impl ValidateError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValidateError::Read { .. } => "unreadable",
+            ValidateError::Parameters { .. } => "bad-parameters-file",
+        }
+    }
+}
+
+/// Reads an ARM parameters file: `{"parameters": {"name": {"value": ...}}}`.
+pub fn load_parameters(path: &Path) -> Result<Map<String, Value>, ValidateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ValidateError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |message: String| ValidateError::Parameters {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (value, _) = parse_json(&text).map_err(|d| bad(d.message))?;
+    parameters_from_value(&value).map_err(bad)
+}
+
+/// The `parameters` map of a parameters file's JSON.
+pub fn parameters_from_value(value: &Value) -> Result<Map<String, Value>, String> {
+    let Some(params) = value.get("parameters") else {
+        return Err("it has no \"parameters\" object; expected {\"parameters\": {\"name\": {\"value\": ...}}}".to_string());
+    };
+    let Value::Object(map) = params else {
+        return Err("\"parameters\" is not an object".to_string());
+    };
+    for (name, entry) in map {
+        let ok = entry
+            .as_object()
+            .is_some_and(|o| o.contains_key("value") || o.contains_key("reference"));
+        if !ok {
+            return Err(format!(
+                "parameter {name:?} has no \"value\"; write \"{name}\": {{\"value\": ...}}"
+            ));
+        }
+    }
+    Ok(map.clone())
+}
+
+/// Validates a file, with an optional parameters file.
+pub fn validate_file(
+    path: &Path,
+    parameters: Option<&Path>,
+) -> Result<ValidationReport, ValidateError> {
+    let parameter_values = parameters
+        .map(load_parameters)
+        .transpose()?
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|source| ValidateError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut report = validate_text(&text, parameter_values);
+    report.file = Some(path.to_path_buf());
+    Ok(report)
+}
+
+/// Validates JSON text (see the module documentation for what it may hold).
+pub fn validate_text(text: &str, parameter_values: Map<String, Value>) -> ValidationReport {
+    match parse_json(text) {
+        Ok((value, warnings)) => {
+            let mut report = validate_value(&value, parameter_values);
+            report.diagnostics.splice(0..0, warnings);
+            report.valid = !report.has_errors();
+            report
+        }
+        Err(diagnostic) => ValidationReport {
+            file: None,
+            kind: InputKind::Unknown,
+            valid: false,
+            diagnostics: vec![diagnostic],
+            extensions: Vec::new(),
+        },
+    }
+}
+
+/// Validates parsed JSON.
+pub fn validate_value(value: &Value, parameter_values: Map<String, Value>) -> ValidationReport {
+    let mut report = ValidationReport {
+        file: None,
+        kind: InputKind::Unknown,
+        valid: false,
+        diagnostics: Vec::new(),
+        extensions: Vec::new(),
+    };
+    let mut cx = ArmContext {
+        parameter_values,
+        ..ArmContext::default()
+    };
+    report.kind = detect(value);
+    match report.kind {
+        InputKind::Settings => {
+            let mut ext = ExtensionReport::new("");
+            check_settings(value, "settings", None, &cx, false, &mut ext);
+            report.extensions.push(ext);
+        }
+        InputKind::HandlerSettings => handler_settings(value, &mut report),
+        InputKind::Unknown => report.diagnostics.push(unrecognised(value)),
+        kind => {
+            if kind == InputKind::ArmTemplate {
+                if let Some(Value::Object(p)) = value.get("parameters") {
+                    cx.declared_parameters = Some(p.clone());
+                } else {
+                    cx.declared_parameters = Some(Map::new());
+                }
+                if let Some(Value::Object(v)) = value.get("variables") {
+                    cx.variables = v.clone();
+                }
+                for name in cx.parameter_values.keys() {
+                    let declared = cx
+                        .declared_parameters
+                        .as_ref()
+                        .is_some_and(|d| d.keys().any(|k| k.eq_ignore_ascii_case(name)));
+                    if !declared {
+                        report.diagnostics.push(Diagnostic::warning(
+                            "unused-parameter",
+                            "parameters",
+                            format!("the parameters file gives {name:?}, which the template does not declare"),
+                        ));
+                    }
+                }
+            }
+            let mut found = Vec::new();
+            find_extensions(value, "", &mut found, &mut report.diagnostics);
+            if found.is_empty() {
+                report.diagnostics.push(no_extension(kind));
+            }
+            for (path, props) in found {
+                let mut ext = ExtensionReport::new(&path);
+                check_extension(props, &path, &cx, &mut ext);
+                report.extensions.push(ext);
+            }
+        }
+    }
+    report.valid = !report.has_errors();
+    report
+}
+
+/// Recognises the input from its top-level keys.
+fn detect(value: &Value) -> InputKind {
+    let Value::Object(map) = value else {
+        return match value {
+            Value::String(_) => InputKind::Settings,
+            _ => InputKind::Unknown,
+        };
+    };
+    let str_of = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or_default();
+    if map.contains_key("runtimeSettings") {
+        return InputKind::HandlerSettings;
+    }
+    if map.get("resources").is_some_and(Value::is_array)
+        || str_of("$schema").contains("deploymentTemplate")
+    {
+        return InputKind::ArmTemplate;
+    }
+    if map.contains_key("secretsManagementSettings") || map.contains_key("authenticationSettings") {
+        return InputKind::Settings;
+    }
+    let resource_type = str_of("type").to_ascii_lowercase();
+    if resource_type == "microsoft.compute/virtualmachines/extensions" {
+        return InputKind::VmExtension;
+    }
+    if resource_type == "microsoft.compute/virtualmachinescalesets/extensions" {
+        return InputKind::ScaleSetExtension;
+    }
+    if let Some(Value::Object(props)) = map.get("properties")
+        && (props.contains_key("publisher") || props.contains_key("settings"))
+    {
+        let paas = props
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("KeyVaultForPaaS"));
+        return if paas {
+            InputKind::CloudServiceExtension
+        } else {
+            InputKind::ScaleSetProfileExtension
+        };
+    }
+    if map.contains_key("publisher") && map.contains_key("settings") {
+        return InputKind::ResourceFragment;
+    }
+    let mut found = Vec::new();
+    find_extensions(value, "", &mut found, &mut Vec::new());
+    if found.is_empty() {
+        InputKind::Unknown
+    } else {
+        InputKind::ResourceFragment
+    }
+}
+
+fn unrecognised(value: &Value) -> Diagnostic {
+    let what = match value {
+        Value::Object(m) if m.is_empty() => "an empty object".to_string(),
+        Value::Object(m) => format!(
+            "an object with keys {}",
+            m.keys()
+                .take(6)
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(_) => "an array".to_string(),
+        other => format!(
+            "a JSON {}",
+            if other.is_number() { "number" } else { "value" }
+        ),
+    };
+    let keys: Vec<&str> = [
+        "secretsManagementSettings",
+        "authenticationSettings",
+        "runtimeSettings",
+        "resources",
+    ]
+    .to_vec();
+    let close = value.as_object().and_then(|m| {
+        m.keys()
+            .find_map(|k| did_you_mean(k, &keys).map(|c| (k.clone(), c)))
+    });
+    let mut d = Diagnostic::error(
+        "unrecognised-input",
+        "",
+        format!("found no Key Vault extension settings in {what}"),
+    );
+    d.help = Some(match close {
+        Some((k, c)) => format!("did you mean {c:?} instead of {k:?}?"),
+        None => "give a settings object ({\"secretsManagementSettings\": ...}), an extension resource (publisher Microsoft.Azure.KeyVault), an ARM template or a handler <seq>.settings file".to_string(),
+    });
+    d
+}
+
+fn no_extension(kind: InputKind) -> Diagnostic {
+    Diagnostic::error(
+        "no-key-vault-extension",
+        "",
+        format!(
+            "the {kind} holds no Key Vault extension (publisher {KEY_VAULT_PUBLISHER}, type {})",
+            KEY_VAULT_TYPES.join(", ")
+        ),
+    )
+    .with_help("check the extension's publisher and type")
+}
+
+/// Finds extension `properties` objects (those with `publisher` and `type`) that belong to the
+/// Key Vault extension, reporting near misses.
+fn find_extensions<'v>(
+    value: &'v Value,
+    path: &str,
+    found: &mut Vec<(String, &'v Map<String, Value>)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    match value {
+        Value::Object(map) => {
+            let publisher = map.get("publisher").and_then(Value::as_str);
+            let ext_type = map.get("type").and_then(Value::as_str);
+            if let (Some(publisher), Some(ext_type)) = (publisher, ext_type) {
+                let kv_publisher = publisher.eq_ignore_ascii_case(KEY_VAULT_PUBLISHER);
+                let kv_type = KEY_VAULT_TYPES
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(ext_type));
+                if kv_publisher && !kv_type {
+                    let mut d = Diagnostic::error(
+                        "unknown-extension-type",
+                        join_key(path, "type"),
+                        format!("{ext_type:?} is not a Key Vault extension type"),
+                    );
+                    d.help = Some(match did_you_mean(ext_type, KEY_VAULT_TYPES) {
+                        Some(close) => format!("did you mean {close:?}?"),
+                        None => format!("use one of {}", KEY_VAULT_TYPES.join(", ")),
+                    });
+                    diagnostics.push(d);
+                    return;
+                }
+                if kv_type && !kv_publisher {
+                    diagnostics.push(
+                        Diagnostic::error("wrong-publisher", join_key(path, "publisher"), format!("{ext_type} is published by {KEY_VAULT_PUBLISHER}, not {publisher:?}"))
+                            .with_help(format!("write \"publisher\": \"{KEY_VAULT_PUBLISHER}\"")),
+                    );
+                    return;
+                }
+                if kv_type && kv_publisher {
+                    found.push((path.to_string(), map));
+                    return;
+                }
+            }
+            for (k, v) in map {
+                find_extensions(v, &join_key(path, k), found, diagnostics);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                find_extensions(v, &join_index(path, i), found, diagnostics);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks one extension's `properties`: where the settings are, then the settings.
+fn check_extension(
+    props: &Map<String, Value>,
+    path: &str,
+    cx: &ArmContext,
+    ext: &mut ExtensionReport,
+) {
+    // The enclosing resource's name is one level up; the path ends in ".properties" for resources.
+    ext.extension_type = props.get("type").and_then(Value::as_str).map(|t| {
+        KEY_VAULT_TYPES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(t))
+            .map_or(t, |k| k)
+            .to_string()
+    });
+    ext.type_handler_version = props.get("typeHandlerVersion").map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    if ext.extension_type.as_deref() == Some("KeyVaultForWindows") {
+        ext.diagnostics.push(Diagnostic::warning(
+            "windows-extension",
+            join_key(path, "type"),
+            "KeyVaultForWindows settings are checked as akvvm (a Linux agent) would apply them",
+        ));
+    }
+    for misplaced in [
+        "authenticationSettings",
+        "secretsManagementSettings",
+        "loggingSettings",
+    ] {
+        if props.contains_key(misplaced) {
+            ext.diagnostics.push(
+                Diagnostic::error(
+                    "settings-beside-settings",
+                    join_key(path, misplaced),
+                    format!("{misplaced} is placed beside \"settings\"; the extension only reads what is inside \"settings\", so it is ignored"),
+                )
+                .with_help(format!("move {misplaced} into \"settings\": {{\"secretsManagementSettings\": ..., \"authenticationSettings\": ...}}")),
+            );
+        }
+    }
+    if let Some(protected) = props.get("protectedSettings")
+        && protected.as_object().is_none_or(|o| !o.is_empty())
+    {
+        ext.diagnostics.push(
+            Diagnostic::warning(
+                "protected-settings",
+                join_key(path, "protectedSettings"),
+                "the Key Vault extension has no protected settings; protectedSettings is ignored",
+            )
+            .with_help("put every setting in \"settings\" (they are all public)"),
+        );
+    }
+    let settings_path = join_key(path, "settings");
+    let Some(settings) = props.get("settings") else {
+        let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        let typo = keys
+            .iter()
+            .find(|k| did_you_mean(k, &["settings"]).is_some());
+        let mut d = Diagnostic::error(
+            "missing-settings",
+            &settings_path,
+            "the extension has no \"settings\"",
+        );
+        d.help = Some(match typo {
+            Some(k) => format!("rename {k:?} to \"settings\""),
+            None => "add \"settings\": {\"secretsManagementSettings\": {\"observedCertificates\": [...]}}".to_string(),
+        });
+        ext.diagnostics.push(d);
+        return;
+    };
+    let objects_need_v3 = ext.extension_type.as_deref() == Some("KeyVaultForLinux")
+        && ext
+            .type_handler_version
+            .as_deref()
+            .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
+            .is_some_and(|major| major < 3);
+    let extension_type = ext.extension_type.clone();
+    check_settings(settings, &settings_path, extension_type, cx, true, ext);
+    if objects_need_v3 && ext.shape == Some(settings::Shape::V3) {
+        ext.diagnostics.push(Diagnostic::warning(
+            "objects-need-v3",
+            join_key(path, "typeHandlerVersion"),
+            "observedCertificates objects need KeyVaultForLinux 3.0 in Azure; older versions accept only URL strings (akvvm accepts both)",
+        ).with_help("set \"typeHandlerVersion\": \"3.0\""));
+    }
+}
+
+/// Resolves ARM expressions (in templates), then validates the settings object.
+fn check_settings(
+    value: &Value,
+    path: &str,
+    extension_type: Option<String>,
+    cx: &ArmContext,
+    arm: bool,
+    ext: &mut ExtensionReport,
+) {
+    let mut value = value.clone();
+    let mut resolution = arm::Resolution::default();
+    if arm {
+        arm::resolve(&mut value, path, cx, &mut resolution);
+    }
+    ext.diagnostics.append(&mut resolution.diagnostics);
+    let options = ParseOptions {
+        base_path: path.to_string(),
+        arm_expressions: arm,
+        extension_type,
+    };
+    let report = settings::parse(&value, &options);
+    ext.diagnostics.extend(report.diagnostics);
+    for u in report.unresolved {
+        if resolution.malformed.contains(&u.path) {
+            continue;
+        }
+        let reason = resolution
+            .unevaluated
+            .iter()
+            .find(|e| e.path == u.path)
+            .map_or_else(
+                || "evaluated at deployment".to_string(),
+                |e| e.reason.clone(),
+            );
+        ext.unresolved.push(UnresolvedExpression {
+            path: u.path,
+            expression: u.expression,
+            reason,
+        });
+    }
+    if let Some(s) = report.settings {
+        ext.shape = Some(s.shape);
+        ext.authentication = Some(s.authentication.to_string());
+        ext.polling_interval_seconds = Some(s.polling_interval.as_secs());
+        ext.require_initial_sync = Some(s.require_initial_sync);
+        ext.certificates = s
+            .observed
+            .iter()
+            .map(|o| CertificateSummary {
+                url: o.url.to_string(),
+                vault: o.url.vault_name.clone(),
+                host: o.url.host.clone(),
+                name: o.url.name.clone(),
+                version: o.url.version.clone(),
+                store_directory: o.store_dir.clone(),
+                link_name: o.link_name.clone(),
+                acls: o.acls.iter().map(ToString::to_string).collect(),
+                reload: o
+                    .options
+                    .reload
+                    .as_ref()
+                    .or(s.agent.reload.as_ref())
+                    .map(|r| r.command.clone()),
+            })
+            .collect();
+        ext.settings = Some(s);
+    }
+}
+
+fn handler_settings(value: &Value, report: &mut ValidationReport) {
+    let path = "runtimeSettings";
+    let first = match value.get("runtimeSettings") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            if items.len() > 1 {
+                report.diagnostics.push(Diagnostic::warning(
+                    "extra-runtime-settings",
+                    join_index(path, 1),
+                    "only runtimeSettings[0] is used",
+                ));
+            }
+            &items[0]
+        }
+        _ => {
+            report.diagnostics.push(
+                Diagnostic::error("bad-handler-settings", path, "runtimeSettings must be a non-empty array")
+                    .with_help("a handler settings file is {\"runtimeSettings\": [{\"handlerSettings\": {\"publicSettings\": {...}}}]}"),
+            );
+            return;
+        }
+    };
+    let hs_path = join_key(&join_index(path, 0), "handlerSettings");
+    let Some(public) = first
+        .get("handlerSettings")
+        .and_then(|h| h.get("publicSettings"))
+    else {
+        report.diagnostics.push(
+            Diagnostic::error("bad-handler-settings", join_key(&hs_path, "publicSettings"), "the handler settings file has no handlerSettings.publicSettings")
+                .with_help("a handler settings file is {\"runtimeSettings\": [{\"handlerSettings\": {\"publicSettings\": {...}}}]}"),
+        );
+        return;
+    };
+    let mut ext = ExtensionReport::new("");
+    check_settings(
+        public,
+        &join_key(&hs_path, "publicSettings"),
+        None,
+        &ArmContext::default(),
+        false,
+        &mut ext,
+    );
+    report.extensions.push(ext);
+}
