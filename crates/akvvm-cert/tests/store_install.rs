@@ -339,3 +339,45 @@ fn the_state_file_records_an_install() {
     assert_eq!(entry.installed_at, Some(now));
     assert_eq!(entry.last_error, None);
 }
+
+#[test]
+fn a_lost_state_is_rebuilt_from_the_store_without_writing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().join("store")).unwrap();
+    assert_eq!(store.installed("myvault", "web-cert", None).unwrap(), None);
+    let generated = generate("www.example.com", 90);
+    let installed = store
+        .install(&InstallRequest {
+            link_name: Some("web"),
+            certbot_layout: true,
+            ..request("v1", &generated.bundle)
+        })
+        .unwrap();
+    let modified = std::fs::metadata(&installed.file)
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let read_back = store
+        .installed("myvault", "web-cert", Some("web"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_back, installed);
+    assert_eq!(
+        std::fs::metadata(&installed.file)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
+    // A custom link that points elsewhere is not reported as this certificate's.
+    let elsewhere = store
+        .installed("myvault", "web-cert", Some("other"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(elsewhere.custom_link, None);
+
+    // A file damaged behind akvvm's back counts as not installed, so it is installed again.
+    std::fs::write(&installed.file, b"damaged").unwrap();
+    assert_eq!(store.installed("myvault", "web-cert", None).unwrap(), None);
+}

@@ -4,8 +4,8 @@
 //! `.akvvm-tmp-<name>.<random>` is created in the destination directory (`O_EXCL|O_NOFOLLOW`),
 //! given its mode, owner and ACL before any byte goes in, written, `fsync`ed, renamed over the
 //! destination, and the directory is `fsync`ed. A reader sees the old file or the new one, never a
-//! part of one; a crash leaves at most a temp file, which [`remove_temp_files`] deletes on the next
-//! start. [`swap_symlink_at`] moves a symbolic link the same way: the new link is made under a temp
+//! part of one; a crash leaves at most a temp file, which `remove_temp_files` deletes on the next
+//! start. `swap_symlink_at` moves a symbolic link the same way: the new link is made under a temp
 //! name and renamed over the old one.
 
 use std::ffi::CStr;

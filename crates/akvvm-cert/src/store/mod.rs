@@ -554,6 +554,62 @@ impl Store {
         Ok(targets)
     }
 
+    /// What is installed for `vault.name`, read back from the store: the version the stable link
+    /// points to, decoded for its thumbprint and expiry, with the custom link (`link_name`) and the
+    /// `.live` link when they point to the same version. `None` when nothing complete is
+    /// installed (no link, a missing file, or a file that no longer decodes, which is logged).
+    /// This rebuilds a lost or corrupt state file without writing anything.
+    pub fn installed(
+        &self,
+        vault: &str,
+        name: &str,
+        link_name: Option<&str>,
+    ) -> Result<Option<Installed>, StoreError> {
+        let Some(current) = self.current(vault, name)? else {
+            return Ok(None);
+        };
+        let text = Zeroizing::new(std::fs::read_to_string(&current.file).map_err(|source| {
+            StoreError::Read {
+                path: current.file.clone(),
+                source,
+            }
+        })?);
+        let bundle = match crate::certificate::decode_pem(&text) {
+            Ok(bundle) => bundle,
+            Err(error) => {
+                tracing::warn!(
+                    path = %current.file.display(),
+                    code = error.code(),
+                    %error,
+                    "the installed certificate no longer decodes; it will be installed again"
+                );
+                return Ok(None);
+            }
+        };
+        let file_name = format!("{vault}.{name}.{}", current.version);
+        let points_here = |link: &str, target: &str| {
+            rustix::fs::readlinkat(&self.dir, link, Vec::new())
+                .ok()
+                .is_some_and(|t| t.as_bytes() == target.as_bytes())
+        };
+        let custom_link = link_name
+            .filter(|link| check_link_name(link).is_ok() && points_here(link, &file_name))
+            .map(|link| self.path.join(link));
+        let live = format!("{vault}.{name}.{LIVE_LINK_SUFFIX}");
+        let live_link = points_here(&live, &format!("{file_name}{CERTBOT_DIR_SUFFIX}"))
+            .then(|| self.path.join(&live));
+        Ok(Some(Installed {
+            version: current.version,
+            file: current.file,
+            link: current.link,
+            custom_link,
+            live_link,
+            thumbprint: bundle.thumbprint(),
+            not_after: bundle.not_after(),
+            pruned: Vec::new(),
+        }))
+    }
+
     /// The version the stable link `<vault>.<name>` points to, or `None` when there is no link,
     /// or it points to a missing file or to something akvvm did not make.
     pub fn current(&self, vault: &str, name: &str) -> Result<Option<Current>, StoreError> {

@@ -190,7 +190,7 @@ impl StateFile {
 
     /// Loads the state file, never failing: a corrupt file is renamed to `<name>.corrupt` (kept
     /// for a post-mortem) and an empty state is returned with the error, for the caller to report.
-    /// The caller then rebuilds entries from the store ([`super::Store::current`]), so nothing
+    /// The caller then rebuilds entries from the store ([`super::Store::installed`]), so nothing
     /// that is installed is written again.
     pub fn load_or_recover(path: &Path) -> (StateFile, Option<StoreError>) {
         match StateFile::load(path) {
