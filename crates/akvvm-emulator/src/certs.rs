@@ -461,6 +461,12 @@ pub fn decode_import(value: &str, password: &str) -> Result<CertificateBundle, A
     let der = STANDARD
         .decode(compact)
         .map_err(|e| invalid(format!("the value is neither PEM nor a base64 PFX: {e}")))?;
+    if der.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8(der)
+            .map_err(|_| invalid("the base64 value decodes to PEM that is not UTF-8"))?;
+        return akvvm_cert::certificate::decode_pem(&text)
+            .map_err(|e| invalid(format!("the PEM does not load: {e}")));
+    }
     akvvm_cert::certificate::decode_pfx(&der, password)
         .map_err(|e| invalid(format!("the PFX does not load: {e}")))
 }
@@ -670,17 +676,27 @@ fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
     })
 }
 
-fn operation_body(ctx: &Ctx<'_>, cert: &Certificate) -> Value {
-    json!({
+/// The certificate operation. Creation is synchronous here, but the create answer says
+/// `inProgress` as Key Vault's does (the SDKs' pollers only fetch the certificate after seeing the
+/// pending operation complete); the pending operation then reads `completed`.
+fn operation_body(ctx: &Ctx<'_>, cert: &Certificate, completed: bool) -> Value {
+    let mut body = json!({
         "id": format!("{}/certificates/{}/pending", ctx.base, cert.name),
         "issuer": {"name": cert.policy["issuer"]["name"].as_str().unwrap_or("Self")},
         "csr": cert.versions.last().map(|v| STANDARD.encode(&v.cer)).unwrap_or_default(),
         "cancellation_requested": false,
-        "status": "completed",
-        "status_details": "",
-        "target": format!("{}/certificates/{}", ctx.base, cert.name),
         "request_id": new_version(),
-    })
+    });
+    if completed {
+        body["status"] = json!("completed");
+        body["target"] = json!(format!("{}/certificates/{}", ctx.base, cert.name));
+    } else {
+        body["status"] = json!("inProgress");
+        body["status_details"] = json!(
+            "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+        );
+    }
+    body
 }
 
 /// Handles `/certificates/...`.
@@ -725,7 +741,7 @@ pub fn handle(
                 })
                 .map_err(admin_to_response)?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let mut response = ok_json(StatusCode::ACCEPTED, operation_body(ctx, &cert));
+            let mut response = ok_json(StatusCode::ACCEPTED, operation_body(ctx, &cert, false));
             let location = format!(
                 "{}/certificates/{}/pending?api-version={}",
                 ctx.base, cert.name, ctx.api_version
@@ -790,7 +806,7 @@ pub fn handle(
                     None,
                 )
             })?;
-            Ok(ok_json(StatusCode::OK, operation_body(ctx, &cert)))
+            Ok(ok_json(StatusCode::OK, operation_body(ctx, &cert, true)))
         }
         ([name, "policy"], &Method::GET) => {
             ctx.require(

@@ -220,6 +220,21 @@ fn issue(
     .into_response())
 }
 
+/// Whether a header thumbprint names the same hash as `registered` (base64url without padding).
+/// Clients send base64url (RFC 7515) or, as MSAL for Python does, standard base64 with padding.
+fn same_thumbprint(header: &str, registered: &str) -> bool {
+    let normalized: String = header
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    normalized == registered
+}
+
 /// Checks a client assertion against `app`'s certificates.
 pub fn verify_assertion(
     app: &App,
@@ -237,11 +252,10 @@ pub fn verify_assertion(
             "Client assertion has no x5t or x5t#S256 header naming the signing certificate.",
         ));
     }
-    let Some(cert) = app
-        .certificates
-        .iter()
-        .find(|c| Some(c.x5t.as_str()) == x5t || Some(c.x5t_s256.as_str()) == x5t_s256)
-    else {
+    let Some(cert) = app.certificates.iter().find(|c| {
+        x5t.is_some_and(|t| same_thumbprint(t, &c.x5t))
+            || x5t_s256.is_some_and(|t| same_thumbprint(t, &c.x5t_s256))
+    }) else {
         return Err(invalid_client(
             700027,
             &format!(
@@ -280,7 +294,9 @@ pub fn verify_assertion(
             ),
         ));
     }
-    let (nbf, exp) = (claims["nbf"].as_i64(), claims["exp"].as_i64());
+    // NumericDate may carry a fraction (MSAL for Python sends floats).
+    let seconds = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64));
+    let (nbf, exp) = (seconds(&claims["nbf"]), seconds(&claims["exp"]));
     let Some(exp) = exp else {
         return Err(invalid_client(700024, "Client assertion has no exp claim."));
     };

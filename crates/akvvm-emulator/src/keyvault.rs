@@ -26,8 +26,8 @@ use crate::token::now_unix;
 
 /// The audience (resource) of Key Vault tokens.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
-/// The newest api-version accepted.
-pub const LATEST_API_VERSION: &str = "2025-07-01";
+/// The newest api-version accepted. The current SDKs (Python azure-keyvault-* 4.12) default to it.
+pub const LATEST_API_VERSION: &str = "2026-04-01";
 /// Page size limit of list operations (Key Vault's maximum for `maxresults`).
 pub const MAX_RESULTS: usize = 25;
 
@@ -71,14 +71,14 @@ pub fn vault_from_host(host: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Whether Key Vault accepts `v`: 7.0 to 7.6 (with previews), and the dated versions up to
-/// [`LATEST_API_VERSION`].
+/// Whether Key Vault accepts `v`: 2016-10-01, 7.0 to 7.6 (with previews), 2025-07-01 and
+/// [`LATEST_API_VERSION`], the versions the Azure SDKs know.
 pub fn api_version_supported(v: &str) -> bool {
     let base = v.split_once("-preview").map_or(v, |(b, _)| b);
     if let Some(minor) = base.strip_prefix("7.") {
         return matches!(minor, "0" | "1" | "2" | "3" | "4" | "5" | "6");
     }
-    matches!(base, "2025-07-01")
+    matches!(base, "2016-10-01" | "2025-07-01" | "2026-04-01")
 }
 
 /// A Key Vault error answer.
@@ -861,11 +861,20 @@ mod tests {
     }
 
     #[test]
-    fn api_versions_from_7_0_to_2025_07_01() {
-        for v in ["7.0", "7.1", "7.4", "7.6-preview.2", "7.6", "2025-07-01"] {
+    fn api_versions_the_sdks_know_are_accepted() {
+        for v in [
+            "7.0",
+            "7.1",
+            "7.4",
+            "7.6-preview.2",
+            "7.6",
+            "2016-10-01",
+            "2025-07-01",
+            "2026-04-01",
+        ] {
             assert!(api_version_supported(v), "{v}");
         }
-        for v in ["6.0", "7.7", "2016-10-01", "2025-08-01", ""] {
+        for v in ["6.0", "7.7", "2016-10-02", "2025-08-01", ""] {
             assert!(!api_version_supported(v), "{v}");
         }
     }
