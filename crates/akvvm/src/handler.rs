@@ -72,6 +72,12 @@ pub enum HandlerError {
         "{path} does not hold a process id (found {found:?}); remove it if no akvvm daemon runs"
     )]
     BadPidFile { path: PathBuf, found: String },
+    #[error("no running akvvm daemon found through {path} ({detail}); is `akvvm run` running?")]
+    NoDaemon { path: PathBuf, detail: String },
+    #[error("the akvvm daemon (pid {pid}) did not stop within {wait:?} of SIGTERM")]
+    StopTimeout { pid: u32, wait: Duration },
+    #[error(transparent)]
+    WriteFile(#[from] akvvm_cert::store::StoreError),
     #[error("failed to write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -92,7 +98,9 @@ impl HandlerError {
             HandlerError::NoPublicSettings { .. } => "handler.no_public_settings",
             HandlerError::ServiceCommand { .. } => "handler.service_command",
             HandlerError::BadPidFile { .. } => "handler.bad_pid_file",
-            HandlerError::Write { .. } => "handler.write",
+            HandlerError::NoDaemon { .. } => "handler.no_daemon",
+            HandlerError::StopTimeout { .. } => "handler.stop_timeout",
+            HandlerError::Write { .. } | HandlerError::WriteFile(_) => "handler.write",
         }
     }
 }
@@ -249,6 +257,22 @@ pub fn sequence_number(config_folder: &Path, from_env: Option<&str>) -> Result<u
 }
 
 impl HandlerSettings {
+    /// Validates the public settings; warnings are logged.
+    pub fn validate(&self) -> Result<crate::settings::Settings, crate::settings::LoadError> {
+        match crate::settings::Settings::from_json_value(&self.public_settings) {
+            Ok((settings, warnings)) => {
+                for warning in warnings {
+                    tracing::warn!(path = %warning.path, code = warning.code, "{}", warning.message);
+                }
+                Ok(settings)
+            }
+            Err(diagnostics) => Err(crate::settings::LoadError::Invalid {
+                path: self.path.clone(),
+                diagnostics,
+            }),
+        }
+    }
+
     /// Reads `<config_folder>/<sequence>.settings`.
     pub fn read(config_folder: &Path, sequence: u64) -> Result<Self, HandlerError> {
         let path = config_folder.join(format!("{sequence}.settings"));
@@ -435,12 +459,7 @@ impl ServiceManager {
             path: self.unit_dir.clone(),
             source,
         })?;
-        crate::status::write_file_atomic(&path, text.as_bytes(), 0o644).map_err(|source| {
-            HandlerError::Write {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        akvvm_cert::store::write_atomic(&path, text.as_bytes(), 0o644, None)?;
         Ok(true)
     }
 
@@ -525,12 +544,12 @@ impl PidFile {
     /// Records this process as the daemon.
     pub fn write_own(&self) -> Result<(), HandlerError> {
         let text = format!("{}\n", std::process::id());
-        crate::status::write_file_atomic(&self.path, text.as_bytes(), 0o644).map_err(|source| {
-            HandlerError::Write {
-                path: self.path.clone(),
-                source,
-            }
-        })
+        Ok(akvvm_cert::store::write_atomic(
+            &self.path,
+            text.as_bytes(),
+            0o644,
+            None,
+        )?)
     }
 
     /// Removes the file if it still names this process.
@@ -538,6 +557,58 @@ impl PidFile {
         if self.read().ok().flatten() == Some(std::process::id()) {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+
+    /// Sends SIGHUP to the recorded daemon (an immediate sync); returns its pid.
+    pub fn request_sync(&self) -> Result<u32, HandlerError> {
+        let pid = self.read()?.ok_or_else(|| HandlerError::NoDaemon {
+            path: self.path.clone(),
+            detail: "no pid file".to_string(),
+        })?;
+        let target = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| HandlerError::BadPidFile {
+                path: self.path.clone(),
+                found: pid.to_string(),
+            })?;
+        rustix::process::kill_process(target, rustix::process::Signal::HUP).map_err(|e| {
+            HandlerError::NoDaemon {
+                path: self.path.clone(),
+                detail: format!("process {pid}: {e}"),
+            }
+        })?;
+        Ok(pid)
+    }
+
+    /// Sends SIGTERM to the recorded daemon and waits up to `wait` for it to exit. Returns
+    /// whether a daemon was running.
+    pub fn stop(&self, wait: Duration) -> Result<bool, HandlerError> {
+        let Some(pid) = self.read()? else {
+            return Ok(false);
+        };
+        let Some(target) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return Err(HandlerError::BadPidFile {
+                path: self.path.clone(),
+                found: pid.to_string(),
+            });
+        };
+        if rustix::process::kill_process(target, rustix::process::Signal::TERM).is_err() {
+            // Gone already: the file is stale.
+            let _ = std::fs::remove_file(&self.path);
+            return Ok(false);
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if rustix::process::test_kill_process(target).is_err() || !self.path.exists() {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(HandlerError::StopTimeout { pid, wait })
     }
 
     /// The recorded pid, if the file exists.
@@ -856,6 +927,11 @@ mod tests {
         assert_eq!(pid.read().unwrap(), Some(std::process::id()));
         pid.remove_own();
         assert!(!pid.path().exists());
+        // A daemon that is gone is reported as such.
+        std::fs::write(pid.path(), "999999999").unwrap();
+        assert_eq!(pid.request_sync().unwrap_err().code(), "handler.no_daemon");
+        std::fs::remove_file(pid.path()).unwrap();
+        assert_eq!(pid.request_sync().unwrap_err().code(), "handler.no_daemon");
         std::fs::write(pid.path(), "garbage").unwrap();
         assert_eq!(pid.read().unwrap_err().code(), "handler.bad_pid_file");
     }

@@ -234,11 +234,11 @@ fn render_with(report: &Report, timestamp: &str, max_chars: usize, keep: usize) 
 /// Errors writing the status file.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("failed to write the status file {path}: {source}")]
+    #[error("cannot write the status file {}: {source}", path.display())]
     Write {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: akvvm_cert::store::StoreError,
     },
 }
 
@@ -272,40 +272,13 @@ impl StatusFile {
     /// Writes `report`, stamped with `at`, atomically.
     pub fn write(&self, report: &Report, at: OffsetDateTime) -> Result<(), StatusError> {
         let bytes = render(report, at);
-        write_file_atomic(&self.path, &bytes, STATUS_FILE_MODE).map_err(|source| {
-            StatusError::Write {
+        akvvm_cert::store::write_atomic(&self.path, &bytes, STATUS_FILE_MODE, None).map_err(
+            |source| StatusError::Write {
                 path: self.path.clone(),
                 source,
-            }
-        })
+            },
+        )
     }
-}
-
-/// Temp file in the same directory, mode set first, write, fsync, rename, fsync the directory.
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("status");
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]

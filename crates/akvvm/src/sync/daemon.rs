@@ -1,0 +1,278 @@
+//! The polling loop of `akvvm run`: cycles, retries, the status file, systemd readiness.
+//!
+//! Phases: with `requireInitialSync`, the status is `transitioning` until every certificate is
+//! installed, then `success`; after `initialSyncRetries` failed attempts it becomes `error` while
+//! retrying goes on with a growing backoff. Without it, the status is `success` as soon as polling
+//! has started. systemd hears `READY=1` after the initial sync (or once its retry budget is spent,
+//! so that boot is not held forever), or at once without `requireInitialSync`, and a `STATUS=`
+//! line after each cycle.
+//!
+//! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT) and one [`Notify`] (SIGHUP,
+//! `akvvm sync --now`); the caller wires the signals to them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{CertReport, Engine, jittered_interval};
+use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
+
+/// The operation name reported in the status file.
+pub const OPERATION: &str = "Enable";
+
+/// Where the daemon reports, besides its logs.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// The VM extension status file, when running as an extension.
+    pub status_file: Option<StatusFile>,
+    /// Whether to talk to systemd (`NOTIFY_SOCKET`).
+    pub notify_systemd: bool,
+}
+
+/// Where the initial sync stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// `requireInitialSync`, not every certificate installed yet, `attempts` cycles so far.
+    Initial { attempts: u32 },
+    /// Polling: either the initial sync completed or it was not required.
+    Polling,
+}
+
+struct Reporter {
+    options: DaemonOptions,
+    warn_days: u32,
+    ready_sent: bool,
+    last: Option<Report>,
+}
+
+impl Reporter {
+    fn write(&mut self, report: Report) {
+        if let Some(file) = &self.options.status_file
+            && let Err(e) = file.write(&report, OffsetDateTime::now_utc())
+        {
+            tracing::error!(error = %e, code = e.code(), "failed to write the status file");
+        }
+        self.notify(&[sd_notify::NotifyState::Status(&report.message)]);
+        self.last = Some(report);
+    }
+
+    /// Rewrites the last report with a fresh timestamp.
+    fn refresh(&mut self) {
+        if let Some(report) = self.last.take() {
+            self.write(report);
+        }
+    }
+
+    fn ready(&mut self) {
+        if !self.ready_sent {
+            self.ready_sent = true;
+            self.notify(&[sd_notify::NotifyState::Ready]);
+        }
+    }
+
+    fn notify(&self, states: &[sd_notify::NotifyState<'_>]) {
+        if self.options.notify_systemd
+            && let Err(e) = sd_notify::notify(false, states)
+        {
+            tracing::debug!(error = %e, "cannot notify systemd");
+        }
+    }
+
+    fn report(
+        &self,
+        phase: Phase,
+        retries: u32,
+        results: &BTreeMap<String, CertReport>,
+        total: usize,
+    ) -> Report {
+        let now = OffsetDateTime::now_utc();
+        let installed = results.values().filter(|r| r.is_installed()).count();
+        let failing = results.values().filter(|r| r.is_failed()).count();
+        let (state, message) = match phase {
+            Phase::Initial { attempts } if attempts >= retries && attempts > 0 => (
+                State::Error,
+                format!(
+                    "initial sync incomplete after {attempts} attempts: {installed} of {total} \
+                     certificates installed; still retrying"
+                ),
+            ),
+            Phase::Initial { attempts } => (
+                State::Transitioning,
+                format!(
+                    "initial sync in progress (attempt {attempts}): {installed} of {total} certificates installed"
+                ),
+            ),
+            Phase::Polling if failing > 0 => (
+                State::Success,
+                format!(
+                    "polling: {installed} of {total} certificates installed, {failing} failing"
+                ),
+            ),
+            Phase::Polling => (
+                State::Success,
+                format!("polling: {installed} of {total} certificates installed"),
+            ),
+        };
+        let mut report = Report::new(OPERATION, state, message);
+        report.substatus = results
+            .values()
+            .map(|r| r.substatus(now, self.warn_days))
+            .collect();
+        report
+    }
+}
+
+/// Runs cycles until `cancel` fires. `trigger` starts a cycle at once (SIGHUP, `sync --now`).
+pub async fn run(
+    engine: Arc<Engine>,
+    options: DaemonOptions,
+    cancel: CancellationToken,
+    trigger: Arc<Notify>,
+) {
+    let settings = engine.settings().clone();
+    let total = settings.observed.len();
+    let retries = settings.agent.initial_sync_retries;
+    let mut reporter = Reporter {
+        options,
+        warn_days: settings.agent.expiry_warning_days,
+        ready_sent: false,
+        last: None,
+    };
+    let mut phase = if settings.require_initial_sync {
+        Phase::Initial { attempts: 0 }
+    } else {
+        Phase::Polling
+    };
+    let mut results: BTreeMap<String, CertReport> = BTreeMap::new();
+    reporter.write(reporter.report(phase, retries, &results, total));
+    if phase == Phase::Polling {
+        reporter.ready();
+    }
+    tracing::info!(
+        certificates = total,
+        polling_interval_s = settings.polling_interval.as_secs(),
+        require_initial_sync = settings.require_initial_sync,
+        "polling started"
+    );
+    for report in engine.finish_interrupted_hooks(&cancel).await {
+        results.insert(report.url.clone(), report);
+    }
+
+    let mut consecutive_failures = 0u32;
+    let mut full_cycle = true;
+    loop {
+        let failing: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| !r.is_installed() || r.is_failed())
+            .map(|(u, _)| u.clone())
+            .collect();
+        let report = if full_cycle {
+            engine.cycle(|_| true, &cancel).await
+        } else {
+            engine
+                .cycle(
+                    |url| failing.iter().any(|f| f == url) || !results.contains_key(url),
+                    &cancel,
+                )
+                .await
+        };
+        if cancel.is_cancelled() {
+            break;
+        }
+        for cert in report.certificates {
+            results.insert(cert.url.clone(), cert);
+        }
+        let complete =
+            results.len() == total && results.values().all(|r| r.is_installed() && !r.is_failed());
+        consecutive_failures = if complete {
+            0
+        } else {
+            consecutive_failures + 1
+        };
+        phase = match phase {
+            Phase::Initial { .. }
+                if results.len() == total && results.values().all(CertReport::is_installed) =>
+            {
+                tracing::info!("initial sync complete: every certificate is installed");
+                Phase::Polling
+            }
+            Phase::Initial { attempts } => {
+                let attempts = attempts + 1;
+                if attempts == retries {
+                    tracing::error!(
+                        attempts,
+                        "initial sync failed after the configured attempts; retrying in the background"
+                    );
+                }
+                Phase::Initial { attempts }
+            }
+            Phase::Polling => Phase::Polling,
+        };
+        reporter.write(reporter.report(phase, retries, &results, total));
+        match phase {
+            Phase::Polling => reporter.ready(),
+            Phase::Initial { attempts } if attempts >= retries => reporter.ready(),
+            Phase::Initial { .. } => {}
+        }
+
+        let (delay, next_full) = if complete {
+            (jittered_interval(settings.polling_interval), true)
+        } else {
+            (engine.options().retry_delay(consecutive_failures), false)
+        };
+        tracing::debug!(?delay, full = next_full, "next cycle");
+        let waited = wait(delay, &cancel, &trigger, &mut reporter).await;
+        match waited {
+            Wake::Cancelled => break,
+            Wake::Triggered => full_cycle = true,
+            Wake::Elapsed => full_cycle = next_full,
+        }
+    }
+    tracing::info!("stopped");
+    reporter.notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+enum Wake {
+    Elapsed,
+    Triggered,
+    Cancelled,
+}
+
+/// Sleeps `delay`, rewriting a `transitioning` status at least every
+/// [`TRANSITIONING_REWRITE_INTERVAL`].
+async fn wait(
+    delay: Duration,
+    cancel: &CancellationToken,
+    trigger: &Notify,
+    reporter: &mut Reporter,
+) -> Wake {
+    let deadline = tokio::time::Instant::now() + delay;
+    loop {
+        let transitioning = reporter
+            .last
+            .as_ref()
+            .is_some_and(|r| r.state == State::Transitioning);
+        let until = if transitioning {
+            deadline.min(tokio::time::Instant::now() + TRANSITIONING_REWRITE_INTERVAL)
+        } else {
+            deadline
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return Wake::Cancelled,
+            () = trigger.notified() => {
+                tracing::info!("sync requested");
+                return Wake::Triggered;
+            }
+            () = tokio::time::sleep_until(until) => {
+                if until >= deadline {
+                    return Wake::Elapsed;
+                }
+                reporter.refresh();
+            }
+        }
+    }
+}

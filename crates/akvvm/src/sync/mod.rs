@@ -1,0 +1,864 @@
+//! The sync engine: keeps every observed certificate installed and current (DESIGN.md sections
+//! 3 and 5).
+//!
+//! [`Engine::cycle`] checks certificates concurrently (at most `concurrencyPerVault` requests in
+//! flight per vault; one certificate's failure never delays another): one versionless GET per
+//! certificate (a pinned version is fetched once and never replaced); a version equal to the one
+//! installed is neither parsed nor written; a new one is decoded, installed in the store, recorded
+//! in the state file, and followed by its reload hook ([`hook`]).
+//!
+//! [`daemon::run`] repeats cycles every `pollingIntervalInS` (with jitter), retries failing
+//! certificates with a growing backoff, keeps the status file current ([`crate::status`]),
+//! honours `requireInitialSync`, tells systemd when it is ready, and stops cleanly on its
+//! cancellation token (never in the middle of a write).
+//!
+//! To add a step to a certificate's check, extend [`Engine::check`]; to report something new,
+//! add it to [`CertOutcome`] and to [`CertReport::substatus`].
+
+pub mod connect;
+pub mod daemon;
+pub mod hook;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use akvvm_cert::store::{Acl, InstallRequest, StateFile, Store};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::settings::{AclEntry, ObservedCertificate, ReloadHook, Settings};
+use crate::status::{CODE_FAILED, CODE_OK, State, Substatus};
+use crate::vault::{SecretBundle, VaultClient};
+use hook::{HookContext, HookJournal, HookRecord, HookRetry, HookState};
+
+/// The state file's name in the agent's state directory.
+pub const STATE_FILE_NAME: &str = "state.json";
+
+/// The pause before the first retry of a failing certificate; doubled after each failure.
+pub const INITIAL_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// The longest pause between retries of a failing certificate (never longer than the polling
+/// interval either).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// The jitter applied to the polling interval: each wait is the interval times a random factor in
+/// `1 - POLL_JITTER ..= 1 + POLL_JITTER`.
+pub const POLL_JITTER: f64 = 0.1;
+
+/// Errors of one certificate's check.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Vault(Box<crate::vault::VaultError>),
+    #[error("{url}: {source}; the installed version (if any) stays")]
+    Decode {
+        url: String,
+        #[source]
+        source: akvvm_cert::CertError,
+    },
+    #[error("{url}: Key Vault returned version {version:?}, which is not a valid version name")]
+    BadVersion { url: String, version: String },
+    #[error("{url}: the secret is disabled in Key Vault; the installed version (if any) stays")]
+    Disabled { url: String },
+    #[error(transparent)]
+    Store(#[from] akvvm_cert::store::StoreError),
+    #[error("the install task of {url} failed: {detail}")]
+    Task { url: String, detail: String },
+    #[error("{url}: the check was interrupted by shutdown")]
+    Cancelled { url: String },
+}
+
+impl From<crate::vault::VaultError> for SyncError {
+    fn from(error: crate::vault::VaultError) -> Self {
+        SyncError::Vault(Box::new(error))
+    }
+}
+
+impl SyncError {
+    /// A stable machine code (the code of the underlying error where there is one).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::Vault(e) => e.code(),
+            SyncError::Decode { source, .. } => source.code(),
+            SyncError::BadVersion { .. } => "sync.bad_version",
+            SyncError::Disabled { .. } => "sync.disabled",
+            SyncError::Store(e) => e.code(),
+            SyncError::Task { .. } => "sync.task",
+            SyncError::Cancelled { .. } => "sync.cancelled",
+        }
+    }
+}
+
+/// What one check of one certificate found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertOutcome {
+    /// A new version was installed by this check.
+    Installed(InstalledInfo),
+    /// The installed version is current; nothing was parsed or written.
+    Unchanged(InstalledInfo),
+    /// The check failed; `installed` is what stays in place, if anything.
+    Failed {
+        code: String,
+        message: String,
+        installed: Option<InstalledInfo>,
+    },
+}
+
+/// A version in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledInfo {
+    pub version: String,
+    pub thumbprint: Option<String>,
+    pub not_after: Option<OffsetDateTime>,
+    pub file: Option<PathBuf>,
+}
+
+/// The outcome of one certificate's check, with its reload hook's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertReport {
+    pub url: String,
+    pub outcome: CertOutcome,
+    /// `Some(Err(message))` when the hook ran and failed after its retries.
+    pub hook: Option<Result<(), String>>,
+}
+
+impl CertReport {
+    /// Whether a version of this certificate is in place.
+    pub fn is_installed(&self) -> bool {
+        match &self.outcome {
+            CertOutcome::Installed(_) | CertOutcome::Unchanged(_) => true,
+            CertOutcome::Failed { installed, .. } => installed.is_some(),
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self.outcome, CertOutcome::Failed { .. })
+    }
+
+    /// This certificate's line in the status file; expiry within `warn_days` is a warning.
+    pub fn substatus(&self, now: OffsetDateTime, warn_days: u32) -> Substatus {
+        let describe = |info: &InstalledInfo| {
+            let mut text = format!("version {}", info.version);
+            if let Some(t) = &info.thumbprint {
+                text.push_str(&format!(", thumbprint {t}"));
+            }
+            if let Some(e) = info.not_after {
+                text.push_str(&format!(", expires {}", crate::status::format_timestamp(e)));
+            }
+            if let Some(f) = &info.file {
+                text.push_str(&format!(", file {}", f.display()));
+            }
+            text
+        };
+        let (mut state, mut code, mut message) = match &self.outcome {
+            CertOutcome::Installed(info) => (
+                State::Success,
+                CODE_OK,
+                format!("installed {}", describe(info)),
+            ),
+            CertOutcome::Unchanged(info) => (
+                State::Success,
+                CODE_OK,
+                format!("current: {}", describe(info)),
+            ),
+            CertOutcome::Failed {
+                code,
+                message,
+                installed: Some(info),
+            } => (
+                State::Warning,
+                CODE_FAILED,
+                format!("[{code}] {message} (still installed: {})", describe(info)),
+            ),
+            CertOutcome::Failed {
+                code,
+                message,
+                installed: None,
+            } => (State::Error, CODE_FAILED, format!("[{code}] {message}")),
+        };
+        let not_after = match &self.outcome {
+            CertOutcome::Installed(i) | CertOutcome::Unchanged(i) => i.not_after,
+            CertOutcome::Failed { installed, .. } => installed.as_ref().and_then(|i| i.not_after),
+        };
+        if let Some(not_after) = not_after {
+            let left = not_after - now;
+            if left.is_negative() {
+                message = format!(
+                    "EXPIRED on {}: {message}",
+                    crate::status::format_timestamp(not_after)
+                );
+                if state == State::Success {
+                    state = State::Warning;
+                }
+            } else if left.whole_days() < i64::from(warn_days) {
+                message = format!("expires in {} days: {message}", left.whole_days());
+                if state == State::Success {
+                    state = State::Warning;
+                }
+            }
+        }
+        if let Some(Err(hook)) = &self.hook {
+            message = format!("{message}; reload hook failed: {hook}");
+            if state == State::Success {
+                state = State::Warning;
+                code = CODE_FAILED;
+            }
+        }
+        Substatus {
+            name: self.url.clone(),
+            state,
+            code,
+            message,
+        }
+    }
+}
+
+/// The outcome of one cycle, one report per certificate checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub certificates: Vec<CertReport>,
+}
+
+impl CycleReport {
+    /// Every certificate checked is installed and none failed.
+    pub fn complete(&self) -> bool {
+        self.certificates
+            .iter()
+            .all(|c| c.is_installed() && !c.is_failed())
+    }
+
+    pub fn installed_count(&self) -> usize {
+        self.certificates
+            .iter()
+            .filter(|c| c.is_installed())
+            .count()
+    }
+}
+
+/// Options of the engine that do not come from the settings' documented keys.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The pause before the first retry of a failing certificate.
+    pub initial_retry_delay: Duration,
+    /// The longest pause between retries.
+    pub max_retry_delay: Duration,
+}
+
+impl EngineOptions {
+    /// The defaults, with no pause longer than the polling interval (so a short polling interval
+    /// retries quickly too).
+    pub fn for_settings(settings: &Settings) -> Self {
+        EngineOptions {
+            initial_retry_delay: INITIAL_RETRY_DELAY.min(settings.polling_interval),
+            max_retry_delay: MAX_RETRY_DELAY.min(settings.polling_interval),
+        }
+    }
+
+    /// The pause after `failures` consecutive failed attempts: doubling from
+    /// `initial_retry_delay`, capped at `max_retry_delay`, with half of it jittered.
+    pub fn retry_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+        let ceiling = self
+            .initial_retry_delay
+            .saturating_mul(factor)
+            .min(self.max_retry_delay);
+        let half = ceiling / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The polling interval with jitter.
+pub fn jittered_interval(interval: Duration) -> Duration {
+    let factor = 1.0 - POLL_JITTER + 2.0 * POLL_JITTER * rand::random::<f64>();
+    interval.mul_f64(factor)
+}
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Connect(#[from] Box<connect::ConnectError>),
+    #[error(transparent)]
+    Store(#[from] akvvm_cert::store::StoreError),
+}
+
+impl SetupError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SetupError::Connect(e) => e.code(),
+            SetupError::Store(e) => e.code(),
+        }
+    }
+}
+
+struct VaultHandle {
+    client: VaultClient,
+    permits: Arc<Semaphore>,
+}
+
+/// Everything a cycle needs: vault clients, stores, the state file and the hook journal.
+pub struct Engine {
+    settings: Settings,
+    options: EngineOptions,
+    vaults: BTreeMap<String, VaultHandle>,
+    stores: BTreeMap<PathBuf, Arc<Store>>,
+    state: Mutex<StateFile>,
+    hooks: Mutex<HookJournal>,
+}
+
+impl Engine {
+    /// Builds the engine: one vault client per vault (connections reused), the stores opened,
+    /// the state file loaded (a corrupt one is set aside and rebuilt from the stores).
+    pub fn new(settings: Settings, options: EngineOptions) -> Result<Self, SetupError> {
+        let vault_clients = connect::vault_clients(&settings).map_err(Box::new)?;
+        let mut vaults = BTreeMap::new();
+        for (host, client) in vault_clients {
+            let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
+            vaults.insert(host, VaultHandle { client, permits });
+        }
+        let mut stores = BTreeMap::new();
+        for cert in &settings.observed {
+            if !stores.contains_key(&cert.store_dir) {
+                stores.insert(
+                    cert.store_dir.clone(),
+                    Arc::new(Store::open(&cert.store_dir)?),
+                );
+            }
+        }
+        let state_path = state_file_path(&settings);
+        let (mut state, problem) = StateFile::load_or_recover(&state_path);
+        if let Some(problem) = problem {
+            tracing::warn!(error = %problem, "the state file could not be loaded; rebuilding it from the store");
+        }
+        let observed: Vec<String> = settings
+            .observed
+            .iter()
+            .map(|c| c.url.to_string())
+            .collect();
+        let stale: Vec<String> = state
+            .entries()
+            .map(|(url, _)| url.to_string())
+            .filter(|url| !observed.contains(url))
+            .collect();
+        for url in stale {
+            state.remove(&url);
+        }
+        let hooks = HookJournal::load(&settings.agent.state_directory);
+        Ok(Engine {
+            settings,
+            options,
+            vaults,
+            stores,
+            state: Mutex::new(state),
+            hooks: Mutex::new(hooks),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Checks every certificate whose URL `select` accepts, concurrently.
+    pub async fn cycle(
+        &self,
+        select: impl Fn(&str) -> bool,
+        cancel: &CancellationToken,
+    ) -> CycleReport {
+        let certificates: Vec<&ObservedCertificate> = self
+            .settings
+            .observed
+            .iter()
+            .filter(|c| select(&c.url.to_string()))
+            .collect();
+        let limit = certificates.len().max(1);
+        let mut reports: Vec<CertReport> = futures::stream::iter(certificates)
+            .map(|cert| {
+                let span = tracing::info_span!("certificate", url = %cert.url);
+                self.check(cert, cancel).instrument(span)
+            })
+            .buffer_unordered(limit)
+            .collect()
+            .await;
+        let order: Vec<String> = self
+            .settings
+            .observed
+            .iter()
+            .map(|c| c.url.to_string())
+            .collect();
+        reports.sort_by_key(|r| order.iter().position(|u| *u == r.url));
+        self.save_state();
+        reports.into_iter().collect::<Vec<_>>().into()
+    }
+
+    /// Runs the reload hooks a previous run installed a version for but did not finish.
+    pub async fn finish_interrupted_hooks(&self, cancel: &CancellationToken) -> Vec<CertReport> {
+        let mut reports = Vec::new();
+        for cert in &self.settings.observed {
+            let url = cert.url.to_string();
+            let pending = {
+                let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+                hooks
+                    .get(&url)
+                    .filter(|r| r.state == HookState::Pending)
+                    .cloned()
+            };
+            let Some(pending) = pending else { continue };
+            let entry = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry(&url).cloned()
+            };
+            let Some(entry) =
+                entry.filter(|e| e.installed_version.as_deref() == Some(&pending.version))
+            else {
+                continue;
+            };
+            let info = InstalledInfo {
+                version: pending.version.clone(),
+                thumbprint: entry.thumbprint.clone(),
+                not_after: entry.not_after,
+                file: entry.file.clone(),
+            };
+            tracing::info!(%url, version = %pending.version, "running the reload hook an earlier run did not finish");
+            let hook = self.run_hook(cert, &info, entry.link.clone(), cancel).await;
+            reports.push(CertReport {
+                url,
+                outcome: CertOutcome::Unchanged(info),
+                hook,
+            });
+        }
+        reports
+    }
+
+    fn save_state(&self) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = state.save() {
+            tracing::error!(error = %e, code = e.code(), "failed to save the state file");
+        }
+    }
+
+    fn installed_info(&self, url: &str) -> Option<InstalledInfo> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = state.entry(url)?;
+        Some(InstalledInfo {
+            version: entry.installed_version.clone()?,
+            thumbprint: entry.thumbprint.clone(),
+            not_after: entry.not_after,
+            file: entry.file.clone(),
+        })
+    }
+
+    /// The version in place for `cert`: the state file's, confirmed by the store's stable link;
+    /// or, when the state file does not know it, the store's (recorded in the state).
+    fn in_place(&self, cert: &ObservedCertificate, store: &Store) -> Option<InstalledInfo> {
+        let url = cert.url.to_string();
+        let current = match store.current(&cert.url.vault_name, &cert.url.name) {
+            Ok(current) => current?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the certificate's stable link");
+                return None;
+            }
+        };
+        match self.installed_info(&url) {
+            Some(info) if info.version == current.version => Some(info),
+            _ => {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = state.entry_mut(&url);
+                if entry.installed_version.as_deref() != Some(&current.version) {
+                    entry.installed_version = Some(current.version.clone());
+                    entry.thumbprint = None;
+                    entry.not_after = None;
+                }
+                entry.file = Some(current.file.clone());
+                entry.link = Some(current.link.clone());
+                Some(InstalledInfo {
+                    version: current.version,
+                    thumbprint: entry.thumbprint.clone(),
+                    not_after: entry.not_after,
+                    file: Some(current.file),
+                })
+            }
+        }
+    }
+
+    /// One certificate's check.
+    async fn check(&self, cert: &ObservedCertificate, cancel: &CancellationToken) -> CertReport {
+        let url = cert.url.to_string();
+        let store = self.stores[&cert.store_dir].clone();
+        let in_place = self.in_place(cert, &store);
+        let result = self
+            .check_inner(cert, store, in_place.clone(), cancel)
+            .await;
+        let now = OffsetDateTime::now_utc();
+        match result {
+            Ok((outcome, hook)) => {
+                if let CertOutcome::Unchanged(_) = outcome {
+                    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.entry_mut(&url).record_check(now);
+                }
+                CertReport { url, outcome, hook }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                let code = err.code().to_string();
+                if !matches!(err, SyncError::Cancelled { .. }) {
+                    tracing::warn!(code, error = %message, "certificate check failed");
+                }
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry_mut(&url).record_error(&code, &message, now);
+                CertReport {
+                    url,
+                    outcome: CertOutcome::Failed {
+                        code,
+                        message,
+                        installed: in_place,
+                    },
+                    hook: None,
+                }
+            }
+        }
+    }
+
+    async fn check_inner(
+        &self,
+        cert: &ObservedCertificate,
+        store: Arc<Store>,
+        in_place: Option<InstalledInfo>,
+        cancel: &CancellationToken,
+    ) -> Result<(CertOutcome, Option<Result<(), String>>), SyncError> {
+        let url = cert.url.to_string();
+        // A pinned version already in place is never fetched again.
+        if let (Some(pinned), Some(info)) = (&cert.url.version, &in_place)
+            && *pinned == info.version
+        {
+            tracing::debug!("pinned version is installed; not fetched");
+            return Ok((CertOutcome::Unchanged(info.clone()), None));
+        }
+        let bundle = self.fetch(cert, cancel).await?;
+        let version = bundle.version.clone();
+        if let Some(info) = in_place.as_ref().filter(|i| i.version == version) {
+            tracing::debug!(%version, "installed version is current");
+            return Ok((CertOutcome::Unchanged(info.clone()), None));
+        }
+        if bundle.enabled == Some(false) {
+            return Err(SyncError::Disabled { url });
+        }
+        let decoded =
+            akvvm_cert::certificate::decode_secret(bundle.content_type.as_deref(), &bundle.value)
+                .map_err(|source| SyncError::Decode {
+                url: url.clone(),
+                source,
+            })?;
+        drop(bundle);
+
+        // The install runs to completion even when shutdown is requested meanwhile: a write is
+        // never abandoned half-way.
+        let acls: Vec<Acl> = if self.settings.acl_enabled {
+            cert.acls
+                .iter()
+                .map(|a| match a {
+                    AclEntry::User(u) => Acl::User(u.clone()),
+                    AclEntry::Group(g) => Acl::Group(g.clone()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let vault = cert.url.vault_name.clone();
+        let name = cert.url.name.clone();
+        let link_name = cert.link_name.clone();
+        let keep = self.settings.agent.keep_versions;
+        let install_version = version.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            store.install(&InstallRequest {
+                vault: &vault,
+                name: &name,
+                version: &install_version,
+                bundle: &decoded,
+                link_name: link_name.as_deref(),
+                acls: &acls,
+                keep,
+                certbot_layout: false,
+            })
+        })
+        .await
+        .map_err(|e| SyncError::Task {
+            url: url.clone(),
+            detail: e.to_string(),
+        })??;
+        let now = OffsetDateTime::now_utc();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.entry_mut(&url).record_install(&installed, now);
+            if let Err(e) = state.save() {
+                tracing::error!(error = %e, code = e.code(), "failed to save the state file");
+            }
+        }
+        tracing::info!(
+            file = %installed.file.display(),
+            version = %installed.version,
+            thumbprint = %installed.thumbprint,
+            not_after = %crate::status::format_timestamp(installed.not_after),
+            "installed a new certificate version"
+        );
+        for pruned in &installed.pruned {
+            tracing::info!(path = %pruned.display(), "removed an old version");
+        }
+        let info = InstalledInfo {
+            version: installed.version.clone(),
+            thumbprint: Some(installed.thumbprint.clone()),
+            not_after: Some(installed.not_after),
+            file: Some(installed.file.clone()),
+        };
+        let hook = self
+            .run_hook(cert, &info, Some(installed.link.clone()), cancel)
+            .await;
+        Ok((CertOutcome::Installed(info), hook))
+    }
+
+    /// The reload hook of `cert` (its own, else the agent-wide one).
+    fn hook_of<'a>(&'a self, cert: &'a ObservedCertificate) -> Option<&'a ReloadHook> {
+        cert.options
+            .reload
+            .as_ref()
+            .or(self.settings.agent.reload.as_ref())
+    }
+
+    async fn run_hook(
+        &self,
+        cert: &ObservedCertificate,
+        info: &InstalledInfo,
+        link: Option<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(), String>> {
+        let hook = self.hook_of(cert)?;
+        let url = cert.url.to_string();
+        let record = |state: HookState, error: Option<String>| HookRecord {
+            version: info.version.clone(),
+            state,
+            at: OffsetDateTime::now_utc(),
+            error,
+        };
+        self.journal(&url, record(HookState::Pending, None));
+        let context = HookContext {
+            cert_path: info.file.clone().unwrap_or_default(),
+            link_path: link.unwrap_or_else(|| cert.stable_link()),
+            thumbprint: info.thumbprint.clone().unwrap_or_default(),
+            version: info.version.clone(),
+            url: url.clone(),
+        };
+        let retry = HookRetry::capped(self.settings.polling_interval);
+        match hook::run_with_retries(hook, &context, &retry, cancel).await {
+            Ok(attempts) => {
+                tracing::info!(program = %hook.command[0], attempts, "reload hook succeeded");
+                self.journal(&url, record(HookState::Succeeded, None));
+                Some(Ok(()))
+            }
+            Err(err @ hook::HookError::Cancelled { .. }) => {
+                // Stays pending: the next start finishes it.
+                tracing::warn!(error = %err, "reload hook interrupted");
+                Some(Err(err.to_string()))
+            }
+            Err(err) => {
+                tracing::error!(code = err.code(), error = %err, "reload hook failed; not retried until the next version");
+                self.journal(&url, record(HookState::Failed, Some(err.to_string())));
+                Some(Err(err.to_string()))
+            }
+        }
+    }
+
+    fn journal(&self, url: &str, record: HookRecord) {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = hooks.record(url, record) {
+            tracing::error!(error = %e, "failed to save the hook journal");
+        }
+    }
+
+    /// One GET for `cert`: the latest version, or its pinned one. Waits for a permit of the
+    /// certificate's vault, so no vault sees more than `concurrencyPerVault` requests at once.
+    async fn fetch(
+        &self,
+        cert: &ObservedCertificate,
+        cancel: &CancellationToken,
+    ) -> Result<SecretBundle, SyncError> {
+        let url = cert.url.to_string();
+        let handle = &self.vaults[&cert.url.host];
+        let request = async {
+            let _permit = handle.permits.acquire().await;
+            match &cert.url.version {
+                Some(version) => handle.client.get_version(&cert.url.name, version).await,
+                None => handle.client.get_latest(&cert.url.name).await,
+            }
+        };
+        tokio::select! {
+            result = request => Ok(result?),
+            () = cancel.cancelled() => Err(SyncError::Cancelled { url }),
+        }
+    }
+}
+
+impl From<Vec<CertReport>> for CycleReport {
+    fn from(certificates: Vec<CertReport>) -> Self {
+        CycleReport { certificates }
+    }
+}
+
+/// `<state directory>/state.json`.
+pub fn state_file_path(settings: &Settings) -> PathBuf {
+    state_file_in(&settings.agent.state_directory)
+}
+
+/// `<dir>/state.json`.
+pub fn state_file_in(state_directory: &Path) -> PathBuf {
+    state_directory.join(STATE_FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn info(not_after: OffsetDateTime) -> InstalledInfo {
+        InstalledInfo {
+            version: "v2".into(),
+            thumbprint: Some("ABCD".into()),
+            not_after: Some(not_after),
+            file: Some("/s/v.c.v2".into()),
+        }
+    }
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
+
+    #[test]
+    fn substatus_describes_an_install() {
+        let report = CertReport {
+            url: "https://v.vault.azure.net/secrets/c".into(),
+            outcome: CertOutcome::Installed(info(datetime!(2027-11-22 10:00:00 UTC))),
+            hook: None,
+        };
+        assert_eq!(
+            report.substatus(NOW, 30),
+            Substatus {
+                name: "https://v.vault.azure.net/secrets/c".into(),
+                state: State::Success,
+                code: CODE_OK,
+                message: "installed version v2, thumbprint ABCD, expires 2027-11-22T10:00:00Z, file /s/v.c.v2".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn failures_are_warnings_while_a_version_stays_and_errors_otherwise() {
+        let kept = CertReport {
+            url: "u".into(),
+            outcome: CertOutcome::Failed {
+                code: "vault.forbidden".into(),
+                message: "403".into(),
+                installed: Some(info(datetime!(2027-11-22 10:00:00 UTC))),
+            },
+            hook: None,
+        };
+        let sub = kept.substatus(NOW, 30);
+        assert_eq!(sub.state, State::Warning);
+        assert!(
+            sub.message
+                .starts_with("[vault.forbidden] 403 (still installed: version v2"),
+            "{}",
+            sub.message
+        );
+        let none = CertReport {
+            url: "u".into(),
+            outcome: CertOutcome::Failed {
+                code: "x".into(),
+                message: "m".into(),
+                installed: None,
+            },
+            hook: None,
+        };
+        assert_eq!(none.substatus(NOW, 30).state, State::Error);
+        assert_eq!(none.substatus(NOW, 30).code, CODE_FAILED);
+        assert!(!none.is_installed());
+        assert!(kept.is_installed());
+        assert!(
+            !CycleReport {
+                certificates: vec![kept]
+            }
+            .complete()
+        );
+    }
+
+    #[test]
+    fn expiring_and_expired_certificates_are_warnings() {
+        let soon = CertReport {
+            url: "u".into(),
+            outcome: CertOutcome::Unchanged(info(datetime!(2026-12-01 10:00:00 UTC))),
+            hook: None,
+        };
+        let sub = soon.substatus(NOW, 30);
+        assert_eq!(sub.state, State::Warning);
+        assert!(
+            sub.message
+                .starts_with("expires in 9 days: current: version v2"),
+            "{}",
+            sub.message
+        );
+        let expired = CertReport {
+            url: "u".into(),
+            outcome: CertOutcome::Unchanged(info(datetime!(2026-11-01 10:00:00 UTC))),
+            hook: None,
+        };
+        assert!(
+            expired
+                .substatus(NOW, 30)
+                .message
+                .starts_with("EXPIRED on 2026-11-01T10:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_failed_hook_is_a_warning() {
+        let report = CertReport {
+            url: "u".into(),
+            outcome: CertOutcome::Installed(info(datetime!(2027-11-22 10:00:00 UTC))),
+            hook: Some(Err("reload hook `nginx` failed".into())),
+        };
+        let sub = report.substatus(NOW, 30);
+        assert_eq!(sub.state, State::Warning);
+        assert!(
+            sub.message
+                .ends_with("; reload hook failed: reload hook `nginx` failed")
+        );
+    }
+
+    #[test]
+    fn retry_delays_grow_up_to_the_cap() {
+        let options = EngineOptions {
+            initial_retry_delay: Duration::from_secs(2),
+            max_retry_delay: Duration::from_secs(300),
+        };
+        for (failures, ceiling) in [(1, 2), (2, 4), (3, 8), (9, 300), (100, 300)] {
+            let d = options.retry_delay(failures);
+            let ceiling = Duration::from_secs(ceiling);
+            assert!(d >= ceiling / 2 && d <= ceiling, "{failures}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn polling_jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let d = jittered_interval(Duration::from_secs(100));
+            assert!(
+                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
+        }
+    }
+}
