@@ -22,8 +22,9 @@ const DEFAULT_KILLS: u32 = 300;
 const BUNDLES: usize = 3;
 /// Versions the child cycles through; version `i` holds bundle `i % BUNDLES`.
 const VERSIONS: usize = 5;
-/// The longest wait between the child's "ready" and its SIGKILL.
-const MAX_DELAY_MICROS: u64 = 40_000;
+/// The longest wait between the child's "ready" and its SIGKILL, in installs (the parent times a
+/// few installs first, so that kills spread over several installs on slow and fast disks alike).
+const MAX_DELAY_INSTALLS: u32 = 2;
 
 fn version_name(index: usize) -> String {
     format!("{index:032x}")
@@ -33,6 +34,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
         child(Path::new(&args[at + 1]), Path::new(&args[at + 2]));
+    }
+    // Behave like a libtest binary for `cargo test FILTER` and `--list`.
+    if args.iter().any(|a| a == "--list") {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("crash_store: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if !selected(&args[1..]) {
+        return ExitCode::SUCCESS;
     }
     match parent() {
         Ok(summary) => {
@@ -50,6 +62,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether libtest-style arguments select this test: no name filter, or one it contains.
+fn selected(args: &[String]) -> bool {
+    const WITH_VALUE: [&str; 7] = [
+        "--test-threads",
+        "--format",
+        "--skip",
+        "--color",
+        "--logfile",
+        "--shuffle-seed",
+        "-Z",
+    ];
+    let mut filters = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            iter.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg.as_str());
+        }
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            if exact {
+                *f == "crash_store"
+            } else {
+                "crash_store".contains(f)
+            }
+        })
+}
+
 /// Installs forever, alternating versions, with every kind of link and an ACL.
 fn child(store_path: &Path, fixtures: &Path) -> ! {
     let bundles: Vec<CertificateBundle> = (0..BUNDLES)
@@ -59,7 +102,6 @@ fn child(store_path: &Path, fixtures: &Path) -> ! {
         })
         .collect();
     let store = Store::open(store_path).unwrap();
-    let acls = [Acl::User("4711".into())];
     let mut stdout = std::io::stdout();
     stdout.write_all(b"ready\n").unwrap();
     stdout.flush().unwrap();
@@ -67,19 +109,31 @@ fn child(store_path: &Path, fixtures: &Path) -> ! {
     for round in 0.. {
         let index = (start + round) % VERSIONS;
         let version = version_name(index);
-        let request = InstallRequest {
-            vault: "vault",
-            name: "cert",
-            version: &version,
-            bundle: &bundles[index % BUNDLES],
-            link_name: Some("web.pem"),
-            acls: if round % 2 == 0 { &acls } else { &[] },
-            keep: NonZeroU32::new(2).unwrap(),
-            certbot_layout: true,
-        };
-        store.install(&request).unwrap();
+        store
+            .install(&child_request(&version, &bundles[index % BUNDLES], round))
+            .unwrap();
     }
     unreachable!("the install loop does not end")
+}
+
+/// What the child installs in a round: every kind of link, and an ACL every other round.
+fn child_request<'a>(
+    version: &'a str,
+    bundle: &'a CertificateBundle,
+    round: usize,
+) -> InstallRequest<'a> {
+    static ACLS: std::sync::LazyLock<[Acl; 1]> =
+        std::sync::LazyLock::new(|| [Acl::User("4711".into())]);
+    InstallRequest {
+        vault: "vault",
+        name: "cert",
+        version,
+        bundle,
+        link_name: Some("web.pem"),
+        acls: if round.is_multiple_of(2) { &*ACLS } else { &[] },
+        keep: NonZeroU32::new(2).unwrap(),
+        certbot_layout: true,
+    }
 }
 
 struct Expected {
@@ -120,6 +174,8 @@ fn parent() -> Result<String, String> {
     }
     let store_path = root.path().join("store");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let install_time = time_installs(&root.path().join("calibration"), &fixtures)?;
+    let max_delay = install_time * MAX_DELAY_INSTALLS;
 
     let started = Instant::now();
     let mut mid_write = 0;
@@ -145,9 +201,7 @@ fn parent() -> Result<String, String> {
                 "kill {kill}: the child said {line:?} instead of ready"
             ));
         }
-        std::thread::sleep(Duration::from_micros(rand::random_range(
-            0..MAX_DELAY_MICROS,
-        )));
+        std::thread::sleep(max_delay.mul_f64(rand::random_range(0.0..1.0)));
         child.kill().map_err(|e| e.to_string())?; // SIGKILL
         let status = child.wait().map_err(|e| e.to_string())?;
         if status.code().is_some() {
@@ -188,11 +242,33 @@ fn parent() -> Result<String, String> {
         }
     }
     Ok(format!(
-        "crash_store: {kills} SIGKILLs in {:.1} s; {mid_write} landed mid-write (temp files left \
+        "crash_store: one install takes {:.1} ms; {kills} SIGKILLs in {:.1} s; {mid_write} landed mid-write (temp files left \
          behind), {before_link} after a new file but before its link moved; every link resolved to \
          a complete certificate whose key matches it",
+        install_time.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// The mean time of one install as the child does it.
+fn time_installs(store_path: &Path, fixtures: &Path) -> Result<Duration, String> {
+    const ROUNDS: usize = 6;
+    let bundles: Vec<CertificateBundle> = (0..BUNDLES)
+        .map(|i| {
+            let pem = std::fs::read_to_string(fixtures.join(format!("{i}.pem")))
+                .map_err(|e| e.to_string())?;
+            decode_secret(Some(CONTENT_TYPE_PEM), &pem).map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let store = Store::open(store_path).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        let version = version_name(round % VERSIONS);
+        store
+            .install(&child_request(&version, &bundles[round % BUNDLES], round))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed() / ROUNDS as u32)
 }
 
 /// Whether the newest version file is not (yet) the stable link's target: the kill came after
