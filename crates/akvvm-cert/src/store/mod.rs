@@ -59,6 +59,9 @@ pub const CERTBOT_DIR_SUFFIX: &str = ".d";
 /// The name that ends the link to the current certbot-style directory: `<vault>.<cert>.live`.
 pub const LIVE_LINK_SUFFIX: &str = "live";
 
+/// The files of a certbot-style directory: the leaf, the chain, both, the key.
+const CERTBOT_FILES: [&str; 4] = ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"];
+
 /// The longest Key Vault vault, certificate or version name akvvm accepts.
 const MAX_NAME_LEN: usize = 127;
 /// The longest `<vault>.<cert>.<version>`, so that its temp and certbot names still fit.
@@ -383,13 +386,8 @@ impl Store {
         let mut fullchain = Vec::with_capacity(rendered.leaf.len() + rendered.chain.len());
         fullchain.extend_from_slice(&rendered.leaf);
         fullchain.extend_from_slice(&rendered.chain);
-        let files: [(&str, &[u8]); 4] = [
-            ("cert.pem", &rendered.leaf),
-            ("chain.pem", &rendered.chain),
-            ("fullchain.pem", &fullchain),
-            ("privkey.pem", &rendered.key),
-        ];
-        for (file, bytes) in files {
+        let contents: [&[u8]; 4] = [&rendered.leaf, &rendered.chain, &fullchain, &rendered.key];
+        for (file, bytes) in CERTBOT_FILES.into_iter().zip(contents) {
             atomic::write_atomic_at(sub.as_fd(), &dir_path, file, bytes, file_options)?;
         }
         rustix::fs::fsync(&self.dir).map_err(write_error("fsync the store directory"))
@@ -400,7 +398,8 @@ impl Store {
     fn update_directory_acl(&self) -> Result<(), StoreError> {
         let mut principals = BTreeSet::new();
         for (name, file_type) in atomic::list_dir(self.dir.as_fd(), &self.path)? {
-            if name.starts_with(TEMP_PREFIX) || file_type != FileType::RegularFile {
+            // Only akvvm's own version files count: another file's ACL widens nothing.
+            if file_type != FileType::RegularFile || !is_version_file_name(&name) {
                 continue;
             }
             let path = self.path.join(&name);
@@ -414,6 +413,52 @@ impl Store {
         let principals: Vec<_> = principals.into_iter().collect();
         let acl = PosixAcl::for_directory(&principals);
         acl::set_directory_acl(&self.dir, &self.path, &acl, STORE_DIR_MODE)
+    }
+
+    /// Applies `acls` to every version of `vault.name` in the store (the files, and the
+    /// certbot-style directories and their files) and recomputes the store's ACL: for a change of
+    /// `acls` or `aclEnabled` while the installed version stays. An empty `acls` removes every
+    /// grant. Returns how many versions were updated (0 when none is installed).
+    pub fn apply_acls(&self, vault: &str, name: &str, acls: &[Acl]) -> Result<usize, StoreError> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        check_key_vault_name("vault name", vault)?;
+        check_key_vault_name("certificate name", name)?;
+        let principals = acls
+            .iter()
+            .map(Acl::resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        let file_acl = PosixAcl::for_file(&principals);
+        let dir_acl = PosixAcl::for_directory(&principals);
+        let versions = self.versions_by_age(vault, name)?;
+        for entry in &versions {
+            let file = format!("{vault}.{name}.{}", entry.version);
+            if entry.has_file {
+                set_file_acl(self.dir.as_fd(), &self.path, &file, &file_acl)?;
+            }
+            if entry.has_certbot_dir {
+                let dir_name = format!("{file}{CERTBOT_DIR_SUFFIX}");
+                let dir_path = self.path.join(&dir_name);
+                let sub = rustix::fs::openat(
+                    &self.dir,
+                    dir_name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| StoreError::Read {
+                    path: dir_path.clone(),
+                    source: e.into(),
+                })?;
+                acl::set_directory_acl(&sub, &dir_path, &dir_acl, CERTBOT_DIR_MODE)?;
+                for file in CERTBOT_FILES {
+                    set_file_acl(sub.as_fd(), &dir_path, file, &file_acl)?;
+                }
+            }
+        }
+        self.update_directory_acl()?;
+        Ok(versions.len())
     }
 
     /// Removes the versions of `vault.name` beyond the newest `keep` (by install time), never one
@@ -715,6 +760,52 @@ impl Names {
             link,
         })
     }
+}
+
+/// Gives the existing file `name` in `dir` exactly `acl` (no ACL, mode 0600, when it names no
+/// principal). Setting an ACL replaces the previous one in one step.
+fn set_file_acl(
+    dir: std::os::fd::BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    acl: &PosixAcl,
+) -> Result<(), StoreError> {
+    let path = dir_path.join(name);
+    let file = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StoreError::Read {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    if acl.users.is_empty() && acl.groups.is_empty() {
+        match rustix::fs::fremovexattr(&file, acl::ACL_XATTR) {
+            Ok(()) | Err(Errno::NODATA) => {}
+            Err(e) => return Err(acl::acl_error(&path, e)),
+        }
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(CERT_FILE_MODE))
+            .map_err(|e| acl::acl_error(&path, e))
+    } else {
+        rustix::fs::fsetxattr(
+            &file,
+            acl::ACL_XATTR,
+            &acl.to_xattr(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| acl::acl_error(&path, e))
+    }
+}
+
+/// Whether `name` has the form `<vault>.<cert>.<version>` of a version file.
+fn is_version_file_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|part| check_key_vault_name("name", part).is_ok())
 }
 
 /// A Key Vault vault, object or version name: 1 to 127 letters, digits and '-'.
@@ -1124,6 +1215,76 @@ mod tests {
     }
 
     const READ_WRITE: u8 = acl::READ | acl::WRITE;
+
+    #[test]
+    fn acls_can_change_without_a_new_version() {
+        let (_root, store) = new_store();
+        let certbot = |version| Target {
+            certbot_layout: true,
+            ..target(version)
+        };
+        store
+            .install_rendered(&certbot("v1"), &rendered("1"))
+            .unwrap();
+        store
+            .install_rendered(&certbot("v2"), &rendered("2"))
+            .unwrap();
+        // Someone else's file with an ACL in the store widens nothing.
+        let foreign = store.path().join("notes.txt");
+        std::fs::write(&foreign, b"x").unwrap();
+        let foreign_acl = PosixAcl::for_file(&[Principal::User(999)]).to_xattr();
+        rustix::fs::setxattr(
+            &foreign,
+            acl::ACL_XATTR,
+            &foreign_acl,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+
+        let acls = [Acl::User("4321".into())];
+        assert_eq!(store.apply_acls("vault", "cert", &acls).unwrap(), 2);
+        let granted = PosixAcl::for_file(&[Principal::User(4321)]);
+        for path in [
+            "vault.cert.v1",
+            "vault.cert.v2",
+            "vault.cert.v2.d/privkey.pem",
+            "vault.cert.v1.d/cert.pem",
+        ] {
+            assert_eq!(
+                PosixAcl::read(&store.path().join(path)).unwrap(),
+                Some(granted.clone()),
+                "{path}"
+            );
+        }
+        let traverse = PosixAcl::for_directory(&[Principal::User(4321)]);
+        assert_eq!(
+            PosixAcl::read(store.path()).unwrap(),
+            Some(traverse.clone())
+        );
+        assert_eq!(
+            PosixAcl::read(&store.path().join("vault.cert.v2.d")).unwrap(),
+            Some(traverse)
+        );
+
+        // Revoking removes every grant, on old versions too.
+        assert_eq!(store.apply_acls("vault", "cert", &[]).unwrap(), 2);
+        for path in [
+            "vault.cert.v1",
+            "vault.cert.v2",
+            "vault.cert.v1.d/privkey.pem",
+        ] {
+            assert_eq!(
+                PosixAcl::read(&store.path().join(path)).unwrap(),
+                None,
+                "{path}"
+            );
+            assert_eq!(mode(&store.path().join(path)), 0o600, "{path}");
+        }
+        assert_eq!(PosixAcl::read(store.path()).unwrap(), None);
+        assert_eq!(mode(store.path()), 0o700);
+        assert_eq!(mode(&store.path().join("vault.cert.v1.d")), 0o700);
+        assert_eq!(store.apply_acls("vault", "none", &acls).unwrap(), 0);
+    }
 
     #[test]
     fn open_cleans_temp_files_and_narrows_the_mode() {
