@@ -255,7 +255,7 @@ pub enum VaultError {
         /// The identity.
         identity: String,
         /// The IMDS or Entra error.
-        source: IdentityError,
+        source: Box<IdentityError>,
     },
     /// The challenge was refused: plain http, or a resource that does not cover the vault host.
     #[error("refusing to authenticate to {vault}: {reason}")]
@@ -300,16 +300,13 @@ impl VaultError {
     /// Whether the next cycle may succeed without anyone changing anything (throttling, server
     /// errors, network trouble, token endpoint trouble).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
+        match self {
             VaultError::Throttled { .. }
-                | VaultError::Server { .. }
-                | VaultError::Transport { .. }
-                | VaultError::Auth {
-                    source: IdentityError::Transport(_),
-                    ..
-                }
-        )
+            | VaultError::Server { .. }
+            | VaultError::Transport { .. } => true,
+            VaultError::Auth { source, .. } => matches!(**source, IdentityError::Transport(_)),
+            _ => false,
+        }
     }
 }
 
@@ -533,15 +530,15 @@ impl VaultClient {
                 Ok(source) => VaultError::Auth {
                     vault,
                     identity: self.identity.clone(),
-                    source,
+                    source: Box::new(source),
                 },
                 Err(err) => VaultError::Auth {
                     vault,
                     identity: self.identity.clone(),
-                    source: IdentityError::InvalidTokenResponse {
+                    source: Box::new(IdentityError::InvalidTokenResponse {
                         endpoint: "the token endpoint".to_owned(),
                         reason: error_chain(&err),
-                    },
+                    }),
                 },
             },
             ErrorKind::Io | ErrorKind::Connection => VaultError::Transport {
@@ -555,10 +552,25 @@ impl VaultClient {
                     reason: error_chain(&err),
                 }
             }
-            _ => VaultError::Challenge {
-                vault,
-                reason: error_chain(&err),
-            },
+            _ => {
+                let detail = error_chain(&err);
+                let reason = if detail.contains("doesn't match") {
+                    let resource = detail
+                        .split('\'')
+                        .nth(1)
+                        .map(|scope| scope.trim_end_matches("/.default").to_owned())
+                        .unwrap_or_default();
+                    format!(
+                        "its 401 challenge names the resource {resource}, which does not cover \
+                         {}; akvvm only sends a token to hosts under the challenge's resource \
+                         (check the vault URL, or the DNS name used for a private endpoint)",
+                        self.vault_url.host_str().unwrap_or_default()
+                    )
+                } else {
+                    detail
+                };
+                VaultError::Challenge { vault, reason }
+            }
         }
     }
 }

@@ -127,10 +127,13 @@ fn ec_bootstrap_key_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("need an RSA key"), "{err}");
 }
 
+/// (tenant, form fields) of each token request.
+type SeenForms = Arc<Mutex<Vec<(String, HashMap<String, String>)>>>;
+
 #[derive(Clone, Default)]
 struct Entra {
     calls: Counter,
-    forms: Arc<Mutex<Vec<(String, HashMap<String, String>)>>>,
+    forms: SeenForms,
 }
 
 async fn token_endpoint(

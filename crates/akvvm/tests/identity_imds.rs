@@ -26,8 +26,11 @@ use vault_support::{Counter, fast_retry, serve_http};
 struct Script {
     answers: Arc<Vec<Answer>>,
     calls: Counter,
-    seen: Arc<Mutex<Vec<(HashMap<String, String>, Option<String>)>>>,
+    seen: SeenRequests,
 }
+
+/// (query, Metadata header) of each request.
+type SeenRequests = Arc<Mutex<Vec<(HashMap<String, String>, Option<String>)>>>;
 
 #[derive(Clone)]
 enum Answer {

@@ -95,7 +95,7 @@ impl std::fmt::Debug for BootstrapCertificate {
 
 /// What a file turned out to hold.
 enum Candidate {
-    Usable(BootstrapCertificate),
+    Usable(Box<BootstrapCertificate>),
     /// The right subject, but not usable: the reason.
     Rejected(String),
     /// The right subject with a key that is not RSA.
@@ -217,7 +217,7 @@ pub fn find_bootstrap_certificate(
             not_after = %best.not_after,
             "bootstrap certificate selected"
         );
-        return Ok(best);
+        return Ok(*best);
     }
     if let Some((path, algorithm)) = non_rsa
         && rejected.len() == 1
@@ -285,7 +285,7 @@ fn examine(path: &Path, certs: &str, key: &str, wanted: &str, now: OffsetDateTim
             path.display(),
             cert.subject_cn
         )),
-        Ok(cert) if cert.is_valid_at(now) => Candidate::Usable(cert),
+        Ok(cert) if cert.is_valid_at(now) => Candidate::Usable(Box::new(cert)),
         Ok(cert) => Candidate::Rejected(format!(
             "{}: valid from {} to {}, not now",
             path.display(),
