@@ -162,6 +162,44 @@ pub(crate) fn ensure_link_or_absent(
     }
 }
 
+/// Removes the temp files an interrupted [`write_atomic`] of `path` left beside it
+/// (`.akvvm-tmp-<name>.<16 hex digits>`), and returns how many there were. Other files are never touched.
+pub fn remove_stale_temp_files(path: &Path) -> Result<usize, StoreError> {
+    let (dir_path, name) = split_path(path)?;
+    let dir = match open_dir(dir_path) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(StoreError::Read {
+                path: dir_path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let prefix = format!("{TEMP_PREFIX}{name}.");
+    let mut removed = 0;
+    for (entry, file_type) in list_dir(dir.as_fd(), dir_path)? {
+        let ours = entry.strip_prefix(&prefix).is_some_and(|suffix| {
+            suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if file_type != FileType::RegularFile || !ours {
+            continue;
+        }
+        match rustix::fs::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
+            Ok(()) => removed += 1,
+            Err(Errno::NOENT) => {}
+            Err(e) => {
+                return Err(StoreError::Write {
+                    path: dir_path.join(&entry),
+                    step: "remove a leftover temp file",
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes every entry of `dir` whose name starts with [`TEMP_PREFIX`] (files, links and
 /// directories left by an interrupted write) and returns their names.
 pub(crate) fn remove_temp_files(
@@ -441,6 +479,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec!["keep"]);
+    }
+
+    #[test]
+    fn removes_the_stale_temp_files_of_one_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(dir.path().join(temp_name("state.json")), b"{").unwrap();
+        std::fs::write(dir.path().join(temp_name("state.json")), b"{").unwrap();
+        std::fs::write(dir.path().join(temp_name("other.json")), b"{").unwrap();
+        std::fs::write(dir.path().join(temp_name("state.json.bak")), b"{").unwrap();
+        assert_eq!(remove_stale_temp_files(&path).unwrap(), 2);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(
+            remove_stale_temp_files(&dir.path().join("gone/x")).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ use zeroize::Zeroizing;
 use crate::certificate::CertificateBundle;
 
 pub use acl::{Acl, PosixAcl, Principal};
-pub use atomic::{TEMP_PREFIX, write_atomic};
+pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, write_atomic};
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
 
@@ -219,7 +219,30 @@ impl Store {
             rustix::fs::fchmod(&dir, Mode::from_raw_mode(STORE_DIR_MODE))
                 .map_err(|e| open_error(e.into()))?;
         }
-        let removed = atomic::remove_temp_files(dir.as_fd(), path)?;
+        let mut removed = atomic::remove_temp_files(dir.as_fd(), path)?;
+        // The certbot-style directories get their files through temp files of their own.
+        for (name, file_type) in atomic::list_dir(dir.as_fd(), path)? {
+            if file_type != FileType::Directory || !name.ends_with(CERTBOT_DIR_SUFFIX) {
+                continue;
+            }
+            let sub_path = path.join(&name);
+            let sub = match rustix::fs::openat(
+                &dir,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(sub) => sub,
+                Err(Errno::NOENT) => continue,
+                Err(e) => {
+                    return Err(StoreError::Read {
+                        path: sub_path,
+                        source: e.into(),
+                    });
+                }
+            };
+            removed.extend(atomic::remove_temp_files(sub.as_fd(), &sub_path)?);
+        }
         if !removed.is_empty() {
             tracing::info!(
                 path = %path.display(),
@@ -1301,6 +1324,24 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(names(store.path()), ["unrelated"]);
         assert_eq!(mode(&path), 0o700);
+    }
+
+    #[test]
+    fn open_cleans_temp_files_inside_certbot_directories() {
+        let (root, store) = new_store();
+        let request = Target {
+            certbot_layout: true,
+            ..target("v1")
+        };
+        store.install_rendered(&request, &rendered("1")).unwrap();
+        let sub = store.path().join("vault.cert.v1.d");
+        std::fs::write(sub.join(".akvvm-tmp-privkey.pem.0123456789abcdef"), b"KEY").unwrap();
+        drop(store);
+        let store = Store::open(&root.path().join("store")).unwrap();
+        assert_eq!(
+            names(&store.path().join("vault.cert.v1.d")),
+            ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"]
+        );
     }
 
     #[test]

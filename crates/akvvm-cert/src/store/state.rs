@@ -150,8 +150,18 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// Loads the state file at `path`; a missing file is an empty state.
+    /// Loads the state file at `path`; a missing file is an empty state. Temp files an
+    /// interrupted save left beside it are removed.
     pub fn load(path: &Path) -> Result<StateFile, StoreError> {
+        match super::atomic::remove_stale_temp_files(path) {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(path = %path.display(), count, "removed temp files of an interrupted save");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot remove the temp files of an interrupted save");
+            }
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -387,6 +397,18 @@ mod tests {
         assert!(dir.path().join("state.json.corrupt").exists());
         state.save().unwrap();
         assert_eq!(StateFile::load(&path).unwrap().entries().count(), 0);
+    }
+
+    #[test]
+    fn loading_removes_the_debris_of_an_interrupted_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"version":1,"certificates":{}}"#).unwrap();
+        let debris = dir.path().join(".akvvm-tmp-state.json.00ff00ff00ff00ff");
+        std::fs::write(&debris, "{\"vers").unwrap();
+        StateFile::load(&path).unwrap();
+        assert!(!debris.exists());
+        assert!(path.exists());
     }
 
     #[test]
