@@ -361,6 +361,13 @@ fn policy_from_bundle(bundle: &CertificateBundle, content_type: &str, given: &Va
     })
 }
 
+/// A managed PFX secret's value as a PEM bundle (the `outContentType` conversion).
+pub fn pkcs12_value_to_pem(value: &str) -> Result<String, AdminError> {
+    let bundle = akvvm_cert::certificate::decode_secret(Some(CONTENT_TYPE_PKCS12), value)
+        .map_err(|e| invalid(format!("the stored PFX does not load: {e}")))?;
+    secret_value(CONTENT_TYPE_PEM, &bundle)
+}
+
 /// The managed secret's value for a version.
 fn secret_value(content_type: &str, bundle: &CertificateBundle) -> Result<String, AdminError> {
     let mut certs = vec![bundle.leaf.der().to_vec()];

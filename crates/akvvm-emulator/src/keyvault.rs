@@ -681,10 +681,41 @@ fn get_secret(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Respon
             Some("SecretDisabled"),
         ));
     }
+    let v = convert_content_type(ctx, v)?;
     Ok(ok_json(
         StatusCode::OK,
         secret_bundle(ctx, &secret, &v, true),
     ))
+}
+
+/// `outContentType` (api-version 2025-07-01): a certificate's PFX secret read as PEM.
+fn convert_content_type(ctx: &Ctx<'_>, mut v: SecretVersion) -> Result<SecretVersion, Response> {
+    const PEM: &str = "application/x-pem-file";
+    const PFX: &str = "application/x-pkcs12";
+    let Some(wanted) = ctx.query.get("outContentType") else {
+        return Ok(v);
+    };
+    if wanted != PEM && wanted != PFX {
+        return Err(bad_parameter(&format!(
+            "The value of outContentType ({wanted}) is not supported: use {PEM} or {PFX}."
+        )));
+    }
+    if !v.managed {
+        return Err(bad_parameter(
+            "outContentType is only supported for secrets that back a certificate.",
+        ));
+    }
+    match (v.content_type.as_deref(), wanted.as_str()) {
+        (Some(current), wanted) if current == wanted => Ok(v),
+        (Some(PFX), PEM) => {
+            v.value = crate::certs::pkcs12_value_to_pem(&v.value).map_err(admin_to_response)?;
+            v.content_type = Some(PEM.to_owned());
+            Ok(v)
+        }
+        _ => Err(bad_parameter(
+            "Currently, only PFX to PEM conversion is supported.",
+        )),
+    }
 }
 
 fn update_secret(

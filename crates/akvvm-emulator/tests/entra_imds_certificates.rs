@@ -12,7 +12,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
-use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use azure_security_keyvault_secrets::models::{ContentType, SecretClientGetSecretOptions};
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClientOptions};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -446,6 +446,30 @@ async fn certificates_are_managed_secrets_encoded_as_key_vault_does() {
         &akvvm_cert::certificate::KeyType::Rsa { bits: 3072 }
     );
 
+    // outContentType: the same PFX read as PEM (api-version 2025-07-01).
+    let as_pem = client
+        .get_secret(
+            "web",
+            Some(SecretClientGetSecretOptions {
+                out_content_type: Some(ContentType::Pem),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(
+        as_pem.content_type.as_deref(),
+        Some("application/x-pem-file")
+    );
+    let converted = akvvm_cert::certificate::decode_secret(
+        as_pem.content_type.as_deref(),
+        as_pem.value.as_deref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(converted.leaf.thumbprint(), rsa.thumbprint);
+
     let ec = emulator
         .create_certificate(VAULT, "mail", &json!({"key_props": {"kty": "EC", "crv": "P-521"}, "secret_props": {"contentType": "application/x-pem-file"}, "x509_props": {"subject": "CN=mail"}}))
         .unwrap();
@@ -580,4 +604,126 @@ async fn seed_and_persisted_state_survive_a_restart() {
         .state()
         .read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
     assert_eq!(versions, 1);
+}
+
+#[tokio::test]
+async fn admin_api_over_https_and_access_policy_vaults() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let http = http(&emulator);
+    let admin = |path: &str| format!("{}/_emulator{path}", emulator.authority_host());
+
+    assert_eq!(
+        http.get(admin("/ca.pem"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        emulator.ca_pem()
+    );
+    let created = http
+        .post(admin("/vaults"))
+        .json(&json!({"name": VAULT, "authorization": "accessPolicy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let duplicate = http
+        .post(admin("/vaults"))
+        .json(&json!({"name": VAULT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409);
+    let bad = http
+        .post(admin("/vaults"))
+        .json(&json!({"name": VAULT, "nmae": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("unknown field `nmae`"));
+
+    let identity: Value = http
+        .post(admin("/identities/system"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put = http
+        .put(admin(&format!("/vaults/{VAULT}/secrets/s")))
+        .json(&json!({"value": "v", "contentType": "text/plain"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    // No permission yet: an access-policy vault's 403.
+    let token = Imds {
+        endpoint: emulator.imds_url(),
+    }
+    .get_token(&[], None)
+    .await
+    .unwrap();
+    let get = || {
+        http.get(format!(
+            "{}/secrets/s?api-version=7.4",
+            emulator.vault_url(VAULT)
+        ))
+        .bearer_auth(token.token.secret())
+        .send()
+    };
+    let denied: Value = get().await.unwrap().json().await.unwrap();
+    assert_eq!(denied["error"]["innererror"]["code"], "AccessDenied");
+    let message = denied["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("oid={}", identity["objectId"].as_str().unwrap())),
+        "{message}"
+    );
+    assert!(
+        message.contains("does not have secrets get permission on key vault 'certvault"),
+        "{message}"
+    );
+
+    let granted = http
+        .post(admin(&format!("/vaults/{VAULT}/roles")))
+        .json(&json!({"principal": "system", "roles": ["get"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    assert_eq!(
+        get().await.unwrap().json::<Value>().await.unwrap()["value"],
+        "v"
+    );
+
+    // Latency and counters over HTTP.
+    let faults = http
+        .put(admin(&format!("/faults/{VAULT}")))
+        .json(&json!({"latencyMs": 250}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.json::<Value>().await.unwrap()["latencyMs"], 250);
+    let started = std::time::Instant::now();
+    assert_eq!(get().await.unwrap().status(), 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    let counters: Vec<Value> = http
+        .get(admin("/counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ok = counters
+        .iter()
+        .find(|c| c["scope"] == VAULT && c["path"] == "/secrets/s" && c["status"] == 200)
+        .unwrap();
+    assert_eq!(ok["count"], 2);
+    assert_eq!(ok["method"], "GET");
 }
