@@ -194,7 +194,8 @@ impl PosixAcl {
         Ok(acl)
     }
 
-    /// Reads the access ACL of `path` (following links); `None` when it has none beyond its mode.
+    /// Reads the access ACL of `path` (following links); `None` when it has none beyond its mode,
+    /// or when its file system has no ACL support.
     pub fn read(path: &Path) -> io::Result<Option<PosixAcl>> {
         let mut buf = vec![0u8; ACL_BUFFER_LEN];
         match rustix::fs::getxattr(path, ACL_XATTR, &mut buf[..]) {
@@ -202,6 +203,7 @@ impl PosixAcl {
                 .map(Some)
                 .map_err(|message| io::Error::new(io::ErrorKind::InvalidData, message)),
             Err(Errno::NODATA) => Ok(None),
+            Err(e) if e == Errno::NOTSUP || e == Errno::OPNOTSUPP => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

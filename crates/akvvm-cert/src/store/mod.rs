@@ -806,7 +806,8 @@ fn set_file_acl(
     })?;
     if acl.users.is_empty() && acl.groups.is_empty() {
         match rustix::fs::fremovexattr(&file, acl::ACL_XATTR) {
-            Ok(()) | Err(Errno::NODATA) => {}
+            // No ACL, or a file system without ACLs: nothing to remove.
+            Ok(()) | Err(Errno::NODATA | Errno::NOTSUP) => {}
             Err(e) => return Err(acl::acl_error(&path, e)),
         }
         rustix::fs::fchmod(&file, Mode::from_raw_mode(CERT_FILE_MODE))
