@@ -171,7 +171,8 @@ pub struct Store {
 
 impl Store {
     /// Opens the store at `path`, creating it (mode 0700; missing parents 0755) if needed,
-    /// narrowing a wider mode to 0700, and removing the temp files an interrupted install left.
+    /// narrowing a wider mode to 0700 (or, with ACLs, rewriting the exact ACL), and removing the
+    /// temp files an interrupted install left.
     ///
     /// Fails when `path` is not a directory or belongs to another user than the one running
     /// akvvm (who could then swap certificates under it).
@@ -250,11 +251,16 @@ impl Store {
                 "removed temp files left by an interrupted install"
             );
         }
-        Ok(Store {
+        let store = Store {
             path: path.to_path_buf(),
             dir,
             lock: Mutex::new(()),
-        })
+        };
+        if has_acl {
+            // A chmod since the last install may have widened the ACL's mask or "other" entry.
+            store.update_directory_acl()?;
+        }
+        Ok(store)
     }
 
     /// The store directory.
@@ -1325,6 +1331,27 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(names(store.path()), ["unrelated"]);
         assert_eq!(mode(&path), 0o700);
+    }
+
+    #[test]
+    fn open_narrows_a_store_with_an_acl_that_was_chmodded() {
+        let (root, store) = new_store();
+        let acls = [Acl::User("4321".into())];
+        let request = Target {
+            acls: &acls,
+            ..target("v1")
+        };
+        store.install_rendered(&request, &rendered("1")).unwrap();
+        drop(store);
+        let path = root.path().join("store");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(PosixAcl::read(&path).unwrap().unwrap().other, 5);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            PosixAcl::read(store.path()).unwrap(),
+            Some(PosixAcl::for_directory(&[Principal::User(4321)]))
+        );
+        assert_eq!(mode(store.path()), 0o710);
     }
 
     #[test]
