@@ -99,6 +99,14 @@ fn with_kv_headers(mut response: Response) -> Response {
         "x-ms-keyvault-service-version",
         HeaderValue::from_static("1.9.2000.1"),
     );
+    headers.insert("x-ms-keyvault-region", HeaderValue::from_static("local"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
     response
 }
 
@@ -851,7 +859,7 @@ fn deleted_secrets(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Resp
                 })
                 .map_err(admin_to_response)?;
             let Some(secret) = recovered else {
-                return Err(not_found(name));
+                return Err(secret_not_found(name, None));
             };
             let Some(v) = secret.versions.last() else {
                 return Err(not_found(name));
