@@ -655,12 +655,13 @@ impl State {
     // ---- faults and counters ----
 
     pub fn set_faults(&self, scope: &str, faults: Faults) {
+        let scope = scope.to_ascii_lowercase();
         let mut rt = lock(&self.runtime);
-        rt.throttle_log.remove(scope);
+        rt.throttle_log.remove(&scope);
         if faults == Faults::default() {
-            rt.faults.remove(scope);
+            rt.faults.remove(&scope);
         } else {
-            rt.faults.insert(scope.to_ascii_lowercase(), faults);
+            rt.faults.insert(scope, faults);
         }
     }
 
@@ -839,6 +840,42 @@ mod tests {
 
     fn state() -> State {
         State::new(Model::default(), TokenIssuer::generate().unwrap(), None)
+    }
+
+    #[test]
+    fn admin_errors_have_codes_and_statuses() {
+        let cases = [
+            (
+                AdminError::NotFound {
+                    what: "vault",
+                    name: "v".into(),
+                },
+                "NotFound",
+                404,
+                "vault \"v\" does not exist",
+            ),
+            (
+                AdminError::Conflict {
+                    what: "app",
+                    name: "a".into(),
+                },
+                "Conflict",
+                409,
+                "app \"a\" already exists",
+            ),
+            (
+                AdminError::Invalid("bad".into()),
+                "BadParameter",
+                400,
+                "bad",
+            ),
+        ];
+        for (error, code, status, message) in cases {
+            assert_eq!(
+                (error.code(), error.status(), error.to_string().as_str()),
+                (code, status, message)
+            );
+        }
     }
 
     #[test]

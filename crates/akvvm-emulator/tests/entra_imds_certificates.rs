@@ -487,6 +487,30 @@ async fn certificates_are_managed_secrets_encoded_as_key_vault_does() {
     .unwrap();
     assert_eq!(bundle.leaf.thumbprint(), ec.thumbprint);
 
+    // Key Vault's own PFX (no password) imports as it is.
+    let reimported = emulator
+        .import_certificate(
+            VAULT,
+            "web-copy",
+            &akvvm_emulator::certs::CertificateImport {
+                pfx: Some(value.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(reimported.thumbprint, rsa.thumbprint);
+    let bad = emulator
+        .import_certificate(
+            VAULT,
+            "broken",
+            &akvvm_emulator::certs::CertificateImport {
+                pfx: Some("bm90IGEgcGZ4".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(bad.status(), 400);
+
     // Rotation: a new current version; the old one stays readable by version.
     let rotated = emulator.rotate_certificate(VAULT, "web").unwrap();
     assert_ne!(rotated.version, rsa.version);
