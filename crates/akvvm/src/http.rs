@@ -142,6 +142,14 @@ impl HostOverride {
         })
     }
 
+    /// Maps `host` to `addr` (port 0 meaning "the URL's port").
+    pub fn new(host: &str, addr: SocketAddr) -> Self {
+        Self {
+            host: host.trim().trim_end_matches('.').to_ascii_lowercase(),
+            addr,
+        }
+    }
+
     /// The overridden host name, lower case.
     pub fn host(&self) -> &str {
         &self.host
@@ -203,6 +211,26 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
+    /// The options the settings' `"akvvm"` object asks for: `caCertificates` as extra roots and
+    /// `resolve` as host overrides; proxies from the environment, default timeouts.
+    pub fn from_settings(agent: &crate::settings::AgentOptions) -> Self {
+        Self {
+            extra_ca_files: agent.ca_certificates.clone(),
+            host_overrides: agent
+                .resolve
+                .iter()
+                .map(|(host, target)| {
+                    let addr = match *target {
+                        crate::settings::ResolveTarget::Ip(ip) => SocketAddr::new(ip, 0),
+                        crate::settings::ResolveTarget::Socket(addr) => addr,
+                    };
+                    HostOverride::new(host, addr)
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     /// The same options with proxies turned off: what the IMDS client uses.
     pub fn direct(&self) -> Self {
         Self {
@@ -530,6 +558,30 @@ mod tests {
         assert_eq!(bare.addr(), "10.1.2.3:0".parse().unwrap());
         let v6 = HostOverride::parse("v.vault.azure.net", "[::1]:9443").unwrap();
         assert_eq!(v6.addr(), "[::1]:9443".parse().unwrap());
+    }
+
+    #[test]
+    fn options_from_settings_take_roots_and_resolve() {
+        let mut agent = crate::settings::AgentOptions::default();
+        agent.ca_certificates = vec![PathBuf::from("/etc/akvvm/proxy-ca.pem")];
+        agent.resolve.insert(
+            "myvault.vault.azure.net".into(),
+            crate::settings::ResolveTarget::Socket("127.0.0.1:8443".parse().unwrap()),
+        );
+        agent.resolve.insert(
+            "other.vault.azure.net".into(),
+            crate::settings::ResolveTarget::Ip("10.0.0.5".parse().unwrap()),
+        );
+        let options = HttpOptions::from_settings(&agent);
+        assert_eq!(options.extra_ca_files, agent.ca_certificates);
+        assert_eq!(
+            options.host_overrides,
+            vec![
+                HostOverride::parse("myvault.vault.azure.net", "127.0.0.1:8443").unwrap(),
+                HostOverride::parse("other.vault.azure.net", "10.0.0.5").unwrap(),
+            ]
+        );
+        assert_eq!(options.proxy, ProxyMode::FromEnvironment);
     }
 
     #[test]

@@ -195,3 +195,47 @@ async fn bootstrap_certificate_identity_reads_through_the_local_entra() {
     assert_eq!(bundle.value.as_str(), "payload");
     assert_eq!(client.tenant(), Some(app.tenant_id.clone()));
 }
+
+#[tokio::test]
+async fn settings_build_the_identity_and_the_vault_client() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.add_vault("fromsettings").unwrap();
+    let user = emulator.add_user_identity(IdentitySpec::default()).unwrap();
+    emulator
+        .assign_roles("fromsettings", &user.client_id, &["Key Vault Secrets User"])
+        .unwrap();
+    emulator
+        .set_secret("fromsettings", "web", secret("from-settings"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("local-vault-ca.pem");
+    std::fs::write(&ca_file, emulator.ca_pem()).unwrap();
+
+    let json = serde_json::json!({
+        "secretsManagementSettings": {
+            "pollingIntervalInS": "3600",
+            "certificateStoreLocation": dir.path().join("store"),
+            "observedCertificates": [format!("{}/secrets/web", emulator.vault_url("fromsettings"))]
+        },
+        "authenticationSettings": {
+            "msiEndpoint": emulator.imds_url(),
+            "msiClientId": user.client_id
+        },
+        "akvvm": {
+            "caCertificates": [ca_file],
+            "resolve": { "fromsettings.vault.azure.net": "127.0.0.1" }
+        }
+    });
+    let report = akvvm::settings::parse(&json, &akvvm::settings::ParseOptions::default());
+    let settings = report
+        .settings
+        .unwrap_or_else(|| panic!("settings rejected: {:?}", report.diagnostics));
+
+    let http = HttpOptions::from_settings(&settings.agent);
+    let identity = Identity::from_settings(&settings, &http).unwrap();
+    assert!(identity.describe().contains(&user.client_id));
+    let observed = &settings.observed[0].url;
+    let client = VaultClient::new(&observed.vault_url, &identity, &options(http)).unwrap();
+    let bundle = client.get_latest(&observed.name).await.unwrap();
+    assert_eq!(bundle.value.as_str(), "from-settings");
+}

@@ -248,6 +248,50 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// The identity the settings' `authenticationSettings` describe, with its HTTP client
+    /// built from `http` (see [`crate::http::HttpOptions::from_settings`]).
+    ///
+    /// For the bootstrap certificate, the certificate is looked for now, in the global store,
+    /// each observed certificate's store and `akvvm.bootstrapCertificateDirectories`
+    /// (`<THUMBPRINT>.crt` + `.prv`); when the platform later installs a newer one, build the
+    /// identity again.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        http: &crate::http::HttpOptions,
+    ) -> Result<Self, IdentityError> {
+        use crate::settings::Authentication;
+        match &settings.authentication {
+            Authentication::ManagedIdentity {
+                endpoint,
+                client_id,
+            } => Ok(Identity::Managed(Arc::new(ManagedIdentityCredential::new(
+                endpoint,
+                client_id.as_deref(),
+                http,
+                ManagedIdentityOptions::default(),
+            )?))),
+            Authentication::BootstrapCertificate {
+                client_id,
+                subject_name,
+            } => {
+                let certificate = find_bootstrap_certificate(
+                    subject_name,
+                    &bootstrap_sources(settings),
+                    time::OffsetDateTime::now_utc(),
+                )?;
+                Ok(Identity::Bootstrap(Arc::new(
+                    BootstrapCertificateCredential::new(
+                        &settings.agent.authority_host,
+                        client_id,
+                        certificate,
+                        http,
+                        BootstrapOptions::default(),
+                    )?,
+                )))
+            }
+        }
+    }
+
     /// Names the identity for messages: "the system-assigned managed identity",
     /// "the user-assigned managed identity with client id …", "the application … (certificate …)".
     pub fn describe(&self) -> String {
@@ -270,6 +314,22 @@ impl Identity {
     pub fn needs_tenant(&self) -> bool {
         matches!(self, Identity::Bootstrap(_))
     }
+}
+
+/// Where the settings say bootstrap certificates may be: every store directory, then the
+/// guest agent's directories.
+pub fn bootstrap_sources(settings: &crate::settings::Settings) -> Vec<CertificateSource> {
+    let mut sources = vec![CertificateSource::Store(settings.store.clone())];
+    for observed in &settings.observed {
+        let source = CertificateSource::Store(observed.store_dir.clone());
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    for dir in &settings.agent.bootstrap_certificate_directories {
+        sources.push(CertificateSource::Pairs(dir.clone()));
+    }
+    sources
 }
 
 #[cfg(test)]
