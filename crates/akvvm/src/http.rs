@@ -562,16 +562,20 @@ mod tests {
 
     #[test]
     fn options_from_settings_take_roots_and_resolve() {
-        let mut agent = crate::settings::AgentOptions::default();
-        agent.ca_certificates = vec![PathBuf::from("/etc/akvvm/proxy-ca.pem")];
-        agent.resolve.insert(
-            "myvault.vault.azure.net".into(),
+        let mut resolve = std::collections::BTreeMap::new();
+        resolve.insert(
+            "myvault.vault.azure.net".to_owned(),
             crate::settings::ResolveTarget::Socket("127.0.0.1:8443".parse().unwrap()),
         );
-        agent.resolve.insert(
-            "other.vault.azure.net".into(),
+        resolve.insert(
+            "other.vault.azure.net".to_owned(),
             crate::settings::ResolveTarget::Ip("10.0.0.5".parse().unwrap()),
         );
+        let agent = crate::settings::AgentOptions {
+            ca_certificates: vec![PathBuf::from("/etc/akvvm/proxy-ca.pem")],
+            resolve,
+            ..crate::settings::AgentOptions::default()
+        };
         let options = HttpOptions::from_settings(&agent);
         assert_eq!(options.extra_ca_files, agent.ca_certificates);
         assert_eq!(
