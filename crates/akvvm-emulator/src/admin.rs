@@ -10,7 +10,8 @@
 //! - `POST /_emulator/vaults/{vault}/roles` [`RoleSpec`]; `DELETE .../roles/{principal}`
 //! - `PUT /_emulator/vaults/{vault}/secrets/{name}` [`SecretSpec`]; `PATCH` `{"enabled", "version"}`; `DELETE`
 //! - `POST /_emulator/vaults/{vault}/certificates/{name}/import` [`CertificateImport`],
-//!   `.../create` `{"policy"}`, `.../rotate`; `PATCH .../certificates/{name}` `{"enabled","version"}`
+//!   `.../create` `{"policy"}`, `.../rotate`; `PATCH .../certificates/{name}` `{"enabled","version"}`;
+//!   `DELETE .../certificates/{name}`
 //! - `PUT|GET|DELETE /_emulator/faults/{scope}` [`Faults`] (scope: a vault name, `imds`, `entra`)
 //! - `GET|DELETE /_emulator/counters` -> [`RequestCount`] rows
 
@@ -207,6 +208,12 @@ impl RunningEmulator {
                     name: name.to_owned(),
                 })
         })
+    }
+
+    /// Deletes a certificate and its managed secret.
+    pub fn delete_certificate(&self, vault: &str, name: &str) -> Result<(), AdminError> {
+        self.state
+            .with_vault(vault, |v| crate::certs::delete_in(v, name).map(|_| ()))
     }
 
     /// Replaces the faults of a scope (a vault name, `imds` or `entra`).
@@ -418,6 +425,8 @@ pub fn router(state: Arc<State>, ca_pem: Arc<String>) -> Router {
                     .map(|version| json!({"version": version}))
                     .ok_or_else(|| AdminError::NotFound { what: "certificate", name: name.clone() })
             }), false)
+        }).delete(|AxState((s, _)): AxState<Shared>, Path((vault, name)): Path<(String, String)>| async move {
+            result(s.with_vault(&vault, |v| crate::certs::delete_in(v, &name).map(|_| json!({}))), false)
         }))
         .route("/_emulator/faults/{scope}", put(|AxState((s, _)): AxState<Shared>, Path(scope): Path<String>, b: Bytes| async move {
             let faults: Faults = parse!(&b);

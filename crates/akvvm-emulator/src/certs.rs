@@ -854,18 +854,13 @@ pub fn handle(
                 Permission::CertificatesDelete,
                 &format!("/certificates/{name}"),
             )?;
-            let removed = ctx
+            let cert = ctx
                 .state
-                .with_vault(&ctx.vault, |v| {
-                    let key = name.to_ascii_lowercase();
-                    let cert = v.certificates.remove(&key);
-                    if cert.is_some() {
-                        v.secrets.remove(&key);
-                    }
-                    Ok(cert)
-                })
-                .map_err(admin_to_response)?;
-            let cert = removed.ok_or_else(|| cert_not_found(name, None))?;
+                .with_vault(&ctx.vault, |v| delete_in(v, name))
+                .map_err(|e| match e {
+                    AdminError::NotFound { .. } => cert_not_found(name, None),
+                    other => admin_to_response(other),
+                })?;
             let Some(last) = cert.versions.last() else {
                 return Err(cert_not_found(name, None));
             };
@@ -929,6 +924,20 @@ fn update(
         .find(|v| v.version == ver)
         .ok_or_else(|| cert_not_found(name, version))?;
     Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+}
+
+/// Deletes a certificate with its managed secret.
+pub fn delete_in(v: &mut Vault, name: &str) -> Result<Certificate, AdminError> {
+    let key = name.to_ascii_lowercase();
+    let cert = v
+        .certificates
+        .remove(&key)
+        .ok_or_else(|| AdminError::NotFound {
+            what: "certificate",
+            name: name.to_owned(),
+        })?;
+    v.secrets.remove(&key);
+    Ok(cert)
 }
 
 /// Enables/disables (and retags) one version and its managed secret; returns the version id.

@@ -538,6 +538,11 @@ async fn certificates_are_managed_secrets_encoded_as_key_vault_does() {
         .unwrap();
     assert_eq!(old.value.as_deref(), Some(value.as_str()));
 
+    // Deleting a certificate deletes its secret.
+    emulator.delete_certificate(VAULT, "mail").unwrap();
+    let err = client.get_secret("mail", None).await.unwrap_err();
+    assert_eq!(err.http_status().map(u16::from), Some(404));
+
     // Disabling the certificate's current version disables its secret.
     emulator
         .set_certificate_enabled(VAULT, "web", None, false)
