@@ -565,3 +565,112 @@ async fn bootstrap_identity_learns_its_tenant_from_the_challenge() {
         vec![format!("Bearer {entra_token_value}")]
     );
 }
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1:0 that tunnels every target to `upstream` and
+/// records the targets it was asked for.
+async fn connect_proxy(upstream: std::net::SocketAddr) -> (Url, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = targets.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let mut words = head.split_whitespace();
+                if words.next() != Some("CONNECT") {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(words.next().unwrap_or_default().to_owned());
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (Url::parse(&format!("http://{addr}")).unwrap(), targets)
+}
+
+#[tokio::test]
+async fn https_through_a_proxy_keeps_the_extra_roots_and_imds_stays_direct() {
+    let ca = TestCa::new();
+    let (vault_addr, kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (proxy_url, targets) = connect_proxy(vault_addr).await;
+    // No host override: only the proxy knows where the vault is.
+    let http = HttpOptions {
+        extra_ca_pems: vec![ca.pem.clone()],
+        proxy: akvvm::http::ProxyMode::Explicit {
+            url: proxy_url.to_string(),
+            no_proxy: None,
+        },
+        ..HttpOptions::default()
+    };
+    let (imds_url, imds) = imds(false).await;
+    // The IMDS credential gets the same options, proxy included, and must ignore the proxy.
+    let identity = Identity::Managed(Arc::new(
+        ManagedIdentityCredential::new(
+            &imds_url,
+            None,
+            &http,
+            ManagedIdentityOptions {
+                retry: fast_retry(&[404, 410, 429], 1),
+            },
+        )
+        .unwrap(),
+    ));
+    let client = vault_client(&identity, http, 1);
+    let bundle = client.get_latest("web").await.unwrap();
+    assert_eq!(bundle.version, "0123abcd");
+    assert_eq!(imds.calls.get(), 1);
+    let targets = targets.lock().unwrap().clone();
+    assert!(!targets.is_empty());
+    assert!(
+        targets.iter().all(|t| t == &format!("{VAULT_HOST}:443")),
+        "{targets:?}"
+    );
+    assert_eq!(kv.authorization_headers.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_proxy_hosts_bypass_the_proxy() {
+    let ca = TestCa::new();
+    let (vault_addr, _kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (proxy_url, targets) = connect_proxy(vault_addr).await;
+    let http = HttpOptions {
+        proxy: akvvm::http::ProxyMode::Explicit {
+            url: proxy_url.to_string(),
+            no_proxy: Some(".vault.azure.net".to_owned()),
+        },
+        ..http_options(&ca, vault_addr)
+    };
+    let (imds_url, _imds) = imds(false).await;
+    let client = vault_client(&managed(&imds_url, None), http, 1);
+    client.get_latest("web").await.unwrap();
+    assert!(targets.lock().unwrap().is_empty());
+}
