@@ -1,7 +1,13 @@
 //! The command line: one struct per subcommand, each with its own `run()`.
 
-mod validate;
+mod demo;
+mod handler;
 mod inspect;
+mod list;
+mod run;
+mod status;
+mod sync;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -25,6 +31,18 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Show what a PFX, PEM bundle or store entry holds: subject, SANs, thumbprint, chain.
     Inspect(inspect::InspectArgs),
+    /// Run the agent: keep the observed certificates installed and current (the daemon).
+    Run(run::RunArgs),
+    /// One sync cycle here (--once), or an immediate one in the running daemon (--now).
+    Sync(sync::SyncArgs),
+    /// Per certificate: installed version, thumbprint, expiry, last check, last error.
+    Status(status::StatusArgs),
+    /// The observed certificates, where they are installed, and their reload hooks.
+    List(list::ListArgs),
+    /// The VM extension's handler commands (run by the Azure guest agent).
+    Handler(handler::HandlerArgs),
+    /// Try akvvm without Azure: the local vault, a sync, a rotation, in one command.
+    Demo(demo::DemoArgs),
 }
 
 impl Cli {
@@ -36,6 +54,12 @@ impl Cli {
         match self.command {
             Command::Validate(args) => args.run(),
             Command::Inspect(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Sync(args) => args.run(),
+            Command::Status(args) => args.run(),
+            Command::List(args) => args.run(),
+            Command::Handler(args) => args.run(),
+            Command::Demo(args) => args.run(),
         }
     }
 }

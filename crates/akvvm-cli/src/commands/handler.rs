@@ -1,0 +1,271 @@
+//! `akvvm handler install|enable|disable|uninstall|update`: the commands of
+//! `HandlerManifest.json`, run by the Azure guest agent.
+//!
+//! `enable` is idempotent and returns within seconds: it validates the settings, writes a
+//! `transitioning` status, and (re)starts the `akvvm` systemd service, which does the polling.
+//! Without systemd it starts `akvvm run` as a detached process instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use akvvm::cert::store::Store;
+use akvvm::handler::{
+    self, HandlerEnvironment, HandlerSettings, PidFile, ServiceManager, UnitSpec,
+};
+use akvvm::settings::Settings;
+use akvvm::status::{Report, State, StatusFile};
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::run::read_environment;
+use crate::output;
+
+/// How long `disable`/`uninstall` wait for a daemon started without systemd to stop.
+const STOP_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, clap::Args)]
+pub struct HandlerArgs {
+    #[command(subcommand)]
+    operation: Operation,
+
+    /// The guest agent's HandlerEnvironment.json (default: in the working directory, or beside
+    /// the executable or one directory up).
+    #[arg(long, value_name = "PATH", global = true)]
+    handler_environment: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Operation {
+    /// Prepare the machine (nothing to do until enable).
+    Install,
+    /// Validate the settings and (re)start the akvvm service; idempotent.
+    Enable,
+    /// Stop the akvvm service; certificates stay.
+    Disable,
+    /// Stop and remove the akvvm service; certificates stay unless --remove-certificates.
+    Uninstall {
+        /// Also remove the installed certificates, their links and akvvm's state.
+        #[arg(long)]
+        remove_certificates: bool,
+    },
+    /// Move to a new extension version (the guest agent runs uninstall and install around it).
+    Update,
+}
+
+impl HandlerArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let environment = read_environment(self.handler_environment.as_deref())?;
+        let services = ServiceManager::system();
+        let sequence_env = std::env::var(handler::SEQUENCE_ENV).ok();
+        match self.operation {
+            Operation::Install => {
+                output::line(format!("akvvm installed for {}", environment.name));
+            }
+            Operation::Update => {
+                output::line("akvvm updated; the next enable restarts the service");
+            }
+            Operation::Enable => enable(&environment, &services, sequence_env.as_deref())?,
+            Operation::Disable => {
+                stop(&environment, &services, sequence_env.as_deref())?;
+                write_status(
+                    &environment,
+                    sequence_env.as_deref(),
+                    "Disable",
+                    "akvvm is disabled; certificates stay installed",
+                );
+                output::line("akvvm disabled");
+            }
+            Operation::Uninstall {
+                remove_certificates,
+            } => {
+                let settings = current_settings(&environment, sequence_env.as_deref()).ok();
+                stop(&environment, &services, sequence_env.as_deref())?;
+                if services.available() || services.unit_path().exists() {
+                    services.uninstall()?;
+                }
+                if remove_certificates {
+                    let settings = settings.context(
+                        "--remove-certificates needs the settings to know which certificates to remove, \
+                         and they could not be read",
+                    )?;
+                    remove_installed(&settings)?;
+                }
+                output::line(if remove_certificates {
+                    "akvvm uninstalled; certificates removed"
+                } else {
+                    "akvvm uninstalled; certificates stay installed"
+                });
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn current_settings(
+    environment: &HandlerEnvironment,
+    sequence_env: Option<&str>,
+) -> anyhow::Result<Settings> {
+    let handler_settings = HandlerSettings::current(environment, sequence_env)?;
+    Ok(handler_settings.validate()?)
+}
+
+fn write_status(
+    environment: &HandlerEnvironment,
+    sequence_env: Option<&str>,
+    operation: &str,
+    message: &str,
+) {
+    let Ok(sequence) = handler::sequence_number(&environment.config_folder, sequence_env) else {
+        return;
+    };
+    let report = Report::new(operation, State::Success, message);
+    if let Err(e) = StatusFile::new(&environment.status_folder, sequence)
+        .write(&report, OffsetDateTime::now_utc())
+    {
+        tracing::error!(error = %e, "failed to write the status file");
+    }
+}
+
+fn enable(
+    environment: &HandlerEnvironment,
+    services: &ServiceManager,
+    sequence_env: Option<&str>,
+) -> anyhow::Result<()> {
+    let handler_settings = HandlerSettings::current(environment, sequence_env)?;
+    let status = StatusFile::new(&environment.status_folder, handler_settings.sequence);
+    let settings = match handler_settings.validate() {
+        Ok(settings) => settings,
+        Err(err) => {
+            let report = Report::new("Enable", State::Error, format!("[{}] {err}", err.code()));
+            status.write(&report, OffsetDateTime::now_utc())?;
+            return Err(err.into());
+        }
+    };
+    let report = Report::new("Enable", State::Transitioning, "starting the akvvm service");
+    status.write(&report, OffsetDateTime::now_utc())?;
+
+    let executable = std::env::current_exe().context("failed to find the akvvm executable")?;
+    let environment_path =
+        std::fs::canonicalize(&environment.path).unwrap_or_else(|_| environment.path.clone());
+    let arguments = vec![
+        "run".to_string(),
+        "--handler-environment".to_string(),
+        environment_path.display().to_string(),
+    ];
+    if services.available() {
+        let mut writable_paths: Vec<PathBuf> = settings
+            .observed
+            .iter()
+            .map(|c| c.store_dir.clone())
+            .collect();
+        writable_paths.extend([
+            settings.agent.state_directory.clone(),
+            environment.status_folder.clone(),
+            environment.log_folder.clone(),
+        ]);
+        let spec = UnitSpec {
+            executable,
+            arguments,
+            writable_paths,
+        };
+        services.enable(&spec)?;
+        output::line(format!(
+            "akvvm service enabled and (re)started for settings {}",
+            handler_settings.path.display()
+        ));
+    } else {
+        let pid_file = PidFile::in_state_directory(&settings.agent.state_directory);
+        pid_file.stop(STOP_WAIT)?;
+        let pid = spawn_detached(&executable, &arguments, &environment.log_folder)?;
+        output::line(format!(
+            "systemd is not running this machine; started akvvm run (pid {pid})"
+        ));
+    }
+    Ok(())
+}
+
+/// Starts `akvvm run` in its own process group, its output appended to `<logFolder>/akvvm.log`.
+fn spawn_detached(
+    executable: &Path,
+    arguments: &[String],
+    log_folder: &Path,
+) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(log_folder)
+        .with_context(|| format!("failed to create the log folder {}", log_folder.display()))?;
+    let log_path = log_folder.join("akvvm.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("failed to open {}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .with_context(|| format!("failed to open {}", log_path.display()))?;
+    let child = Command::new(executable)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("failed to start {}", executable.display()))?;
+    Ok(child.id())
+}
+
+fn stop(
+    environment: &HandlerEnvironment,
+    services: &ServiceManager,
+    sequence_env: Option<&str>,
+) -> anyhow::Result<()> {
+    if services.available() {
+        services.disable()?;
+        return Ok(());
+    }
+    let state_directory = current_settings(environment, sequence_env)
+        .map(|s| s.agent.state_directory)
+        .unwrap_or_else(|_| PathBuf::from(akvvm::settings::DEFAULT_STATE_DIRECTORY));
+    PidFile::in_state_directory(&state_directory).stop(STOP_WAIT)?;
+    Ok(())
+}
+
+/// Removes every version, link and state akvvm recorded for the observed certificates.
+fn remove_installed(settings: &Settings) -> anyhow::Result<()> {
+    for cert in &settings.observed {
+        let store = Store::open(&cert.store_dir)?;
+        let mut paths: Vec<PathBuf> = store
+            .versions(&cert.url.vault_name, &cert.url.name)?
+            .iter()
+            .map(|v| {
+                cert.store_dir
+                    .join(format!("{}.{v}", cert.url.stable_name()))
+            })
+            .collect();
+        paths.push(cert.stable_link());
+        if let Some(link) = &cert.link_name {
+            paths.push(cert.store_dir.join(link));
+        }
+        for path in paths {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to remove {}", path.display()));
+                }
+            }
+        }
+    }
+    for name in [
+        akvvm::sync::STATE_FILE_NAME,
+        akvvm::sync::hook::HOOK_JOURNAL_FILE,
+    ] {
+        let path = settings.agent.state_directory.join(name);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e).with_context(|| format!("failed to remove {}", path.display()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `akvvm run`: the daemon. Also the settings source every agent command shares.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use akvvm::handler::{self, HandlerEnvironment, HandlerSettings, PidFile};
+use akvvm::settings::Settings;
+use akvvm::status::{Report, State, StatusFile};
+use akvvm::sync::daemon::{self, DaemonOptions};
+use akvvm::sync::{Engine, EngineOptions};
+use anyhow::Context;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Where the settings come from: a plain file, or the VM extension's handler environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SettingsSource {
+    /// A settings file: the extension's public settings JSON.
+    #[arg(long, value_name = "FILE", conflicts_with = "handler_environment")]
+    pub settings: Option<PathBuf>,
+
+    /// The guest agent's HandlerEnvironment.json (default without --settings: in the working
+    /// directory, or beside the executable or one directory up).
+    #[arg(long, value_name = "PATH")]
+    pub handler_environment: Option<PathBuf>,
+}
+
+/// Settings, and the extension context when they came from the handler environment.
+pub struct Loaded {
+    pub settings: Settings,
+    pub extension: Option<Extension>,
+}
+
+/// The handler environment and the sequence number being acted on.
+pub struct Extension {
+    pub environment: HandlerEnvironment,
+    pub sequence: u64,
+}
+
+impl Extension {
+    pub fn status_file(&self) -> StatusFile {
+        StatusFile::new(&self.environment.status_folder, self.sequence)
+    }
+}
+
+/// Finds and reads `HandlerEnvironment.json` (with retries: the guest agent may be writing it).
+pub fn read_environment(explicit: Option<&Path>) -> anyhow::Result<HandlerEnvironment> {
+    let cwd = std::env::current_dir().context("failed to read the working directory")?;
+    let exe = std::env::current_exe().ok();
+    let path = handler::discover_environment(explicit, &cwd, exe.as_deref())?;
+    Ok(HandlerEnvironment::read_with_retries(
+        &path,
+        handler::DEFAULT_READ_ATTEMPTS,
+        handler::DEFAULT_READ_DELAY,
+    )?)
+}
+
+impl SettingsSource {
+    /// Loads and validates the settings.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        if let Some(path) = &self.settings {
+            let settings = Settings::load(path)?;
+            return Ok(Loaded {
+                settings,
+                extension: None,
+            });
+        }
+        let environment = read_environment(self.handler_environment.as_deref())?;
+        let sequence_env = std::env::var(handler::SEQUENCE_ENV).ok();
+        let handler_settings = HandlerSettings::current(&environment, sequence_env.as_deref())?;
+        let extension = Extension {
+            environment,
+            sequence: handler_settings.sequence,
+        };
+        match handler_settings.validate() {
+            Ok(settings) => Ok(Loaded {
+                settings,
+                extension: Some(extension),
+            }),
+            Err(err) => {
+                let report = Report::new(
+                    daemon::OPERATION,
+                    State::Error,
+                    format!("[{}] {err}", err.code()),
+                );
+                if let Err(e) = extension
+                    .status_file()
+                    .write(&report, time::OffsetDateTime::now_utc())
+                {
+                    tracing::error!(error = %e, "failed to write the status file");
+                }
+                Err(err.into())
+            }
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    source: SettingsSource,
+}
+
+impl RunArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let loaded = self.source.load()?;
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        runtime.block_on(run_daemon(loaded))?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Wires SIGTERM/SIGINT to a cancellation token and SIGHUP to an immediate sync.
+pub fn wire_signals(cancel: CancellationToken, trigger: Arc<Notify>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("failed to listen for SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); cancel.cancel(); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); cancel.cancel(); break; }
+                _ = hup.recv() => trigger.notify_one(),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
+    let Loaded {
+        settings,
+        extension,
+    } = loaded;
+    let cancel = CancellationToken::new();
+    let trigger = Arc::new(Notify::new());
+    wire_signals(cancel.clone(), trigger.clone())?;
+
+    let state_directory = settings.agent.state_directory.clone();
+    std::fs::create_dir_all(&state_directory).with_context(|| {
+        format!(
+            "failed to create the state directory {}",
+            state_directory.display()
+        )
+    })?;
+    let pid_file = PidFile::in_state_directory(&state_directory);
+    pid_file.write_own()?;
+    let status_file = extension.as_ref().map(Extension::status_file);
+
+    let engine = match Engine::new(settings.clone(), EngineOptions::for_settings(&settings)) {
+        Ok(engine) => Arc::new(engine),
+        Err(err) => {
+            if let Some(file) = &status_file {
+                let report = Report::new(
+                    daemon::OPERATION,
+                    State::Error,
+                    format!("[{}] {err}", err.code()),
+                );
+                if let Err(e) = file.write(&report, time::OffsetDateTime::now_utc()) {
+                    tracing::error!(error = %e, "failed to write the status file");
+                }
+            }
+            pid_file.remove_own();
+            return Err(anyhow::Error::new(err).context("failed to start the sync engine"));
+        }
+    };
+    let options = DaemonOptions {
+        status_file,
+        notify_systemd: true,
+    };
+    daemon::run(engine, options, cancel, trigger).await;
+    pid_file.remove_own();
+    Ok(())
+}
