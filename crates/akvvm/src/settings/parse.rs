@@ -502,12 +502,28 @@ impl Ctx<'_> {
         };
         let fields = self.check_keys(map, path, ROOT_KEYS);
 
+        let secrets_path = fields.path("secretsManagementSettings");
+        let partial = match fields.get("secretsManagementSettings") {
+            Some(secrets) => self.secrets_management(secrets, &secrets_path),
+            None => {
+                self.error(
+                    "missing-key",
+                    &secrets_path,
+                    "secretsManagementSettings is missing: there is nothing to observe".to_string(),
+                    Some(
+                        "add \"secretsManagementSettings\": {\"observedCertificates\": \
+                         [\"https://myvault.vault.azure.net/secrets/mycert\"]}"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        };
         let authentication = match fields.get("authenticationSettings") {
             None => Some(Authentication::default_managed_identity()),
             Some(auth) => self.authentication(auth, &fields.path("authenticationSettings")),
         };
         self.extension_type_matches(authentication.as_ref(), &fields);
-
         let logging = fields
             .get("loggingSettings")
             .and_then(|l| self.logging(l, &fields.path("loggingSettings")));
@@ -515,33 +531,9 @@ impl Ctx<'_> {
             None => AgentOptions::default(),
             Some(a) => self.agent_options(a, &fields.path("akvvm")),
         };
-
-        let Some(secrets) = fields.get("secretsManagementSettings") else {
-            self.error(
-                "missing-key",
-                &fields.path("secretsManagementSettings"),
-                "secretsManagementSettings is missing: there is nothing to observe".to_string(),
-                Some(
-                    "add \"secretsManagementSettings\": {\"observedCertificates\": \
-                     [\"https://myvault.vault.azure.net/secrets/mycert\"]}"
-                        .to_string(),
-                ),
-            );
-            return None;
-        };
-        let secrets_path = fields.path("secretsManagementSettings");
-        let partial = self.secrets_management(secrets, &secrets_path)?;
+        let partial = partial?;
         let authentication = authentication?;
 
-        if partial.observed.iter().any(|o| !o.acls.is_empty()) && !partial.acl_enabled {
-            self.warn(
-                "acls-without-acl-enabled",
-                &join_key(&secrets_path, "aclEnabled"),
-                "some certificates have acls, but aclEnabled is not true: akvvm will not apply them"
-                    .to_string(),
-                Some("set \"aclEnabled\": true to grant the listed users and groups read access".to_string()),
-            );
-        }
         let shape = if matches!(authentication, Authentication::BootstrapCertificate { .. }) {
             Shape::PaaS
         } else if partial.any_object {
@@ -690,6 +682,15 @@ impl Ctx<'_> {
             Some(other) => self.wrong_type(other, &observed_path, "an array", "[\"https://myvault.vault.azure.net/secrets/mycert\"]"),
         }
         self.check_unique(&observed);
+        if observed.iter().any(|(_, o)| !o.acls.is_empty()) && !acl_enabled {
+            self.warn(
+                "acls-without-acl-enabled",
+                &fields.path("aclEnabled"),
+                "some certificates have acls, but aclEnabled is not true: akvvm will not apply them"
+                    .to_string(),
+                Some("set \"aclEnabled\": true to grant the listed users and groups read access".to_string()),
+            );
+        }
         Some(PartialSecrets {
             polling_interval,
             require_initial_sync,
@@ -936,7 +937,12 @@ impl Ctx<'_> {
                 Some(url)
             }
             Err(e) => {
-                self.error(e.code(), path, e.to_string(), None);
+                self.error(
+                    e.code(),
+                    path,
+                    e.to_string(),
+                    Some("an observed certificate is https://<vault>.vault.azure.net/secrets/<name>, or .../secrets/<name>/<version> to pin a version (copy the certificate's Secret Identifier)".to_string()),
+                );
                 None
             }
         }
@@ -1114,6 +1120,8 @@ impl Ctx<'_> {
             return self.bootstrap(client_id, subject, &fields);
         }
         let client_id_path = fields.path("msiClientId");
+        let client_id_given = matches!(&msi_client_id, Got::Value(id) if !id.trim().is_empty())
+            || matches!(msi_client_id, Got::Skip);
         let client_id = match msi_client_id {
             Got::Value(id) if id.trim().is_empty() => {
                 self.warn(
@@ -1139,7 +1147,7 @@ impl Ctx<'_> {
         let endpoint = match msi_endpoint {
             Got::Value(e) => self.msi_endpoint(&e, &endpoint_path)?,
             Got::Absent => {
-                if client_id.is_some() {
+                if client_id_given {
                     self.error(
                         "msi-endpoint-required",
                         &endpoint_path,

@@ -59,6 +59,11 @@ pub enum SecretUrlError {
          (map the name to an address with akvvm.resolve instead)"
     )]
     IpHost(String),
+    #[error(
+        "vault name {0:?} is not valid: Key Vault names are letters, digits and dashes, \
+         starting with a letter"
+    )]
+    BadVaultName(String),
     #[error("{0:?} carries a user name or password; remove it")]
     Credentials(String),
     #[error("{0:?} has a query or fragment; remove everything after the path")]
@@ -97,6 +102,7 @@ impl SecretUrlError {
             SecretUrlError::NotHttps(..) => "url-not-https",
             SecretUrlError::NoHost(..) => "url-no-host",
             SecretUrlError::IpHost(..) => "url-ip-host",
+            SecretUrlError::BadVaultName(..) => "url-vault-name",
             SecretUrlError::Credentials(..) => "url-credentials",
             SecretUrlError::QueryOrFragment(..) => "url-query",
             SecretUrlError::CertificatesPath(..) => "url-certificates-path",
@@ -178,6 +184,16 @@ impl SecretUrl {
         let mut vault_url = url.clone();
         vault_url.set_path("/");
         let vault_name = host.split('.').next().unwrap_or_default().to_string();
+        let known_suffix = KNOWN_VAULT_SUFFIXES
+            .iter()
+            .any(|(suffix, _)| host.ends_with(&format!(".{suffix}")));
+        let name_ok = vault_name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && vault_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if known_suffix && !name_ok {
+            return Err(SecretUrlError::BadVaultName(vault_name));
+        }
         Ok(SecretUrl {
             url,
             vault_url,
@@ -310,6 +326,10 @@ mod tests {
         assert_eq!(code("https://v.vault.azure.net/secrets/c?x=1"), "url-query");
         assert_eq!(code("https://10.0.0.1/secrets/c"), "url-ip-host");
         assert_eq!(code("v.vault.azure.net/secrets/c"), "url-syntax");
+        assert_eq!(
+            code("https://my_vault.vault.azure.net/secrets/c"),
+            "url-vault-name"
+        );
         let long = format!("https://v.vault.azure.net/secrets/{}", "a".repeat(128));
         assert_eq!(code(&long), "url-secret-name");
     }

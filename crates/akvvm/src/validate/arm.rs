@@ -101,15 +101,19 @@ pub fn check_balance(body: &str) -> Result<(), String> {
 
 /// Resolves every ARM expression in `value` in place, as far as `cx` allows.
 pub fn resolve(value: &mut Value, path: &str, cx: &ArmContext, out: &mut Resolution) {
+    resolve_at(value, path, cx, out, 0);
+}
+
+fn resolve_at(value: &mut Value, path: &str, cx: &ArmContext, out: &mut Resolution, depth: usize) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                resolve(v, &join_key(path, k), cx, out);
+                resolve_at(v, &join_key(path, k), cx, out, depth);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
-                resolve(v, &join_index(path, i), cx, out);
+                resolve_at(v, &join_index(path, i), cx, out, depth);
             }
         }
         Value::String(s) => {
@@ -150,7 +154,7 @@ pub fn resolve(value: &mut Value, path: &str, cx: &ArmContext, out: &mut Resolut
                 *s = "[malformed]".to_string();
                 return;
             }
-            match evaluate(body, cx, 0) {
+            match evaluate(body, cx, depth) {
                 Ok(v) => *value = v,
                 Err(Eval::Unresolved(reason)) => out.unevaluated.push(Unevaluated {
                     path: path.to_string(),
@@ -564,7 +568,7 @@ impl Parser<'_> {
             return evaluate(body, self.cx, self.depth + 1);
         }
         let mut nested = Resolution::default();
-        resolve(&mut v, "", self.cx, &mut nested);
+        resolve_at(&mut v, "", self.cx, &mut nested, self.depth + 1);
         if let Some(first) = nested.unevaluated.into_iter().next() {
             return Err(Eval::Unresolved(first.reason));
         }

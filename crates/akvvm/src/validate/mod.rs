@@ -424,8 +424,9 @@ pub fn validate_value(value: &Value, parameter_values: Map<String, Value>) -> Va
             if found.is_empty() {
                 report.diagnostics.push(no_extension(kind));
             }
-            for (path, props) in found {
+            for (path, props, name) in found {
                 let mut ext = ExtensionReport::new(&path);
+                ext.name = name.map(str::to_string);
                 check_extension(props, &path, &cx, &mut ext);
                 report.extensions.push(ext);
             }
@@ -480,10 +481,16 @@ fn detect(value: &Value) -> InputKind {
     }
     let mut found = Vec::new();
     find_extensions(value, "", &mut found, &mut Vec::new());
-    if found.is_empty() {
-        InputKind::Unknown
-    } else {
-        InputKind::ResourceFragment
+    let paas = found.iter().any(|(_, props, _)| {
+        props
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("KeyVaultForPaaS"))
+    });
+    match (found.is_empty(), paas) {
+        (true, _) => InputKind::Unknown,
+        (false, true) => InputKind::CloudServiceExtension,
+        (false, false) => InputKind::ResourceFragment,
     }
 }
 
@@ -544,7 +551,20 @@ fn no_extension(kind: InputKind) -> Diagnostic {
 fn find_extensions<'v>(
     value: &'v Value,
     path: &str,
-    found: &mut Vec<(String, &'v Map<String, Value>)>,
+    found: &mut Vec<Found<'v>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    find_extensions_named(value, path, None, found, diagnostics);
+}
+
+/// A Key Vault extension's `properties`: its path, the object, and the extension's `name`.
+type Found<'v> = (String, &'v Map<String, Value>, Option<&'v str>);
+
+fn find_extensions_named<'v>(
+    value: &'v Value,
+    path: &str,
+    name: Option<&'v str>,
+    found: &mut Vec<Found<'v>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     match value {
@@ -577,17 +597,19 @@ fn find_extensions<'v>(
                     return;
                 }
                 if kv_type && kv_publisher {
-                    found.push((path.to_string(), map));
+                    found.push((path.to_string(), map, name));
                     return;
                 }
             }
+            let own_name = map.get("name").and_then(Value::as_str);
             for (k, v) in map {
-                find_extensions(v, &join_key(path, k), found, diagnostics);
+                let child_name = if k == "properties" { own_name } else { None };
+                find_extensions_named(v, &join_key(path, k), child_name, found, diagnostics);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                find_extensions(v, &join_index(path, i), found, diagnostics);
+                find_extensions_named(v, &join_index(path, i), None, found, diagnostics);
             }
         }
         _ => {}
@@ -725,7 +747,21 @@ fn check_settings(
     }
     if let Some(s) = report.settings {
         ext.shape = Some(s.shape);
-        ext.authentication = Some(s.authentication.to_string());
+        let client_id_at_deployment = ext
+            .unresolved
+            .iter()
+            .any(|u| u.path.ends_with(".msiClientId"));
+        ext.authentication = Some(match &s.authentication {
+            settings::Authentication::ManagedIdentity {
+                endpoint,
+                client_id: None,
+            } if client_id_at_deployment => {
+                format!(
+                    "managed identity (user-assigned, client id from an ARM expression) at {endpoint}"
+                )
+            }
+            other => other.to_string(),
+        });
         ext.polling_interval_seconds = Some(s.polling_interval.as_secs());
         ext.require_initial_sync = Some(s.require_initial_sync);
         ext.certificates = s

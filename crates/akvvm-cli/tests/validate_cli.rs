@@ -1,0 +1,168 @@
+//! `akvvm validate` as users run it: output, `--json`, `--parameters`, exit statuses.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../akvvm/tests/fixtures/settings")
+        .join(name)
+}
+
+fn akvvm() -> Command {
+    Command::cargo_bin("akvvm").unwrap()
+}
+
+#[test]
+fn valid_settings_exit_0_and_list_the_certificates() {
+    akvvm()
+        .args(["validate"])
+        .arg(fixture("valid/design-example.json"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("kind: extension settings"))
+        .stdout(predicate::str::contains("shape: v3 (certificate objects)"))
+        .stdout(predicate::str::contains(
+            "    - other (vault myvault at myvault.vault.azure.net)\n      version: pinned to 0123abcd0123abcd0123abcd0123abcd\n      store: /etc/ssl/kv\n      link: web\n      acls: user:www-data, group:ssl-cert",
+        ))
+        .stdout(predicate::str::contains("    - mycert (vault myvault at myvault.vault.azure.net)\n      version: latest"))
+        .stdout(predicate::str::contains("warning[windows-only] settings.secretsManagementSettings.linkOnRenewal:"))
+        .stdout(predicate::str::ends_with("result: valid (0 errors, 5 warnings)\n"));
+}
+
+#[test]
+fn cloud_services_seed_exits_1_naming_the_expression() {
+    akvvm()
+        .arg("validate")
+        .arg(fixture("seeds/000-cloud-services-extension-profile.json"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("kind: Cloud Services extension (extensionProfile)"))
+        .stdout(predicate::str::contains("type: Microsoft.Azure.KeyVault.KeyVaultForPaaS 1.0"))
+        .stdout(predicate::str::contains(
+            "error[arm-expression-malformed] extensionProfile.extensions[0].properties.settings.secretsManagementSettings.observedCertificates: ARM expression \"[parameters('keyVaultObservedCertificates']\" is unbalanced",
+        ))
+        .stdout(predicate::str::contains("help: did you mean \"[parameters('keyVaultObservedCertificates')]\"?"))
+        .stdout(predicate::str::ends_with("result: invalid (1 error, 3 warnings)\n"));
+}
+
+#[test]
+fn placeholder_schema_is_not_json_and_exits_1() {
+    akvvm()
+        .arg("validate")
+        .arg(fixture("seeds/001-extension-schema.json"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[not-json] not JSON: documentation placeholder <string specifying polling interval"));
+}
+
+#[test]
+fn parameters_resolve_template_expressions() {
+    akvvm()
+        .arg("validate")
+        .arg(fixture("valid/vmss-template.json"))
+        .arg("--parameters")
+        .arg(fixture("valid/vmss-template.parameters.json"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("kind: ARM template"))
+        .stdout(predicate::str::contains("extension \"KVVMExtensionForLinux\" at resources[0].properties.virtualMachineProfile.extensionProfile.extensions[1].properties"))
+        .stdout(predicate::str::contains("    - api-contoso-com (vault contoso-prod at contoso-prod.vault.azure.net)"))
+        .stdout(predicate::str::contains("unresolved ARM expressions (evaluated at deployment, not checked here):"))
+        .stdout(predicate::str::contains("authenticationSettings.msiClientId: [reference("));
+}
+
+#[test]
+fn json_output_is_the_same_report() {
+    let out = akvvm()
+        .arg("validate")
+        .arg(fixture("valid/vm-extension-linux-v3.json"))
+        .arg("--json")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["kind"], "vm-extension");
+    assert_eq!(v["valid"], true);
+    let ext = &v["extensions"][0];
+    assert_eq!(ext["extension_type"], "KeyVaultForLinux");
+    assert_eq!(ext["shape"], "V3");
+    assert_eq!(ext["certificates"][0]["link_name"], "www");
+    assert_eq!(
+        ext["certificates"][0]["acls"],
+        serde_json::json!(["group:www-data"])
+    );
+    assert_eq!(
+        ext["certificates"][0]["reload"],
+        serde_json::json!(["systemctl", "reload", "nginx"])
+    );
+
+    let out = akvvm()
+        .arg("validate")
+        .arg(fixture("derived/001-az-cli-escaped-settings.json"))
+        .arg("--json")
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(
+        v["extensions"][0]["diagnostics"][0]["code"],
+        "settings-is-string"
+    );
+    assert_eq!(
+        v["extensions"][0]["diagnostics"][0]["path"],
+        "properties.settings"
+    );
+    assert_eq!(v["extensions"][0]["diagnostics"][0]["severity"], "error");
+}
+
+#[test]
+fn unreadable_files_and_bad_usage_exit_2() {
+    akvvm()
+        .args(["validate", "/nonexistent/settings.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "error: cannot validate /nonexistent/settings.json",
+        ))
+        .stderr(predicate::str::contains(
+            "caused by: failed to read /nonexistent/settings.json",
+        ));
+    akvvm().args(["validate"]).assert().code(2);
+    akvvm()
+        .args(["validate", "a.json", "--bogus"])
+        .assert()
+        .code(2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("params.json");
+    std::fs::write(&params, r#"{"parameters": {"x": "no value wrapper"}}"#).unwrap();
+    akvvm()
+        .arg("validate")
+        .arg(fixture("valid/vmss-template.json"))
+        .arg("--parameters")
+        .arg(&params)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("parameter \"x\" has no \"value\""));
+}
+
+#[test]
+fn handler_settings_file_is_recognised() {
+    akvvm()
+        .arg("validate")
+        .arg(fixture("valid/handler-7.settings"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("kind: handler settings file"))
+        .stdout(predicate::str::contains(
+            "www-contoso-com (vault contoso-prod",
+        ));
+}

@@ -1,0 +1,700 @@
+//! Bad settings, one per row: each must produce an error (or, for the documented leniencies and
+//! Windows-only values, a warning) with the stated code, JSON path and message.
+
+use akvvm::settings::{Diagnostic, Settings, Severity};
+use serde_json::{Value, json};
+
+const URL: &str = "https://myvault.vault.azure.net/secrets/mycert";
+
+/// Settings observing `URL` with `extra` merged into `secretsManagementSettings`.
+fn sms(extra: Value) -> Value {
+    let mut s = json!({"observedCertificates": [URL]});
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    json!({"secretsManagementSettings": s})
+}
+
+/// Settings with one v3 certificate object (`url` plus `fields`).
+fn cert(fields: Value) -> Value {
+    let mut c = json!({"url": URL});
+    for (k, v) in fields.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    json!({"secretsManagementSettings": {"aclEnabled": true, "observedCertificates": [c]}})
+}
+
+/// Settings with the given authenticationSettings.
+fn auth(a: Value) -> Value {
+    json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "authenticationSettings": a})
+}
+
+/// Settings with the given top-level "akvvm" object.
+fn agent(a: Value) -> Value {
+    json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "akvvm": a})
+}
+
+struct Case {
+    input: Value,
+    severity: Severity,
+    code: &'static str,
+    path: &'static str,
+    message: &'static str,
+}
+
+fn err(input: Value, code: &'static str, path: &'static str, message: &'static str) -> Case {
+    Case {
+        input,
+        severity: Severity::Error,
+        code,
+        path,
+        message,
+    }
+}
+
+fn warn(input: Value, code: &'static str, path: &'static str, message: &'static str) -> Case {
+    Case {
+        input,
+        severity: Severity::Warning,
+        code,
+        path,
+        message,
+    }
+}
+
+const SMS: &str = "settings.secretsManagementSettings";
+
+fn cases() -> Vec<Case> {
+    vec![
+        // The settings object itself.
+        err(
+            json!("{\"secretsManagementSettings\": {\"observedCertificates\": []}}"),
+            "settings-is-string",
+            "settings",
+            "Failed to parse the configuration settings with: not an object: the settings are a JSON string",
+        ),
+        err(
+            json!([1, 2]),
+            "not-an-object",
+            "settings",
+            "Failed to parse the configuration settings with: not an object: the settings are an array",
+        ),
+        err(
+            json!({}),
+            "missing-key",
+            "settings.secretsManagementSettings",
+            "secretsManagementSettings is missing",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "settings": {}}),
+            "misplaced-key",
+            "settings.settings",
+            "unknown key \"settings\"",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSetings": {}}),
+            "unknown-key",
+            "settings.loggingSetings",
+            "unknown key \"loggingSetings\"",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "pollingIntervalInS": "60"}),
+            "misplaced-key",
+            "settings.pollingIntervalInS",
+            "unknown key \"pollingIntervalInS\"",
+        ),
+        // secretsManagementSettings.
+        err(
+            json!({"secretsManagementSettings": "x"}),
+            "wrong-type",
+            SMS,
+            "expected an object, found a string",
+        ),
+        err(
+            json!({"secretsManagementSettings": {}}),
+            "missing-key",
+            "settings.secretsManagementSettings.observedCertificates",
+            "observedCertificates is missing",
+        ),
+        err(
+            sms(json!({"observedCertificates": []})),
+            "no-certificates",
+            "settings.secretsManagementSettings.observedCertificates",
+            "observedCertificates is empty",
+        ),
+        err(
+            sms(json!({"observedCertificates": URL})),
+            "wrong-type",
+            "settings.secretsManagementSettings.observedCertificates",
+            "observedCertificates must be a list, found a single string",
+        ),
+        err(
+            sms(json!({"observedCertificates": [42]})),
+            "wrong-type",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "expected a URL string or a certificate object, found a number",
+        ),
+        err(
+            sms(json!({"pollingIntervalInSec": "60"})),
+            "unknown-key",
+            "settings.secretsManagementSettings.pollingIntervalInSec",
+            "unknown key \"pollingIntervalInSec\"",
+        ),
+        err(
+            sms(json!({"pollingIntervalInS": "1h"})),
+            "bad-polling-interval",
+            "settings.secretsManagementSettings.pollingIntervalInS",
+            "pollingIntervalInS must be a whole number of seconds, found \"1h\"",
+        ),
+        err(
+            sms(json!({"pollingIntervalInS": "0"})),
+            "out-of-range",
+            "settings.secretsManagementSettings.pollingIntervalInS",
+            "pollingIntervalInS is 0",
+        ),
+        err(
+            sms(json!({"pollingIntervalInS": -5})),
+            "bad-polling-interval",
+            "settings.secretsManagementSettings.pollingIntervalInS",
+            "found -5",
+        ),
+        err(
+            sms(json!({"requireInitialSync": "yes"})),
+            "wrong-type",
+            "settings.secretsManagementSettings.requireInitialSync",
+            "expected a boolean, found a string",
+        ),
+        err(
+            sms(json!({"certificateStoreLocation": "certs/kv"})),
+            "bad-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "certificateStoreLocation \"certs/kv\" is not an absolute path",
+        ),
+        err(
+            sms(json!({"certificateStoreLocation": "/etc/../tmp"})),
+            "bad-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "contains '..'",
+        ),
+        err(
+            sms(json!({"authenticationSettings": {}})),
+            "misplaced-key",
+            "settings.secretsManagementSettings.authenticationSettings",
+            "unknown key \"authenticationSettings\"",
+        ),
+        err(
+            sms(json!({"customSymbolicLinkName": "web"})),
+            "misplaced-key",
+            "settings.secretsManagementSettings.customSymbolicLinkName",
+            "unknown key \"customSymbolicLinkName\"",
+        ),
+        err(
+            sms(json!({"observedCertificates": [URL, URL]})),
+            "duplicate-certificate",
+            "settings.secretsManagementSettings.observedCertificates[1]",
+            "is observed twice into /var/lib/waagent/Microsoft.Azure.KeyVault.Store (first at settings.secretsManagementSettings.observedCertificates[0])",
+        ),
+        // Observed URLs.
+        err(
+            sms(json!({"observedCertificates": ["http://myvault.vault.azure.net/secrets/mycert"]})),
+            "url-not-https",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "uses http://; Key Vault is only reached over https",
+        ),
+        err(
+            sms(
+                json!({"observedCertificates": ["https://myvault.vault.azure.net/certificates/mycert"]}),
+            ),
+            "url-certificates-path",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "use the /secrets/ URL (the secret carries the private key): https://myvault.vault.azure.net/secrets/mycert",
+        ),
+        err(
+            sms(json!({"observedCertificates": ["https://myvault.vault.azure.net/keys/mycert"]})),
+            "url-keys-path",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "points at /keys/",
+        ),
+        err(
+            sms(
+                json!({"observedCertificates": ["https://myvault.vault.azure.net/secrets/my_cert"]}),
+            ),
+            "url-secret-name",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "secret name \"my_cert\" is not valid",
+        ),
+        err(
+            sms(
+                json!({"observedCertificates": ["https://myvault.vault.azure.net/secrets/mycert/latest"]}),
+            ),
+            "url-version",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "version \"latest\" is not valid",
+        ),
+        err(
+            sms(json!({"observedCertificates": ["https://myvault.vault.azure.net/secrets/"]})),
+            "url-path",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "is not a secret URL",
+        ),
+        err(
+            sms(json!({"observedCertificates": ["myvault.vault.azure.net/secrets/mycert"]})),
+            "url-syntax",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "is not a URL",
+        ),
+        err(
+            sms(json!({"observedCertificates": ["https://10.1.2.3/secrets/mycert"]})),
+            "url-ip-host",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "has an IP address as host",
+        ),
+        err(
+            sms(
+                json!({"observedCertificates": ["https://myvault.vault.azure.net/secrets/mycert?api-version=7.4"]}),
+            ),
+            "url-query",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "has a query or fragment",
+        ),
+        err(
+            sms(json!({"observedCertificates": ["[parameters('certs')]"]})),
+            "arm-expression",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "is an ARM template expression",
+        ),
+        // Certificate objects.
+        err(
+            cert(json!({"url": null})),
+            "wrong-type",
+            "settings.secretsManagementSettings.observedCertificates[0].url",
+            "expected a string, found null",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [{"certificateStoreLocation": "/etc/ssl"}]}}),
+            "missing-key",
+            "settings.secretsManagementSettings.observedCertificates[0].url",
+            "this certificate object has no url",
+        ),
+        err(
+            cert(json!({"customSymbolicLinkName": "../web"})),
+            "bad-link-name",
+            "settings.secretsManagementSettings.observedCertificates[0].customSymbolicLinkName",
+            "customSymbolicLinkName \"../web\" is not a file name",
+        ),
+        err(
+            cert(json!({"customSymbolicLinkNmae": "web"})),
+            "unknown-key",
+            "settings.secretsManagementSettings.observedCertificates[0].customSymbolicLinkNmae",
+            "unknown key \"customSymbolicLinkNmae\"",
+        ),
+        err(
+            cert(json!({"acls": [{"user": "www-data", "group": "ssl-cert"}]})),
+            "bad-acl",
+            "settings.secretsManagementSettings.observedCertificates[0].acls[0]",
+            "an acls entry has both a user and a group",
+        ),
+        err(
+            cert(json!({"acls": [{}]})),
+            "bad-acl",
+            "settings.secretsManagementSettings.observedCertificates[0].acls[0]",
+            "an acls entry needs a user or a group",
+        ),
+        err(
+            cert(json!({"acls": [{"user": "www data"}]})),
+            "bad-acl",
+            "settings.secretsManagementSettings.observedCertificates[0].acls[0].user",
+            "\"www data\" is not a valid user name",
+        ),
+        err(
+            cert(json!({"acls": [{"users": "www-data"}]})),
+            "unknown-key",
+            "settings.secretsManagementSettings.observedCertificates[0].acls[0].users",
+            "unknown key \"users\"",
+        ),
+        err(
+            cert(json!({"acls": {"user": "www-data"}})),
+            "wrong-type",
+            "settings.secretsManagementSettings.observedCertificates[0].acls",
+            "expected an array, found an object",
+        ),
+        err(
+            cert(json!({"linkOnRenewal": true})),
+            "misplaced-key",
+            "settings.secretsManagementSettings.observedCertificates[0].linkOnRenewal",
+            "unknown key \"linkOnRenewal\"",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [
+                {"url": URL, "customSymbolicLinkName": "web"},
+                {"url": "https://myvault.vault.azure.net/secrets/other", "customSymbolicLinkName": "web"}]}}),
+            "duplicate-link",
+            "settings.secretsManagementSettings.observedCertificates[1].customSymbolicLinkName",
+            "would be created twice",
+        ),
+        // Authentication.
+        err(
+            auth(json!({"msiClientId": "c7373ae5-91c2-4165-8ab6-7381d6e75619"})),
+            "msi-endpoint-required",
+            "settings.authenticationSettings.msiEndpoint",
+            "msiEndpoint is required when msiClientId is set",
+        ),
+        err(
+            auth(json!({"msiEndpoint": "http:///169.254.169.254/metadata/identity"})),
+            "msi-endpoint-malformed",
+            "settings.authenticationSettings.msiEndpoint",
+            "is malformed: http:// is followed by another '/', so the host is missing",
+        ),
+        err(
+            auth(json!({"msiEndpoint": "169.254.169.254/metadata/identity"})),
+            "msi-endpoint-malformed",
+            "settings.authenticationSettings.msiEndpoint",
+            "is not a URL",
+        ),
+        err(
+            auth(json!({"msiEndpoint": "ftp://169.254.169.254/metadata/identity"})),
+            "msi-endpoint-malformed",
+            "settings.authenticationSettings.msiEndpoint",
+            "must be an http(s) URL with a host",
+        ),
+        err(
+            auth(
+                json!({"clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b", "clientCertificateSubjectName": "CN=bootstrap.contoso.com"}),
+            ),
+            "subject-has-cn",
+            "settings.authenticationSettings.clientCertificateSubjectName",
+            "starts with \"CN=\"",
+        ),
+        err(
+            auth(json!({"clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b"})),
+            "missing-key",
+            "settings.authenticationSettings.clientCertificateSubjectName",
+            "clientCertificateSubjectName is missing",
+        ),
+        err(
+            auth(json!({"clientCertificateSubjectName": "bootstrap.contoso.com"})),
+            "missing-key",
+            "settings.authenticationSettings.clientId",
+            "clientId is missing",
+        ),
+        err(
+            auth(
+                json!({"msiEndpoint": "http://169.254.169.254/metadata/identity", "clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b"}),
+            ),
+            "mixed-authentication",
+            "settings.authenticationSettings",
+            "mixes managed identity",
+        ),
+        err(
+            auth(json!({"msiClientID2": "x"})),
+            "unknown-key",
+            "settings.authenticationSettings.msiClientID2",
+            "unknown key \"msiClientID2\"",
+        ),
+        err(
+            auth(json!({"observedCertificates": [URL]})),
+            "misplaced-key",
+            "settings.authenticationSettings.observedCertificates",
+            "unknown key \"observedCertificates\"",
+        ),
+        err(
+            auth(json!("managed")),
+            "wrong-type",
+            "settings.authenticationSettings",
+            "expected an object, found a string",
+        ),
+        // akvvm's own options.
+        err(
+            agent(json!({"keepVersion": 3})),
+            "unknown-key",
+            "settings.akvvm.keepVersion",
+            "unknown key \"keepVersion\"",
+        ),
+        err(
+            agent(json!({"keepVersions": 0})),
+            "out-of-range",
+            "settings.akvvm.keepVersions",
+            "0 is out of range",
+        ),
+        err(
+            agent(json!({"keepVersions": "2"})),
+            "wrong-type",
+            "settings.akvvm.keepVersions",
+            "expected a whole number, found \"2\"",
+        ),
+        err(
+            agent(json!({"stateDirectory": "state"})),
+            "bad-path",
+            "settings.akvvm.stateDirectory",
+            "\"state\" is not an absolute path",
+        ),
+        err(
+            agent(json!({"caCertificates": ["ca.pem"]})),
+            "bad-path",
+            "settings.akvvm.caCertificates[0]",
+            "\"ca.pem\" is not an absolute path",
+        ),
+        err(
+            agent(json!({"resolve": {"myvault.vault.azure.net": "localhost"}})),
+            "bad-resolve",
+            "settings.akvvm.resolve[\"myvault.vault.azure.net\"]",
+            "\"localhost\" is not an IP address or IP:port",
+        ),
+        err(
+            agent(json!({"resolve": {"bad host": "127.0.0.1"}})),
+            "bad-resolve",
+            "settings.akvvm.resolve[\"bad host\"]",
+            "\"bad host\" is not a host name",
+        ),
+        err(
+            agent(json!({"authorityHost": "http://login.microsoftonline.com"})),
+            "bad-authority-host",
+            "settings.akvvm.authorityHost",
+            "is not an https URL",
+        ),
+        err(
+            agent(json!({"concurrencyPerVault": 0})),
+            "out-of-range",
+            "settings.akvvm.concurrencyPerVault",
+            "0 is out of range",
+        ),
+        err(
+            agent(json!({"reload": {"command": "systemctl reload nginx"}})),
+            "reload-command-string",
+            "settings.akvvm.reload.command",
+            "akvvm runs an argument list and never a shell string",
+        ),
+        err(
+            agent(json!({"reload": {"command": []}})),
+            "bad-reload-command",
+            "settings.akvvm.reload.command",
+            "command must be a non-empty list of non-empty strings",
+        ),
+        err(
+            agent(json!({"reload": {"timeoutInS": 5}})),
+            "missing-key",
+            "settings.akvvm.reload.command",
+            "a reload hook needs a command",
+        ),
+        err(
+            agent(json!({"reload": {"command": ["true"], "timeout": 5}})),
+            "unknown-key",
+            "settings.akvvm.reload.timeout",
+            "unknown key \"timeout\"",
+        ),
+        err(
+            cert(json!({"akvvm": {"reloads": {}}})),
+            "unknown-key",
+            "settings.secretsManagementSettings.observedCertificates[0].akvvm.reloads",
+            "unknown key \"reloads\"",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": 5}}),
+            "wrong-type",
+            "settings.loggingSettings.logger",
+            "expected a string, found a number",
+        ),
+        // Leniencies and Windows-only values: accepted, with a warning.
+        warn(
+            sms(json!({"pollingIntervalInS": 600})),
+            "number-as-string",
+            "settings.secretsManagementSettings.pollingIntervalInS",
+            "pollingIntervalInS is documented as a string; accepted the number 600",
+        ),
+        warn(
+            sms(json!({"requireInitialSync": "false"})),
+            "bool-as-string",
+            "settings.secretsManagementSettings.requireInitialSync",
+            "\"false\" is a string; accepted as the boolean false",
+        ),
+        warn(
+            sms(json!({"certificateStoreLocation": "CurrentUser"})),
+            "windows-only",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "on Linux akvvm uses the default directory /var/lib/waagent/Microsoft.Azure.KeyVault.Store",
+        ),
+        warn(
+            sms(json!({"certificateStoreName": "Root"})),
+            "windows-only",
+            "settings.secretsManagementSettings.certificateStoreName",
+            "on Linux it is recorded only",
+        ),
+        warn(
+            sms(json!({"linkOnRenewal": true})),
+            "windows-only",
+            "settings.secretsManagementSettings.linkOnRenewal",
+            "has no effect on Linux",
+        ),
+        warn(
+            cert(json!({"keyExportable": true})),
+            "windows-only",
+            "settings.secretsManagementSettings.observedCertificates[0].keyExportable",
+            "the private key is always written to the certificate file",
+        ),
+        warn(
+            cert(json!({"accounts": ["Network Service"]})),
+            "windows-only",
+            "settings.secretsManagementSettings.observedCertificates[0].accounts",
+            "akvvm ignores it on Linux",
+        ),
+        warn(
+            sms(json!({"PollingIntervalInS": "60"})),
+            "key-case",
+            "settings.secretsManagementSettings.PollingIntervalInS",
+            "spelt with different case",
+        ),
+        warn(
+            sms(
+                json!({"observedCertificates": ["https://kv.internal.contoso.com/secrets/mycert"]}),
+            ),
+            "private-endpoint-host",
+            "settings.secretsManagementSettings.observedCertificates[0]",
+            "it is treated as a private endpoint host",
+        ),
+        warn(
+            auth(json!({"msiEndpoint": "http://169.254.169.254/metadata/identity/ouath2/token"})),
+            "msi-endpoint-typo",
+            "settings.authenticationSettings.msiEndpoint",
+            "a typo copied from the documentation",
+        ),
+        warn(
+            auth(json!({"msiEndpoint": "http://localhost:40342/metadata/identity"})),
+            "arc-endpoint",
+            "settings.authenticationSettings.msiEndpoint",
+            "Azure Arc identity endpoint",
+        ),
+        warn(
+            json!({"secretsManagementSettings": {"observedCertificates": [{"url": URL, "acls": [{"user": "www-data"}]}]}}),
+            "acls-without-acl-enabled",
+            "settings.secretsManagementSettings.aclEnabled",
+            "aclEnabled is not true",
+        ),
+    ]
+}
+
+fn describe(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_bad_input_is_reported_with_its_path_and_message() {
+    let cases = cases();
+    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let diagnostics = match Settings::from_json_value(&case.input) {
+            Ok((_, warnings)) => {
+                if case.severity == Severity::Error {
+                    failures.push(format!(
+                        "{}: accepted, expected error {} at {}",
+                        case.input, case.code, case.path
+                    ));
+                    continue;
+                }
+                warnings
+            }
+            Err(all) => {
+                if case.severity == Severity::Warning {
+                    failures.push(format!(
+                        "{}: rejected, expected only warning {}:\n{}",
+                        case.input,
+                        case.code,
+                        describe(&all)
+                    ));
+                    continue;
+                }
+                all
+            }
+        };
+        let hit = diagnostics.iter().any(|d| {
+            d.severity == case.severity
+                && d.code == case.code
+                && d.path == case.path
+                && d.message.contains(case.message)
+        });
+        if !hit {
+            failures.push(format!(
+                "{}: expected {} [{}] at {} containing {:?}, got:\n{}",
+                case.input,
+                case.severity,
+                case.code,
+                case.path,
+                case.message,
+                describe(&diagnostics)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_error_says_what_to_do() {
+    for case in cases().iter().filter(|c| c.severity == Severity::Error) {
+        let Err(diagnostics) = Settings::from_json_value(&case.input) else {
+            continue;
+        };
+        for d in diagnostics.iter().filter(|d| d.is_error()) {
+            let says_what_to_do = d.help.is_some()
+                || d.message.contains("use ")
+                || d.message.contains("write ")
+                || d.message.contains("remove");
+            assert!(says_what_to_do, "no advice in {d}");
+        }
+    }
+}
+
+#[test]
+fn did_you_mean_names_the_close_key() {
+    let Err(diagnostics) = Settings::from_json_value(&sms(json!({"pollingIntervalInSec": "60"})))
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(
+        diagnostics[0].help.as_deref(),
+        Some("did you mean \"pollingIntervalInS\"?")
+    );
+    let Err(diagnostics) = Settings::from_json_value(&sms(json!({"authenticationSettings": {}})))
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(
+        diagnostics[0].help.as_deref(),
+        Some(
+            "authenticationSettings belongs beside secretsManagementSettings, in the settings object, not inside it"
+        )
+    );
+    let Err(diagnostics) = Settings::from_json_value(&auth(
+        json!({"clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b", "clientCertificateSubjectName": "CN=bootstrap.contoso.com"}),
+    )) else {
+        panic!("accepted")
+    };
+    assert_eq!(
+        diagnostics[0].help.as_deref(),
+        Some("write \"bootstrap.contoso.com\"")
+    );
+}
+
+#[test]
+fn escaped_string_settings_show_how_to_pass_an_object() {
+    let inner = json!({"secretsManagementSettings": {"observedCertificates": [URL]}}).to_string();
+    let Err(diagnostics) = Settings::from_json_value(&Value::String(inner)) else {
+        panic!("accepted")
+    };
+    assert_eq!(diagnostics.len(), 1);
+    let help = diagnostics[0].help.as_deref().unwrap();
+    assert!(
+        help.starts_with("the string holds settings JSON: pass that JSON as an object"),
+        "{help}"
+    );
+    assert!(help.contains("HashTable"), "{help}");
+}
