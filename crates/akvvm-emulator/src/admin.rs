@@ -31,8 +31,8 @@ use crate::certs::{CertificateCreated, CertificateImport};
 use crate::entra::{AppCredentials, AppSpec};
 use crate::server::RunningEmulator;
 use crate::state::{
-    AdminError, AuthorizationModel, Faults, Identity, IdentitySpec, RequestCount, SecretSpec,
-    SecretVersion, State, Throttle, Vault,
+    AdminError, AuthorizationModel, ChallengeForm, Faults, Identity, IdentitySpec, RequestCount,
+    SecretSpec, SecretVersion, State, Throttle, Vault,
 };
 
 pub const ADMIN_PREFIX: &str = "/_emulator";
@@ -46,6 +46,9 @@ pub struct VaultSpec {
     pub tenant_id: Option<String>,
     #[serde(default)]
     pub authorization: AuthorizationModel,
+    /// The form of the 401 challenge (`resource`, the default, or `scope`).
+    #[serde(default)]
+    pub challenge: ChallengeForm,
     #[serde(default)]
     pub roles: Vec<RoleSpec>,
     #[serde(default)]
@@ -292,6 +295,10 @@ impl RunningEmulator {
 /// Creates a vault with its contents.
 pub fn create_vault(state: &State, spec: &VaultSpec) -> Result<Vault, AdminError> {
     state.create_vault(&spec.name, spec.tenant_id.as_deref(), spec.authorization)?;
+    state.with_vault(&spec.name, |v| {
+        v.challenge = spec.challenge;
+        Ok(())
+    })?;
     for role in &spec.roles {
         state.assign_roles(&spec.name, &role.principal, &role.roles)?;
     }

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::state::{
-    AdminError, AuthorizationModel, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL, Secret,
-    SecretSpec, SecretVersion, State, Vault, insert_secret_version, soft_delete_secret,
+    AdminError, AuthorizationModel, ChallengeForm, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL,
+    Secret, SecretSpec, SecretVersion, State, Vault, insert_secret_version, soft_delete_secret,
 };
 use crate::token::now_unix;
 
@@ -230,11 +230,17 @@ fn parse_query(uri: &Uri) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn challenge(tenant: &str, message: &str) -> Response {
+fn challenge(vault: &Vault, message: &str) -> Response {
+    let tenant = &vault.tenant_id;
     let mut response = kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
-    let value = format!(
-        "Bearer authorization=\"https://login.windows.net/{tenant}\", resource=\"{KEY_VAULT_RESOURCE}\""
-    );
+    let value = match vault.challenge {
+        ChallengeForm::Resource => format!(
+            "Bearer authorization=\"https://login.windows.net/{tenant}\", resource=\"{KEY_VAULT_RESOURCE}\""
+        ),
+        ChallengeForm::Scope => format!(
+            "Bearer authorization=\"https://login.microsoftonline.com/{tenant}\", scope=\"{KEY_VAULT_RESOURCE}/.default\""
+        ),
+    };
     if let Ok(v) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
@@ -248,7 +254,7 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
         .and_then(|h| h.to_str().ok())
     else {
         return Err(challenge(
-            tenant,
+            vault,
             "AKV10000: Request is missing a Bearer or PoP token.",
         ));
     };
@@ -257,17 +263,17 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
         .or_else(|| auth.strip_prefix("bearer "))
     else {
         return Err(challenge(
-            tenant,
+            vault,
             "AKV10001: The authorization header is not a Bearer token.",
         ));
     };
     let claims = state
         .issuer
         .verify(token.trim(), now_unix())
-        .map_err(|e| challenge(tenant, &format!("AKV10013: Invalid token: {e}.")))?;
+        .map_err(|e| challenge(vault, &format!("AKV10013: Invalid token: {e}.")))?;
     if claims.aud.trim_end_matches('/') != KEY_VAULT_RESOURCE {
         return Err(challenge(
-            tenant,
+            vault,
             &format!(
                 "AKV10022: Invalid audience. Expected {KEY_VAULT_RESOURCE}, found: {}.",
                 claims.aud
@@ -276,7 +282,7 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
     }
     if !claims.tid.eq_ignore_ascii_case(tenant) {
         return Err(challenge(
-            tenant,
+            vault,
             &format!(
                 "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found {}.",
                 claims.iss

@@ -167,6 +167,17 @@ pub enum AuthorizationModel {
     AccessPolicy,
 }
 
+/// The form of the 401 challenge a vault sends: Key Vault's classic `resource=` form, or the newer
+/// `scope=` form (`authorization="https://login.microsoftonline.com/{tenant}"`,
+/// `scope="https://vault.azure.net/.default"`). Clients must handle both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChallengeForm {
+    #[default]
+    Resource,
+    Scope,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoleAssignment {
     /// The principal's object id (or client id).
@@ -232,6 +243,8 @@ pub struct Vault {
     pub name: String,
     pub tenant_id: String,
     pub authorization: AuthorizationModel,
+    #[serde(default)]
+    pub challenge: ChallengeForm,
     pub assignments: Vec<RoleAssignment>,
     pub secrets: BTreeMap<String, Secret>,
     pub deleted_secrets: BTreeMap<String, DeletedSecret>,
@@ -463,6 +476,7 @@ impl State {
                 name: key.clone(),
                 tenant_id: tenant_id.map_or_else(|| m.default_tenant.clone(), str::to_owned),
                 authorization,
+                challenge: ChallengeForm::default(),
                 assignments: Vec::new(),
                 secrets: BTreeMap::new(),
                 deleted_secrets: BTreeMap::new(),

@@ -79,7 +79,7 @@ fn http_client(emulator: &RunningEmulator) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_certs_only([ca])
         .resolve(&format!("{VAULT}.vault.azure.net"), emulator.https_addr())
-        .resolve("other.vault.azure.net", emulator.https_addr())
+        .resolve("scopevault.vault.azure.net", emulator.https_addr())
         .resolve("localhost", emulator.https_addr())
         .no_proxy()
         .build()
@@ -490,4 +490,61 @@ async fn throttling_and_injected_failures_are_retried_by_the_sdk() {
     let url = format!("{}/secrets/s?api-version=7.4", emulator.vault_url(VAULT));
     assert!(http.get(&url).send().await.is_err());
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let spec = akvvm_emulator::admin::VaultSpec {
+        name: "scopevault".into(),
+        challenge: akvvm_emulator::state::ChallengeForm::Scope,
+        ..Default::default()
+    };
+    emulator.create_vault(&spec).unwrap();
+    emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles("scopevault", "system", &["get"])
+        .unwrap();
+    emulator
+        .set_secret(
+            "scopevault",
+            "s",
+            SecretSpec {
+                value: "v".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    let raw = http_client(&emulator)
+        .get(format!(
+            "{}/secrets/s?api-version=7.6",
+            emulator.vault_url("scopevault")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.headers()["www-authenticate"],
+        format!(
+            "Bearer authorization=\"https://login.microsoftonline.com/{}\", scope=\"https://vault.azure.net/.default\"",
+            emulator.tenant_id()
+        )
+        .as_str()
+    );
+    let credential = Arc::new(ImdsCredential {
+        endpoint: emulator.imds_url(),
+        client_id: None,
+        http: reqwest::Client::new(),
+    });
+    let client = client_for(&emulator, "scopevault", credential, no_retry());
+    let secret = client
+        .get_secret("s", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(secret.value.as_deref(), Some("v"));
 }
