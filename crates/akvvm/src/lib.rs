@@ -4,6 +4,12 @@
 //! - [`settings`]: the extension's public settings, raw (as documented) and validated.
 //! - [`validate`]: `akvvm validate`: finding settings inside ARM templates, extension resources
 //!   and handler settings files, resolving ARM parameters, and producing a report.
+//! - [`http`]: the one HTTP client builder (extra CA roots, host overrides, proxies) and the
+//!   retry policy as data.
+//! - [`identity`]: Entra ID tokens: managed identity through IMDS, and the bootstrap
+//!   certificate (`KeyVaultForPaaS`) with JWT client assertions; token caching.
+//! - [`vault`]: reading secrets through the official Key Vault SDK, with akvvm's credentials,
+//!   transport and retries, and errors that name the identity, the vault and the missing right.
 //!
 //! Certificates and the store live in the `akvvm-cert` crate, re-exported as [`cert`].
 

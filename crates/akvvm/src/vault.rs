@@ -833,6 +833,93 @@ mod tests {
     }
 
     #[test]
+    fn every_error_variant_has_its_own_code() {
+        let vault = || "vault v.vault.azure.net".to_owned();
+        let secret = || "web".to_owned();
+        let errors = [
+            VaultError::InvalidVaultUrl {
+                url: "http://v".into(),
+                reason: "r".into(),
+            },
+            VaultError::Client {
+                vault: vault(),
+                source: crate::http::HttpError::InvalidCaRoot {
+                    path: "p".into(),
+                    reason: "r".into(),
+                },
+            },
+            VaultError::Unauthorized {
+                vault: vault(),
+                identity: "i".into(),
+                message: None,
+            },
+            VaultError::Forbidden {
+                vault: vault(),
+                secret: secret(),
+                identity: "i".into(),
+                message: None,
+            },
+            VaultError::NotFound {
+                vault: vault(),
+                secret: secret(),
+                version: None,
+                message: None,
+            },
+            VaultError::Disabled {
+                vault: vault(),
+                secret: secret(),
+                message: None,
+            },
+            VaultError::Throttled {
+                vault: vault(),
+                secret: secret(),
+                message: None,
+            },
+            VaultError::Server {
+                vault: vault(),
+                secret: secret(),
+                status: 503,
+                message: None,
+            },
+            VaultError::UnexpectedStatus {
+                vault: vault(),
+                secret: secret(),
+                status: 400,
+                message: None,
+            },
+            VaultError::Transport {
+                vault: vault(),
+                message: "m".into(),
+            },
+            VaultError::Auth {
+                vault: vault(),
+                identity: "i".into(),
+                source: Box::new(IdentityError::UnsupportedScope("s".into())),
+            },
+            VaultError::Challenge {
+                vault: vault(),
+                reason: "r".into(),
+            },
+            VaultError::InvalidResponse {
+                vault: vault(),
+                secret: secret(),
+                reason: "r".into(),
+            },
+        ];
+        let codes: std::collections::BTreeSet<_> = errors.iter().map(VaultError::code).collect();
+        assert_eq!(codes.len(), errors.len());
+        let transient: Vec<_> = errors
+            .iter()
+            .filter(|e| e.is_transient())
+            .map(VaultError::code)
+            .collect();
+        assert_eq!(
+            transient,
+            vec!["vault_throttled", "vault_server_error", "vault_unreachable"]
+        );
+    }
+
+    #[test]
     fn secret_id_split() {
         assert_eq!(
             split_secret_id("https://v.vault.azure.net/secrets/web/0123abcd"),

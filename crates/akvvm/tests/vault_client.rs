@@ -155,6 +155,10 @@ async fn secrets(
         "flaky" => secret_document("flaky", "v1"),
         "broken" => kv_error(503, "ServiceUnavailable", "Down for maintenance.", None),
         "badreq" => kv_error(400, "BadParameter", "Bad parameter.", None),
+        "noid" => {
+            axum::Json(json!({ "value": "v", "attributes": { "enabled": true } })).into_response()
+        }
+        "notjson" => "<html>proxy error page</html>".into_response(),
         "unauth" => challenge(kv.resource),
         _ => kv_error(404, "SecretNotFound", "No such secret.", None),
     }
@@ -673,4 +677,42 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     let client = vault_client(&managed(&imds_url, None), http, 1);
     client.get_latest("web").await.unwrap();
     assert!(targets.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn answers_that_are_not_secrets_are_invalid_responses() {
+    let ca = TestCa::new();
+    let (vault_addr, _kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (imds_url, _imds) = imds(false).await;
+    let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 1);
+    for name in ["noid", "notjson"] {
+        let err = client.get_latest(name).await.unwrap_err();
+        assert_eq!(err.code(), "vault_response_invalid", "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn unusable_http_options_are_a_client_error() {
+    let (imds_url, _imds) = imds(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad_root = dir.path().join("roots.pem");
+    std::fs::write(&bad_root, "no certificate here").unwrap();
+    let err = VaultClient::new(
+        &Url::parse(&format!("https://{VAULT_HOST}")).unwrap(),
+        &managed(&imds_url, None),
+        &VaultOptions {
+            http: HttpOptions {
+                extra_ca_files: vec![bad_root.clone()],
+                ..HttpOptions::default()
+            },
+            ..VaultOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "vault_client_config", "{err}");
+    assert!(
+        err.to_string().contains(&bad_root.display().to_string()),
+        "{err}"
+    );
 }

@@ -29,7 +29,9 @@ use std::sync::{Arc, RwLock};
 
 use azure_core::credentials::TokenCredential;
 
-pub use assertion::{AssertionAlgorithm, ClientAssertion, build_client_assertion};
+pub use assertion::{
+    ASSERTION_LIFETIME, AssertionAlgorithm, ClientAssertion, build_client_assertion,
+};
 pub use bootstrap::{
     BootstrapCertificate, BootstrapCertificateCredential, BootstrapOptions, CertificateSource,
     DEFAULT_WAAGENT_DIR, TenantBoundCredential, find_bootstrap_certificate,
