@@ -166,3 +166,43 @@ fn handler_settings_file_is_recognised() {
             "www-contoso-com (vault contoso-prod",
         ));
 }
+
+/// The examples in docs/validate.md are real: each `$ akvvm validate ...` block is run in the
+/// fixture directory that holds its file and must print exactly what the document shows.
+#[test]
+fn docs_examples_are_current() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/validate.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(command) = line.strip_prefix("$ akvvm validate ") else {
+            continue;
+        };
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let expected: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("$ ") && !l.starts_with("```"))
+            .copied()
+            .collect();
+        let dir = ["valid", "seeds", "derived"]
+            .iter()
+            .map(|d| fixture(d))
+            .find(|d| d.join(args[0]).exists())
+            .unwrap_or_else(|| panic!("no fixture named {}", args[0]));
+        let out = akvvm()
+            .arg("validate")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            stdout.trim_end(),
+            expected.join("\n"),
+            "docs/validate.md example `{command}` is out of date"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 5, "examples found in docs/validate.md");
+}

@@ -1,0 +1,106 @@
+//! docs/configuration.md documents every setting akvvm reads, with the defaults the code uses.
+
+use std::path::Path;
+
+use akvvm::settings::{
+    DEFAULT_AUTHORITY_HOST, DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY, DEFAULT_MSI_ENDPOINT,
+    DEFAULT_STATE_DIRECTORY, DEFAULT_STORE,
+};
+
+const KEYS: &[&str] = &[
+    "secretsManagementSettings",
+    "authenticationSettings",
+    "loggingSettings",
+    "akvvm",
+    "pollingIntervalInS",
+    "certificateStoreName",
+    "certificateStoreLocation",
+    "linkOnRenewal",
+    "requireInitialSync",
+    "aclEnabled",
+    "observedCertificates",
+    "url",
+    "customSymbolicLinkName",
+    "acls",
+    "keyExportable",
+    "accounts",
+    "msiEndpoint",
+    "msiClientId",
+    "clientId",
+    "clientCertificateSubjectName",
+    "logger",
+    "endpoint",
+    "format",
+    "servicename",
+    "stateDirectory",
+    "keepVersions",
+    "initialSyncRetries",
+    "caCertificates",
+    "resolve",
+    "authorityHost",
+    "bootstrapCertificateDirectories",
+    "concurrencyPerVault",
+    "expiryWarningDays",
+    "reload",
+    "command",
+    "timeoutInS",
+];
+
+#[test]
+fn every_key_and_default_is_documented() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+    )
+    .unwrap();
+    for key in KEYS {
+        let documented = doc.contains(&format!("| `{key}` |"))
+            || doc.contains(&format!("## `{key}`"))
+            || doc.contains(&format!("`\"{key}\"` object"));
+        assert!(documented, "docs/configuration.md documents no `{key}`");
+    }
+    for default in [
+        DEFAULT_STORE,
+        DEFAULT_MSI_ENDPOINT,
+        DEFAULT_STATE_DIRECTORY,
+        DEFAULT_AUTHORITY_HOST,
+        DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY,
+    ] {
+        assert!(
+            doc.contains(default),
+            "docs/configuration.md does not state the default {default}"
+        );
+    }
+}
+
+#[test]
+fn every_documented_key_is_accepted() {
+    // A settings object using every key once is valid: the documentation names nothing the
+    // parser rejects.
+    let value = serde_json::json!({
+        "secretsManagementSettings": {
+            "pollingIntervalInS": "60", "certificateStoreName": "MY", "certificateStoreLocation": "/tmp/store",
+            "linkOnRenewal": false, "requireInitialSync": true, "aclEnabled": true,
+            "observedCertificates": [{
+                "url": "https://v.vault.azure.net/secrets/c", "certificateStoreName": "MY",
+                "certificateStoreLocation": "/tmp/store2", "customSymbolicLinkName": "c", "acls": [{"user": "root"}, {"group": "root"}],
+                "keyExportable": true, "accounts": ["x"], "akvvm": {"reload": {"command": ["true"], "timeoutInS": 5}}
+            }]
+        },
+        "authenticationSettings": {"msiEndpoint": "http://127.0.0.1:1/metadata/identity", "msiClientId": "c7373ae5-91c2-4165-8ab6-7381d6e75619"},
+        "loggingSettings": {"logger": "fluentd", "endpoint": "tcp://localhost:24224", "format": "forward", "servicename": "s"},
+        "akvvm": {
+            "stateDirectory": "/tmp/state", "keepVersions": 1, "initialSyncRetries": 0, "caCertificates": ["/tmp/ca.pem"],
+            "resolve": {"v.vault.azure.net": "127.0.0.1:8443"}, "authorityHost": "https://127.0.0.1:8443",
+            "bootstrapCertificateDirectories": ["/tmp"], "concurrencyPerVault": 1, "expiryWarningDays": 0,
+            "reload": {"command": ["true"]}
+        }
+    });
+    let (settings, warnings) = akvvm::settings::Settings::from_json_value(&value).unwrap();
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.code == "windows-only" || w.code == "logging-recorded"),
+        "{warnings:?}"
+    );
+    assert_eq!(settings.observed.len(), 1);
+}
