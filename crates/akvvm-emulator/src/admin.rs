@@ -308,17 +308,8 @@ pub fn create_vault(state: &State, spec: &VaultSpec) -> Result<Vault, AdminError
     for cert in &spec.certificates {
         add_certificate(state, &spec.name, cert)?;
     }
-    state
-        .read(|m| m.vaults[&spec.name.to_ascii_lowercase()].clone())
-        .pipe(Ok)
+    state.with_vault(&spec.name, |v| Ok(v.clone()))
 }
-
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 fn add_certificate(
     state: &State,

@@ -52,51 +52,37 @@ pub fn https_router(state: Arc<State>, ca_pem: Arc<String>) -> (Router, Router) 
     )
 }
 
-fn fault_response(scope: &str, action: &FaultAction) -> Response<Body> {
-    let is_vault = scope != IMDS_SCOPE && scope != ENTRA_SCOPE;
-    match action {
-        FaultAction::Throttled { retry_after_s } if is_vault => {
-            crate::keyvault::throttled(*retry_after_s)
-        }
-        FaultAction::Status(s) if is_vault => crate::keyvault::fault_status(*s),
-        FaultAction::Throttled { retry_after_s } => {
-            let mut r = too_many(scope);
-            if let Some(s) = retry_after_s {
-                r.headers_mut().insert(header::RETRY_AFTER, (*s).into());
-            }
-            r
-        }
-        FaultAction::Status(s) => {
-            let status = StatusCode::from_u16(*s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if scope == IMDS_SCOPE {
-                crate::imds::imds_error(
-                    status,
-                    "server_error",
-                    &format!("Injected fault: IMDS answered {s}."),
-                )
-            } else {
-                crate::entra::aad_error(
-                    status,
-                    "temporarily_unavailable",
-                    50089,
-                    &format!("Injected fault: Entra ID answered {s}."),
-                )
-            }
-        }
-        FaultAction::Pass | FaultAction::Drop => {
-            StatusCode::INTERNAL_SERVER_ERROR.into_response_body()
-        }
+/// The answer to an injected status, in the scope's own error format.
+fn status_fault(scope: &str, status: u16) -> Response<Body> {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match scope {
+        IMDS_SCOPE => crate::imds::imds_error(
+            code,
+            "server_error",
+            &format!("Injected fault: IMDS answered {status}."),
+        ),
+        ENTRA_SCOPE => crate::entra::aad_error(
+            code,
+            "temporarily_unavailable",
+            50089,
+            &format!("Injected fault: Entra ID answered {status}."),
+        ),
+        _ => crate::keyvault::fault_status(status),
     }
 }
 
-trait IntoBody {
-    fn into_response_body(self) -> Response<Body>;
-}
-
-impl IntoBody for StatusCode {
-    fn into_response_body(self) -> Response<Body> {
-        axum::response::IntoResponse::into_response(self)
+/// The answer to a throttled request: Key Vault's 429 body for vaults.
+fn throttle_fault(scope: &str, retry_after_s: Option<u64>) -> Response<Body> {
+    if scope != IMDS_SCOPE && scope != ENTRA_SCOPE {
+        return crate::keyvault::throttled(retry_after_s);
     }
+    let mut response = too_many(scope);
+    if let Some(seconds) = retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 fn too_many(scope: &str) -> Response<Body> {
@@ -155,7 +141,8 @@ async fn dispatch(
             .oneshot(req)
             .await
             .unwrap_or_else(|e: Infallible| match e {}),
-        other => fault_response(&scope, &other),
+        FaultAction::Status(status) => status_fault(&scope, status),
+        FaultAction::Throttled { retry_after_s } => throttle_fault(&scope, retry_after_s),
     };
     state.count(&scope, &method, &path, response.status().as_u16());
     tracing::debug!(%scope, %method, %path, status = response.status().as_u16(), "request");
