@@ -492,3 +492,49 @@ fn report_serialises_to_json() {
         serde_json::Value::Null
     );
 }
+
+#[test]
+fn settings_given_by_a_variable_are_resolved_and_checked() {
+    let template = json!({
+        "parameters": {"vault": {"type": "string", "defaultValue": "contoso"}},
+        "variables": {"kv": {"secretsManagementSettings": {"observedCertificates": ["[concat('https://', parameters('vault'), '.vault.azure.net/certificates/web')]"]}}},
+        "resources": [vm_extension(json!({"publisher": "Microsoft.Azure.KeyVault", "type": "KeyVaultForLinux", "settings": "[variables('kv')]"}))]
+    });
+    let r = validate_value(&template, Map::new());
+    assert_eq!(
+        errors(&r),
+        vec![(
+            "url-certificates-path",
+            "resources[0].properties.settings.secretsManagementSettings.observedCertificates[0]"
+                .to_string()
+        )]
+    );
+    assert!(
+        r.errors()
+            .next()
+            .unwrap()
+            .message
+            .contains("https://contoso.vault.azure.net/secrets/web")
+    );
+}
+
+#[test]
+fn settings_waiting_on_deployment_are_not_called_erroneous() {
+    let r = validate_value(
+        &vm_extension(
+            json!({"publisher": "Microsoft.Azure.KeyVault", "type": "KeyVaultForPaaS",
+            "settings": {"secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/c"]},
+                "authenticationSettings": {"clientId": "[parameters('appId')]", "clientCertificateSubjectName": "bootstrap.contoso.com"}}}),
+        ),
+        Map::new(),
+    );
+    assert!(r.valid, "{}", r.render_text());
+    assert!(
+        r.render_text()
+            .contains("shape: not determined (it depends on unresolved ARM expressions)")
+    );
+    assert_eq!(
+        r.extensions[0].unresolved[0].reason,
+        "parameter \"appId\" has no value; give it with --parameters"
+    );
+}

@@ -206,7 +206,12 @@ impl ValidationReport {
                     let _ = writeln!(out, "  shape: {shape}");
                 }
                 None => {
-                    let _ = writeln!(out, "  shape: not determined (the settings have errors)");
+                    let why = if ext.error_count() > 0 {
+                        "the settings have errors"
+                    } else {
+                        "it depends on unresolved ARM expressions"
+                    };
+                    let _ = writeln!(out, "  shape: not determined ({why})");
                 }
             }
             if let Some(auth) = &ext.authentication {
