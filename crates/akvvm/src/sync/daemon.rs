@@ -47,6 +47,8 @@ struct Reporter {
     warn_days: u32,
     ready_sent: bool,
     last: Option<Report>,
+    /// The observed URLs in the settings' order: the substatus order.
+    order: Vec<String>,
 }
 
 impl Reporter {
@@ -118,8 +120,10 @@ impl Reporter {
             ),
         };
         let mut report = Report::new(OPERATION, state, message);
-        report.substatus = results
-            .values()
+        report.substatus = self
+            .order
+            .iter()
+            .filter_map(|url| results.get(url))
             .map(|r| r.substatus(now, self.warn_days))
             .collect();
         report
@@ -141,6 +145,11 @@ pub async fn run(
         warn_days: settings.agent.expiry_warning_days,
         ready_sent: false,
         last: None,
+        order: settings
+            .observed
+            .iter()
+            .map(|c| c.url.to_string())
+            .collect(),
     };
     let mut phase = if settings.require_initial_sync {
         Phase::Initial { attempts: 0 }

@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use akvvm_cert::store::{Acl, InstallRequest, StateFile, Store};
-use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -379,15 +378,15 @@ impl Engine {
             .iter()
             .filter(|c| select(&c.url.to_string()))
             .collect();
-        let limit = certificates.len().max(1);
-        let mut reports: Vec<CertReport> = futures::stream::iter(certificates)
+        // Every certificate at once; each vault's semaphore bounds what reaches it.
+        let checks: Vec<_> = certificates
+            .into_iter()
             .map(|cert| {
                 let span = tracing::info_span!("certificate", url = %cert.url);
                 self.check(cert, cancel).instrument(span)
             })
-            .buffer_unordered(limit)
-            .collect()
-            .await;
+            .collect();
+        let mut reports: Vec<CertReport> = futures::future::join_all(checks).await;
         let order: Vec<String> = self
             .settings
             .observed

@@ -42,12 +42,19 @@ pub const PEM: &str = "application/x-pem-file";
 impl Harness {
     /// Starts the local vault with a system-assigned identity.
     pub async fn start() -> Harness {
+        Harness::start_with(true).await
+    }
+
+    /// Starts the local vault, with or without a system-assigned identity.
+    pub async fn start_with(system_identity: bool) -> Harness {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
             .expect("local vault starts");
-        emulator
-            .set_system_identity(IdentitySpec::default())
-            .expect("system identity");
+        if system_identity {
+            emulator
+                .set_system_identity(IdentitySpec::default())
+                .expect("system identity");
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, emulator.ca_pem()).expect("write CA");

@@ -1,0 +1,207 @@
+//! End-to-end: the `akvvm` binary against the local vault (started in this test process):
+//! `demo` (the README's first command), `sync --once`, `status`, `list`, and `run` with
+//! `sync --now` (SIGHUP) and SIGTERM.
+
+#[path = "../../akvvm/tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use common::{Harness, PEM, PFX, eventually, link_target};
+use serde_json::json;
+
+fn akvvm() -> Command {
+    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
+    command
+        .env("RUST_LOG", "akvvm=info,warn")
+        .env_remove("NOTIFY_SOCKET");
+    command
+}
+
+/// Runs a blocking command off the async runtime (the local vault runs on it).
+async fn output(mut command: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_demo_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = akvvm();
+    command.arg("demo").arg("--dir").arg(dir.path());
+    let out = output(command).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("Every certificate was installed and the rotation followed."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nginx-web -> akvvm-demo.web."), "{stdout}");
+    assert!(!stdout.contains("PRIVATE KEY") && !stderr.contains("PRIVATE KEY"));
+    assert!(!stderr.contains("eyJ"), "no token in the logs");
+    // The link moved to the rotated version; the previous one stays.
+    let store = dir.path().join("store");
+    let target = link_target(&store.join("akvvm-demo.web"));
+    let versions: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("akvvm-demo.web."))
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions.contains(&target));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_status_and_list() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let web = h.certificate("contoso", "web", "RSA", PFX);
+    h.certificate("contoso", "api", "EC", PEM);
+    let mut json = h.settings_json(
+        &["contoso"],
+        vec![
+            json!(Harness::url("contoso", "web")),
+            json!(Harness::url("contoso", "absent")),
+        ],
+    );
+    let settings = h.settings_file(&json);
+
+    // One certificate is missing: exit status 1, the other is installed all the same.
+    let mut command = akvvm();
+    command
+        .args(["sync", "--once", "--settings"])
+        .arg(&settings);
+    let out = output(command).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "installed  {}  version {web}",
+            Harness::url("contoso", "web")
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FAILED     {}", Harness::url("contoso", "absent"))),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("installed a new certificate version"),
+        "a log line per install: {stderr}"
+    );
+
+    json["secretsManagementSettings"]["observedCertificates"] = json!([
+        Harness::url("contoso", "web"),
+        Harness::url("contoso", "api")
+    ]);
+    let settings = h.settings_file(&json);
+    let mut command = akvvm();
+    command
+        .args(["sync", "--once", "--settings"])
+        .arg(&settings);
+    let out = output(command).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let mut command = akvvm();
+    command
+        .args(["status", "--json", "--settings"])
+        .arg(&settings);
+    let out = output(command).await;
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web_row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"] == Harness::url("contoso", "web"))
+        .unwrap();
+    assert_eq!(web_row["installedVersion"], web.as_str());
+    assert_eq!(web_row["thumbprint"].as_str().unwrap().len(), 40);
+    assert!(web_row["lastCheck"].is_string());
+
+    let mut command = akvvm();
+    command.args(["status", "--state-dir"]).arg(h.state_dir());
+    let out = output(command).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("CERTIFICATE"), "{table}");
+    assert!(table.contains(&web), "{table}");
+
+    let mut command = akvvm();
+    command.args(["list", "--settings"]).arg(&settings);
+    let out = output(command).await;
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains(&h.store().join("contoso.web").display().to_string()),
+        "{list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_syncs_now_on_request_and_stops_on_sigterm() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "RSA", PFX);
+    let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    json["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
+    let settings = h.settings_file(&json);
+
+    let mut daemon = akvvm()
+        .args(["run", "--settings"])
+        .arg(&settings)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let link = h.store().join("contoso.web");
+    let pid_file = h.state_dir().join("akvvm.pid");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            pid_file.exists()
+                && std::fs::read_link(&link).is_ok_and(|t| t.to_string_lossy().ends_with(&v1))
+        })
+        .await,
+        "the daemon installs the certificate"
+    );
+
+    // A new version; polling is hourly, so only `sync --now` (SIGHUP) brings it in quickly.
+    let v2 = h
+        .emulator
+        .rotate_certificate("contoso", "web")
+        .unwrap()
+        .version;
+    let mut command = akvvm();
+    command.args(["sync", "--now", "--settings"]).arg(&settings);
+    let out = output(command).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_link(&link)
+            .is_ok_and(|t| t.to_string_lossy().ends_with(&v2)))
+        .await,
+        "the daemon synced on request"
+    );
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(!pid_file.exists(), "the pid file is removed");
+}
