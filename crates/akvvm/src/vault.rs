@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use azure_core::http::headers::{HeaderName, Headers, WWW_AUTHENTICATE};
+use azure_core::http::headers::{AUTHORIZATION, HeaderName, Headers, WWW_AUTHENTICATE};
 use azure_core::http::{
     AsyncRawResponse, ClientOptions, HttpClient, Request, RetryOptions, Transport,
 };
@@ -37,6 +37,7 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use tracing::Instrument;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -370,6 +371,7 @@ impl VaultClient {
             client,
             retry: options.retry.clone(),
             tenant: tenant.clone(),
+            identity: identity.clone(),
         };
         let mut sdk_options = SecretClientOptions {
             client_options: ClientOptions {
@@ -694,6 +696,7 @@ pub struct VaultTransport {
     client: reqwest::Client,
     retry: RetryPolicy,
     tenant: Arc<TenantSlot>,
+    identity: Identity,
 }
 
 impl VaultTransport {
@@ -738,16 +741,28 @@ impl HttpClient for VaultTransport {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let outcome = self.client.execute_request(request).await;
+            let span = tracing::debug_span!(
+                "http_attempt",
+                attempt,
+                status = tracing::field::Empty,
+                url = %http::redact_url(request.url()),
+            );
+            let outcome = self
+                .client
+                .execute_request(request)
+                .instrument(span.clone())
+                .await;
+            let refused_token = matches!(&outcome, Ok(response) if u16::from(response.status()) == 401)
+                && request.headers().get_optional_str(&AUTHORIZATION).is_some();
+            if refused_token {
+                // The token itself was refused: the next request fetches a new one.
+                tracing::debug!(parent: &span, "key vault refused the token");
+                self.identity.forget_tokens().await;
+            }
             let delay = match &outcome {
                 Ok(response) => {
                     let status = u16::from(response.status());
-                    tracing::debug!(
-                        attempt,
-                        status,
-                        url = %http::redact_url(request.url()),
-                        "key vault answer"
-                    );
+                    span.record("status", status);
                     if status == 401 {
                         self.note_challenge(request, response.headers());
                     }
@@ -776,7 +791,7 @@ impl HttpClient for VaultTransport {
                 return outcome;
             };
             tracing::debug!(
-                attempt,
+                parent: &span,
                 delay_ms = http::millis(delay),
                 "retrying the key vault request"
             );

@@ -187,10 +187,12 @@ async fn key_vault(
 struct Imds {
     calls: Counter,
     fail: bool,
+    /// Hand out `mi-token-1`, `mi-token-2`, … instead of `mi-token`.
+    rotating: bool,
 }
 
 async fn imds_token(State(imds): State<Imds>) -> Response {
-    imds.calls.bump();
+    let n = imds.calls.bump();
     if imds.fail {
         return (
             StatusCode::BAD_REQUEST,
@@ -201,7 +203,7 @@ async fn imds_token(State(imds): State<Imds>) -> Response {
             .into_response();
     }
     axum::Json(json!({
-        "access_token": "mi-token",
+        "access_token": if imds.rotating { format!("mi-token-{n}") } else { "mi-token".to_owned() },
         "expires_in": "3599",
         "expires_on": (time::OffsetDateTime::now_utc().unix_timestamp() + 3599).to_string(),
         "resource": "https://vault.azure.net",
@@ -211,10 +213,14 @@ async fn imds_token(State(imds): State<Imds>) -> Response {
 }
 
 async fn imds(fail: bool) -> (Url, Imds) {
-    let imds = Imds {
-        calls: Counter::default(),
+    imds_with(Imds {
         fail,
-    };
+        ..Imds::default()
+    })
+    .await
+}
+
+async fn imds_with(imds: Imds) -> (Url, Imds) {
     let router = Router::new()
         .route("/metadata/identity/oauth2/token", get(imds_token))
         .with_state(imds.clone());
@@ -714,5 +720,34 @@ async fn unusable_http_options_are_a_client_error() {
     assert!(
         err.to_string().contains(&bad_root.display().to_string()),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_is_not_presented_again() {
+    let ca = TestCa::new();
+    // The vault only accepts the second token IMDS hands out.
+    let (vault_addr, kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token-2"]).await;
+    let (imds_url, imds) = imds_with(Imds {
+        rotating: true,
+        ..Imds::default()
+    })
+    .await;
+    let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 1);
+    let err = client.get_latest("web").await.unwrap_err();
+    assert_eq!(err.code(), "vault_unauthorized", "{err}");
+    let bundle = client.get_latest("web").await.unwrap();
+    assert_eq!(bundle.version, "0123abcd");
+    assert_eq!(imds.calls.get(), 2);
+    // The SDK's own per-client cache presents the refused token once more; its 401 leads to a
+    // new token within the same call (without akvvm forgetting the token, the credential would
+    // hand out mi-token-1 again until it expired).
+    assert_eq!(
+        *kv.authorization_headers.lock().unwrap(),
+        vec![
+            "Bearer mi-token-1".to_owned(),
+            "Bearer mi-token-1".to_owned(),
+            "Bearer mi-token-2".to_owned()
+        ]
     );
 }

@@ -512,6 +512,11 @@ impl BootstrapCertificateCredential {
         }
     }
 
+    /// Drops every cached token, so the next request fetches a new one.
+    pub async fn forget_tokens(&self) {
+        self.cache.clear().await;
+    }
+
     /// A token for `scope` in `tenant`, from the cache when fresh.
     pub async fn token_for_tenant(
         &self,

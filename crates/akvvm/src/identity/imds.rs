@@ -105,6 +105,11 @@ impl ManagedIdentityCredential {
         }
     }
 
+    /// Drops every cached token, so the next request fetches a new one.
+    pub async fn forget_tokens(&self) {
+        self.cache.clear().await;
+    }
+
     /// A token for `resource` (`https://vault.azure.net`), from the cache when fresh.
     pub async fn token_for_resource(&self, resource: &str) -> Result<AccessToken, IdentityError> {
         self.cache

@@ -312,6 +312,15 @@ impl Identity {
         }
     }
 
+    /// Drops the credential's cached tokens: called when Key Vault rejects a token with 401,
+    /// so the next request does not present the same rejected token until it expires.
+    pub async fn forget_tokens(&self) {
+        match self {
+            Identity::Managed(credential) => credential.forget_tokens().await,
+            Identity::Bootstrap(credential) => credential.forget_tokens().await,
+        }
+    }
+
     /// Whether the credential needs the tenant from the challenge.
     pub fn needs_tenant(&self) -> bool {
         matches!(self, Identity::Bootstrap(_))
