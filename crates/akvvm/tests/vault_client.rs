@@ -22,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use url::Url;
-use vault_support::{Counter, TestCa, fast_retry, rsa_client_cert, serve_http, serve_https};
+use vault_support::{
+    Counter, TestCa, fast_retry, rsa_client_cert, serve_http, serve_https, serve_https_counted,
+};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const VAULT_HOST: &str = "myvault.vault.azure.net";
@@ -169,6 +171,15 @@ async fn key_vault(
     resource: &'static str,
     tokens: &[&str],
 ) -> (std::net::SocketAddr, KeyVault) {
+    key_vault_counted(ca, resource, tokens, Counter::default()).await
+}
+
+async fn key_vault_counted(
+    ca: &TestCa,
+    resource: &'static str,
+    tokens: &[&str],
+    connections: Counter,
+) -> (std::net::SocketAddr, KeyVault) {
     let kv = KeyVault {
         resource,
         accepted_tokens: Arc::new(tokens.iter().map(|t| t.to_string()).collect()),
@@ -179,7 +190,7 @@ async fn key_vault(
     let router = Router::new()
         .route("/secrets/{*rest}", get(secrets))
         .with_state(kv.clone());
-    let addr = serve_https(router, ca, &[VAULT_HOST]).await;
+    let addr = serve_https_counted(router, ca, &[VAULT_HOST], connections).await;
     (addr, kv)
 }
 
@@ -750,4 +761,24 @@ async fn a_refused_token_is_not_presented_again() {
             "Bearer mi-token-2".to_owned()
         ]
     );
+}
+
+#[tokio::test]
+async fn one_connection_serves_every_request_to_a_vault() {
+    let ca = TestCa::new();
+    let connections = Counter::default();
+    let (vault_addr, kv) = key_vault_counted(
+        &ca,
+        "https://vault.azure.net",
+        &["mi-token"],
+        connections.clone(),
+    )
+    .await;
+    let (imds_url, _imds) = imds(false).await;
+    let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 1);
+    for _ in 0..5 {
+        client.get_latest("web").await.unwrap();
+    }
+    assert_eq!(kv.authorization_headers.lock().unwrap().len(), 5);
+    assert_eq!(connections.get(), 1, "the pooled connection is reused");
 }

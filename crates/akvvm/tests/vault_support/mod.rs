@@ -99,6 +99,16 @@ fn client_cert_with(
 
 /// Serves `router` over https on 127.0.0.1:0 with a certificate for `names` from `ca`.
 pub async fn serve_https(router: Router, ca: &TestCa, names: &[&str]) -> SocketAddr {
+    serve_https_counted(router, ca, names, Counter::default()).await
+}
+
+/// Like [`serve_https`], counting accepted TCP connections in `connections`.
+pub async fn serve_https_counted(
+    router: Router,
+    ca: &TestCa,
+    names: &[&str],
+    connections: Counter,
+) -> SocketAddr {
     let (cert, key) = ca.server_cert(names);
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
@@ -115,6 +125,7 @@ pub async fn serve_https(router: Router, ca: &TestCa, names: &[&str]) -> SocketA
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            connections.bump();
             let acceptor = acceptor.clone();
             let service = TowerToHyperService::new(router.clone());
             tokio::spawn(async move {
