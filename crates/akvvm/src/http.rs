@@ -10,6 +10,10 @@
 //!   session is tunnelled through the proxy, so the extra roots still apply end to end;
 //! - connect and request timeouts, and the user agent `akvvm/<version>`.
 //!
+//! A proxy resolves host names itself, so host overrides do not apply to proxied requests: list
+//! the overridden hosts (private endpoints, the local vault) in `NO_PROXY`. IMDS is always
+//! reached directly ([`HttpOptions::direct`]).
+//!
 //! Build one client per vault and keep it: it pools connections.
 //!
 //! Retrying is data, not code: a [`RetryPolicy`] says which statuses retry, the exponential
