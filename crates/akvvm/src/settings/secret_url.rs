@@ -127,6 +127,10 @@ fn is_valid_version(version: &str) -> bool {
 impl SecretUrl {
     /// Parses and checks an observed-certificate URL.
     pub fn parse(text: &str) -> Result<SecretUrl, SecretUrlError> {
+        if text.split_once("://").is_some_and(|(_, rest)| rest.starts_with('/')) {
+            // `https:///x/...` would otherwise parse with `x` as the host.
+            return Err(SecretUrlError::NoHost(text.to_string()));
+        }
         let url = Url::parse(text).map_err(|e| SecretUrlError::NotAUrl(text.to_string(), e))?;
         let host = match url.host() {
             None => return Err(SecretUrlError::NoHost(text.to_string())),
@@ -330,6 +334,11 @@ mod tests {
             code("https://my_vault.vault.azure.net/secrets/c"),
             "url-vault-name"
         );
+        assert_eq!(
+            code("https://user:pw@v.vault.azure.net/secrets/c"),
+            "url-credentials"
+        );
+        assert_eq!(code("https:///secrets/c"), "url-no-host");
         let long = format!("https://v.vault.azure.net/secrets/{}", "a".repeat(128));
         assert_eq!(code(&long), "url-secret-name");
     }

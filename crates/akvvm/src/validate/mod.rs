@@ -527,6 +527,24 @@ fn unrecognised(value: &Value) -> Diagnostic {
         m.keys()
             .find_map(|k| did_you_mean(k, &keys).map(|c| (k.clone(), c)))
     });
+    if let Some(m) = value.as_object() {
+        let parameters_file = m
+            .get("parameters")
+            .and_then(Value::as_object)
+            .is_some_and(|p| {
+                !p.is_empty()
+                    && p.values()
+                        .all(|e| e.get("value").is_some() || e.get("reference").is_some())
+            });
+        if parameters_file && !m.contains_key("resources") {
+            return Diagnostic::error(
+                "unrecognised-input",
+                "",
+                "this is an ARM parameters file, not a template or settings",
+            )
+            .with_help("give the template as PATH and this file with --parameters");
+        }
+    }
     let mut d = Diagnostic::error(
         "unrecognised-input",
         "",
@@ -835,4 +853,38 @@ fn handler_settings(value: &Value, report: &mut ValidationReport) {
         &mut ext,
     );
     report.extensions.push(ext);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_stable() {
+        let dir = std::env::temp_dir().join("akvvm-validate-no-such-dir");
+        let read = validate_file(&dir.join("missing.json"), None).unwrap_err();
+        assert_eq!(read.code(), "unreadable");
+        let params = ValidateError::Parameters {
+            path: dir.clone(),
+            message: "x".into(),
+        };
+        assert_eq!(params.code(), "bad-parameters-file");
+        assert_eq!(
+            parameters_from_value(&serde_json::json!({"parameters": {"a": 1}})).unwrap_err(),
+            "parameter \"a\" has no \"value\"; write \"a\": {\"value\": ...}"
+        );
+    }
+
+    #[test]
+    fn parameters_files_given_as_path_are_explained() {
+        let r = validate_value(
+            &serde_json::json!({"parameters": {"a": {"value": 1}}}),
+            Map::new(),
+        );
+        let e = r.errors().next().unwrap();
+        assert_eq!(
+            e.message,
+            "this is an ARM parameters file, not a template or settings"
+        );
+    }
 }
