@@ -127,7 +127,10 @@ fn is_valid_version(version: &str) -> bool {
 impl SecretUrl {
     /// Parses and checks an observed-certificate URL.
     pub fn parse(text: &str) -> Result<SecretUrl, SecretUrlError> {
-        if text.split_once("://").is_some_and(|(_, rest)| rest.starts_with('/')) {
+        if text
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.starts_with('/'))
+        {
             // `https:///x/...` would otherwise parse with `x` as the host.
             return Err(SecretUrlError::NoHost(text.to_string()));
         }
