@@ -239,3 +239,68 @@ async fn settings_build_the_identity_and_the_vault_client() {
     let bundle = client.get_latest(&observed.name).await.unwrap();
     assert_eq!(bundle.value.as_str(), "from-settings");
 }
+
+#[tokio::test]
+async fn paas_settings_find_the_bootstrap_certificate_in_the_store() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.add_vault("paassettings").unwrap();
+    let app = emulator
+        .register_app(AppSpec {
+            subject_name: Some("boot.paas.example".into()),
+            ..AppSpec::default()
+        })
+        .unwrap();
+    emulator
+        .assign_roles("paassettings", &app.client_id, &["Key Vault Secrets User"])
+        .unwrap();
+    emulator
+        .set_secret("paassettings", "cert", secret("paas-payload"))
+        .unwrap();
+
+    // The bootstrap certificate installed in the store, in akvvm's layout (certificate, key).
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(
+        store.join("bootvault.bootstrap.0123"),
+        format!(
+            "{}{}",
+            app.certificate_pem,
+            app.private_key_pem.as_deref().unwrap()
+        ),
+    )
+    .unwrap();
+    let ca_file = dir.path().join("local-vault-ca.pem");
+    std::fs::write(&ca_file, emulator.ca_pem()).unwrap();
+
+    let json = serde_json::json!({
+        "secretsManagementSettings": {
+            "certificateStoreLocation": store,
+            "observedCertificates": [format!("{}/secrets/cert", emulator.vault_url("paassettings"))]
+        },
+        "authenticationSettings": {
+            "clientId": app.client_id,
+            "clientCertificateSubjectName": "boot.paas.example"
+        },
+        "akvvm": {
+            "caCertificates": [ca_file],
+            "resolve": { "paassettings.vault.azure.net": "127.0.0.1" },
+            "authorityHost": emulator.authority_host(),
+            "bootstrapCertificateDirectories": [dir.path().join("no-waagent-here")]
+        }
+    });
+    let report = akvvm::settings::parse(&json, &akvvm::settings::ParseOptions::default());
+    let settings = report
+        .settings
+        .unwrap_or_else(|| panic!("settings rejected: {:?}", report.diagnostics));
+    let http = HttpOptions::from_settings(&settings.agent);
+    let identity = Identity::from_settings(&settings, &http).unwrap();
+    let description = identity.describe();
+    assert!(description.contains(&app.client_id), "{description}");
+    assert!(description.contains(&app.thumbprint), "{description}");
+    let observed = &settings.observed[0].url;
+    let client = VaultClient::new(&observed.vault_url, &identity, &options(http)).unwrap();
+    let bundle = client.get_latest(&observed.name).await.unwrap();
+    assert_eq!(bundle.value.as_str(), "paas-payload");
+    assert_eq!(client.tenant(), Some(app.tenant_id.clone()));
+}
