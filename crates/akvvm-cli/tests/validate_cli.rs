@@ -206,3 +206,25 @@ fn docs_examples_are_current() {
     }
     assert_eq!(checked, 5, "examples found in docs/validate.md");
 }
+
+#[test]
+fn binary_files_and_byte_order_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("settings.json");
+    std::fs::write(&binary, [0x7b, 0xff, 0xfe, 0x7d]).unwrap();
+    akvvm()
+        .arg("validate")
+        .arg(&binary)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error[not-json] not JSON: the file is not UTF-8 text (invalid byte at offset 1)",
+        ));
+
+    // PowerShell's Out-File writes a UTF-8 byte order mark; it is not an error.
+    let bom = dir.path().join("bom.json");
+    let mut bytes = vec![0xef, 0xbb, 0xbf];
+    bytes.extend_from_slice(br#"{"secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/c"]}}"#);
+    std::fs::write(&bom, bytes).unwrap();
+    akvvm().arg("validate").arg(&bom).assert().code(0);
+}

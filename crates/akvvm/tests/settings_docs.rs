@@ -104,3 +104,18 @@ fn every_documented_key_is_accepted() {
     );
     assert_eq!(settings.observed.len(), 1);
 }
+
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+    )
+    .unwrap();
+    let start = doc.find("```json\n").expect("a JSON example") + "```json\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let value: serde_json::Value = serde_json::from_str(&doc[start..end]).unwrap();
+    let (settings, warnings) = akvvm::settings::Settings::from_json_value(&value).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(settings.observed.len(), 2);
+    assert_eq!(settings.shape, akvvm::settings::Shape::V3);
+}

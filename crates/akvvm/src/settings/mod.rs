@@ -388,8 +388,8 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| LoadError::Json {
+        let value: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+            .map_err(|source| LoadError::Json {
                 path: path.to_path_buf(),
                 source,
             })?;

@@ -350,11 +350,30 @@ pub fn validate_file(
         .map(load_parameters)
         .transpose()?
         .unwrap_or_default();
-    let text = std::fs::read_to_string(path).map_err(|source| ValidateError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ValidateError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut report = validate_text(&text, parameter_values);
+    let mut report = match String::from_utf8(bytes) {
+        Ok(text) => validate_text(text.trim_start_matches('\u{feff}'), parameter_values),
+        Err(e) => ValidationReport {
+            file: None,
+            kind: InputKind::Unknown,
+            valid: false,
+            diagnostics: vec![
+                Diagnostic::error(
+                    "not-json",
+                    "",
+                    format!(
+                        "not JSON: the file is not UTF-8 text (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )
+                .with_help("save the file as UTF-8 JSON"),
+            ],
+            extensions: Vec::new(),
+        },
+    };
     report.file = Some(path.to_path_buf());
     Ok(report)
 }
