@@ -1011,12 +1011,7 @@ impl Ctx<'_> {
                     );
                     continue;
                 }
-                (u, g)
-                    if u.is_present()
-                        && g.is_present()
-                        && !matches!(u, Got::Skip)
-                        && !matches!(g, Got::Skip) =>
-                {
+                (Got::Value(_), Got::Value(_)) => {
                     self.error(
                         "bad-acl",
                         &item_path,
@@ -1025,6 +1020,7 @@ impl Ctx<'_> {
                     );
                     continue;
                 }
+                // A value already reported as wrong, or an unresolved ARM expression.
                 _ => continue,
             };
             if !is_valid_account_name(&which.1) {
