@@ -3,7 +3,8 @@
 //! [`decode`] opens every variant akvvm meets: Key Vault's own files (3DES key bag, RC2-40 or 3DES
 //! certificate bag, HMAC-SHA1 MAC, a zero-length password), OpenSSL 3's default (PBES2 with
 //! PBKDF2-HMAC-SHA256 and AES-256-CBC, HMAC-SHA256 MAC), OpenSSL `-legacy`, files with a
-//! password, without a MAC or without encryption. [`encode_keyvault`] writes a PFX exactly the way
+//! password, without a MAC or without encryption, in DER or in the BER forms (indefinite
+//! lengths, chunked OCTET STRINGs) some writers use. [`encode_keyvault`] writes a PFX exactly the way
 //! Key Vault does, for the emulator and for tests.
 //!
 //! The empty password has two encodings: PKCS#12 turns a password into a NUL-terminated
@@ -160,7 +161,7 @@ struct PbeParams {
 
 /// Opens a PFX with `password` ("" for Key Vault's files) and returns its keys and certificates.
 pub fn decode(der: &[u8], password: &str) -> Result<Pkcs12Contents, CertError> {
-    let pfx = Pfx::from_der(der).map_err(|e| CertError::corrupt(format!("PFX structure: {e}")))?;
+    let pfx: Pfx = lenient(der).map_err(|e| CertError::corrupt(format!("PFX structure: {e}")))?;
     if pfx.version != 3 {
         return Err(CertError::unsupported(format!(
             "PFX version {} (only version 3 exists)",
@@ -168,7 +169,7 @@ pub fn decode(der: &[u8], password: &str) -> Result<Pkcs12Contents, CertError> {
         )));
     }
     let auth_safe = data_content(&pfx.auth_safe, "authSafe")?;
-    let auth_safe_items: Vec<ContentInfo> = Vec::from_der(auth_safe.as_bytes())
+    let auth_safe_items: Vec<ContentInfo> = lenient(auth_safe.as_bytes())
         .map_err(|e| CertError::corrupt(format!("AuthenticatedSafe: {e}")))?;
 
     let passwords = Passwords::new(password);
@@ -289,7 +290,7 @@ fn open(items: &[ContentInfo], passwords: &Passwords, bmp: &[u8]) -> Result<Pkcs
     for item in items {
         if item.content_type == oid::DATA {
             let bytes = data_content(item, "SafeContents")?;
-            let bags: Vec<SafeBag> = Vec::from_der(bytes.as_bytes())
+            let bags: Vec<SafeBag> = lenient(bytes.as_bytes())
                 .map_err(|e| CertError::corrupt(format!("SafeContents: {e}")))?;
             collect_bags(&bags, passwords, bmp, &mut contents, 0)?;
         } else if item.content_type == oid::ENCRYPTED_DATA {
@@ -297,16 +298,10 @@ fn open(items: &[ContentInfo], passwords: &Passwords, bmp: &[u8]) -> Result<Pkcs
                 .content
                 .as_ref()
                 .ok_or_else(|| CertError::corrupt("EncryptedData without content"))?;
-            let encrypted = any
-                .decode_as::<EncryptedData>()
-                .map_err(|e| CertError::corrupt(format!("EncryptedData: {e}")))?;
-            let info = encrypted.enc_content_info;
-            let ciphertext = info
-                .encrypted_content
-                .ok_or_else(|| CertError::corrupt("EncryptedData without encryptedContent"))?;
-            let plain = decrypt(&info.content_enc_alg, ciphertext.as_bytes(), passwords, bmp)?;
+            let (algorithm, ciphertext) = encrypted_content(any)?;
+            let plain = decrypt(&algorithm, &ciphertext, passwords, bmp)?;
             // A wrong password whose padding happens to look right yields garbage here.
-            let bags: Vec<SafeBag> = Vec::from_der(&plain).map_err(|_| Walk::DecryptFailed)?;
+            let bags: Vec<SafeBag> = lenient(&plain).map_err(|_| Walk::DecryptFailed)?;
             collect_bags(&bags, passwords, bmp, &mut contents, 0)?;
         } else if item.content_type == oid::ENVELOPED_DATA {
             return Err(CertError::unsupported(
@@ -372,6 +367,179 @@ fn collect_bags(
         }
     }
     Ok(())
+}
+
+/// Decodes DER, or BER that differs from DER only in its lengths and string chunking (as some
+/// PKCS#12 writers produce), by re-encoding it as DER first.
+fn lenient<T: der::DecodeOwned>(bytes: &[u8]) -> der::Result<T> {
+    match T::from_der(bytes) {
+        Ok(value) => Ok(value),
+        Err(err) => match ber::to_der(bytes) {
+            Some(normalised) if normalised != bytes => T::from_der(&normalised).map_err(|_| err),
+            _ => Err(err),
+        },
+    }
+}
+
+/// `EncryptedData` whose `[0] IMPLICIT OCTET STRING` content is in BER's constructed form.
+#[derive(Sequence)]
+struct EncryptedDataChunked {
+    version: u8,
+    enc_content_info: EncryptedContentInfoChunked,
+}
+
+#[derive(Sequence)]
+struct EncryptedContentInfoChunked {
+    content_type: ObjectIdentifier,
+    content_enc_alg: AlgorithmIdentifierOwned,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    encrypted_content: Option<Vec<OctetString>>,
+}
+
+/// The algorithm and ciphertext of an `EncryptedData`.
+fn encrypted_content(any: &Any) -> Result<(AlgorithmIdentifierOwned, Vec<u8>), CertError> {
+    let bytes = any
+        .to_der()
+        .map_err(|e| CertError::corrupt(format!("EncryptedData: {e}")))?;
+    match lenient::<EncryptedData>(&bytes) {
+        Ok(data) => {
+            let info = data.enc_content_info;
+            let ciphertext = info
+                .encrypted_content
+                .ok_or_else(|| CertError::corrupt("EncryptedData without encryptedContent"))?;
+            Ok((info.content_enc_alg, ciphertext.as_bytes().to_vec()))
+        }
+        Err(err) => {
+            let data = lenient::<EncryptedDataChunked>(&bytes)
+                .map_err(|_| CertError::corrupt(format!("EncryptedData: {err}")))?;
+            let info = data.enc_content_info;
+            let chunks = info
+                .encrypted_content
+                .ok_or_else(|| CertError::corrupt("EncryptedData without encryptedContent"))?;
+            let ciphertext = chunks
+                .iter()
+                .flat_map(|c| c.as_bytes().iter().copied())
+                .collect();
+            Ok((info.content_enc_alg, ciphertext))
+        }
+    }
+}
+
+/// BER to DER for the encodings PKCS#12 writers use: indefinite lengths become definite, and
+/// constructed OCTET STRINGs are joined into one. Anything else BER allows is refused (`None`).
+mod ber {
+    const MAX_DEPTH: usize = 32;
+    const OCTET_STRING: u8 = 0x04;
+    const OCTET_STRING_CONSTRUCTED: u8 = 0x24;
+
+    pub fn to_der(input: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut pos = 0;
+        element(input, &mut pos, &mut out, 0)?;
+        (pos == input.len()).then_some(out)
+    }
+
+    /// `Some(None)` is the indefinite length.
+    fn length(input: &[u8], pos: &mut usize) -> Option<Option<usize>> {
+        let first = *input.get(*pos)?;
+        *pos += 1;
+        match first {
+            0x00..=0x7f => Some(Some(usize::from(first))),
+            0x80 => Some(None),
+            0x81..=0x84 => {
+                let count = usize::from(first & 0x7f);
+                let bytes = input.get(*pos..*pos + count)?;
+                *pos += count;
+                let value = bytes
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                Some(Some(value))
+            }
+            _ => None,
+        }
+    }
+
+    fn element(input: &[u8], pos: &mut usize, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let tag = *input.get(*pos)?;
+        *pos += 1;
+        if tag & 0x1f == 0x1f {
+            return None; // high tag numbers do not occur in PKCS#12
+        }
+        let constructed = tag & 0x20 != 0;
+        match length(input, pos)? {
+            Some(len) => {
+                let end = pos.checked_add(len).filter(|&end| end <= input.len())?;
+                if !constructed {
+                    write(out, tag, &input[*pos..end]);
+                    *pos = end;
+                    return Some(());
+                }
+                let mut content = Vec::new();
+                while *pos < end {
+                    element(input, pos, &mut content, depth + 1)?;
+                }
+                (*pos == end).then_some(())?;
+                finish(out, tag, &content)
+            }
+            None => {
+                if !constructed {
+                    return None;
+                }
+                let mut content = Vec::new();
+                loop {
+                    if input.get(*pos..*pos + 2)? == [0, 0] {
+                        *pos += 2;
+                        break;
+                    }
+                    element(input, pos, &mut content, depth + 1)?;
+                }
+                finish(out, tag, &content)
+            }
+        }
+    }
+
+    fn finish(out: &mut Vec<u8>, tag: u8, content: &[u8]) -> Option<()> {
+        if tag != OCTET_STRING_CONSTRUCTED {
+            write(out, tag, content);
+            return Some(());
+        }
+        // The chunks are already DER OCTET STRINGs: join their contents.
+        let mut joined = Vec::with_capacity(content.len());
+        let mut pos = 0;
+        while pos < content.len() {
+            if content[pos] != OCTET_STRING {
+                return None;
+            }
+            pos += 1;
+            let len = length(content, &mut pos)??;
+            joined.extend_from_slice(content.get(pos..pos + len)?);
+            pos += len;
+        }
+        write(out, OCTET_STRING, &joined);
+        Some(())
+    }
+
+    fn write(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+        out.push(tag);
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+        out.extend_from_slice(content);
+    }
 }
 
 /// The bytes of a `ContentInfo` of type `data` (an OCTET STRING).
@@ -774,6 +942,102 @@ mod tests {
         assert_eq!(passwords.bmp.len(), 1);
         assert_eq!(passwords.bmp[0].as_slice(), &[0, b'a', 0, 0xe9, 0, 0]);
         assert_eq!(passwords.utf8.as_slice(), "aé".as_bytes());
+    }
+
+    /// Re-encodes DER the way BER writers (NSS, old Java) do: indefinite lengths everywhere,
+    /// OCTET STRINGs in 8-byte chunks, and `[0] IMPLICIT OCTET STRING` in constructed form.
+    /// With `deep`, also inside OCTET STRINGs that hold an AuthenticatedSafe or SafeContents
+    /// (which changes the MAC'd bytes, so only for files without a MAC).
+    fn to_ber(der: &[u8], deep: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut reader = der::SliceReader::new(der).expect("reader");
+        while !der::Reader::is_finished(&reader) {
+            let any: Any = der::Reader::decode(&mut reader).expect("DER");
+            ber_element(&any, deep, &mut out);
+        }
+        out
+    }
+
+    fn chunks(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+        out.extend_from_slice(&[tag, 0x80]);
+        for chunk in content.chunks(8) {
+            out.push(0x04);
+            out.push(chunk.len() as u8);
+            out.extend_from_slice(chunk);
+        }
+        out.extend_from_slice(&[0, 0]);
+    }
+
+    fn ber_element(any: &Any, deep: bool, out: &mut Vec<u8>) {
+        let tag = u8::from(der::Tagged::tag(any));
+        let content = any.value();
+        if tag & 0x20 != 0 {
+            out.extend_from_slice(&[tag, 0x80]);
+            out.extend(to_ber(content, deep));
+            out.extend_from_slice(&[0, 0]);
+        } else if tag == 0x04 && content.len() > 8 {
+            let nested = deep
+                && (Vec::<ContentInfo>::from_der(content).is_ok()
+                    || Vec::<SafeBag>::from_der(content).is_ok());
+            if nested {
+                chunks(out, 0x24, &to_ber(content, deep));
+            } else {
+                chunks(out, 0x24, content);
+            }
+        } else if tag == 0x80 {
+            chunks(out, 0xA0, content);
+        } else {
+            out.extend(any.to_der().expect("DER"));
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pkcs12")
+            .join(name);
+        std::fs::read(&path).expect("fixture")
+    }
+
+    #[test]
+    fn ber_encoded_pfx_files_open() {
+        use base64::Engine as _;
+        let kv_text = String::from_utf8(fixture("kv-rsa2048-rc2-2020.pfx.b64")).expect("text");
+        let kv = base64::engine::general_purpose::STANDARD
+            .decode(kv_text.trim())
+            .expect("base64");
+        let cases = [
+            (kv, "", false),
+            (fixture("openssl3-aes-rsa2048.pfx"), "correct horse", false),
+            (fixture("openssl3-nomac-rsa2048.pfx"), "correct horse", true),
+            (fixture("openssl3-unencrypted-ecp384.pfx"), "", true),
+        ];
+        for (der, password, deep) in cases {
+            let expected = decode(&der, password).expect("DER original");
+            let ber = to_ber(&der, deep);
+            assert_ne!(ber, der);
+            assert!(Pfx::from_der(&ber).is_err(), "the BER form is not DER");
+            let opened = decode(&ber, password).expect("BER form");
+            assert_eq!(opened.certs, expected.certs);
+            assert_eq!(opened.keys.len(), expected.keys.len());
+            assert_eq!(opened.keys[0].as_slice(), expected.keys[0].as_slice());
+        }
+    }
+
+    #[test]
+    fn ber_normaliser_refuses_what_it_cannot_map() {
+        // Indefinite length on a primitive, a truncated end-of-contents, a bad chunk.
+        assert_eq!(ber::to_der(&[0x04, 0x80, 0x00, 0x00]), None);
+        assert_eq!(ber::to_der(&[0x30, 0x80, 0x02, 0x01, 0x01]), None);
+        assert_eq!(
+            ber::to_der(&[0x24, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00]),
+            None
+        );
+        assert_eq!(
+            ber::to_der(&[
+                0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0xAA, 0x04, 0x01, 0xBB, 0, 0, 0, 0
+            ]),
+            Some(vec![0x30, 0x04, 0x04, 0x02, 0xAA, 0xBB])
+        );
     }
 
     #[test]
