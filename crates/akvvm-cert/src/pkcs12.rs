@@ -12,7 +12,7 @@
 //! Windows) feeds it zero bytes. Decoding an empty password therefore tries both; encoding writes
 //! Key Vault's zero-length form.
 //!
-//! To support another cipher, add its OID to [`decrypt`] (and a fixture under
+//! To support another cipher, add its OID to `decrypt` (and a fixture under
 //! `tests/fixtures/pkcs12/`).
 
 use cbc::cipher::block_padding::Pkcs7;
