@@ -1,19 +1,18 @@
 //! The bootstrap certificate credential (Cloud Services, `KeyVaultForPaaS`): an Entra
 //! application authenticating with a certificate installed on the machine.
 //!
-//! PEM and key files are decoded here with `der`/`x509-cert`/`rsa` directly: the decoder of the
-//! `akvvm-cert` crate did not exist yet when this was written, and this path only needs the
-//! leaf certificate, its subject CN, validity and RSA key.
+//! Certificate and key files are decoded by the store's decoder (`akvvm-cert`); only the cheap
+//! subject pre-check (is this file's certificate the one named in the settings?) splits PEM here,
+//! so that unrelated files' keys are never decoded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use akvvm_cert::certificate::KeyType;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use der::{Decode, Tag, Tagged};
 use rsa::RsaPrivateKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::DecodePrivateKey;
-use sha1::{Digest, Sha1};
 use time::OffsetDateTime;
 use url::Url;
 use x509_cert::Certificate;
@@ -30,12 +29,6 @@ use crate::http::{self, HttpOptions, RetryPolicy};
 pub const DEFAULT_WAAGENT_DIR: &str = "/var/lib/waagent";
 
 const OID_CN: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
-const OID_RSA: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_EC: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_ED25519: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// A place where installed certificates are looked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,48 +101,43 @@ enum Candidate {
 }
 
 impl BootstrapCertificate {
-    /// Decodes a certificate and its key from PEM: `certificates` holds one or more
-    /// `CERTIFICATE` blocks, `key` a `PRIVATE KEY` or `RSA PRIVATE KEY` block (they may be the
-    /// same text). The certificate whose public key matches the key is the one used. `path`
-    /// names the source in errors.
+    /// Decodes a certificate and its key from PEM with the store's decoder
+    /// ([`akvvm_cert::certificate::decode_pem`]): `certificates` holds one or more `CERTIFICATE`
+    /// blocks, `key` the private key (they may be the same text, as in akvvm's store files).
+    /// The certificate the key belongs to is the one used; its key must be RSA. `path` names
+    /// the source in errors.
     pub fn from_pem(path: &Path, certificates: &str, key: &str) -> Result<Self, IdentityError> {
         let invalid = |reason: String| IdentityError::InvalidCertificateFile {
             path: path.display().to_string(),
             reason,
         };
-        let key_blocks = pem_blocks(key).map_err(&invalid)?;
-        let mut keys = key_blocks
-            .iter()
-            .filter(|(label, _)| label.ends_with("PRIVATE KEY"));
-        let (label, der) = keys
-            .next()
-            .ok_or_else(|| invalid("no PRIVATE KEY block".to_owned()))?;
-        let key = decode_private_key(path, label, der)?;
-        let public = key
-            .to_public_key()
-            .to_pkcs1_der()
-            .map_err(|err| invalid(err.to_string()))?;
-        for (label, der) in pem_blocks(certificates).map_err(&invalid)? {
-            if label != "CERTIFICATE" {
-                continue;
-            }
-            let cert = Certificate::from_der(&der)
-                .map_err(|err| invalid(format!("bad certificate: {err}")))?;
-            let spki = &cert.tbs_certificate.subject_public_key_info;
-            if spki.subject_public_key.raw_bytes() != public.as_bytes() {
-                continue;
-            }
-            return Ok(Self {
-                path: path.to_owned(),
-                subject_cn: subject_cn(&cert).unwrap_or_default(),
-                thumbprint: hex_upper(&Sha1::digest(&der)),
-                not_before: to_offset(cert.tbs_certificate.validity.not_before),
-                not_after: to_offset(cert.tbs_certificate.validity.not_after),
-                certificate_der: der,
-                key,
+        let text = if certificates == key {
+            Zeroizing::new(key.to_owned())
+        } else {
+            Zeroizing::new(format!("{certificates}\n{key}"))
+        };
+        let bundle =
+            akvvm_cert::certificate::decode_pem(&text).map_err(|err| invalid(err.to_string()))?;
+        if !matches!(bundle.key.key_type(), KeyType::Rsa { .. }) {
+            return Err(IdentityError::NonRsaKey {
+                path: path.display().to_string(),
+                algorithm: bundle.key.key_type().to_string(),
             });
         }
-        Err(invalid("no certificate matches the private key".to_owned()))
+        let key = RsaPrivateKey::from_pkcs8_der(bundle.key.pkcs8_der())
+            .map_err(|err| invalid(format!("bad RSA key: {err}")))?;
+        let der = bundle.leaf.der().to_vec();
+        let cert = Certificate::from_der(&der)
+            .map_err(|err| invalid(format!("bad certificate: {err}")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            subject_cn: subject_cn(&cert).unwrap_or_default(),
+            thumbprint: bundle.leaf.thumbprint(),
+            not_before: bundle.leaf.not_before,
+            not_after: bundle.leaf.not_after,
+            certificate_der: der,
+            key,
+        })
     }
 
     /// The DER certificate.
@@ -330,46 +318,6 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(blocks)
 }
 
-fn decode_private_key(
-    path: &Path,
-    label: &str,
-    der: &[u8],
-) -> Result<RsaPrivateKey, IdentityError> {
-    let der = Zeroizing::new(der.to_vec());
-    let non_rsa = |algorithm: &str| IdentityError::NonRsaKey {
-        path: path.display().to_string(),
-        algorithm: algorithm.to_owned(),
-    };
-    let invalid = |reason: String| IdentityError::InvalidCertificateFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    match label {
-        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&der)
-            .map_err(|err| invalid(format!("bad RSA key: {err}"))),
-        "EC PRIVATE KEY" => Err(non_rsa("EC")),
-        "ENCRYPTED PRIVATE KEY" => Err(invalid(
-            "the private key is encrypted; install it unencrypted (mode 0600)".to_owned(),
-        )),
-        "PRIVATE KEY" => {
-            let info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice())
-                .map_err(|err| invalid(format!("bad PKCS#8 key: {err}")))?;
-            let oid = info.algorithm.oid;
-            if oid == OID_RSA {
-                RsaPrivateKey::from_pkcs8_der(&der)
-                    .map_err(|err| invalid(format!("bad RSA key: {err}")))
-            } else if oid == OID_EC {
-                Err(non_rsa("EC"))
-            } else if oid == OID_ED25519 {
-                Err(non_rsa("Ed25519"))
-            } else {
-                Err(non_rsa(&format!("OID {oid}")))
-            }
-        }
-        other => Err(invalid(format!("unexpected PEM block {other}"))),
-    }
-}
-
 fn subject_cn(cert: &Certificate) -> Option<String> {
     for rdn in cert.tbs_certificate.subject.0.iter() {
         for atv in rdn.0.iter() {
@@ -394,15 +342,6 @@ fn subject_cn(cert: &Certificate) -> Option<String> {
         }
     }
     None
-}
-
-fn to_offset(time: x509_cert::time::Time) -> OffsetDateTime {
-    let seconds = i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
-    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Knobs of [`BootstrapCertificateCredential`].

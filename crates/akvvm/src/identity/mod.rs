@@ -129,7 +129,7 @@ pub enum IdentityError {
     },
     /// The bootstrap certificate's key cannot sign a client assertion.
     #[error(
-        "the certificate {path} has a {algorithm} key, but Entra ID client assertions need an \
+        "the certificate {path} has an {algorithm} key, but Entra ID client assertions need an \
          RSA key; issue the bootstrap certificate with an RSA key"
     )]
     NonRsaKey {
