@@ -782,3 +782,34 @@ async fn one_connection_serves_every_request_to_a_vault() {
     assert_eq!(kv.authorization_headers.lock().unwrap().len(), 5);
     assert_eq!(connections.get(), 1, "the pooled connection is reused");
 }
+
+#[tokio::test]
+async fn concurrent_reads_share_one_client_and_one_token() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<VaultClient>();
+    assert_send_sync::<Identity>();
+
+    let ca = TestCa::new();
+    let (vault_addr, kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (imds_url, imds) = imds(false).await;
+    let client = Arc::new(vault_client(
+        &managed(&imds_url, None),
+        http_options(&ca, vault_addr),
+        1,
+    ));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_latest("web").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().version, "0123abcd");
+    }
+    assert_eq!(
+        imds.calls.get(),
+        1,
+        "concurrent challenges share one token request"
+    );
+    assert_eq!(kv.authorization_headers.lock().unwrap().len(), 20);
+}
