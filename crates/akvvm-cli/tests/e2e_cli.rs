@@ -205,3 +205,155 @@ async fn run_syncs_now_on_request_and_stops_on_sigterm() {
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!pid_file.exists(), "the pid file is removed");
 }
+
+/// Stops a detached daemon named by its pid file when the test ends, whatever happened.
+struct DaemonGuard(std::path::PathBuf);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+    }
+}
+
+fn read_status(path: &std::path::Path) -> Option<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(value[0]["status"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handler_enable_disable_uninstall_without_systemd() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let version = h.certificate("contoso", "web", "RSA", PFX);
+    let mut public = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    public["secretsManagementSettings"]["requireInitialSync"] = json!(true);
+    public["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
+
+    let ext = h.dir.path().join("extension");
+    let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
+    for d in [&config, &status, &log] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let environment = ext.join("HandlerEnvironment.json");
+    std::fs::write(
+        &environment,
+        serde_json::to_vec(&json!([{
+            "name": "Microsoft.Azure.KeyVault.KeyVaultForLinux", "version": 1.0,
+            "handlerEnvironment": {
+                "logFolder": log, "configFolder": config, "statusFolder": status,
+                "heartbeatFile": ext.join("heartbeat.log")
+            }
+        }]))
+        .unwrap(),
+    )
+    .unwrap();
+    let handler_settings = |public: &serde_json::Value| {
+        serde_json::to_vec(
+            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
+        )
+        .unwrap()
+    };
+    std::fs::write(config.join("0.settings"), handler_settings(&public)).unwrap();
+    let _guard = DaemonGuard(h.state_dir().join("akvvm.pid"));
+    let handler = |operation: &[&str]| {
+        let mut command = akvvm();
+        command
+            .arg("handler")
+            .args(operation)
+            .args(["--service-manager", "none", "--handler-environment"])
+            .arg(&environment)
+            .env_remove("ConfigSequenceNumber");
+        command
+    };
+
+    let out = output(handler(&["install"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    let out = output(handler(&["enable"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "enable returns within seconds"
+    );
+    let status_file = status.join("0.status");
+    assert!(
+        eventually(Duration::from_secs(20), || read_status(&status_file)
+            .is_some_and(|s| s["status"] == "success"))
+        .await,
+        "{:?}",
+        read_status(&status_file)
+    );
+    assert_eq!(
+        link_target(&h.store().join("contoso.web")),
+        format!("contoso.web.{version}")
+    );
+
+    // Enable again (the guest agent may): still fine, one daemon.
+    let out = output(handler(&["enable"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || read_status(&status_file)
+            .is_some_and(|s| s["status"] == "success"))
+        .await
+    );
+
+    // New settings that do not validate: an error status for that sequence number, and a failure.
+    let mut broken = public.clone();
+    broken["secretsManagementSettings"]["pollingIntervalInSec"] = json!("60");
+    std::fs::write(config.join("1.settings"), handler_settings(&broken)).unwrap();
+    let out = output(handler(&["enable"])).await;
+    assert!(!out.status.success());
+    let error = read_status(&status.join("1.status")).expect("1.status");
+    assert_eq!(error["status"], "error");
+    assert!(
+        error["formattedMessage"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pollingIntervalInSec"),
+        "{error}"
+    );
+    std::fs::remove_file(config.join("1.settings")).unwrap();
+
+    let pid_file = h.state_dir().join("akvvm.pid");
+    assert!(pid_file.exists());
+    let out = output(handler(&["disable"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!pid_file.exists(), "the daemon stopped");
+    assert!(
+        h.store().join("contoso.web").exists(),
+        "disable leaves certificates"
+    );
+
+    let out = output(handler(&["uninstall"])).await;
+    assert!(out.status.success());
+    assert!(
+        h.store().join("contoso.web").exists(),
+        "uninstall leaves certificates by default"
+    );
+    let out = output(handler(&["uninstall", "--remove-certificates"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!h.store().join("contoso.web").exists());
+    assert!(!h.store().join(format!("contoso.web.{version}")).exists());
+}

@@ -33,6 +33,19 @@ pub struct HandlerArgs {
     /// the executable or one directory up).
     #[arg(long, value_name = "PATH", global = true)]
     handler_environment: Option<PathBuf>,
+
+    /// How the daemon is run: as the systemd service `akvvm.service` (`auto` when systemd runs
+    /// this machine), or as a detached `akvvm run` process with a pid file (`none`: containers,
+    /// machines without systemd).
+    #[arg(long, value_enum, default_value_t = ServiceChoice::Auto, global = true)]
+    service_manager: ServiceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServiceChoice {
+    Auto,
+    Systemd,
+    None,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -56,7 +69,13 @@ enum Operation {
 impl HandlerArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let environment = read_environment(self.handler_environment.as_deref())?;
-        let services = ServiceManager::system();
+        let system = ServiceManager::system();
+        let services = match self.service_manager {
+            ServiceChoice::Auto if system.available() => Some(system),
+            ServiceChoice::Systemd => Some(system),
+            ServiceChoice::Auto | ServiceChoice::None => None,
+        };
+        let services = services.as_ref();
         let sequence_env = std::env::var(handler::SEQUENCE_ENV).ok();
         match self.operation {
             Operation::Install => {
@@ -65,9 +84,9 @@ impl HandlerArgs {
             Operation::Update => {
                 output::line("akvvm updated; the next enable restarts the service");
             }
-            Operation::Enable => enable(&environment, &services, sequence_env.as_deref())?,
+            Operation::Enable => enable(&environment, services, sequence_env.as_deref())?,
             Operation::Disable => {
-                stop(&environment, &services, sequence_env.as_deref())?;
+                stop(&environment, services, sequence_env.as_deref())?;
                 write_status(
                     &environment,
                     sequence_env.as_deref(),
@@ -80,8 +99,8 @@ impl HandlerArgs {
                 remove_certificates,
             } => {
                 let settings = current_settings(&environment, sequence_env.as_deref()).ok();
-                stop(&environment, &services, sequence_env.as_deref())?;
-                if services.available() || services.unit_path().exists() {
+                stop(&environment, services, sequence_env.as_deref())?;
+                if let Some(services) = services {
                     services.uninstall()?;
                 }
                 if remove_certificates {
@@ -129,7 +148,7 @@ fn write_status(
 
 fn enable(
     environment: &HandlerEnvironment,
-    services: &ServiceManager,
+    services: Option<&ServiceManager>,
     sequence_env: Option<&str>,
 ) -> anyhow::Result<()> {
     let handler_settings = HandlerSettings::current(environment, sequence_env)?;
@@ -153,7 +172,7 @@ fn enable(
         "--handler-environment".to_string(),
         environment_path.display().to_string(),
     ];
-    if services.available() {
+    if let Some(services) = services {
         let mut writable_paths: Vec<PathBuf> = settings
             .observed
             .iter()
@@ -178,9 +197,7 @@ fn enable(
         let pid_file = PidFile::in_state_directory(&settings.agent.state_directory);
         pid_file.stop(STOP_WAIT)?;
         let pid = spawn_detached(&executable, &arguments, &environment.log_folder)?;
-        output::line(format!(
-            "systemd is not running this machine; started akvvm run (pid {pid})"
-        ));
+        output::line(format!("started akvvm run without systemd (pid {pid})"));
     }
     Ok(())
 }
@@ -216,10 +233,10 @@ fn spawn_detached(
 
 fn stop(
     environment: &HandlerEnvironment,
-    services: &ServiceManager,
+    services: Option<&ServiceManager>,
     sequence_env: Option<&str>,
 ) -> anyhow::Result<()> {
-    if services.available() {
+    if let Some(services) = services {
         services.disable()?;
         return Ok(());
     }
