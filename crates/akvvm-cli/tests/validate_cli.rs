@@ -92,6 +92,8 @@ fn json_output_is_the_same_report() {
     assert_eq!(ext["extension_type"], "KeyVaultForLinux");
     assert_eq!(ext["shape"], "V3");
     assert_eq!(ext["certificates"][0]["link_name"], "www");
+    assert_eq!(ext["certificates"][0]["certbot_layout"], true);
+    assert_eq!(ext["certificates"][1]["certbot_layout"], false);
     assert_eq!(
         ext["certificates"][0]["acls"],
         serde_json::json!(["group:www-data"])

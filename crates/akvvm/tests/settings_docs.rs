@@ -44,6 +44,7 @@ const KEYS: &[&str] = &[
     "reload",
     "command",
     "timeoutInS",
+    "certbotLayout",
 ];
 
 #[test]
@@ -83,7 +84,7 @@ fn every_documented_key_is_accepted() {
             "observedCertificates": [{
                 "url": "https://v.vault.azure.net/secrets/c", "certificateStoreName": "MY",
                 "certificateStoreLocation": "/tmp/store2", "customSymbolicLinkName": "c", "acls": [{"user": "root"}, {"group": "root"}],
-                "keyExportable": true, "accounts": ["x"], "akvvm": {"reload": {"command": ["true"], "timeoutInS": 5}}
+                "keyExportable": true, "accounts": ["x"], "akvvm": {"reload": {"command": ["true"], "timeoutInS": 5}, "certbotLayout": true}
             }]
         },
         "authenticationSettings": {"msiEndpoint": "http://127.0.0.1:1/metadata/identity", "msiClientId": "c7373ae5-91c2-4165-8ab6-7381d6e75619"},
@@ -92,7 +93,7 @@ fn every_documented_key_is_accepted() {
             "stateDirectory": "/tmp/state", "keepVersions": 1, "initialSyncRetries": 0, "caCertificates": ["/tmp/ca.pem"],
             "resolve": {"v.vault.azure.net": "127.0.0.1:8443"}, "authorityHost": "https://127.0.0.1:8443",
             "bootstrapCertificateDirectories": ["/tmp"], "concurrencyPerVault": 1, "expiryWarningDays": 0,
-            "reload": {"command": ["true"]}
+            "reload": {"command": ["true"]}, "certbotLayout": false
         }
     });
     let (settings, warnings) = akvvm::settings::Settings::from_json_value(&value).unwrap();

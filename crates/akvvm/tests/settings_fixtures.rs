@@ -169,6 +169,7 @@ fn akvvm_options_from_an_extension_resource() {
                 command: vec!["/usr/local/bin/cert-changed".into()],
                 timeout: Duration::from_secs(30)
             }),
+            certbot_layout: false,
         }
     );
     let www = &s.observed[0];
@@ -181,11 +182,15 @@ fn akvvm_options_from_an_extension_resource() {
             reload: Some(ReloadHook {
                 command: vec!["systemctl".into(), "reload".into(), "nginx".into()],
                 timeout: Duration::from_secs(20)
-            })
+            }),
+            certbot_layout: Some(true),
         }
     );
     assert_eq!(s.observed[1].store_dir, PathBuf::from(STORE));
     assert_eq!(s.observed[1].options, CertificateOptions::default());
+    assert!(www.certbot_layout(&s.agent));
+    assert!(!s.observed[1].certbot_layout(&s.agent));
+    assert_eq!(s.observed[1].reload_hook(&s.agent), s.agent.reload.as_ref());
     assert_eq!(
         ResolveTarget::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .socket_addr(8443)

@@ -131,6 +131,17 @@ pub struct ObservedCertificate {
 }
 
 impl ObservedCertificate {
+    /// Whether certbot's layout is written for this certificate: its own `certbotLayout`, else
+    /// the agent-wide one.
+    pub fn certbot_layout(&self, agent: &AgentOptions) -> bool {
+        self.options.certbot_layout.unwrap_or(agent.certbot_layout)
+    }
+
+    /// The reload hook to run for this certificate: its own, else the agent-wide one.
+    pub fn reload_hook<'a>(&'a self, agent: &'a AgentOptions) -> Option<&'a ReloadHook> {
+        self.options.reload.as_ref().or(agent.reload.as_ref())
+    }
+
     /// Path of the stable symlink: `<store_dir>/<vault>.<name>`.
     pub fn stable_link(&self) -> PathBuf {
         self.store_dir.join(self.url.stable_name())
@@ -262,6 +273,9 @@ pub struct AgentOptions {
     pub expiry_warning_days: u32,
     /// `reload`: run after any certificate gets a new version (unless it has its own hook).
     pub reload: Option<ReloadHook>,
+    /// `certbotLayout`: also write certbot's `cert.pem`, `chain.pem`, `fullchain.pem` and
+    /// `privkey.pem` for every certificate (unless it says otherwise); default false.
+    pub certbot_layout: bool,
 }
 
 impl Default for AgentOptions {
@@ -279,6 +293,7 @@ impl Default for AgentOptions {
             concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,
+            certbot_layout: false,
         }
     }
 }
@@ -315,6 +330,9 @@ impl fmt::Display for ResolveTarget {
 pub struct CertificateOptions {
     /// `reload`: run after this certificate gets a new version (instead of the agent-wide hook).
     pub reload: Option<ReloadHook>,
+    /// `certbotLayout`: write certbot's layout for this certificate; `None` follows the agent-wide
+    /// `certbotLayout`. Use [`ObservedCertificate::certbot_layout`] for the effective value.
+    pub certbot_layout: Option<bool>,
 }
 
 /// A command run after a new version is installed.

@@ -62,8 +62,9 @@ const AGENT_KEYS: &[&str] = &[
     "concurrencyPerVault",
     "expiryWarningDays",
     "reload",
+    "certbotLayout",
 ];
-const CERT_OPTION_KEYS: &[&str] = &["reload"];
+const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout"];
 const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
 const ACL_KEYS: &[&str] = &["user", "group"];
 
@@ -1398,6 +1399,9 @@ impl Ctx<'_> {
         let reload = fields
             .get("reload")
             .and_then(|r| self.reload(r, &fields.path("reload")));
+        let certbot_layout = self
+            .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
+            .or(defaults.certbot_layout);
         AgentOptions {
             state_directory,
             keep_versions,
@@ -1409,6 +1413,7 @@ impl Ctx<'_> {
             concurrency_per_vault,
             expiry_warning_days,
             reload,
+            certbot_layout,
         }
     }
 
@@ -1499,6 +1504,9 @@ impl Ctx<'_> {
             reload: fields
                 .get("reload")
                 .and_then(|r| self.reload(r, &fields.path("reload"))),
+            certbot_layout: self
+                .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
+                .value(),
         }
     }
 

@@ -81,6 +81,8 @@ pub struct CertificateSummary {
     pub link_name: Option<String>,
     pub acls: Vec<String>,
     pub reload: Option<Vec<String>>,
+    /// Whether certbot's layout (`<vault>.<name>.live/`) is written too.
+    pub certbot_layout: bool,
 }
 
 /// An ARM expression left for deployment time.
@@ -238,6 +240,15 @@ impl ValidationReport {
                 }
                 if !c.acls.is_empty() {
                     let _ = writeln!(out, "      acls: {}", c.acls.join(", "));
+                }
+                if c.certbot_layout {
+                    let _ = writeln!(
+                        out,
+                        "      certbot layout: {}",
+                        c.store_directory
+                            .join(format!("{}.{}.live", c.vault, c.name))
+                            .display()
+                    );
                 }
                 if let Some(cmd) = &c.reload {
                     let _ = writeln!(out, "      reload: {}", cmd.join(" "));
@@ -818,12 +829,8 @@ fn check_settings(
                 store_directory: o.store_dir.clone(),
                 link_name: o.link_name.clone(),
                 acls: o.acls.iter().map(ToString::to_string).collect(),
-                reload: o
-                    .options
-                    .reload
-                    .as_ref()
-                    .or(s.agent.reload.as_ref())
-                    .map(|r| r.command.clone()),
+                reload: o.reload_hook(&s.agent).map(|r| r.command.clone()),
+                certbot_layout: o.certbot_layout(&s.agent),
             })
             .collect();
         ext.settings = Some(s);
