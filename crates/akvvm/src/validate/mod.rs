@@ -194,7 +194,12 @@ impl ValidationReport {
                 .as_deref()
                 .map(|n| format!(" {n:?}"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "extension{name}{location}");
+            let what = if ext.path.is_empty() && ext.extension_type.is_none() {
+                "settings"
+            } else {
+                "extension"
+            };
+            let _ = writeln!(out, "{what}{name}{location}");
             if let Some(t) = &ext.extension_type {
                 let version = ext
                     .type_handler_version
