@@ -234,7 +234,14 @@ pub async fn run(
             (engine.options().retry_delay(consecutive_failures), false)
         };
         tracing::debug!(?delay, full = next_full, "next cycle");
-        let waited = wait(delay, &cancel, &trigger, &mut reporter).await;
+        let waited = wait(
+            delay,
+            TRANSITIONING_REWRITE_INTERVAL,
+            &cancel,
+            &trigger,
+            &mut reporter,
+        )
+        .await;
         match waited {
             Wake::Cancelled => break,
             Wake::Triggered => full_cycle = true,
@@ -252,9 +259,10 @@ enum Wake {
 }
 
 /// Sleeps `delay`, rewriting a `transitioning` status at least every
-/// [`TRANSITIONING_REWRITE_INTERVAL`].
+/// `rewrite_every` ([`TRANSITIONING_REWRITE_INTERVAL`]).
 async fn wait(
     delay: Duration,
+    rewrite_every: Duration,
     cancel: &CancellationToken,
     trigger: &Notify,
     reporter: &mut Reporter,
@@ -266,7 +274,7 @@ async fn wait(
             .as_ref()
             .is_some_and(|r| r.state == State::Transitioning);
         let until = if transitioning {
-            deadline.min(tokio::time::Instant::now() + TRANSITIONING_REWRITE_INTERVAL)
+            deadline.min(tokio::time::Instant::now() + rewrite_every)
         } else {
             deadline
         };
@@ -283,5 +291,106 @@ async fn wait(
                 reporter.refresh();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter(file: &StatusFile) -> Reporter {
+        Reporter {
+            options: DaemonOptions {
+                status_file: Some(file.clone()),
+                notify_systemd: false,
+            },
+            warn_days: 30,
+            ready_sent: false,
+            last: None,
+            order: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transitioning_status_is_rewritten_while_waiting_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StatusFile::new(dir.path(), 0);
+        let mut reporter = reporter(&file);
+        let (cancel, trigger) = (CancellationToken::new(), Notify::new());
+
+        reporter.write(Report::new(
+            OPERATION,
+            State::Transitioning,
+            "initial sync in progress",
+        ));
+        std::fs::remove_file(file.path()).unwrap();
+        let wake = wait(
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+            &cancel,
+            &trigger,
+            &mut reporter,
+        )
+        .await;
+        assert!(matches!(wake, Wake::Elapsed));
+        assert!(file.path().exists(), "rewritten during the wait");
+
+        reporter.write(Report::new(OPERATION, State::Success, "polling"));
+        std::fs::remove_file(file.path()).unwrap();
+        wait(
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+            &cancel,
+            &trigger,
+            &mut reporter,
+        )
+        .await;
+        assert!(!file.path().exists(), "a settled status is not rewritten");
+    }
+
+    #[tokio::test]
+    async fn the_trigger_and_cancellation_end_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reporter = reporter(&StatusFile::new(dir.path(), 0));
+        let (cancel, trigger) = (CancellationToken::new(), Notify::new());
+        trigger.notify_one();
+        let wake = wait(
+            Duration::from_secs(3600),
+            Duration::from_secs(120),
+            &cancel,
+            &trigger,
+            &mut reporter,
+        )
+        .await;
+        assert!(matches!(wake, Wake::Triggered));
+        cancel.cancel();
+        let wake = wait(
+            Duration::from_secs(3600),
+            Duration::from_secs(120),
+            &cancel,
+            &trigger,
+            &mut reporter,
+        )
+        .await;
+        assert!(matches!(wake, Wake::Cancelled));
+    }
+
+    #[test]
+    fn phases_map_to_the_documented_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = reporter(&StatusFile::new(dir.path(), 0));
+        let results = BTreeMap::new();
+        let state = |phase| reporter.report(phase, 25, &results, 2).state;
+        assert_eq!(state(Phase::Initial { attempts: 0 }), State::Transitioning);
+        assert_eq!(state(Phase::Initial { attempts: 24 }), State::Transitioning);
+        assert_eq!(state(Phase::Initial { attempts: 25 }), State::Error);
+        assert_eq!(state(Phase::Initial { attempts: 30 }), State::Error);
+        assert_eq!(state(Phase::Polling), State::Success);
+        let error = reporter.report(Phase::Initial { attempts: 25 }, 25, &results, 2);
+        assert_eq!(error.code, crate::status::CODE_FAILED);
+        assert_eq!(
+            error.message,
+            "initial sync incomplete after 25 attempts: 0 of 2 certificates installed; still retrying"
+        );
     }
 }
