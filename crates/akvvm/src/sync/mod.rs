@@ -60,8 +60,6 @@ pub enum SyncError {
         #[source]
         source: akvvm_cert::CertError,
     },
-    #[error("{url}: Key Vault returned version {version:?}, which is not a valid version name")]
-    BadVersion { url: String, version: String },
     #[error("{url}: the secret is disabled in Key Vault; the installed version (if any) stays")]
     Disabled { url: String },
     #[error(transparent)]
@@ -84,7 +82,6 @@ impl SyncError {
         match self {
             SyncError::Vault(e) => e.code(),
             SyncError::Decode { source, .. } => source.code(),
-            SyncError::BadVersion { .. } => "sync.bad_version",
             SyncError::Disabled { .. } => "sync.disabled",
             SyncError::Store(e) => e.code(),
             SyncError::Task { .. } => "sync.task",
@@ -835,6 +832,36 @@ mod tests {
             sub.message
                 .ends_with("; reload hook failed: reload hook `nginx` failed")
         );
+    }
+
+    #[test]
+    fn sync_errors_have_stable_codes() {
+        let url = "https://v.vault.azure.net/secrets/c".to_string();
+        let decode =
+            akvvm_cert::certificate::decode_secret(Some("text/plain"), "not a certificate")
+                .unwrap_err();
+        let cases = [
+            (
+                SyncError::Decode {
+                    url: url.clone(),
+                    source: decode,
+                },
+                "not_a_certificate",
+            ),
+            (SyncError::Disabled { url: url.clone() }, "sync.disabled"),
+            (
+                SyncError::Task {
+                    url: url.clone(),
+                    detail: "panicked".into(),
+                },
+                "sync.task",
+            ),
+            (SyncError::Cancelled { url: url.clone() }, "sync.cancelled"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+            assert!(error.to_string().contains(&url), "{error}");
+        }
     }
 
     #[test]
