@@ -1,14 +1,19 @@
 //! Reading the validator's input: JSON with helpful errors for what people paste by mistake
 //! (documentation placeholders, XML, `"key": value` fragments), and comments (which ARM accepts).
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::settings::Diagnostic;
+use crate::settings::{Diagnostic, join_index, join_key};
 
 /// Parses `text` as JSON. Comments (`//`, `/* */`) are removed first, with a warning.
+/// Keys given twice in one object are reported as warnings (JSON parsers keep the last one).
 pub fn parse_json(text: &str) -> Result<(Value, Vec<Diagnostic>), Diagnostic> {
     let first_error = match serde_json::from_str::<Value>(text) {
-        Ok(v) => return Ok((v, Vec::new())),
+        Ok(v) => return Ok((v, duplicate_keys(text))),
         Err(e) => e,
     };
     let stripped = strip_comments(text);
@@ -21,9 +26,107 @@ pub fn parse_json(text: &str) -> Result<(Value, Vec<Diagnostic>), Diagnostic> {
                 "the file has comments; ARM templates accept them, but the extension's settings and handler files must be plain JSON",
             )
             .with_help("remove the comments if this file is used as settings");
-        return Ok((v, vec![warning]));
+        let mut warnings = vec![warning];
+        warnings.extend(duplicate_keys(&stripped));
+        return Ok((v, warnings));
     }
     Err(explain(text, &first_error))
+}
+
+/// Warnings for keys that appear twice in the same object of `text` (valid JSON).
+fn duplicate_keys(text: &str) -> Vec<Diagnostic> {
+    let found = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_str(text);
+    // The text already parsed as JSON, so walking it again cannot fail.
+    let _ = DeserializeSeed::deserialize(
+        KeyWalk {
+            path: String::new(),
+            found: &found,
+        },
+        &mut de,
+    );
+    found
+        .into_inner()
+        .into_iter()
+        .map(|(path, key)| {
+            Diagnostic::warning(
+                "duplicate-json-key",
+                join_key(&path, &key),
+                format!("{key:?} appears more than once in this object; only the last one counts"),
+            )
+            .with_help("keep one of them")
+        })
+        .collect()
+}
+
+/// Walks JSON without building it, recording `(object path, key)` for each repeated key.
+struct KeyWalk<'a> {
+    path: String,
+    found: &'a RefCell<Vec<(String, String)>>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyWalk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyWalk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = join_key(&self.path, &key);
+            if !seen.insert(key.clone()) {
+                self.found.borrow_mut().push((self.path.clone(), key));
+            }
+            map.next_value_seed(KeyWalk {
+                path: child,
+                found: self.found,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq
+            .next_element_seed(KeyWalk {
+                path: join_index(&self.path, i),
+                found: self.found,
+            })?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// A clear error for text that is not JSON.
@@ -136,6 +239,20 @@ fn strip_comments(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_warned_with_their_path() {
+        let (_, warnings) =
+            parse_json(r#"{"a": [{"x": 1, "y": 2, "x": 3}], "b": 1, "b": 2}"#).unwrap();
+        let found: Vec<(&str, &str)> = warnings.iter().map(|w| (w.code, w.path.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("duplicate-json-key", "a[0].x"),
+                ("duplicate-json-key", "b")
+            ]
+        );
+    }
 
     #[test]
     fn comments_are_stripped_with_a_warning() {
