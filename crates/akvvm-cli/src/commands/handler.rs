@@ -172,6 +172,17 @@ fn enable(
         "--handler-environment".to_string(),
         environment_path.display().to_string(),
     ];
+    // The service may write only where its unit says, and a sandboxed service cannot create
+    // those directories itself: make them now (stores 0700, owned by the agent's user).
+    for cert in &settings.observed {
+        Store::open(&cert.store_dir)?;
+    }
+    std::fs::create_dir_all(&settings.agent.state_directory).with_context(|| {
+        format!(
+            "failed to create the state directory {}",
+            settings.agent.state_directory.display()
+        )
+    })?;
     if let Some(services) = services {
         let mut writable_paths: Vec<PathBuf> = settings
             .observed
