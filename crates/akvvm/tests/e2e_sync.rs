@@ -425,3 +425,43 @@ async fn a_restart_writes_nothing_and_reruns_no_hook() {
         "no hook re-ran"
     );
 }
+
+#[tokio::test]
+async fn a_lost_state_file_is_rebuilt_from_the_store_without_rewriting_it() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "RSA", PFX);
+    let json = h.settings_json(
+        &["contoso"],
+        vec![json!({"url": Harness::url("contoso", "web"), "customSymbolicLinkName": "nginx"})],
+    );
+    let first = h.engine(&json);
+    assert!(cycle(&first).await.complete());
+    let state_path = state_file_path(first.settings());
+    let before = StateFile::load(&state_path).unwrap();
+    let thumbprint = before
+        .entry(&Harness::url("contoso", "web"))
+        .unwrap()
+        .thumbprint
+        .clone();
+    drop(first);
+
+    std::fs::remove_file(&state_path).unwrap();
+    let store_before = snapshot(&h.store());
+    let restarted = h.engine(&json);
+    let report = cycle(&restarted).await;
+    assert!(
+        matches!(&report.certificates[0].outcome, CertOutcome::Unchanged(i) if i.version == v1),
+        "{report:?}"
+    );
+    assert_eq!(
+        snapshot(&h.store()),
+        store_before,
+        "nothing installed again"
+    );
+    let rebuilt = StateFile::load(&state_path).unwrap();
+    let entry = rebuilt.entry(&Harness::url("contoso", "web")).unwrap();
+    assert_eq!(entry.installed_version.as_deref(), Some(v1.as_str()));
+    assert_eq!(entry.thumbprint, thumbprint);
+    assert_eq!(entry.custom_link, Some(h.store().join("nginx")));
+}

@@ -466,15 +466,37 @@ impl Engine {
         match self.installed_info(&url) {
             Some(info) if info.version == current.version => Some(info),
             _ => {
+                // The state file does not know this version (lost, corrupt, or written by
+                // someone else): read it back from the store, writing nothing there.
+                let read_back = store
+                    .installed(
+                        &cert.url.vault_name,
+                        &cert.url.name,
+                        cert.link_name.as_deref(),
+                    )
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the installed certificate back");
+                        None
+                    })
+                    .filter(|installed| installed.version == current.version);
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let entry = state.entry_mut(&url);
-                if entry.installed_version.as_deref() != Some(&current.version) {
-                    entry.installed_version = Some(current.version.clone());
-                    entry.thumbprint = None;
-                    entry.not_after = None;
-                }
+                entry.installed_version = Some(current.version.clone());
                 entry.file = Some(current.file.clone());
                 entry.link = Some(current.link.clone());
+                match &read_back {
+                    Some(installed) => {
+                        entry.thumbprint = Some(installed.thumbprint.clone());
+                        entry.not_after = Some(installed.not_after);
+                        entry.custom_link = installed.custom_link.clone();
+                        entry.live_link = installed.live_link.clone();
+                    }
+                    None => {
+                        entry.thumbprint = None;
+                        entry.not_after = None;
+                    }
+                }
+                tracing::info!(version = %current.version, "recorded the installed version found in the store");
                 Some(InstalledInfo {
                     version: current.version,
                     thumbprint: entry.thumbprint.clone(),
