@@ -12,7 +12,7 @@
 //! honours `requireInitialSync`, tells systemd when it is ready, and stops cleanly on its
 //! cancellation token (never in the middle of a write).
 //!
-//! To add a step to a certificate's check, extend [`Engine::check`]; to report something new,
+//! To add a step to a certificate's check, extend `Engine::check`; to report something new,
 //! add it to [`CertOutcome`] and to [`CertReport::substatus`].
 
 pub mod connect;
