@@ -215,5 +215,44 @@ async fn without_require_initial_sync_polling_reports_success_and_failed_hooks_a
         3,
         "not re-run without a new version"
     );
+    let status = read_status(&path).unwrap();
+    assert_eq!(
+        status["substatus"][0]["status"], "warning",
+        "still reported: {status}"
+    );
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_failing_certificate_does_not_stop_the_polling_of_the_others() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "RSA", PFX);
+    let json = h.settings_json(
+        &["contoso"],
+        vec![
+            json!(Harness::url("contoso", "web")),
+            json!(Harness::url("contoso", "never")),
+        ],
+    );
+    let running = start(&h, &json);
+    let link = h.store().join("contoso.web");
+    let on_version = |version: &str| {
+        std::fs::read_link(&link).is_ok_and(|t| t.to_string_lossy().ends_with(version))
+    };
+    assert!(eventually(Duration::from_secs(10), || on_version(&v1)).await);
+
+    // Polling goes on every second for the healthy certificate while the other keeps failing.
+    let v2 = h
+        .emulator
+        .rotate_certificate("contoso", "web")
+        .unwrap()
+        .version;
+    assert!(
+        eventually(Duration::from_secs(10), || on_version(&v2)).await,
+        "the rotation was picked up"
+    );
+    let status = read_status(running.status.path()).unwrap();
+    assert_eq!(status["substatus"][1]["status"], "error", "{status}");
     stop(running).await;
 }

@@ -172,8 +172,16 @@ pub async fn run(
     }
 
     let mut consecutive_failures = 0u32;
-    let mut full_cycle = true;
+    // Every certificate is checked once per polling interval, failing or not; in between, only
+    // the failing ones are retried (with the growing backoff).
+    let mut triggered = true;
+    let mut next_full_at = tokio::time::Instant::now();
     loop {
+        let full_cycle = triggered || tokio::time::Instant::now() >= next_full_at;
+        if full_cycle {
+            next_full_at =
+                tokio::time::Instant::now() + jittered_interval(settings.polling_interval);
+        }
         let failing: Vec<String> = results
             .iter()
             .filter(|(_, r)| !r.is_installed() || r.is_failed())
@@ -228,12 +236,16 @@ pub async fn run(
             Phase::Initial { .. } => {}
         }
 
-        let (delay, next_full) = if complete {
-            (jittered_interval(settings.polling_interval), true)
+        let until_full = next_full_at.saturating_duration_since(tokio::time::Instant::now());
+        let delay = if complete {
+            until_full
         } else {
-            (engine.options().retry_delay(consecutive_failures), false)
+            engine
+                .options()
+                .retry_delay(consecutive_failures)
+                .min(until_full)
         };
-        tracing::debug!(?delay, full = next_full, "next cycle");
+        tracing::debug!(?delay, "next cycle");
         let waited = wait(
             delay,
             TRANSITIONING_REWRITE_INTERVAL,
@@ -244,8 +256,8 @@ pub async fn run(
         .await;
         match waited {
             Wake::Cancelled => break,
-            Wake::Triggered => full_cycle = true,
-            Wake::Elapsed => full_cycle = next_full,
+            Wake::Triggered => triggered = true,
+            Wake::Elapsed => triggered = false,
         }
     }
     tracing::info!("stopped");

@@ -517,10 +517,12 @@ impl Engine {
             .await;
         let now = OffsetDateTime::now_utc();
         match result {
-            Ok((outcome, hook)) => {
-                if let CertOutcome::Unchanged(_) = outcome {
+            Ok((outcome, mut hook)) => {
+                if let CertOutcome::Unchanged(info) = &outcome {
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     state.entry_mut(&url).record_check(now);
+                    // A hook that failed for this version stays reported until the next one.
+                    hook = hook.or_else(|| self.failed_hook(&url, &info.version));
                 }
                 CertReport { url, outcome, hook }
             }
@@ -691,6 +693,15 @@ impl Engine {
                 Some(Err(err.to_string()))
             }
         }
+    }
+
+    /// The error of the hook that failed for `version` of `url`, if it did.
+    fn failed_hook(&self, url: &str, version: &str) -> Option<Result<(), String>> {
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks
+            .get(url)
+            .filter(|r| r.version == version && r.state == HookState::Failed)
+            .map(|r| Err(r.error.clone().unwrap_or_else(|| "failed".to_string())))
     }
 
     fn journal(&self, url: &str, record: HookRecord) {
