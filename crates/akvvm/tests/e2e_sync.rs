@@ -465,3 +465,29 @@ async fn a_lost_state_file_is_rebuilt_from_the_store_without_rewriting_it() {
     assert_eq!(entry.thumbprint, thumbprint);
     assert_eq!(entry.custom_link, Some(h.store().join("nginx")));
 }
+
+#[tokio::test]
+async fn the_certbot_layout_is_installed_when_asked_for() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "EC", PEM);
+    let json = h.settings_json(
+        &["contoso"],
+        vec![json!({"url": Harness::url("contoso", "web"), "akvvm": {"certbotLayout": true}})],
+    );
+    let engine = h.engine(&json);
+    assert!(cycle(&engine).await.complete());
+    let live = h.store().join("contoso.web.live");
+    assert_eq!(link_target(&live), format!("contoso.web.{v1}.d"));
+    for name in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
+        assert!(live.join(name).is_file(), "{name}");
+    }
+    let state = StateFile::load(&state_file_path(engine.settings())).unwrap();
+    assert_eq!(
+        state
+            .entry(&Harness::url("contoso", "web"))
+            .unwrap()
+            .live_link,
+        Some(live)
+    );
+}

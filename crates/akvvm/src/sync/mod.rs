@@ -595,6 +595,7 @@ impl Engine {
         let vault = cert.url.vault_name.clone();
         let name = cert.url.name.clone();
         let link_name = cert.link_name.clone();
+        let certbot_layout = cert.certbot_layout(&self.settings.agent);
         let keep = self.settings.agent.keep_versions;
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
@@ -606,7 +607,7 @@ impl Engine {
                 link_name: link_name.as_deref(),
                 acls: &acls,
                 keep,
-                certbot_layout: false,
+                certbot_layout,
             })
         })
         .await
@@ -646,10 +647,7 @@ impl Engine {
 
     /// The reload hook of `cert` (its own, else the agent-wide one).
     fn hook_of<'a>(&'a self, cert: &'a ObservedCertificate) -> Option<&'a ReloadHook> {
-        cert.options
-            .reload
-            .as_ref()
-            .or(self.settings.agent.reload.as_ref())
+        cert.reload_hook(&self.settings.agent)
     }
 
     async fn run_hook(
