@@ -4,7 +4,7 @@
 //! template's own defaults, validates every Key Vault extension's settings, and reports.
 //!
 //! The library does all the work and renders the report ([`ValidationReport::render_text`], or
-//! serde JSON); the CLI only prints it. To recognise a new kind of input, extend [`detect`].
+//! serde JSON); the CLI only prints it. To recognise a new kind of input, extend `detect` (in this module).
 
 mod arm;
 mod input;
