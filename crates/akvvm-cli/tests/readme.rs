@@ -32,7 +32,9 @@ fn the_settings_example_in_the_readme_is_valid() {
             .arg(&file)
             .assert()
             .code(0)
-            .stdout(predicates::str::contains("result: valid (0 errors, 0 warnings)"));
+            .stdout(predicates::str::contains(
+                "result: valid (0 errors, 0 warnings)",
+            ));
     }
 }
 
@@ -47,7 +49,10 @@ fn every_akvvm_subcommand_the_readme_names_exists() {
         .collect();
     named.sort_unstable();
     named.dedup();
-    assert!(named.contains(&"run") && named.contains(&"validate"), "{named:?}");
+    assert!(
+        named.contains(&"run") && named.contains(&"validate"),
+        "{named:?}"
+    );
     for subcommand in named {
         Command::cargo_bin("akvvm")
             .unwrap()
