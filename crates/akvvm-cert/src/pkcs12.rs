@@ -1014,12 +1014,18 @@ mod tests {
         for (der, password, deep) in cases {
             let expected = decode(&der, password).expect("DER original");
             let ber = to_ber(&der, deep);
-            assert_ne!(ber, der);
+            assert!(
+                ber != der,
+                "the BER form came out identical to the DER original"
+            );
             assert!(Pfx::from_der(&ber).is_err(), "the BER form is not DER");
             let opened = decode(&ber, password).expect("BER form");
             assert_eq!(opened.certs, expected.certs);
             assert_eq!(opened.keys.len(), expected.keys.len());
-            assert_eq!(opened.keys[0].as_slice(), expected.keys[0].as_slice());
+            assert!(
+                opened.keys[0].as_slice() == expected.keys[0].as_slice(),
+                "the key opened from the BER form differs (not shown)"
+            );
         }
     }
 

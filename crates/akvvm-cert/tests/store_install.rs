@@ -12,7 +12,7 @@ use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, decode_pem,
 use akvvm_cert::store::{
     Acl, DEFAULT_KEEP, InstallRequest, PosixAcl, StateFile, Store, TEMP_PREFIX,
 };
-use store_support::{generate, pem_labels};
+use store_support::{assert_same_secret, generate, pem_labels};
 use time::OffsetDateTime;
 
 fn request<'a>(
@@ -67,7 +67,7 @@ fn installs_leaf_intermediate_root_then_key_behind_a_stable_link() {
     assert_eq!(mode(&file), 0o600);
 
     let text = std::fs::read_to_string(&installed.link).unwrap();
-    assert_eq!(text, *generated.bundle.to_pem());
+    assert_same_secret(&text, &*generated.bundle.to_pem(), "the stable link's file");
     assert_eq!(
         pem_labels(&text),
         ["CERTIFICATE", "CERTIFICATE", "CERTIFICATE", "PRIVATE KEY"]
@@ -112,7 +112,7 @@ fn a_renewal_moves_both_links_and_keeps_the_previous_version() {
     assert_eq!(installed.custom_link, Some(store.path().join("nginx.pem")));
     for link in ["myvault.web-cert", "nginx.pem"] {
         let text = std::fs::read_to_string(store.path().join(link)).unwrap();
-        assert_eq!(text, *new.bundle.to_pem(), "{link}");
+        assert_same_secret(&text, &*new.bundle.to_pem(), link);
     }
     assert_eq!(
         entries(store.path()),
@@ -124,7 +124,11 @@ fn a_renewal_moves_both_links_and_keeps_the_previous_version() {
         ]
     );
     let previous = std::fs::read_to_string(store.path().join("myvault.web-cert.v1")).unwrap();
-    assert_eq!(previous, *old.bundle.to_pem());
+    assert_same_secret(
+        &previous,
+        &*old.bundle.to_pem(),
+        "the previous version's file",
+    );
 }
 
 #[test]
@@ -162,10 +166,10 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         // The agent decodes first; only a bundle reaches the store, so nothing is written.
         let error = decode_secret(*content_type, value).unwrap_err();
         assert_eq!(error.code(), *what);
-        assert_eq!(
+        assert_same_secret(
             std::fs::read(store.path().join("myvault.web-cert")).unwrap(),
-            before,
-            "{what}"
+            &before,
+            what,
         );
     }
     assert_eq!(
@@ -204,7 +208,7 @@ fn an_install_failing_half_way_leaves_the_old_version_linked_and_readable() {
     );
 
     let text = std::fs::read_to_string(store.path().join("myvault.web-cert")).unwrap();
-    assert_eq!(text, *old.bundle.to_pem());
+    assert_same_secret(&text, &*old.bundle.to_pem(), "the old version's file");
     assert_eq!(
         store
             .current("myvault", "web-cert")
@@ -238,7 +242,7 @@ fn writes_certbot_files_that_nginx_would_load() {
     assert_eq!(read("cert.pem"), bundle.leaf_pem());
     assert_eq!(read("chain.pem"), bundle.chain_pem());
     assert_eq!(read("fullchain.pem"), bundle.fullchain_pem());
-    assert_eq!(read("privkey.pem"), *bundle.key_pem());
+    assert_same_secret(read("privkey.pem"), &*bundle.key_pem(), "privkey.pem");
     assert_eq!(
         pem_labels(&read("chain.pem")),
         ["CERTIFICATE", "CERTIFICATE"]

@@ -70,3 +70,21 @@ pub fn pem_labels(text: &str) -> Vec<String> {
         .map(|rest| rest.trim_end_matches('-').to_owned())
         .collect()
 }
+
+/// Fails when two texts or byte strings holding key material differ, showing only their lengths
+/// and SHA-256 digests: a private key never reaches the test output.
+#[track_caller]
+pub fn assert_same_secret(actual: impl AsRef<[u8]>, expected: impl AsRef<[u8]>, what: &str) {
+    use sha2::{Digest, Sha256};
+    let (actual, expected) = (actual.as_ref(), expected.as_ref());
+    let digest = |bytes: &[u8]| hex::encode(&Sha256::digest(bytes)[..8]);
+    assert!(
+        actual == expected,
+        "{what} differs (key material, not shown): {} bytes, sha256 {}.., where {} bytes, \
+         sha256 {}.. were expected",
+        actual.len(),
+        digest(actual),
+        expected.len(),
+        digest(expected)
+    );
+}
