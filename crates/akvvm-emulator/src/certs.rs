@@ -34,8 +34,8 @@ use crate::token::now_unix;
 /// Default validity of a self-signed certificate, in months (Key Vault's default).
 pub const DEFAULT_VALIDITY_MONTHS: i64 = 12;
 
-/// How a certificate is imported (admin API and seed file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// How a certificate is imported (admin API and seed file). `Debug` shows no PFX, password or PEM.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertificateImport {
     /// A base64 PFX.
@@ -52,6 +52,19 @@ pub struct CertificateImport {
     pub content_type: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for CertificateImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|v| crate::state::Redacted(v.len()));
+        f.debug_struct("CertificateImport")
+            .field("pfx", &redacted(&self.pfx))
+            .field("password", &redacted(&self.password))
+            .field("pem", &redacted(&self.pem))
+            .field("content_type", &self.content_type)
+            .field("tags", &self.tags)
+            .finish()
+    }
 }
 
 /// A summary of a new certificate version.

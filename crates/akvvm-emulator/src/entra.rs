@@ -374,8 +374,8 @@ pub struct AppSpec {
     pub subject_name: Option<String>,
 }
 
-/// What a new app registration needs to sign in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a new app registration needs to sign in. `Debug` never shows the private key.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppCredentials {
     pub client_id: String,
@@ -389,6 +389,24 @@ pub struct AppCredentials {
     /// PKCS#8 PEM of the generated key; absent when the certificate was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_pem: Option<String>,
+}
+
+impl std::fmt::Debug for AppCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredentials")
+            .field("client_id", &self.client_id)
+            .field("object_id", &self.object_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("thumbprint", &self.thumbprint)
+            .field(
+                "private_key_pem",
+                &self
+                    .private_key_pem
+                    .as_ref()
+                    .map(|k| crate::state::Redacted(k.len())),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads a registered certificate's thumbprints and public key.

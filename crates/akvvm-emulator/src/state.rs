@@ -185,7 +185,17 @@ pub struct RoleAssignment {
     pub permissions: BTreeSet<Permission>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Stands in for a secret value or key in `Debug` output: its length only.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
+    }
+}
+
+/// One version of a secret; `Debug` never shows the value.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SecretVersion {
     pub version: String,
     pub value: String,
@@ -198,6 +208,20 @@ pub struct SecretVersion {
     pub tags: BTreeMap<String, String>,
     /// Set for the secret backing a certificate.
     pub managed: bool,
+}
+
+impl std::fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("version", &self.version)
+            .field("value", &Redacted(self.value.len()))
+            .field("content_type", &self.content_type)
+            .field("enabled", &self.enabled)
+            .field("nbf", &self.nbf)
+            .field("exp", &self.exp)
+            .field("managed", &self.managed)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,8 +238,9 @@ pub struct DeletedSecret {
     pub scheduled_purge_date: i64,
 }
 
-/// One version of a certificate: the DER certificate and its PKCS#8 key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One version of a certificate: the DER certificate and its PKCS#8 key (`Debug` never shows
+/// the key).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CertificateVersion {
     pub version: String,
     pub cer: Vec<u8>,
@@ -228,6 +253,20 @@ pub struct CertificateVersion {
     pub created: i64,
     pub updated: i64,
     pub tags: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for CertificateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateVersion")
+            .field("version", &self.version)
+            .field("cer", &format_args!("<{} bytes>", self.cer.len()))
+            .field("chain", &self.chain.len())
+            .field("key_pkcs8", &Redacted(self.key_pkcs8.len()))
+            .field("enabled", &self.enabled)
+            .field("nbf", &self.nbf)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -392,8 +431,8 @@ pub fn valid_vault_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Options of a new secret version.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Options of a new secret version; `Debug` never shows the value.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
     pub value: String,
@@ -407,6 +446,19 @@ pub struct SecretSpec {
     pub exp: Option<i64>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSpec")
+            .field("value", &Redacted(self.value.len()))
+            .field("content_type", &self.content_type)
+            .field("enabled", &self.enabled)
+            .field("nbf", &self.nbf)
+            .field("exp", &self.exp)
+            .field("tags", &self.tags)
+            .finish()
+    }
 }
 
 impl State {
@@ -854,6 +906,27 @@ mod tests {
 
     fn state() -> State {
         State::new(Model::default(), TokenIssuer::generate().unwrap(), None)
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret_value_or_key() {
+        let spec = SecretSpec {
+            value: "hunter2-secret".into(),
+            ..Default::default()
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("<14 bytes redacted>"), "{shown}");
+        assert!(!shown.contains("hunter2"), "the value leaked into Debug");
+        let s = state();
+        s.create_vault("myvault", None, AuthorizationModel::default())
+            .unwrap();
+        let version = s.set_secret("myvault", "db", spec).unwrap();
+        assert!(
+            !format!("{version:?}").contains("hunter2"),
+            "the value leaked into Debug"
+        );
+        let shown = s.read(|m| format!("{m:?}"));
+        assert!(!shown.contains("hunter2"), "the value leaked into Debug");
     }
 
     #[test]

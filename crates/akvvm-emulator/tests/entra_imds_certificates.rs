@@ -190,6 +190,17 @@ fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> Secr
     SecretClient::new(&emulator.vault_url(VAULT), credential, Some(options)).unwrap()
 }
 
+/// Compares a secret's value; a failure shows lengths, never the value.
+#[track_caller]
+fn assert_value(actual: Option<&str>, expected: &str) {
+    assert!(
+        actual == Some(expected),
+        "the secret value differs (not shown): {:?} bytes where {} were expected",
+        actual.map(str::len),
+        expected.len()
+    );
+}
+
 #[tokio::test]
 async fn entra_checks_client_assertions_against_the_registered_certificate() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
@@ -316,7 +327,7 @@ async fn entra_checks_client_assertions_against_the_registered_certificate() {
         .unwrap()
         .into_model()
         .unwrap();
-    assert_eq!(secret.value.as_deref(), Some("for-the-app"));
+    assert_value(secret.value.as_deref(), "for-the-app");
 }
 
 #[tokio::test]
@@ -536,7 +547,7 @@ async fn certificates_are_managed_secrets_encoded_as_key_vault_does() {
         .unwrap()
         .into_model()
         .unwrap();
-    assert_eq!(old.value.as_deref(), Some(value.as_str()));
+    assert_value(old.value.as_deref(), value.as_str());
 
     // Deleting a certificate deletes its secret.
     emulator.delete_certificate(VAULT, "mail").unwrap();
@@ -626,7 +637,8 @@ async fn seed_and_persisted_state_survive_a_restart() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.json::<Value>().await.unwrap()["value"], want);
+        let got = response.json::<Value>().await.unwrap();
+        assert_value(got["value"].as_str(), want);
     }
     // The seed applied again creates no second version.
     let versions = second
@@ -725,10 +737,8 @@ async fn admin_api_over_https_and_access_policy_vaults() {
         .await
         .unwrap();
     assert_eq!(granted.status(), 200);
-    assert_eq!(
-        get().await.unwrap().json::<Value>().await.unwrap()["value"],
-        "v"
-    );
+    let granted_read = get().await.unwrap().json::<Value>().await.unwrap();
+    assert_value(granted_read["value"].as_str(), "v");
 
     // Latency and counters over HTTP.
     let faults = http
