@@ -143,8 +143,14 @@ async fn token_is_parsed_cached_and_requested_as_documented() {
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(first.token.secret(), "tok-system");
-    assert_eq!(second.token.secret(), "tok-system");
+    assert!(
+        first.token.secret() == "tok-system",
+        "not the expected token (not shown)"
+    );
+    assert!(
+        second.token.secret() == "tok-system",
+        "not the expected token (not shown)"
+    );
     let lifetime = first.expires_on - before;
     assert!(
         lifetime > time::Duration::seconds(3590) && lifetime <= time::Duration::seconds(3600),
@@ -202,7 +208,10 @@ async fn user_assigned_client_id_is_passed() {
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(token.token.secret(), "tok-user");
+    assert!(
+        token.token.secret() == "tok-user",
+        "not the expected token (not shown)"
+    );
     let seen = script.seen.lock().unwrap();
     assert_eq!(
         seen[0].0.get("client_id").map(String::as_str),
@@ -229,18 +238,27 @@ async fn expiring_token_is_refreshed() {
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(first.token.secret(), "short");
+    assert!(
+        first.token.secret() == "short",
+        "not the expected token (not shown)"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let second = credential
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(second.token.secret(), "renewed");
+    assert!(
+        second.token.secret() == "renewed",
+        "not the expected token (not shown)"
+    );
     let third = credential
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(third.token.secret(), "renewed");
+    assert!(
+        third.token.secret() == "renewed",
+        "not the expected token (not shown)"
+    );
     assert_eq!(script.calls.get(), 2);
 }
 
@@ -260,7 +278,10 @@ async fn boot_time_503_and_404_are_retried_until_success() {
         .get_token(&[KEY_VAULT_SCOPE], None)
         .await
         .unwrap();
-    assert_eq!(token.token.secret(), "after-boot");
+    assert!(
+        token.token.secret() == "after-boot",
+        "not the expected token (not shown)"
+    );
     assert_eq!(script.calls.get(), 4);
 }
 
@@ -280,7 +301,10 @@ async fn retry_after_on_429_is_honoured() {
         .await
         .unwrap();
     let waited = started.elapsed();
-    assert_eq!(token.token.secret(), "patient");
+    assert!(
+        token.token.secret() == "patient",
+        "not the expected token (not shown)"
+    );
     assert_eq!(script.calls.get(), 2);
     // The policy's own backoff is at most 20 ms: a wait of a second is Retry-After's.
     assert!(

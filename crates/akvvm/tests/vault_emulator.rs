@@ -90,7 +90,10 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
     ));
     let client = VaultClient::new(&vault_url, &reader, &opts).unwrap();
     let first = client.get_latest("web").await.unwrap();
-    assert_eq!(first.value.as_str(), "first");
+    assert!(
+        first.value.as_str() == "first",
+        "not the expected secret value (not shown)"
+    );
     assert_eq!(first.name, "web");
     assert_eq!(
         first.content_type.as_deref(),
@@ -103,10 +106,16 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
         .set_secret("kvtest", "web", secret("second"))
         .unwrap();
     let second = client.get_latest("web").await.unwrap();
-    assert_eq!(second.value.as_str(), "second");
+    assert!(
+        second.value.as_str() == "second",
+        "not the expected secret value (not shown)"
+    );
     assert_ne!(second.version, first.version);
     let pinned = client.get_version("web", &first.version).await.unwrap();
-    assert_eq!(pinned.value.as_str(), "first");
+    assert!(
+        pinned.value.as_str() == "first",
+        "not the expected secret value (not shown)"
+    );
 
     // Disabled and deleted secrets.
     emulator
@@ -192,7 +201,10 @@ async fn bootstrap_certificate_identity_reads_through_the_local_entra() {
     )
     .unwrap();
     let bundle = client.get_latest("cert").await.unwrap();
-    assert_eq!(bundle.value.as_str(), "payload");
+    assert!(
+        bundle.value.as_str() == "payload",
+        "not the expected secret value (not shown)"
+    );
     assert_eq!(client.tenant(), Some(app.tenant_id.clone()));
 }
 
@@ -237,7 +249,10 @@ async fn settings_build_the_identity_and_the_vault_client() {
     let observed = &settings.observed[0].url;
     let client = VaultClient::new(&observed.vault_url, &identity, &options(http)).unwrap();
     let bundle = client.get_latest(&observed.name).await.unwrap();
-    assert_eq!(bundle.value.as_str(), "from-settings");
+    assert!(
+        bundle.value.as_str() == "from-settings",
+        "not the expected secret value (not shown)"
+    );
 }
 
 #[tokio::test]
@@ -301,6 +316,9 @@ async fn paas_settings_find_the_bootstrap_certificate_in_the_store() {
     let observed = &settings.observed[0].url;
     let client = VaultClient::new(&observed.vault_url, &identity, &options(http)).unwrap();
     let bundle = client.get_latest(&observed.name).await.unwrap();
-    assert_eq!(bundle.value.as_str(), "paas-payload");
+    assert!(
+        bundle.value.as_str() == "paas-payload",
+        "not the expected secret value (not shown)"
+    );
     assert_eq!(client.tenant(), Some(app.tenant_id.clone()));
 }

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::output;
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct InspectArgs {
     /// A PFX (binary or base64, as a Key Vault secret value), a PEM bundle, or a store entry.
     path: PathBuf,
@@ -23,6 +23,19 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+impl std::fmt::Debug for InspectArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InspectArgs")
+            .field("path", &self.path)
+            .field(
+                "password",
+                &format_args!("<{} bytes redacted>", self.password.len()),
+            )
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 /// One certificate of the chain, leaf first.

@@ -133,7 +133,10 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            assert_eq!(t.token.secret(), "a");
+            assert!(
+                t.token.secret() == "a",
+                "not the expected token (not shown)"
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
@@ -170,7 +173,10 @@ mod tests {
             }));
         }
         for task in tasks {
-            assert_eq!(task.await.unwrap().token.secret(), "shared");
+            assert!(
+                task.await.unwrap().token.secret() == "shared",
+                "not the expected token (not shown)"
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -192,7 +198,10 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(t.token.secret(), "old");
+        assert!(
+            t.token.secret() == "old",
+            "not the expected token (not shown)"
+        );
         let err = cache
             .get_or_refresh("other", || async {
                 Err(IdentityError::UnsupportedScope("down".into()))
