@@ -845,18 +845,38 @@ mod tests {
         }
     }
 
+    /// Writes the executable shell script `path` from a child `sh`, so that this process never
+    /// holds a write descriptor on it. With tests running in parallel, another thread's fork
+    /// inherits every descriptor open at that moment (until its exec closes them); had this
+    /// process written the script itself, that copy of the write descriptor would make running
+    /// the script fail with ETXTBSY ("Text file busy").
+    fn write_script(path: &Path, body: &str) {
+        let status = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "printf '%s' \"$2\" > \"$1\" && chmod 755 \"$1\"",
+                "sh",
+            ])
+            .arg(path)
+            .arg(body)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "writing {} failed: {status}",
+            path.display()
+        );
+    }
+
     /// A `systemctl` stand-in that records its arguments, so the calls can be checked without
     /// touching the machine's systemd.
     fn recording_systemctl(dir: &Path) -> (ServiceManager, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
         let log = dir.join("systemctl.log");
         let script = dir.join("systemctl");
-        std::fs::write(
+        write_script(
             &script,
-            format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            &format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+        );
         let manager = ServiceManager {
             unit_dir: dir.join("units"),
             systemd_marker: dir.to_path_buf(),
@@ -897,15 +917,12 @@ mod tests {
 
     #[test]
     fn a_failing_systemctl_is_reported_with_its_output() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("systemctl");
-        std::fs::write(
+        write_script(
             &script,
             "#!/bin/sh\necho 'Unit akvvm.service not found.' >&2\nexit 5\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let manager = ServiceManager {
             unit_dir: dir.path().join("units"),
             systemd_marker: dir.path().join("absent"),
