@@ -18,7 +18,7 @@ use url::Url;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::imds::{OAuthError, parse_imds_token};
+use super::imds::{parse_imds_token, read_token_answer};
 use super::{
     AssertionAlgorithm, IdentityError, TenantSlot, TokenCache, build_client_assertion, single_scope,
 };
@@ -507,28 +507,17 @@ impl BootstrapCertificateCredential {
             self.client.post(token_url.clone()).form(&form)
         })
         .await?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|err| {
-            IdentityError::Transport(http::HttpError::Send {
-                url: token_url.to_string(),
-                attempts: 1,
-                source: err.without_url(),
-            })
-        })?;
-        if !status.is_success() {
-            let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
-            let (error, description) = parsed
-                .map(|e| (e.error, e.error_description))
-                .unwrap_or_default();
-            return Err(IdentityError::Entra {
+        let body = read_token_answer(response, &token_url, |status, error, description| {
+            IdentityError::Entra {
                 endpoint: token_url.to_string(),
                 client_id: self.client_id.clone(),
-                status: status.as_u16(),
+                status,
                 error,
                 description,
-            });
-        }
-        parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
+            }
+        })
+        .await?;
+        parse_imds_token(body.as_ref(), OffsetDateTime::now_utc()).map_err(|reason| {
             IdentityError::InvalidTokenResponse {
                 endpoint: token_url.to_string(),
                 reason,

@@ -130,28 +130,17 @@ impl ManagedIdentityCredential {
                 .header("Metadata", "true")
         })
         .await?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|err| {
-            IdentityError::Transport(http::HttpError::Send {
-                url: self.token_url.to_string(),
-                attempts: 1,
-                source: err.without_url(),
-            })
-        })?;
-        if !status.is_success() {
-            let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
-            let (error, description) = parsed
-                .map(|e| (e.error, e.error_description))
-                .unwrap_or_default();
-            return Err(IdentityError::Imds {
+        let body = read_token_answer(response, &self.token_url, |status, error, description| {
+            IdentityError::Imds {
                 endpoint: self.token_url.to_string(),
                 identity: self.describe(),
-                status: status.as_u16(),
+                status,
                 error,
                 description,
-            });
-        }
-        parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
+            }
+        })
+        .await?;
+        parse_imds_token(body.as_ref(), OffsetDateTime::now_utc()).map_err(|reason| {
             IdentityError::InvalidTokenResponse {
                 endpoint: self.token_url.to_string(),
                 reason,
@@ -177,9 +166,35 @@ impl TokenCredential for ManagedIdentityCredential {
 
 /// An OAuth error document: `{"error":"invalid_request","error_description":"..."}`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct OAuthError {
-    pub(crate) error: Option<String>,
-    pub(crate) error_description: Option<String>,
+struct OAuthError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Reads the answer of the token endpoint `url`: the body of a success; for any other status,
+/// the error `refused` makes from the status and the OAuth `error` and `error_description` the
+/// answer carried (either may be missing). IMDS and Entra ID answer alike.
+pub(crate) async fn read_token_answer(
+    response: reqwest::Response,
+    url: &Url,
+    refused: impl FnOnce(u16, Option<String>, Option<String>) -> IdentityError,
+) -> Result<impl AsRef<[u8]>, IdentityError> {
+    let status = response.status();
+    let body = response.bytes().await.map_err(|err| {
+        IdentityError::Transport(http::HttpError::Send {
+            url: url.to_string(),
+            attempts: 1,
+            source: err.without_url(),
+        })
+    })?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
+    let (error, description) = parsed
+        .map(|e| (e.error, e.error_description))
+        .unwrap_or_default();
+    Err(refused(status.as_u16(), error, description))
 }
 
 /// IMDS sends its numbers as strings ("3599"); accept numbers too.

@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 
 use crate::http::{HostOverride, HttpError, HttpOptions, RetryPolicy};
 use crate::identity::{
-    BootstrapCertificateCredential, BootstrapOptions, CertificateSource, Identity, IdentityError,
-    ManagedIdentityCredential, ManagedIdentityOptions, find_bootstrap_certificate,
+    BootstrapCertificateCredential, BootstrapOptions, Identity, IdentityError,
+    ManagedIdentityCredential, ManagedIdentityOptions, bootstrap_sources,
+    find_bootstrap_certificate,
 };
 use crate::settings::{Authentication, Settings};
 use crate::vault::{VaultClient, VaultError, VaultOptions};
@@ -88,23 +89,11 @@ pub fn identity(settings: &Settings, http: &HttpOptions) -> Result<Identity, Con
             client_id,
             subject_name,
         } => {
-            let mut sources = vec![CertificateSource::Store(settings.store.clone())];
-            for cert in &settings.observed {
-                let source = CertificateSource::Store(cert.store_dir.clone());
-                if !sources.contains(&source) {
-                    sources.push(source);
-                }
-            }
-            sources.extend(
-                settings
-                    .agent
-                    .bootstrap_certificate_directories
-                    .iter()
-                    .cloned()
-                    .map(CertificateSource::Pairs),
-            );
-            let certificate =
-                find_bootstrap_certificate(subject_name, &sources, OffsetDateTime::now_utc())?;
+            let certificate = find_bootstrap_certificate(
+                subject_name,
+                &bootstrap_sources(settings),
+                OffsetDateTime::now_utc(),
+            )?;
             let options = BootstrapOptions {
                 retry: capped(RetryPolicy::entra(), cap),
                 ..BootstrapOptions::default()
