@@ -330,6 +330,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// This policy with no pause longer than `cap` (the agent passes its polling interval, so
+    /// that a short interval, as with the local vault, also retries quickly).
+    pub fn capped(mut self, cap: Duration) -> Self {
+        self.max_delay = self.max_delay.min(cap);
+        self.initial_delay = self.initial_delay.min(cap / 4);
+        self
+    }
+
     /// IMDS: 404 and 410 (the identity is not ready yet at boot), 429 and 5xx; up to 8 attempts
     /// within two minutes, 1 s doubling to 30 s.
     pub fn imds() -> Self {
@@ -551,6 +559,15 @@ pub fn redact_url(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capped_retry_pauses_never_exceed_the_cap() {
+        let policy = RetryPolicy::key_vault().capped(Duration::from_secs(1));
+        assert_eq!(policy.max_delay, Duration::from_secs(1));
+        assert_eq!(policy.initial_delay, Duration::from_millis(250));
+        let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
+        assert_eq!(long, RetryPolicy::key_vault());
+    }
     use reqwest::header::HeaderValue;
 
     #[test]

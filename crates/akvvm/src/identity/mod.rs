@@ -29,6 +29,8 @@ use std::sync::{Arc, RwLock};
 
 use azure_core::credentials::TokenCredential;
 
+use crate::http::RetryPolicy;
+
 pub use assertion::{
     ASSERTION_LIFETIME, AssertionAlgorithm, ClientAssertion, build_client_assertion,
 };
@@ -253,6 +255,9 @@ impl Identity {
     /// The identity the settings' `authenticationSettings` describe, with its HTTP client
     /// built from `http` (see [`crate::http::HttpOptions::from_settings`]).
     ///
+    /// Retry pauses follow [`RetryPolicy::imds`] and [`RetryPolicy::entra`], none longer than
+    /// the polling interval.
+    ///
     /// For the bootstrap certificate, the certificate is looked for now, in the global store,
     /// each observed certificate's store and `akvvm.bootstrapCertificateDirectories`
     /// (`<THUMBPRINT>.crt` + `.prv`); when the platform later installs a newer one, build the
@@ -270,7 +275,9 @@ impl Identity {
                 endpoint,
                 client_id.as_deref(),
                 http,
-                ManagedIdentityOptions::default(),
+                ManagedIdentityOptions {
+                    retry: RetryPolicy::imds().capped(settings.polling_interval),
+                },
             )?))),
             Authentication::BootstrapCertificate {
                 client_id,
@@ -287,7 +294,10 @@ impl Identity {
                         client_id,
                         certificate,
                         http,
-                        BootstrapOptions::default(),
+                        BootstrapOptions {
+                            retry: RetryPolicy::entra().capped(settings.polling_interval),
+                            ..BootstrapOptions::default()
+                        },
                     )?,
                 )))
             }
