@@ -641,14 +641,31 @@ pub fn decode_pfx(der: &[u8], password: &str) -> Result<CertificateBundle, CertE
     CertificateBundle::from_parts(key, &contents.certs)
 }
 
-/// Decodes a PEM bundle: one private key (`PRIVATE KEY`, or the traditional `RSA PRIVATE KEY`
-/// and `EC PRIVATE KEY`) and certificates, in any order.
-pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
-    let mut keys: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-    let mut certs = Vec::new();
+/// One block of PEM text: its label and content. The content may be a key: it is wiped on drop
+/// and `Debug` shows only its length.
+pub struct PemBlock {
+    /// The label of the BEGIN line: `CERTIFICATE`, `PRIVATE KEY`, ...
+    pub label: String,
+    /// The decoded base64 content.
+    pub der: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for PemBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PemBlock")
+            .field("label", &self.label)
+            .field("der", &format_args!("<{} bytes>", self.der.len()))
+            .finish()
+    }
+}
+
+/// Splits PEM text into its blocks, in order; text between blocks is ignored. A block with
+/// headers (an encrypted PEM) is refused: akvvm only reads unencrypted keys.
+pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertError> {
+    let mut blocks = Vec::new();
     let mut rest = text;
-    let mut index = 0;
     while let Some(start) = rest.find("-----BEGIN ") {
+        let index = blocks.len();
         let after = &rest[start + "-----BEGIN ".len()..];
         let label_end = after.find("-----").ok_or_else(|| CertError::PemInvalid {
             index,
@@ -667,11 +684,6 @@ pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
             })?;
         let body = &body_and_rest[..end];
         rest = &body_and_rest[end + end_marker.len()..];
-        let invalid = |reason: String| CertError::PemInvalid {
-            index,
-            label: label.clone(),
-            reason,
-        };
         if body.contains(':') {
             return Err(CertError::unsupported(format!(
                 "an encrypted PEM block ({label} with headers); store the key unencrypted in PKCS#8"
@@ -679,22 +691,44 @@ pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
         }
         let compact: Zeroizing<String> =
             Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
-        let der = Zeroizing::new(
-            BASE64
-                .decode(compact.as_bytes())
-                .map_err(|e| invalid(format!("bad base64: {e}")))?,
-        );
+        let der = BASE64
+            .decode(compact.as_bytes())
+            .map_err(|e| CertError::PemInvalid {
+                index,
+                label: label.clone(),
+                reason: format!("bad base64: {e}"),
+            })?;
+        blocks.push(PemBlock {
+            label,
+            der: Zeroizing::new(der),
+        });
+    }
+    Ok(blocks)
+}
+
+/// Decodes a PEM bundle: one private key (`PRIVATE KEY`, or the traditional `RSA PRIVATE KEY`
+/// and `EC PRIVATE KEY`) and certificates, in any order.
+pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
+    let mut keys: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut certs = Vec::new();
+    let blocks = pem_blocks(text)?;
+    for (index, PemBlock { label, der }) in blocks.iter().enumerate() {
+        let invalid = |reason: String| CertError::PemInvalid {
+            index,
+            label: label.clone(),
+            reason,
+        };
         match label.as_str() {
             "CERTIFICATE" | "X509 CERTIFICATE" => certs.push(der.to_vec()),
-            "PRIVATE KEY" => keys.push(der),
+            "PRIVATE KEY" => keys.push(der.clone()),
             "RSA PRIVATE KEY" => {
                 use rsa::pkcs1::DecodeRsaPrivateKey;
                 let key =
-                    rsa::RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| invalid(e.to_string()))?;
+                    rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| invalid(e.to_string()))?;
                 let pkcs8 = key.to_pkcs8_der().map_err(|e| invalid(e.to_string()))?;
                 keys.push(Zeroizing::new(pkcs8.as_bytes().to_vec()));
             }
-            "EC PRIVATE KEY" => keys.push(Zeroizing::new(sec1_to_pkcs8(&der).map_err(invalid)?)),
+            "EC PRIVATE KEY" => keys.push(Zeroizing::new(sec1_to_pkcs8(der).map_err(invalid)?)),
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(CertError::unsupported(
                     "an ENCRYPTED PRIVATE KEY in a PEM secret (Key Vault PEM secrets hold the key \
@@ -703,9 +737,8 @@ pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
             }
             other => tracing::debug!(label = other, "skipping a PEM block"),
         }
-        index += 1;
     }
-    if index == 0 {
+    if blocks.is_empty() {
         return Err(CertError::NotACertificate {
             reason: "the text holds no PEM block".into(),
         });

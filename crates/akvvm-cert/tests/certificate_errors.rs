@@ -275,3 +275,30 @@ proptest! {
         let _ = decode_pem(&pem[..at]);
     }
 }
+
+#[test]
+fn pem_blocks_split_in_order_and_skip_text_between() {
+    let pem = fixture_text("pem/mismatch.pem");
+    let blocks =
+        akvvm_cert::certificate::pem_blocks(&format!("a comment\n{pem}\ntrailing text")).unwrap();
+    let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+    assert!(labels.contains(&"CERTIFICATE"), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.ends_with("PRIVATE KEY")),
+        "{labels:?}"
+    );
+    assert!(blocks.iter().all(|b| !b.der.is_empty()));
+    let shown = format!("{:?}", blocks);
+    assert!(shown.contains("bytes>"), "Debug shows lengths only");
+    assert!(
+        akvvm_cert::certificate::pem_blocks("no PEM here")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        code(akvvm_cert::certificate::pem_blocks(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n"
+        )),
+        "pem_invalid"
+    );
+}

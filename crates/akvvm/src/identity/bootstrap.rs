@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use akvvm_cert::certificate::KeyType;
+use akvvm_cert::certificate::{KeyType, pem_blocks};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use der::{Decode, Tag, Tagged};
 use rsa::RsaPrivateKey;
@@ -292,30 +292,9 @@ fn leaf_has_subject(text: &str, wanted: &str) -> bool {
     };
     blocks
         .iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .filter_map(|(_, der)| Certificate::from_der(der).ok())
+        .filter(|block| block.label == "CERTIFICATE")
+        .filter_map(|block| Certificate::from_der(&block.der).ok())
         .any(|cert| subject_cn(&cert).is_some_and(|cn| cn.eq_ignore_ascii_case(wanted)))
-}
-
-/// Splits PEM text into (label, DER) blocks; text between blocks is ignored.
-fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after.find("-----").ok_or("unterminated BEGIN line")?;
-        let label = &after[..label_end];
-        let end_marker = format!("-----END {label}-----");
-        let end = rest[start..]
-            .find(&end_marker)
-            .ok_or_else(|| format!("no {end_marker} line"))?;
-        let block = &rest[start..start + end + end_marker.len()];
-        let (decoded_label, der) = der::pem::decode_vec(block.as_bytes())
-            .map_err(|err| format!("bad {label} block: {err}"))?;
-        blocks.push((decoded_label.to_owned(), der));
-        rest = &rest[start + end + end_marker.len()..];
-    }
-    Ok(blocks)
 }
 
 fn subject_cn(cert: &Certificate) -> Option<String> {
