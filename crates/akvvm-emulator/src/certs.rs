@@ -22,8 +22,8 @@ use akvvm_cert::certificate::{
 };
 
 use crate::keyvault::{
-    Ctx, admin_to_response, bad_parameter, check_name, kv_error, method_not_allowed,
-    not_found_path, ok_json, page, parse_body,
+    Ctx, admin_to_response, bad_parameter, check_name, kv_error, list_page, method_not_allowed,
+    not_found_path, ok_json, parse_body,
 };
 use crate::state::{
     AdminError, Certificate, CertificateVersion, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL,
@@ -740,11 +740,7 @@ pub fn handle(
                     })
                     .collect::<Vec<_>>()
             });
-            let (page, next) = page(ctx, items, "/certificates")?;
-            Ok(ok_json(
-                StatusCode::OK,
-                json!({"value": page, "nextLink": next}),
-            ))
+            list_page(ctx, items, "/certificates")
         }
         ([name, "create"], &Method::POST) => {
             check_name("Certificate", name)?;
@@ -852,11 +848,7 @@ pub fn handle(
                     )
                 })
                 .collect();
-            let (page, next) = page(ctx, items, &format!("/certificates/{name}/versions"))?;
-            Ok(ok_json(
-                StatusCode::OK,
-                json!({"value": page, "nextLink": next}),
-            ))
+            list_page(ctx, items, &format!("/certificates/{name}/versions"))
         }
         ([name] | [name, ""], &Method::GET) => get_version(ctx, name, None),
         ([name, version], &Method::GET) => get_version(ctx, name, Some(version)),

@@ -496,8 +496,9 @@ fn secret_bundle(ctx: &Ctx<'_>, secret: &Secret, v: &SecretVersion, with_value: 
     body
 }
 
-/// The page selected by `maxresults` and `$skiptoken`, and the next link.
-pub fn page<T>(ctx: &Ctx<'_>, items: Vec<T>, path: &str) -> Result<(Vec<T>, Value), Response> {
+/// A list answer, `{"value": [...], "nextLink": ...}`: the page of `items` that `maxresults`
+/// and `$skiptoken` select, and the link to the next page of `path` (null on the last page).
+pub fn list_page(ctx: &Ctx<'_>, items: Vec<Value>, path: &str) -> Result<Response, Response> {
     let max = match ctx.query.get("maxresults") {
         None => MAX_RESULTS,
         Some(m) => match m.parse::<usize>() {
@@ -524,7 +525,7 @@ pub fn page<T>(ctx: &Ctx<'_>, items: Vec<T>, path: &str) -> Result<(Vec<T>, Valu
             })?,
     };
     let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(offset).take(max).collect();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
     let next = if offset + max < total {
         json!(format!(
             "{}{path}?api-version={}&$skiptoken={}&maxresults={max}",
@@ -535,7 +536,10 @@ pub fn page<T>(ctx: &Ctx<'_>, items: Vec<T>, path: &str) -> Result<(Vec<T>, Valu
     } else {
         Value::Null
     };
-    Ok((page, next))
+    Ok(ok_json(
+        StatusCode::OK,
+        json!({"value": page, "nextLink": next}),
+    ))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -582,11 +586,7 @@ fn secrets(
                     })
                     .collect::<Vec<_>>()
             });
-            let (page, next) = page(ctx, items, "/secrets")?;
-            Ok(ok_json(
-                StatusCode::OK,
-                json!({"value": page, "nextLink": next}),
-            ))
+            list_page(ctx, items, "/secrets")
         }
         ([name], &Method::PUT) => {
             check_name("Secret", name)?;
@@ -641,11 +641,7 @@ fn secrets(
             }) else {
                 return Err(secret_not_found(name, None));
             };
-            let (page, next) = page(ctx, items, &format!("/secrets/{name}/versions"))?;
-            Ok(ok_json(
-                StatusCode::OK,
-                json!({"value": page, "nextLink": next}),
-            ))
+            list_page(ctx, items, &format!("/secrets/{name}/versions"))
         }
         ([name] | [name, ""], &Method::GET) => get_secret(ctx, name, None),
         ([name, version], &Method::GET) => get_secret(ctx, name, Some(version)),
@@ -820,11 +816,7 @@ fn deleted_secrets(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Resp
                     })
                     .collect::<Vec<_>>()
             });
-            let (page, next) = page(ctx, items, "/deletedsecrets")?;
-            Ok(ok_json(
-                StatusCode::OK,
-                json!({"value": page, "nextLink": next}),
-            ))
+            list_page(ctx, items, "/deletedsecrets")
         }
         ([name], &Method::GET) => {
             ctx.require(Permission::SecretsList, &format!("/deletedsecrets/{name}"))?;
