@@ -18,7 +18,7 @@ use url::Url;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::imds::{parse_imds_token, read_token_answer};
+use super::imds::read_token_answer;
 use super::{
     AssertionAlgorithm, IdentityError, TenantSlot, TokenCache, build_client_assertion, single_scope,
 };
@@ -486,7 +486,7 @@ impl BootstrapCertificateCredential {
             self.client.post(token_url.clone()).form(&form)
         })
         .await?;
-        let body = read_token_answer(response, &token_url, |status, error, description| {
+        read_token_answer(response, &token_url, |status, error, description| {
             IdentityError::Entra {
                 endpoint: token_url.to_string(),
                 client_id: self.client_id.clone(),
@@ -495,13 +495,7 @@ impl BootstrapCertificateCredential {
                 description,
             }
         })
-        .await?;
-        parse_imds_token(body.as_ref(), OffsetDateTime::now_utc()).map_err(|reason| {
-            IdentityError::InvalidTokenResponse {
-                endpoint: token_url.to_string(),
-                reason,
-            }
-        })
+        .await
     }
 
     async fn get_token_with(

@@ -130,7 +130,7 @@ impl ManagedIdentityCredential {
                 .header("Metadata", "true")
         })
         .await?;
-        let body = read_token_answer(response, &self.token_url, |status, error, description| {
+        read_token_answer(response, &self.token_url, |status, error, description| {
             IdentityError::Imds {
                 endpoint: self.token_url.to_string(),
                 identity: self.describe(),
@@ -139,13 +139,7 @@ impl ManagedIdentityCredential {
                 description,
             }
         })
-        .await?;
-        parse_imds_token(body.as_ref(), OffsetDateTime::now_utc()).map_err(|reason| {
-            IdentityError::InvalidTokenResponse {
-                endpoint: self.token_url.to_string(),
-                reason,
-            }
-        })
+        .await
     }
 }
 
@@ -171,14 +165,15 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
-/// Reads the answer of the token endpoint `url`: the body of a success; for any other status,
-/// the error `refused` makes from the status and the OAuth `error` and `error_description` the
-/// answer carried (either may be missing). IMDS and Entra ID answer alike.
+/// Reads the answer of the token endpoint `url`: the token of a success (see
+/// [`parse_imds_token`]); for any other status, the error `refused` makes from the status and
+/// the OAuth `error` and `error_description` the answer carried (either may be missing). IMDS
+/// and Entra ID answer alike.
 pub(crate) async fn read_token_answer(
     response: reqwest::Response,
     url: &Url,
     refused: impl FnOnce(u16, Option<String>, Option<String>) -> IdentityError,
-) -> Result<impl AsRef<[u8]>, IdentityError> {
+) -> Result<AccessToken, IdentityError> {
     let status = response.status();
     let body = response.bytes().await.map_err(|err| {
         IdentityError::Transport(http::HttpError::Send {
@@ -188,7 +183,12 @@ pub(crate) async fn read_token_answer(
         })
     })?;
     if status.is_success() {
-        return Ok(body);
+        return parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
+            IdentityError::InvalidTokenResponse {
+                endpoint: url.to_string(),
+                reason,
+            }
+        });
     }
     let parsed: Option<OAuthError> = serde_json::from_slice(&body).ok();
     let (error, description) = parsed
