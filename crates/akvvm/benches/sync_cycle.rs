@@ -11,8 +11,12 @@
 //! Figures: wall time per cycle, the mean per certificate, requests the local vault saw (vault
 //! GETs and identity requests), and the process's peak and current resident memory (`VmHWM`,
 //! `VmRSS`; the peak is reset before each N through `/proc/self/clear_refs`). The local vault runs
-//! in the same process, so memory includes it. Nothing here asserts a timing; the bench stops
-//! with a message when the engine does something other than the expected work.
+//! in the same process, so memory includes it. Then, when the release binaries are built
+//! (`cargo build --release -p akvvm-emulator -p akvvm-cli`), the agent alone: `akvvm sync --once`
+//! under `/usr/bin/time -v` against `akvvm-emulator serve` in its own process.
+//!
+//! Nothing here asserts a timing; the bench stops with a message when the engine does something
+//! other than the expected work. docs/benchmarks.md has the figures and what they mean.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
