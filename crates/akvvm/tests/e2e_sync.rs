@@ -346,6 +346,53 @@ async fn throttling_and_server_error_bursts_are_retried() {
 }
 
 #[tokio::test]
+async fn certificates_of_a_vault_are_fetched_concurrently_up_to_the_bound() {
+    // Every request to the vault takes LATENCY: with concurrencyPerVault 1 the four versionless
+    // GETs cannot overlap, so the cycle takes at least four times LATENCY; with 4 they do.
+    const LATENCY: std::time::Duration = std::time::Duration::from_millis(500);
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let names = ["a", "b", "c", "d"];
+    for name in names {
+        h.certificate("contoso", name, "EC", PEM);
+    }
+    let observed = names
+        .iter()
+        .map(|name| json!(Harness::url("contoso", name)))
+        .collect();
+    let mut json = h.settings_json(&["contoso"], observed);
+    h.emulator.add_latency("contoso", LATENCY);
+
+    json["akvvm"]["concurrencyPerVault"] = json!(1);
+    let started = std::time::Instant::now();
+    let report = cycle(&h.engine(&json)).await;
+    let one_at_a_time = started.elapsed();
+    assert!(report.complete(), "{report:?}");
+    assert!(
+        one_at_a_time >= 4 * LATENCY,
+        "four GETs overlapped although concurrencyPerVault is 1: {one_at_a_time:?}"
+    );
+
+    json["akvvm"]["concurrencyPerVault"] = json!(4);
+    let started = std::time::Instant::now();
+    let report = cycle(&h.engine(&json)).await;
+    let together = started.elapsed();
+    assert!(report.complete(), "{report:?}");
+    assert!(
+        together < 4 * LATENCY,
+        "four GETs did not overlap with concurrencyPerVault 4: {together:?}"
+    );
+    let answered: u64 = h
+        .emulator
+        .counters()
+        .iter()
+        .filter(|c| c.scope == "contoso" && c.status == 200)
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(answered, 8, "one versionless GET per certificate and cycle");
+}
+
+#[tokio::test]
 async fn a_restart_writes_nothing_and_reruns_no_hook() {
     let h = Harness::start().await;
     h.vault("contoso");
