@@ -37,7 +37,7 @@ struct Serve {
     /// Where the CA (ca.pem) is written, and the state kept with --persist.
     #[arg(long, default_value = "./akvvm-emulator-data")]
     data_dir: PathBuf,
-    /// A JSON seed file applied at start.
+    /// A seed file applied at start: JSON, or TOML when the name ends in .toml.
     #[arg(long)]
     seed: Option<PathBuf>,
     /// Keep the state in DATA_DIR/state.json across restarts.
