@@ -1,6 +1,8 @@
 //! Entra ID client assertions, IMDS errors, certificates as managed secrets (read through the
 //! official Rust SDK and decoded with akvvm's own decoder), the seed file and persistence.
 
+mod common;
+
 use std::sync::Arc;
 
 use akvvm_emulator::admin::{NamedSecret, RoleSpec, VaultSpec};
@@ -11,11 +13,12 @@ use akvvm_emulator::{
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::http::RetryOptions;
 use azure_security_keyvault_secrets::models::{ContentType, SecretClientGetSecretOptions};
-use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClientOptions};
+use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{ImdsCredential, assert_value};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -24,13 +27,7 @@ use sha2::Digest;
 const VAULT: &str = "certvault";
 
 fn http(emulator: &RunningEmulator) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap()])
-        .resolve(&format!("{VAULT}.vault.azure.net"), emulator.https_addr())
-        .resolve("localhost", emulator.https_addr())
-        .no_proxy()
-        .build()
-        .unwrap()
+    common::http_client(emulator, &[VAULT])
 }
 
 fn now() -> i64 {
@@ -143,62 +140,8 @@ impl TokenCredential for AppCredential {
     }
 }
 
-#[derive(Debug)]
-struct Imds {
-    endpoint: String,
-}
-
-#[async_trait::async_trait]
-impl TokenCredential for Imds {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let body: Value = reqwest::Client::new()
-            .get(format!(
-                "{}/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net",
-                self.endpoint
-            ))
-            .header("Metadata", "true")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let expires_on = time::OffsetDateTime::from_unix_timestamp(
-            body["expires_on"].as_str().unwrap().parse().unwrap(),
-        )
-        .unwrap();
-        Ok(AccessToken::new(
-            Secret::new(body["access_token"].as_str().unwrap().to_owned()),
-            expires_on,
-        ))
-    }
-}
-
 fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> SecretClient {
-    let options = SecretClientOptions {
-        client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(http(emulator)))),
-            retry: RetryOptions::none(),
-            ..ClientOptions::default()
-        },
-        ..SecretClientOptions::default()
-    };
-    SecretClient::new(&emulator.vault_url(VAULT), credential, Some(options)).unwrap()
-}
-
-/// Compares a secret's value; a failure shows lengths, never the value.
-#[track_caller]
-fn assert_value(actual: Option<&str>, expected: &str) {
-    assert!(
-        actual == Some(expected),
-        "the secret value differs (not shown): {:?} bytes where {} were expected",
-        actual.map(str::len),
-        expected.len()
-    );
+    common::sdk_client(emulator, VAULT, credential, RetryOptions::none())
 }
 
 #[tokio::test]
@@ -417,9 +360,7 @@ async fn certificates_are_managed_secrets_encoded_as_key_vault_does() {
         .unwrap();
     let client = sdk(
         &emulator,
-        Arc::new(Imds {
-            endpoint: emulator.imds_url(),
-        }),
+        Arc::new(ImdsCredential::system(emulator.imds_url())),
     );
 
     let rsa = emulator
@@ -611,12 +552,10 @@ async fn seed_and_persisted_state_survive_a_restart() {
         )
         .unwrap();
     let ca = first.ca_pem().to_owned();
-    let token = Imds {
-        endpoint: first.imds_url(),
-    }
-    .get_token(&[], None)
-    .await
-    .unwrap();
+    let token = ImdsCredential::system(first.imds_url())
+        .get_token(&[], None)
+        .await
+        .unwrap();
     drop(first);
 
     let second = Emulator::start(config).await.unwrap();
@@ -704,12 +643,10 @@ async fn admin_api_over_https_and_access_policy_vaults() {
     assert_eq!(put.status(), 201);
 
     // No permission yet: an access-policy vault's 403.
-    let token = Imds {
-        endpoint: emulator.imds_url(),
-    }
-    .get_token(&[], None)
-    .await
-    .unwrap();
+    let token = ImdsCredential::system(emulator.imds_url())
+        .get_token(&[], None)
+        .await
+        .unwrap();
     let get = || {
         http.get(format!(
             "{}/secrets/s?api-version=7.4",

@@ -2,70 +2,23 @@
 //! in-process on 127.0.0.1:0. Only the CA and the host mapping are configured: the SDK keeps
 //! its challenge-resource verification on.
 
+mod common;
+
 use std::sync::Arc;
 
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec};
-use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::credentials::TokenCredential;
+use azure_core::http::RetryOptions;
 use azure_security_keyvault_secrets::models::{
     SecretAttributes, SecretClientGetSecretOptions,
     SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
     UpdateSecretPropertiesParameters,
 };
-use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClientOptions};
+use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
+use common::{ImdsCredential, assert_value};
 use futures::TryStreamExt;
 
 const VAULT: &str = "myvault";
-
-/// Gets tokens from the emulator's IMDS, like akvvm's managed identity credential.
-#[derive(Debug)]
-struct ImdsCredential {
-    endpoint: String,
-    client_id: Option<String>,
-    http: reqwest::Client,
-}
-
-#[async_trait::async_trait]
-impl TokenCredential for ImdsCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let resource = scopes[0].trim_end_matches("/.default");
-        let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
-        if let Some(id) = &self.client_id {
-            query.push(("client_id", id));
-        }
-        let response = self
-            .http
-            .get(format!("{}/oauth2/token", self.endpoint))
-            .header("Metadata", "true")
-            .query(&query)
-            .send()
-            .await
-            .map_err(|e| {
-                azure_core::Error::with_message(
-                    azure_core::error::ErrorKind::Credential,
-                    e.to_string(),
-                )
-            })?;
-        let body: serde_json::Value = response.json().await.map_err(|e| {
-            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.to_string())
-        })?;
-        let (Some(token), Some(expires_on)) =
-            (body["access_token"].as_str(), body["expires_on"].as_str())
-        else {
-            return Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                format!("IMDS refused: {}", body["error_description"]),
-            ));
-        };
-        let expires_on =
-            time::OffsetDateTime::from_unix_timestamp(expires_on.parse().unwrap()).unwrap();
-        Ok(AccessToken::new(Secret::new(token.to_owned()), expires_on))
-    }
-}
 
 async fn start() -> RunningEmulator {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
@@ -73,17 +26,9 @@ async fn start() -> RunningEmulator {
     emulator
 }
 
-/// A reqwest client that trusts the emulator's CA and maps vault and authority hosts to it.
+/// A reqwest client that trusts the emulator's CA and maps this file's vaults to it.
 fn http_client(emulator: &RunningEmulator) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .resolve(&format!("{VAULT}.vault.azure.net"), emulator.https_addr())
-        .resolve("scopevault.vault.azure.net", emulator.https_addr())
-        .resolve("localhost", emulator.https_addr())
-        .no_proxy()
-        .build()
-        .unwrap()
+    common::http_client(emulator, &[VAULT, "scopevault"])
 }
 
 fn client(
@@ -109,15 +54,7 @@ fn client_for(
     credential: Arc<dyn TokenCredential>,
     retry: RetryOptions,
 ) -> SecretClient {
-    let options = SecretClientOptions {
-        client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(http_client(emulator)))),
-            retry,
-            ..ClientOptions::default()
-        },
-        ..SecretClientOptions::default()
-    };
-    SecretClient::new(&emulator.vault_url(vault), credential, Some(options)).unwrap()
+    common::sdk_client(emulator, vault, credential, retry)
 }
 
 fn no_retry() -> RetryOptions {
@@ -146,17 +83,6 @@ fn status(e: &azure_core::Error) -> u16 {
         e.http_status()
             .unwrap_or_else(|| panic!("not an HTTP error: {e}")),
     )
-}
-
-/// Compares a secret's value; a failure shows lengths, never the value.
-#[track_caller]
-fn assert_value(actual: Option<&str>, expected: &str) {
-    assert!(
-        actual == Some(expected),
-        "the secret value differs (not shown): {:?} bytes where {} were expected",
-        actual.map(str::len),
-        expected.len()
-    );
 }
 
 #[tokio::test]
