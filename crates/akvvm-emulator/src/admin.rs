@@ -287,6 +287,12 @@ impl RunningEmulator {
             .sum()
     }
 
+    /// The most requests to `scope` (a vault name, `imds` or `entra`) that were being handled at
+    /// the same time since the start or the last [`reset_counters`](Self::reset_counters).
+    pub fn peak_in_flight(&self, scope: &str) -> u32 {
+        self.state.peak_in_flight(scope)
+    }
+
     pub fn reset_counters(&self) {
         self.state.reset_counters();
     }

@@ -126,6 +126,8 @@ async fn dispatch(
             .await
             .unwrap_or_else(|e: Infallible| match e {}));
     }
+    // Held until the answer is ready: injected latency counts as time in flight.
+    let _in_flight = state.enter(&scope);
     let (action, latency) = state.take_fault(&scope);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -385,6 +385,29 @@ struct Runtime {
     faults: BTreeMap<String, Faults>,
     throttle_log: BTreeMap<String, VecDeque<Instant>>,
     counters: BTreeMap<(String, String, String, u16), u64>,
+    /// Per scope: requests being handled now, and the most there have been at once.
+    in_flight: BTreeMap<String, InFlight>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct InFlight {
+    now: u32,
+    peak: u32,
+}
+
+/// Counts a request as in flight for its scope until dropped (see [`State::enter`]).
+pub struct InFlightGuard {
+    state: Arc<State>,
+    scope: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut rt = lock(&self.state.runtime);
+        if let Some(gauge) = rt.in_flight.get_mut(&self.scope) {
+            gauge.now = gauge.now.saturating_sub(1);
+        }
+    }
 }
 
 /// One row of the request counters.
@@ -805,7 +828,31 @@ impl State {
     }
 
     pub fn reset_counters(&self) {
-        lock(&self.runtime).counters.clear();
+        let mut rt = lock(&self.runtime);
+        rt.counters.clear();
+        for gauge in rt.in_flight.values_mut() {
+            gauge.peak = gauge.now;
+        }
+    }
+
+    /// Marks a request of `scope` as in flight until the guard is dropped, keeping the peak.
+    pub fn enter(self: &Arc<Self>, scope: &str) -> InFlightGuard {
+        let mut rt = lock(&self.runtime);
+        let gauge = rt.in_flight.entry(scope.to_owned()).or_default();
+        gauge.now += 1;
+        gauge.peak = gauge.peak.max(gauge.now);
+        InFlightGuard {
+            state: Arc::clone(self),
+            scope: scope.to_owned(),
+        }
+    }
+
+    /// The most requests of `scope` handled at the same time since the counters were reset.
+    pub fn peak_in_flight(&self, scope: &str) -> u32 {
+        lock(&self.runtime)
+            .in_flight
+            .get(scope)
+            .map_or(0, |gauge| gauge.peak)
     }
 }
 
