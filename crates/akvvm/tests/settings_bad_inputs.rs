@@ -73,6 +73,43 @@ fn cases() -> Vec<Case> {
             "settings",
             "Failed to parse the configuration settings with: not an object: the settings are a JSON string",
         ),
+        // What an escaped JSON string holds is checked too, at paths marked "(string)".
+        err(
+            json!(
+                "{\"secretsManagementSettings\": {\"pollingIntervalInSec\": \"60\", \"observedCertificates\": []}}"
+            ),
+            "unknown-key",
+            "settings(string).secretsManagementSettings.pollingIntervalInSec",
+            "unknown key \"pollingIntervalInSec\"",
+        ),
+        err(
+            json!(
+                "{\"secretsManagementSettings\": {\"observedCertificates\": [\"https://kv.vault.azure.net/certificates/web\"]}}"
+            ),
+            "url-certificates-path",
+            "settings(string).secretsManagementSettings.observedCertificates[0]",
+            "use the /secrets/ URL",
+        ),
+        err(
+            json!(
+                "{\"secretsManagementSettings\": {\"observedCertificates\": [\"[parameters('certs')]\"]}}"
+            ),
+            "arm-expression",
+            "settings(string).secretsManagementSettings.observedCertificates[0]",
+            "is an ARM template expression",
+        ),
+        err(
+            json!("secretsManagementSettings: {observedCertificates: []}"),
+            "settings-is-string",
+            "settings",
+            "not a JSON object; the string is not JSON either (expected value at line 1 column 1)",
+        ),
+        err(
+            json!("3600"),
+            "settings-is-string",
+            "settings",
+            "not a JSON object; the string's JSON is a number, not an object either",
+        ),
         err(
             json!([1, 2]),
             "not-an-object",
@@ -697,4 +734,68 @@ fn escaped_string_settings_show_how_to_pass_an_object() {
         "{help}"
     );
     assert!(help.contains("HashTable"), "{help}");
+}
+
+#[test]
+fn escaped_string_settings_report_the_string_first_then_what_it_holds() {
+    let inner = json!({
+        "secretsManagementSettings": {"pollingIntervalInSec": "3600", "observedCertificates": ["https://kv.vault.azure.net/certificates/web"]}
+    })
+    .to_string();
+    let Err(diagnostics) = Settings::from_json_value(&Value::String(inner)) else {
+        panic!("accepted")
+    };
+    let found: Vec<(&str, &str)> = diagnostics
+        .iter()
+        .map(|d| (d.code, d.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("settings-is-string", "settings"),
+            (
+                "unknown-key",
+                "settings(string).secretsManagementSettings.pollingIntervalInSec"
+            ),
+            (
+                "url-certificates-path",
+                "settings(string).secretsManagementSettings.observedCertificates[0]"
+            ),
+        ],
+        "{}",
+        describe(&diagnostics)
+    );
+    assert_eq!(
+        diagnostics[1].help.as_deref(),
+        Some("did you mean \"pollingIntervalInS\"?")
+    );
+
+    // Escaped twice: each layer is reported, the innermost at settings(string)(string).
+    let twice = Value::String(
+        Value::String(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL], "linkOnRenewl": true}})
+                .to_string(),
+        )
+        .to_string(),
+    );
+    let Err(diagnostics) = Settings::from_json_value(&twice) else {
+        panic!("accepted")
+    };
+    let found: Vec<(&str, &str)> = diagnostics
+        .iter()
+        .map(|d| (d.code, d.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("settings-is-string", "settings"),
+            ("settings-is-string", "settings(string)"),
+            (
+                "unknown-key",
+                "settings(string)(string).secretsManagementSettings.linkOnRenewl"
+            ),
+        ],
+        "{}",
+        describe(&diagnostics)
+    );
 }

@@ -182,6 +182,113 @@ fn seed_001_az_cli_escaped_settings_are_the_not_an_object_pitfall() {
             .unwrap()
             .contains("pass that JSON as an object")
     );
+    // The string holds valid settings: they are summarised, though the report stays invalid.
+    let ext = &r.extensions[0];
+    assert_eq!(ext.shape, Some(Shape::V1));
+    let names: Vec<&str> = ext.certificates.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["mycertificate"]);
+    assert!(
+        ext.settings.is_none(),
+        "settings given as a string are not usable"
+    );
+}
+
+#[test]
+fn what_an_escaped_settings_string_holds_is_checked_too() {
+    let text = r#"{"type":"Microsoft.Compute/virtualMachines/extensions","apiVersion":"2022-08-01","name":"vm/kv","properties":{"publisher":"Microsoft.Azure.KeyVault","type":"KeyVaultForLinux","typeHandlerVersion":"3.0","settings":"{\"secretsManagementSettings\":{\"pollingIntervalInSec\":\"3600\",\"observedCertificates\":[\"https://kv.vault.azure.net/certificates/web\"]}}"}}"#;
+    let r = validate_text(text, Map::new());
+    assert_eq!(r.kind, InputKind::VmExtension);
+    assert!(!r.valid);
+    assert_eq!(
+        errors(&r),
+        vec![
+            ("settings-is-string", "properties.settings".to_string()),
+            (
+                "unknown-key",
+                "properties.settings(string).secretsManagementSettings.pollingIntervalInSec"
+                    .to_string()
+            ),
+            (
+                "url-certificates-path",
+                "properties.settings(string).secretsManagementSettings.observedCertificates[0]"
+                    .to_string()
+            ),
+        ]
+    );
+    let e: Vec<_> = r.errors().collect();
+    assert!(
+        e[0].message
+            .starts_with("Failed to parse the configuration settings with: not an object"),
+        "{}",
+        e[0].message
+    );
+    assert_eq!(
+        e[1].help.as_deref(),
+        Some("did you mean \"pollingIntervalInS\"?")
+    );
+    assert!(
+        e[2].message
+            .contains("use the /secrets/ URL (the secret carries the private key): https://kv.vault.azure.net/secrets/web"),
+        "{}",
+        e[2].message
+    );
+    assert_eq!(
+        r.extensions[0].shape, None,
+        "the string's own settings have errors"
+    );
+    let text = r.render_text();
+    assert!(
+        text.contains("error[unknown-key] properties.settings(string).secretsManagementSettings.pollingIntervalInSec: unknown key \"pollingIntervalInSec\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn escaped_strings_in_handler_files_and_bare_settings() {
+    let inner = json!({"secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/c"], "pollingIntervalInS": "x"}}).to_string();
+    let r = validate_value(
+        &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": inner}}]}),
+        Map::new(),
+    );
+    assert_eq!(r.kind, InputKind::HandlerSettings);
+    assert_eq!(
+        errors(&r),
+        vec![
+            (
+                "settings-is-string",
+                "runtimeSettings[0].handlerSettings.publicSettings".to_string()
+            ),
+            (
+                "bad-polling-interval",
+                "runtimeSettings[0].handlerSettings.publicSettings(string).secretsManagementSettings.pollingIntervalInS".to_string()
+            ),
+        ]
+    );
+
+    // Bare settings: a file holding one JSON string.
+    let valid_inner = ok_settings().to_string();
+    let r = validate_value(&json!(valid_inner), Map::new());
+    assert_eq!(r.kind, InputKind::Settings);
+    assert!(!r.valid, "the string form is the error");
+    assert_eq!(
+        errors(&r),
+        vec![("settings-is-string", "settings".to_string())]
+    );
+    assert_eq!(r.extensions[0].shape, Some(Shape::V1));
+    assert_eq!(r.extensions[0].certificates.len(), 1);
+
+    // A string that is not JSON says so.
+    let r = validate_value(&json!("secretsManagementSettings=..."), Map::new());
+    assert_eq!(
+        errors(&r),
+        vec![("settings-is-string", "settings".to_string())]
+    );
+    let message = &r.errors().next().unwrap().message;
+    assert!(
+        message.starts_with("Failed to parse the configuration settings with: not an object")
+            && message.contains("; the string is not JSON either ("),
+        "{message}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ use serde::Serialize;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
-pub use parse::{ParseOptions, Report, Unresolved, is_arm_expression, parse};
+pub use parse::{ParseOptions, Report, Unresolved, is_arm_expression, parse, string_path};
 pub use raw::{
     RawAcl, RawAuthentication, RawObservedCertificate, RawObservedEntry, RawSecretsManagement,
     RawSettings,

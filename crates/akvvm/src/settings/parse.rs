@@ -119,6 +119,9 @@ pub struct Report {
     pub settings: Option<Settings>,
     pub diagnostics: Vec<Diagnostic>,
     pub unresolved: Vec<Unresolved>,
+    /// When the settings were an escaped JSON string holding a settings object without errors:
+    /// what that object holds. [`Report::settings`] stays `None`: the string form is the error.
+    pub settings_in_string: Option<Settings>,
 }
 
 impl Report {
@@ -152,6 +155,7 @@ pub fn parse(value: &Value, options: &ParseOptions) -> Report {
         options,
         diagnostics: Vec::new(),
         unresolved: Vec::new(),
+        settings_in_string: None,
     };
     let settings = cx.settings(value, &options.base_path);
     let has_errors = cx.diagnostics.iter().any(Diagnostic::is_error);
@@ -159,7 +163,14 @@ pub fn parse(value: &Value, options: &ParseOptions) -> Report {
         settings: if has_errors { None } else { settings },
         diagnostics: cx.diagnostics,
         unresolved: cx.unresolved,
+        settings_in_string: cx.settings_in_string,
     }
+}
+
+/// The path of what an escaped JSON string at `path` holds: `settings(string)`, so that a key
+/// inside reads `settings(string).secretsManagementSettings`.
+pub fn string_path(path: &str) -> String {
+    format!("{path}(string)")
 }
 
 /// A field's value: absent, read, or skipped (invalid and already reported, or unresolved).
@@ -216,6 +227,7 @@ struct Ctx<'o> {
     options: &'o ParseOptions,
     diagnostics: Vec<Diagnostic>,
     unresolved: Vec<Unresolved>,
+    settings_in_string: Option<Settings>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -557,30 +569,73 @@ impl Ctx<'_> {
         })
     }
 
-    /// The escaped-JSON-string pitfall.
+    /// The escaped-JSON-string pitfall. When the string holds a JSON object, that object is
+    /// validated too (its paths under [`string_path`]), so that one run reports everything to fix.
     fn settings_as_string(&mut self, s: &str, path: &str) {
-        let inner = serde_json::from_str::<Value>(s).ok();
-        let help = match inner {
-            Some(Value::Object(_)) => {
-                "the string holds settings JSON: pass that JSON as an object, not as a string. \
-                 In a template write \"settings\": {\"secretsManagementSettings\": {...}} without \
-                 quotes around the braces; in PowerShell build $settings as a HashTable \
-                 (@{\"secretsManagementSettings\" = @{...}}); with the Azure CLI pass \
-                 --settings @settings.json"
+        const MESSAGE: &str = "Failed to parse the configuration settings with: not an object: the \
+             settings are a JSON string (escaped JSON, as PowerShell and shell quoting produce), \
+             not a JSON object";
+        const OBJECT_HELP: &str = "pass the settings as a JSON object such as \
+             {\"secretsManagementSettings\": {\"observedCertificates\": [\"https://myvault.vault.azure.net/secrets/mycert\"]}}";
+        match serde_json::from_str::<Value>(s) {
+            Ok(inner @ Value::Object(_)) => {
+                self.error(
+                    "settings-is-string",
+                    path,
+                    MESSAGE.to_string(),
+                    Some(
+                        "the string holds settings JSON: pass that JSON as an object, not as a \
+                         string. In a template write \"settings\": {\"secretsManagementSettings\": \
+                         {...}} without quotes around the braces; in PowerShell build $settings as \
+                         a HashTable (@{\"secretsManagementSettings\" = @{...}}); with the Azure CLI \
+                         pass --settings @settings.json"
+                            .to_string(),
+                    ),
+                );
+                let report = parse(&inner, &self.string_options(path));
+                self.diagnostics.extend(report.diagnostics);
+                self.settings_in_string = report.settings.or(report.settings_in_string);
             }
-            _ => {
-                "pass the settings as a JSON object such as \
-                 {\"secretsManagementSettings\": {\"observedCertificates\": [\"https://myvault.vault.azure.net/secrets/mycert\"]}}"
+            Ok(inner @ Value::String(_)) => {
+                self.error(
+                    "settings-is-string",
+                    path,
+                    format!("{MESSAGE}; the string holds another JSON string (escaped twice)"),
+                    Some(
+                        "the settings were escaped more than once: pass the JSON object itself"
+                            .to_string(),
+                    ),
+                );
+                let report = parse(&inner, &self.string_options(path));
+                self.diagnostics.extend(report.diagnostics);
+                self.settings_in_string = report.settings_in_string;
             }
-        };
-        self.error(
-            "settings-is-string",
-            path,
-            "Failed to parse the configuration settings with: not an object: the settings are a \
-             JSON string (escaped JSON, as PowerShell and shell quoting produce), not a JSON object"
-                .to_string(),
-            Some(help.to_string()),
-        );
+            Ok(other) => self.error(
+                "settings-is-string",
+                path,
+                format!(
+                    "{MESSAGE}; the string's JSON is {}, not an object either",
+                    type_name(&other)
+                ),
+                Some(OBJECT_HELP.to_string()),
+            ),
+            Err(e) => self.error(
+                "settings-is-string",
+                path,
+                format!("{MESSAGE}; the string is not JSON either ({e})"),
+                Some(OBJECT_HELP.to_string()),
+            ),
+        }
+    }
+
+    /// How to parse what a JSON string at `path` holds. ARM never looks inside a string, so
+    /// expressions there stay literal text.
+    fn string_options(&self, path: &str) -> ParseOptions {
+        ParseOptions {
+            base_path: string_path(path),
+            arm_expressions: false,
+            extension_type: self.options.extension_type.clone(),
+        }
     }
 
     fn extension_type_matches(&mut self, auth: Option<&Authentication>, fields: &Fields<'_>) {

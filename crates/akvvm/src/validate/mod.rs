@@ -101,7 +101,8 @@ pub struct ExtensionReport {
     pub name: Option<String>,
     pub extension_type: Option<String>,
     pub type_handler_version: Option<String>,
-    /// The settings shape found (`V1`, `V3`, `PaaS`), when the settings were valid.
+    /// The settings shape found (`V1`, `V3`, `PaaS`), when the settings were valid, or were an
+    /// escaped JSON string (an error) holding valid settings; the other summary fields likewise.
     pub shape: Option<settings::Shape>,
     pub authentication: Option<String>,
     pub polling_interval_seconds: Option<u64>,
@@ -109,7 +110,8 @@ pub struct ExtensionReport {
     pub certificates: Vec<CertificateSummary>,
     pub unresolved: Vec<UnresolvedExpression>,
     pub diagnostics: Vec<Diagnostic>,
-    /// The validated settings (not serialised; for callers of the library).
+    /// The validated settings, only when there is no error (not serialised; for callers of the
+    /// library).
     #[serde(skip)]
     pub settings: Option<Settings>,
 }
@@ -803,7 +805,10 @@ fn check_settings(
             reason,
         });
     }
-    if let Some(s) = report.settings {
+    // Settings given as an escaped JSON string are an error, but what the string holds is
+    // summarised all the same, so that the report shows what the settings would be once fixed.
+    let usable = report.settings.is_some();
+    if let Some(s) = report.settings.or(report.settings_in_string) {
         ext.shape = Some(s.shape);
         let client_id_at_deployment = ext
             .unresolved
@@ -838,7 +843,9 @@ fn check_settings(
                 certbot_layout: o.certbot_layout(&s.agent),
             })
             .collect();
-        ext.settings = Some(s);
+        if usable {
+            ext.settings = Some(s);
+        }
     }
 }
 
