@@ -64,7 +64,7 @@ pub enum SyncError {
     Disabled { url: String },
     #[error(transparent)]
     Store(#[from] akvvm_cert::store::StoreError),
-    #[error("the install task of {url} failed: {detail}")]
+    #[error("the decode or install task of {url} failed: {detail}")]
     Task { url: String, detail: String },
     #[error("{url}: the check was interrupted by shutdown")]
     Cancelled { url: String },
@@ -571,13 +571,19 @@ impl Engine {
         if bundle.enabled == Some(false) {
             return Err(SyncError::Disabled { url });
         }
-        let decoded =
+        // Decoding a PFX costs milliseconds of key derivation: off the async workers.
+        let decoded = tokio::task::spawn_blocking(move || {
             akvvm_cert::certificate::decode_secret(bundle.content_type.as_deref(), &bundle.value)
-                .map_err(|source| SyncError::Decode {
-                url: url.clone(),
-                source,
-            })?;
-        drop(bundle);
+        })
+        .await
+        .map_err(|e| SyncError::Task {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?
+        .map_err(|source| SyncError::Decode {
+            url: url.clone(),
+            source,
+        })?;
 
         // The install runs to completion even when shutdown is requested meanwhile: a write is
         // never abandoned half-way.
