@@ -196,7 +196,7 @@ async fn measure_size(n: usize) -> Vec<String> {
     let written = changed(&before, &snapshot(&store));
     print_row(&row("10% rotated", wall, counts, installed, written));
     println!(
-        "{n:>4}        (state file {:.1} KiB, rewritten after every install and once per cycle)",
+        "{n:>4}        (state file {:.1} KiB, saved at most once a second during a cycle and at its end)",
         state_size as f64 / 1024.0
     );
 

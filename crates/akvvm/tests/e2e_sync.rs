@@ -461,6 +461,50 @@ async fn a_restart_writes_nothing_and_reruns_no_hook() {
 }
 
 #[tokio::test]
+async fn a_hook_interrupted_before_the_state_was_saved_runs_on_restart() {
+    // A crash right after an install: the hook journal says the hook is pending, and the state
+    // file (saved at most once a second during a cycle) has not recorded the version yet.
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let version = h.certificate("contoso", "web", "RSA", PFX);
+    let counter = h.dir.path().join("hook-runs");
+    let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    json["akvvm"]["reload"] = json!({
+        "command": ["/bin/sh", "-c", format!("echo \"$AKVVM_VERSION\" >> '{}'", counter.display())],
+        "timeoutInS": 10
+    });
+    let first = h.engine(&json);
+    assert!(cycle(&first).await.complete());
+    drop(first);
+
+    std::fs::remove_file(state_file_path(&h.settings(&json))).unwrap();
+    let journal_path = h.state_dir().join(akvvm::sync::hook::HOOK_JOURNAL_FILE);
+    let mut journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    journal[Harness::url("contoso", "web")]["state"] = json!("pending");
+    std::fs::write(&journal_path, serde_json::to_vec(&journal).unwrap()).unwrap();
+
+    let restarted = h.engine(&json);
+    let finished = restarted
+        .finish_interrupted_hooks(&tokio_util::sync::CancellationToken::new())
+        .await;
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0].hook, Some(Ok(())));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        format!("{version}\n{version}\n"),
+        "the hook ran once at install and once more on restart"
+    );
+    let report = cycle(&restarted).await;
+    assert!(report.complete());
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap().lines().count(),
+        2,
+        "and not again"
+    );
+}
+
+#[tokio::test]
 async fn a_lost_state_file_is_rebuilt_from_the_store_without_rewriting_it() {
     let h = Harness::start().await;
     h.vault("contoso");

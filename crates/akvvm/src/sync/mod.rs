@@ -22,7 +22,7 @@ pub mod hook;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use akvvm_cert::store::{Acl, InstallRequest, StateFile, Store};
 use time::OffsetDateTime;
@@ -304,8 +304,16 @@ pub struct Engine {
     vaults: BTreeMap<String, VaultHandle>,
     stores: BTreeMap<PathBuf, Arc<Store>>,
     state: Mutex<StateFile>,
+    /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
+    /// remembers when the last one started.
+    saving: tokio::sync::Mutex<Option<Instant>>,
     hooks: Mutex<HookJournal>,
 }
+
+/// During a cycle the state file is saved at most this often; the end of the cycle saves it
+/// anyway. A lost save costs nothing: the stable link in the store is the truth, and the next
+/// start reads back whatever the state file missed.
+const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// Builds the engine: one vault client per vault (connections reused), the stores opened,
@@ -351,6 +359,7 @@ impl Engine {
             vaults,
             stores,
             state: Mutex::new(state),
+            saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
         })
     }
@@ -391,7 +400,7 @@ impl Engine {
             .map(|c| c.url.to_string())
             .collect();
         reports.sort_by_key(|r| order.iter().position(|u| *u == r.url));
-        self.save_state();
+        self.save_state(None).await;
         reports.into_iter().collect::<Vec<_>>().into()
     }
 
@@ -408,23 +417,21 @@ impl Engine {
                     .cloned()
             };
             let Some(pending) = pending else { continue };
-            let entry = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                state.entry(&url).cloned()
-            };
-            let Some(entry) =
-                entry.filter(|e| e.installed_version.as_deref() == Some(&pending.version))
+            // What is in place, from the store's stable link: the state file may not have been
+            // saved since that version was installed.
+            let store = self.stores[&cert.store_dir].clone();
+            let Some(info) = self
+                .in_place(cert, &store)
+                .filter(|info| info.version == pending.version)
             else {
                 continue;
             };
-            let info = InstalledInfo {
-                version: pending.version.clone(),
-                thumbprint: entry.thumbprint.clone(),
-                not_after: entry.not_after,
-                file: entry.file.clone(),
+            let link = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry(&url).and_then(|e| e.link.clone())
             };
             tracing::info!(%url, version = %pending.version, "running the reload hook an earlier run did not finish");
-            let hook = self.run_hook(cert, &info, entry.link.clone(), cancel).await;
+            let hook = self.run_hook(cert, &info, link, cancel).await;
             reports.push(CertReport {
                 url,
                 outcome: CertOutcome::Unchanged(info),
@@ -434,9 +441,27 @@ impl Engine {
         reports
     }
 
-    fn save_state(&self) {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = state.save() {
+    /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
+    /// `min_interval`, skips the save when the previous one started less than that long ago.
+    async fn save_state(&self, min_interval: Option<Duration>) {
+        let mut last = self.saving.lock().await;
+        if let (Some(interval), Some(at)) = (min_interval, *last)
+            && at.elapsed() < interval
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        let snapshot = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let saved = tokio::task::spawn_blocking(move || snapshot.save())
+            .await
+            .unwrap_or_else(|e| {
+                Err(akvvm_cert::store::StoreError::Write {
+                    path: state_file_path(&self.settings),
+                    step: "save the state file",
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if let Err(e) = saved {
             tracing::error!(error = %e, code = e.code(), "failed to save the state file");
         }
     }
@@ -625,10 +650,8 @@ impl Engine {
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             state.entry_mut(&url).record_install(&installed, now);
-            if let Err(e) = state.save() {
-                tracing::error!(error = %e, code = e.code(), "failed to save the state file");
-            }
         }
+        self.save_state(Some(STATE_SAVE_INTERVAL)).await;
         tracing::info!(
             file = %installed.file.display(),
             version = %installed.version,
