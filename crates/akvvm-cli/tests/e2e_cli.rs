@@ -359,3 +359,81 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     assert!(!h.store().join("contoso.web").exists());
     assert!(!h.store().join(format!("contoso.web.{version}")).exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_carry_syslog_priorities_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+
+    let h = Harness::start().await;
+    h.vault("contoso");
+    h.certificate("contoso", "web", "RSA", PFX);
+    let json = h.settings_json(
+        &["contoso"],
+        vec![
+            json!(Harness::url("contoso", "web")),
+            json!(Harness::url("contoso", "absent")),
+        ],
+    );
+    let settings = h.settings_file(&json);
+    let sync_logging_to = |log: &std::path::Path, journal: bool| {
+        let file = std::fs::File::create(log).unwrap();
+        let meta = file.metadata().unwrap();
+        let mut command = akvvm();
+        command
+            .args(["sync", "--once", "--settings"])
+            .arg(&settings)
+            .stderr(Stdio::from(file));
+        if journal {
+            // What systemd sets when it connects stderr to the journal.
+            command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        } else {
+            // Inherited from a parent whose stream this is not.
+            command.env("JOURNAL_STREAM", "1:1");
+        }
+        command
+    };
+
+    let journal_log = h.dir.path().join("journal.log");
+    let out = output(sync_logging_to(&journal_log, true)).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&journal_log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("<6>INFO ")
+            && l.contains("installed a new certificate version")
+            && l.contains("thumbprint=")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<4>WARN ") && l.contains("certificate check failed")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().all(|l| l.starts_with('<')),
+        "every line has its priority: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour codes: {text}");
+    assert!(!text.contains("PRIVATE KEY") && !text.contains("eyJ"));
+
+    // stderr is not the journal: ordinary lines with a timestamp, no priority prefix.
+    let plain_log = h.dir.path().join("plain.log");
+    std::fs::remove_dir_all(h.store()).unwrap();
+    let out = output(sync_logging_to(&plain_log, false)).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&plain_log).unwrap();
+    assert!(
+        text.contains("installed a new certificate version"),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| !l.starts_with('<')), "{text}");
+    assert!(
+        text.lines().all(|l| l.starts_with("20")),
+        "timestamped: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a file: {text}"
+    );
+}
