@@ -490,6 +490,24 @@ fn cases() -> Vec<Case> {
             "is not an https URL",
         ),
         err(
+            agent(json!({"metricsAddress": "localhost:9464"})),
+            "bad-metrics-address",
+            "settings.akvvm.metricsAddress",
+            "metricsAddress \"localhost:9464\" is not an IP address and port",
+        ),
+        err(
+            agent(json!({"metricsAddress": 9464})),
+            "wrong-type",
+            "settings.akvvm.metricsAddress",
+            "expected a string, found a number",
+        ),
+        warn(
+            agent(json!({"metricsAddress": "0.0.0.0:9464"})),
+            "metrics-not-loopback",
+            "settings.akvvm.metricsAddress",
+            "metrics on 0.0.0.0:9464 are served without authentication",
+        ),
+        err(
             agent(json!({"concurrencyPerVault": 0})),
             "out-of-range",
             "settings.akvvm.concurrencyPerVault",

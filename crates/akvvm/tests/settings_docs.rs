@@ -45,6 +45,7 @@ const KEYS: &[&str] = &[
     "command",
     "timeoutInS",
     "certbotLayout",
+    "metricsAddress",
 ];
 
 #[test]

@@ -170,6 +170,7 @@ fn akvvm_options_from_an_extension_resource() {
                 timeout: Duration::from_secs(30)
             }),
             certbot_layout: false,
+            metrics_address: Some("127.0.0.1:9464".parse().unwrap()),
         }
     );
     let www = &s.observed[0];

@@ -276,6 +276,9 @@ pub struct AgentOptions {
     /// `certbotLayout`: also write certbot's `cert.pem`, `chain.pem`, `fullchain.pem` and
     /// `privkey.pem` for every certificate (unless it says otherwise); default false.
     pub certbot_layout: bool,
+    /// `metricsAddress`: where `akvvm run` serves Prometheus metrics (`GET /metrics`); default
+    /// none (no listener).
+    pub metrics_address: Option<SocketAddr>,
 }
 
 impl Default for AgentOptions {
@@ -294,6 +297,7 @@ impl Default for AgentOptions {
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,
             certbot_layout: false,
+            metrics_address: None,
         }
     }
 }

@@ -63,6 +63,7 @@ const AGENT_KEYS: &[&str] = &[
     "expiryWarningDays",
     "reload",
     "certbotLayout",
+    "metricsAddress",
 ];
 const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout"];
 const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
@@ -1457,6 +1458,10 @@ impl Ctx<'_> {
         let certbot_layout = self
             .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
             .or(defaults.certbot_layout);
+        let metrics_address = self
+            .metrics_address(fields.get("metricsAddress"), &fields.path("metricsAddress"))
+            .value()
+            .or(defaults.metrics_address);
         AgentOptions {
             state_directory,
             keep_versions,
@@ -1469,6 +1474,48 @@ impl Ctx<'_> {
             expiry_warning_days,
             reload,
             certbot_layout,
+            metrics_address,
+        }
+    }
+
+    /// `metricsAddress`: an `IP:port` to serve Prometheus metrics on.
+    fn metrics_address(&mut self, v: Option<&Value>, path: &str) -> Got<SocketAddr> {
+        match self.string(v, path, "\"127.0.0.1:9464\"") {
+            Got::Value(s) => match s.parse::<SocketAddr>() {
+                Ok(address) => {
+                    if !address.ip().is_loopback() {
+                        self.warn(
+                            "metrics-not-loopback",
+                            path,
+                            format!(
+                                "metrics on {address} are served without authentication to \
+                                 anyone who can reach that address (certificate names, versions, \
+                                 expiry and errors)"
+                            ),
+                            Some(
+                                "prefer a loopback address such as \"127.0.0.1:9464\" and let a \
+                                 local Prometheus agent scrape it"
+                                    .to_string(),
+                            ),
+                        );
+                    }
+                    Got::Value(address)
+                }
+                Err(_) => {
+                    self.error(
+                        "bad-metrics-address",
+                        path,
+                        format!("metricsAddress {s:?} is not an IP address and port"),
+                        Some(
+                            "write \"127.0.0.1:9464\" or \"[::1]:9464\" (no host names, no \
+                             scheme or path: metrics are served at /metrics)"
+                                .to_string(),
+                        ),
+                    );
+                    Got::Skip
+                }
+            },
+            other => other.skip_unless_absent(),
         }
     }
 
