@@ -110,6 +110,29 @@ impl RunningEmulator {
         self.state.default_tenant()
     }
 
+    /// Signs an access token for `identity` and `resource` valid from `not_before` to
+    /// `expires_on` (Unix seconds), as IMDS would issue it: for tests of tokens that IMDS never
+    /// hands out (expired, not yet valid).
+    pub fn issue_token(
+        &self,
+        identity: &Identity,
+        resource: &str,
+        not_before: i64,
+        expires_on: i64,
+    ) -> anyhow::Result<String> {
+        self.state.issuer.issue(&crate::token::AccessClaims {
+            aud: resource.to_owned(),
+            iss: format!("https://sts.windows.net/{}/", identity.tenant_id),
+            iat: not_before,
+            nbf: not_before,
+            exp: expires_on,
+            tid: identity.tenant_id.clone(),
+            oid: identity.object_id.clone(),
+            sub: identity.object_id.clone(),
+            appid: identity.client_id.clone(),
+        })
+    }
+
     /// Creates or replaces the system-assigned identity.
     pub fn set_system_identity(&self, spec: IdentitySpec) -> Result<Identity, AdminError> {
         self.state.set_system_identity(spec)

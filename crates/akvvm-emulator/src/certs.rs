@@ -728,7 +728,7 @@ pub fn handle(
 ) -> Result<Response, Response> {
     match (rest, method) {
         ([] | [""], &Method::GET) => {
-            ctx.require(Permission::CertificatesList, "/certificates")?;
+            ctx.require(Permission::CertificatesList, "")?;
             let items = ctx.state.read(|m| {
                 m.vaults[&ctx.vault]
                     .certificates

@@ -22,7 +22,7 @@ use crate::state::{
     AdminError, AuthorizationModel, ChallengeForm, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL,
     Secret, SecretSpec, SecretVersion, State, Vault, insert_secret_version, soft_delete_secret,
 };
-use crate::token::now_unix;
+use crate::token::{TokenError, now_unix};
 
 /// The audience (resource) of Key Vault tokens.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
@@ -174,7 +174,19 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Checks that the caller holds `perm`, or gives Key Vault's 403.
+    /// [`Ctx::base`] with the port always written (`https://myvault.vault.azure.net:443`), as
+    /// Key Vault writes the `nextLink` of list answers.
+    pub fn base_with_port(&self) -> String {
+        let host = self.base.trim_start_matches("https://");
+        if host.contains(':') {
+            self.base.clone()
+        } else {
+            format!("{}:443", self.base)
+        }
+    }
+
+    /// Checks that the caller holds `perm`, or gives Key Vault's 403. `resource_path` is the
+    /// object the message names (`/secrets/db`), empty for the whole vault (list operations).
     pub fn require(&self, perm: Permission, resource_path: &str) -> Result<(), Response> {
         let (allowed, model, tenant) = self.state.read(|m| {
             m.vaults.get(&self.vault).map_or(
@@ -197,7 +209,7 @@ impl Ctx<'_> {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 &format!(
-                    "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss={}\r\nAction: '{}'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{}{}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: {};location=local\r\n",
+                    "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss={}\r\nAction: '{}'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{}{}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {};location=local\r\n",
                     c.appid,
                     c.oid,
                     c.iss,
@@ -270,7 +282,13 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
     let claims = state
         .issuer
         .verify(token.trim(), now_unix())
-        .map_err(|e| challenge(vault, &format!("AKV10013: Invalid token: {e}.")))?;
+        .map_err(|e| match e {
+            // Key Vault's own words for an expired token.
+            TokenError::Expired { .. } => {
+                challenge(vault, "[TokenExpired] Error validating token: 'S2S12086'.")
+            }
+            other => challenge(vault, &format!("AKV10013: Invalid token: {other}.")),
+        })?;
     if claims.aud.trim_end_matches('/') != KEY_VAULT_RESOURCE {
         return Err(challenge(
             vault,
@@ -574,7 +592,7 @@ fn secrets(
 ) -> Result<Response, Response> {
     match (rest, method) {
         ([] | [""], &Method::GET) => {
-            ctx.require(Permission::SecretsList, "/secrets")?;
+            ctx.require(Permission::SecretsList, "")?;
             let items = ctx.state.read(|m| {
                 m.vaults[&ctx.vault]
                     .secrets
@@ -804,7 +822,7 @@ fn deleted_secrets(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Resp
     };
     match (rest, method) {
         ([] | [""], &Method::GET) => {
-            ctx.require(Permission::SecretsList, "/deletedsecrets")?;
+            ctx.require(Permission::SecretsList, "")?;
             let items = ctx.state.read(|m| {
                 m.vaults[&ctx.vault]
                     .deleted_secrets

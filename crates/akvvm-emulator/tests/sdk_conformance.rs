@@ -318,20 +318,81 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
     let body: serde_json::Value = raw.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Forbidden");
     assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByRbac");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("Action: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("oid={}", reader.object_id)),
-        "{message}"
+    // Listing is denied on the vault itself, with the decision reason Key Vault gives.
+    assert_eq!(
+        body["error"]["message"].as_str().unwrap(),
+        format!(
+            "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{VAULT}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {VAULT};location=local\r\n",
+            reader.client_id,
+            reader.object_id,
+            emulator.tenant_id()
+        )
     );
 
     let nobody_client = client(&emulator, Some(nobody.client_id.clone()), no_retry());
     assert_eq!(
         status(&nobody_client.get_secret("api-key", None).await.unwrap_err()),
         403
+    );
+    // A denied get names the secret (lower case) and the getSecret action.
+    let token = ImdsCredential {
+        endpoint: emulator.imds_url(),
+        client_id: Some(nobody.client_id.clone()),
+        http: reqwest::Client::new(),
+    }
+    .get_token(&["https://vault.azure.net/.default"], None)
+    .await
+    .unwrap();
+    let raw = http
+        .get(format!(
+            "{}/secrets/API-key?api-version=7.4",
+            emulator.vault_url(VAULT)
+        ))
+        .bearer_auth(token.token.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 403);
+    let body: serde_json::Value = raw.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/myvault/secrets/api-key'\r\n"),
+        "{message}"
+    );
+
+    // An expired token (signed by the emulator, so only its lifetime is wrong): Key Vault's
+    // TokenExpired 401 with the challenge, so a client fetches a new token.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expired = emulator
+        .issue_token(&reader, "https://vault.azure.net", now - 7200, now - 3600)
+        .unwrap();
+    let raw = http.get(&url).bearer_auth(&expired).send().await.unwrap();
+    assert_eq!(raw.status(), 401);
+    assert_eq!(
+        raw.headers()["www-authenticate"],
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+    );
+    assert_eq!(
+        raw.text().await.unwrap(),
+        r#"{"error":{"code":"Unauthorized","message":"[TokenExpired] Error validating token: 'S2S12086'."}}"#
+    );
+    // A token for another resource.
+    let management = emulator
+        .issue_token(&reader, "https://management.azure.com/", now, now + 3600)
+        .unwrap();
+    let raw = http
+        .get(&url)
+        .bearer_auth(&management)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 401);
+    assert_eq!(
+        raw.text().await.unwrap(),
+        r#"{"error":{"code":"Unauthorized","message":"AKV10022: Invalid audience. Expected https://vault.azure.net, found: https://management.azure.com/."}}"#
     );
 
     // A token from another tenant: 401 again after the challenge.
