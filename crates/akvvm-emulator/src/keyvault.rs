@@ -485,7 +485,8 @@ fn secret_attributes(v: &SecretVersion) -> Value {
     a
 }
 
-fn secret_common(ctx: &Ctx<'_>, secret: &Secret, v: &SecretVersion, id: String) -> Value {
+/// The fields a `SecretItem` (list answers) and a `SecretBundle` share.
+fn secret_common(v: &SecretVersion, id: String) -> Value {
     let mut body = json!({"id": id, "attributes": secret_attributes(v)});
     if let Some(ct) = &v.content_type {
         body["contentType"] = json!(ct);
@@ -495,15 +496,18 @@ fn secret_common(ctx: &Ctx<'_>, secret: &Secret, v: &SecretVersion, id: String) 
     }
     if v.managed {
         body["managed"] = json!(true);
-        body["kid"] = json!(format!("{}/keys/{}/{}", ctx.base, secret.name, v.version));
     }
     body
 }
 
-/// A `SecretBundle`, with or without its value.
+/// A `SecretBundle`, with or without its value. A certificate's secret names its key (`kid`);
+/// list items (`SecretItem`) do not.
 fn secret_bundle(ctx: &Ctx<'_>, secret: &Secret, v: &SecretVersion, with_value: bool) -> Value {
     let id = format!("{}/secrets/{}/{}", ctx.base, secret.name, v.version);
-    let mut body = secret_common(ctx, secret, v, id);
+    let mut body = secret_common(v, id);
+    if v.managed {
+        body["kid"] = json!(format!("{}/keys/{}/{}", ctx.base, secret.name, v.version));
+    }
     if with_value {
         let map = body.as_object_mut().map(std::mem::take).unwrap_or_default();
         let mut ordered = serde_json::Map::new();
@@ -544,13 +548,18 @@ pub fn list_page(ctx: &Ctx<'_>, items: Vec<Value>, path: &str) -> Result<Respons
     };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
+    // As Key Vault writes it: the port always named, `maxresults` only when the request gave it.
     let next = if offset + max < total {
-        json!(format!(
-            "{}{path}?api-version={}&$skiptoken={}&maxresults={max}",
-            ctx.base,
+        let mut link = format!(
+            "{}{path}?api-version={}&$skiptoken={}",
+            ctx.base_with_port(),
             ctx.api_version,
             URL_SAFE_NO_PAD.encode(format!("akvvm:{}", offset + max))
-        ))
+        );
+        if ctx.query.contains_key("maxresults") {
+            link.push_str(&format!("&maxresults={max}"));
+        }
+        json!(link)
     } else {
         Value::Null
     };
@@ -598,9 +607,9 @@ fn secrets(
                     .secrets
                     .values()
                     .filter_map(|s| {
-                        s.versions.last().map(|v| {
-                            secret_common(ctx, s, v, format!("{}/secrets/{}", ctx.base, s.name))
-                        })
+                        s.versions
+                            .last()
+                            .map(|v| secret_common(v, format!("{}/secrets/{}", ctx.base, s.name)))
                     })
                     .collect::<Vec<_>>()
             });
@@ -648,8 +657,6 @@ fn secrets(
                             .iter()
                             .map(|v| {
                                 secret_common(
-                                    ctx,
-                                    s,
                                     v,
                                     format!("{}/secrets/{}/{}", ctx.base, s.name, v.version),
                                 )
@@ -830,6 +837,9 @@ fn deleted_secrets(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Resp
                     .map(|d| {
                         let mut item = deleted_bundle(ctx, d);
                         item["id"] = json!(format!("{}/secrets/{}", ctx.base, d.secret.name));
+                        if let Some(fields) = item.as_object_mut() {
+                            fields.remove("kid");
+                        }
                         item
                     })
                     .collect::<Vec<_>>()

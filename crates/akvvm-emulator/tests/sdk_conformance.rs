@@ -546,3 +546,102 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
         .unwrap();
     assert_value(secret.value.as_deref(), "v");
 }
+
+/// List answers as Key Vault writes them: `nextLink` names the port and carries `maxresults`
+/// only when the request did; a certificate's secret is listed `managed` but without the `kid`
+/// that a get answers.
+#[tokio::test]
+async fn list_answers_have_key_vault_s_shape() {
+    let emulator = start().await;
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
+        .unwrap();
+    for i in 0..26 {
+        emulator
+            .set_secret(
+                VAULT,
+                &format!("s{i:02}"),
+                SecretSpec {
+                    value: "v".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    emulator
+        .create_certificate(
+            VAULT,
+            "web",
+            &serde_json::json!({"x509_props": {"subject": "CN=web"}}),
+        )
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = emulator
+        .issue_token(&identity, "https://vault.azure.net", now, now + 3600)
+        .unwrap();
+    let http = http_client(&emulator);
+    let base = emulator.vault_url(VAULT);
+    let get = |url: String| {
+        let request = http.get(url).bearer_auth(&token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+
+    // 27 secrets: a full page of 25 without maxresults, and a link without it.
+    let page = get(format!("{base}/secrets?api-version=7.4")).await;
+    assert_eq!(page["value"].as_array().unwrap().len(), 25);
+    let next = page["nextLink"].as_str().unwrap();
+    let prefix = format!("{base}/secrets?api-version=7.4&$skiptoken=");
+    assert!(next.starts_with(&prefix), "{next}");
+    assert!(!next.contains("maxresults"), "{next}");
+    let last = get(next.to_owned()).await;
+    assert_eq!(last["value"].as_array().unwrap().len(), 2);
+    assert!(last["nextLink"].is_null());
+
+    // With maxresults: pages of that size, the link carries it on.
+    let page = get(format!("{base}/secrets?api-version=7.4&maxresults=10")).await;
+    assert_eq!(page["value"].as_array().unwrap().len(), 10);
+    let next = page["nextLink"].as_str().unwrap();
+    assert!(next.ends_with("&maxresults=10"), "{next}");
+    assert_eq!(
+        get(next.to_owned()).await["value"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // The certificate's secret: managed in the list, with its kid only when read.
+    let all: Vec<serde_json::Value> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(last["value"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let web = all
+        .iter()
+        .find(|item| item["id"] == format!("{base}/secrets/web").as_str())
+        .expect("the certificate's secret is listed");
+    assert_eq!(web["managed"], true);
+    assert_eq!(web["contentType"], "application/x-pkcs12");
+    assert!(web.get("kid").is_none(), "{web}");
+    let read = get(format!("{base}/secrets/web?api-version=7.4")).await;
+    assert!(
+        read["kid"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{base}/keys/web/")),
+        "{}",
+        read["kid"]
+    );
+}
