@@ -23,11 +23,11 @@ use akvvm_cert::certificate::{
 
 use crate::keyvault::{
     Ctx, admin_to_response, bad_parameter, check_name, kv_error, list_page, method_not_allowed,
-    not_found_path, ok_json, parse_body,
+    no_content, not_found_path, ok_json, parse_body,
 };
 use crate::state::{
-    AdminError, Certificate, CertificateVersion, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL,
-    SecretSpec, Vault, insert_secret_version, new_version,
+    AdminError, Certificate, CertificateVersion, DeletedCertificate, Permission, RECOVERABLE_DAYS,
+    RECOVERY_LEVEL, SecretSpec, Vault, insert_secret_version, new_version,
 };
 use crate::token::now_unix;
 
@@ -411,6 +411,12 @@ pub fn add_version(
         .to_owned();
     let value = secret_value(&content_type, bundle)?;
     let key = name.to_ascii_lowercase();
+    if vault.deleted_certificates.contains_key(&key) {
+        return Err(AdminError::Conflict {
+            what: "certificate (deleted but recoverable)",
+            name: name.to_owned(),
+        });
+    }
     if vault
         .secrets
         .get(&key)
@@ -859,22 +865,16 @@ pub fn handle(
                 Permission::CertificatesDelete,
                 &format!("/certificates/{name}"),
             )?;
-            let cert = ctx
+            let deleted = ctx
                 .state
-                .with_vault(&ctx.vault, |v| delete_in(v, name))
+                .with_vault(&ctx.vault, |v| soft_delete_in(v, name))
                 .map_err(|e| match e {
                     AdminError::NotFound { .. } => cert_not_found(name, None),
                     other => admin_to_response(other),
                 })?;
-            let Some(last) = cert.versions.last() else {
-                return Err(cert_not_found(name, None));
-            };
-            let now = now_unix();
-            let mut body = bundle_body(ctx, &cert, last);
-            body["recoveryId"] = json!(format!("{}/deletedcertificates/{}", ctx.base, cert.name));
-            body["deletedDate"] = json!(now);
-            body["scheduledPurgeDate"] = json!(now + RECOVERABLE_DAYS * 86_400);
-            Ok(ok_json(StatusCode::OK, body))
+            deleted_bundle(ctx, &deleted)
+                .map(|body| ok_json(StatusCode::OK, body))
+                .ok_or_else(|| cert_not_found(name, None))
         }
         ([_] | [_, _], _) => Err(method_not_allowed(method)),
         _ => Err(not_found_path(&format!("/certificates/{}", rest.join("/")))),
@@ -931,7 +931,133 @@ fn update(
     Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
 }
 
-/// Deletes a certificate with its managed secret.
+/// A `DeletedCertificateBundle`: the latest version with where to recover it from.
+fn deleted_bundle(ctx: &Ctx<'_>, d: &DeletedCertificate) -> Option<Value> {
+    let cert = &d.certificate;
+    let mut body = bundle_body(ctx, cert, cert.versions.last()?);
+    body["recoveryId"] = json!(format!("{}/deletedcertificates/{}", ctx.base, cert.name));
+    body["deletedDate"] = json!(d.deleted_date);
+    body["scheduledPurgeDate"] = json!(d.scheduled_purge_date);
+    Some(body)
+}
+
+/// Handles `/deletedcertificates/...`: get, list, purge and recover certificates that the
+/// data plane deleted.
+pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response, Response> {
+    let not_found = |name: &str| {
+        kv_error(
+            StatusCode::NOT_FOUND,
+            "CertificateNotFound",
+            &format!("Deleted Certificate not found: {name}"),
+            None,
+        )
+    };
+    let find = |name: &str| {
+        ctx.state.read(|m| {
+            m.vaults[&ctx.vault]
+                .deleted_certificates
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+        })
+    };
+    match (rest, method) {
+        ([] | [""], &Method::GET) => {
+            ctx.require(Permission::CertificatesList, "")?;
+            let items = ctx.state.read(|m| {
+                m.vaults[&ctx.vault]
+                    .deleted_certificates
+                    .values()
+                    .filter_map(|d| {
+                        let cert = &d.certificate;
+                        let mut item = item_body(
+                            format!("{}/certificates/{}", ctx.base, cert.name),
+                            cert.versions.last()?,
+                        );
+                        item["recoveryId"] =
+                            json!(format!("{}/deletedcertificates/{}", ctx.base, cert.name));
+                        item["deletedDate"] = json!(d.deleted_date);
+                        item["scheduledPurgeDate"] = json!(d.scheduled_purge_date);
+                        Some(item)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            list_page(ctx, items, "/deletedcertificates")
+        }
+        ([name], &Method::GET) => {
+            ctx.require(
+                Permission::CertificatesList,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let d = find(name).ok_or_else(|| not_found(name))?;
+            deleted_bundle(ctx, &d)
+                .map(|body| ok_json(StatusCode::OK, body))
+                .ok_or_else(|| not_found(name))
+        }
+        ([name], &Method::DELETE) => {
+            ctx.require(
+                Permission::CertificatesDelete,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let purged = ctx
+                .state
+                .with_vault(&ctx.vault, |v| {
+                    Ok(v.deleted_certificates.remove(&name.to_ascii_lowercase()))
+                })
+                .map_err(admin_to_response)?;
+            purged.map(|_| no_content()).ok_or_else(|| not_found(name))
+        }
+        ([name, "recover"], &Method::POST) => {
+            ctx.require(
+                Permission::CertificatesCreate,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let recovered = ctx
+                .state
+                .with_vault(&ctx.vault, |v| {
+                    let key = name.to_ascii_lowercase();
+                    Ok(v.deleted_certificates.remove(&key).map(|d| {
+                        if let Some(secret) = d.secret {
+                            v.secrets.insert(key.clone(), secret);
+                        }
+                        v.certificates.insert(key, d.certificate.clone());
+                        d.certificate
+                    }))
+                })
+                .map_err(admin_to_response)?;
+            let cert = recovered.ok_or_else(|| not_found(name))?;
+            let last = cert.versions.last().ok_or_else(|| not_found(name))?;
+            Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, last)))
+        }
+        _ => Err(not_found_path(&format!(
+            "/deletedcertificates/{}",
+            rest.join("/")
+        ))),
+    }
+}
+
+/// Deletes a certificate as Key Vault's API does with soft delete on: it and its managed secret
+/// are kept under `/deletedcertificates` until purged or recovered.
+pub fn soft_delete_in(v: &mut Vault, name: &str) -> Result<DeletedCertificate, AdminError> {
+    let key = name.to_ascii_lowercase();
+    let certificate = v
+        .certificates
+        .remove(&key)
+        .ok_or_else(|| AdminError::NotFound {
+            what: "certificate",
+            name: name.to_owned(),
+        })?;
+    let now = now_unix();
+    let deleted = DeletedCertificate {
+        certificate,
+        secret: v.secrets.remove(&key),
+        deleted_date: now,
+        scheduled_purge_date: now + RECOVERABLE_DAYS * 86_400,
+    };
+    v.deleted_certificates.insert(key, deleted.clone());
+    Ok(deleted)
+}
+
+/// Deletes a certificate with its managed secret, for good (the admin API).
 pub fn delete_in(v: &mut Vault, name: &str) -> Result<Certificate, AdminError> {
     let key = name.to_ascii_lowercase();
     let cert = v

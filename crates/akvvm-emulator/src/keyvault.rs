@@ -110,6 +110,11 @@ fn with_kv_headers(mut response: Response) -> Response {
     response
 }
 
+/// An empty 204 answer (a purge).
+pub fn no_content() -> Response {
+    with_kv_headers(StatusCode::NO_CONTENT.into_response())
+}
+
 pub fn ok_json(status: StatusCode, body: Value) -> Response {
     with_kv_headers((status, axum::Json(body)).into_response())
 }
@@ -386,6 +391,7 @@ async fn handle(
         Some("secrets") => secrets(&ctx, &method, &segments[1..], &body),
         Some("deletedsecrets") => deleted_secrets(&ctx, &method, &segments[1..]),
         Some("certificates") => crate::certs::handle(&ctx, &method, &segments[1..], &body),
+        Some("deletedcertificates") => crate::certs::deleted(&ctx, &method, &segments[1..]),
         _ => Err(not_found_path(uri.path())),
     };
     result.unwrap_or_else(|r| r)
@@ -451,14 +457,21 @@ pub fn admin_to_response(e: AdminError) -> Response {
             &format!("{what} {name} was not found"),
             None,
         ),
-        AdminError::Conflict { what, name } if what.contains("deleted") => kv_error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!(
-                "Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."
-            ),
-            Some("ObjectIsDeletedButRecoverable"),
-        ),
+        AdminError::Conflict { what, name } if what.contains("deleted") => {
+            let (kind, object) = if what.starts_with("certificate") {
+                ("Certificate", "certificate")
+            } else {
+                ("Secret", "secret")
+            };
+            kv_error(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!(
+                    "{kind} {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the {object} can only be recovered or purged."
+                ),
+                Some("ObjectIsDeletedButRecoverable"),
+            )
+        }
         AdminError::Conflict { what, name } => kv_error(
             StatusCode::CONFLICT,
             "Conflict",
@@ -868,9 +881,7 @@ fn deleted_secrets(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Resp
                     Ok(v.deleted_secrets.remove(&name.to_ascii_lowercase()))
                 })
                 .map_err(admin_to_response)?;
-            removed
-                .map(|_| with_kv_headers(StatusCode::NO_CONTENT.into_response()))
-                .ok_or_else(|| not_found(name))
+            removed.map(|_| no_content()).ok_or_else(|| not_found(name))
         }
         ([name, "recover"], &Method::POST) => {
             ctx.require(Permission::SecretsSet, &format!("/deletedsecrets/{name}"))?;

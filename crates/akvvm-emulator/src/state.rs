@@ -238,6 +238,16 @@ pub struct DeletedSecret {
     pub scheduled_purge_date: i64,
 }
 
+/// A certificate deleted through Key Vault's API, kept (with its managed secret) until it is
+/// purged or recovered, as soft delete does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedCertificate {
+    pub certificate: Certificate,
+    pub secret: Option<Secret>,
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
+
 /// One version of a certificate: the DER certificate and its PKCS#8 key (`Debug` never shows
 /// the key).
 #[derive(Clone, Serialize, Deserialize)]
@@ -288,6 +298,8 @@ pub struct Vault {
     pub secrets: BTreeMap<String, Secret>,
     pub deleted_secrets: BTreeMap<String, DeletedSecret>,
     pub certificates: BTreeMap<String, Certificate>,
+    #[serde(default)]
+    pub deleted_certificates: BTreeMap<String, DeletedCertificate>,
 }
 
 impl Vault {
@@ -556,6 +568,7 @@ impl State {
                 secrets: BTreeMap::new(),
                 deleted_secrets: BTreeMap::new(),
                 certificates: BTreeMap::new(),
+                deleted_certificates: BTreeMap::new(),
             };
             m.vaults.insert(key, vault.clone());
             Ok(vault)
@@ -863,7 +876,8 @@ pub(crate) fn insert_secret_version(
     managed: bool,
 ) -> Result<SecretVersion, AdminError> {
     let key = name.to_ascii_lowercase();
-    if v.deleted_secrets.contains_key(&key) {
+    // A deleted certificate keeps its secret's name too.
+    if v.deleted_secrets.contains_key(&key) || v.deleted_certificates.contains_key(&key) {
         return Err(AdminError::Conflict {
             what: "secret (deleted but recoverable)",
             name: name.to_owned(),

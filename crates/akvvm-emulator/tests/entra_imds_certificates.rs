@@ -703,3 +703,133 @@ async fn admin_api_over_https_and_access_policy_vaults() {
     assert_eq!(ok["count"], 2);
     assert_eq!(ok["method"], "GET");
 }
+
+/// Deleting a certificate through the data plane soft-deletes it as Key Vault does: it is read
+/// back under `/deletedcertificates` (what the SDKs' delete pollers wait for), its name cannot be
+/// reused until it is purged or recovered, and recovering brings back its secret too.
+#[tokio::test]
+async fn deleted_certificates_can_be_read_recovered_and_purged() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.add_vault(VAULT).unwrap();
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(
+            VAULT,
+            &identity.object_id,
+            &["Key Vault Certificates Officer", "Key Vault Secrets User"],
+        )
+        .unwrap();
+    emulator
+        .create_certificate(VAULT, "web", &json!({"x509_props": {"subject": "CN=web"}}))
+        .unwrap();
+    let token = emulator
+        .issue_token(&identity, "https://vault.azure.net", now(), now() + 3600)
+        .unwrap();
+    let http = http(&emulator);
+    let base = emulator.vault_url(VAULT);
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{base}{path}?api-version=7.4"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let body = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            };
+            (status, body)
+        }
+    };
+
+    let (status, deleted) = call(reqwest::Method::DELETE, "/certificates/web", None).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        deleted["recoveryId"],
+        format!("{base}/deletedcertificates/web").as_str()
+    );
+    assert_eq!(
+        deleted["attributes"]["recoveryLevel"],
+        "Recoverable+Purgeable"
+    );
+    let (status, body) = call(reqwest::Method::GET, "/certificates/web", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "CertificateNotFound");
+    assert_eq!(
+        call(reqwest::Method::GET, "/secrets/web", None).await.0,
+        404
+    );
+    let (status, read) = call(reqwest::Method::GET, "/deletedcertificates/web", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["x5t"], deleted["x5t"]);
+    assert_eq!(read["deletedDate"], deleted["deletedDate"]);
+    let (status, listed) = call(reqwest::Method::GET, "/deletedcertificates", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["value"][0]["recoveryId"],
+        format!("{base}/deletedcertificates/web").as_str()
+    );
+
+    // The name is taken while the certificate is deleted.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/certificates/web/create",
+        Some(json!({"policy": {"x509_props": {"subject": "CN=web"}}})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "Conflict", "message": "Certificate web is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.", "innererror": {"code": "ObjectIsDeletedButRecoverable"}}})
+    );
+
+    // Recover: the certificate and its secret are back.
+    let (status, recovered) = call(
+        reqwest::Method::POST,
+        "/deletedcertificates/web/recover",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(recovered["x5t"], deleted["x5t"]);
+    assert_eq!(
+        call(reqwest::Method::GET, "/secrets/web", None).await.0,
+        200
+    );
+    let (status, body) = call(reqwest::Method::GET, "/deletedcertificates/web", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "CertificateNotFound", "message": "Deleted Certificate not found: web"}})
+    );
+
+    // Delete and purge: gone for good, and the name is free again.
+    assert_eq!(
+        call(reqwest::Method::DELETE, "/certificates/web", None)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = call(reqwest::Method::DELETE, "/deletedcertificates/web", None).await;
+    assert_eq!((status, body), (204, Value::Null));
+    assert_eq!(
+        call(reqwest::Method::GET, "/deletedcertificates/web", None)
+            .await
+            .0,
+        404
+    );
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/certificates/web/create",
+        Some(json!({"policy": {"x509_props": {"subject": "CN=web"}}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+}
