@@ -122,8 +122,8 @@ impl Permission {
 
 /// Expands a role or permission name into permissions: a built-in role name
 /// ("Key Vault Secrets User", "Key Vault Secrets Officer", "Key Vault Certificates Officer",
-/// "Key Vault Reader", "Key Vault Administrator"), a permission ("secrets/get"), or the short
-/// forms "get" and "list" (secrets).
+/// "Key Vault Certificate User", "Key Vault Reader", "Key Vault Administrator"), a permission
+/// ("secrets/get"), or the short forms "get" and "list" (secrets).
 pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
     use Permission::*;
     let perms = match name.trim().to_ascii_lowercase().as_str() {
@@ -138,13 +138,17 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
         "certificates/delete" => vec![CertificatesDelete],
         "key vault secrets user" => vec![SecretsGet, SecretsList],
         "key vault secrets officer" => vec![SecretsGet, SecretsList, SecretsSet, SecretsDelete],
-        "key vault certificates officer" | "key vault certificate user" => vec![
+        "key vault certificates officer" => vec![
             CertificatesGet,
             CertificatesList,
             CertificatesCreate,
             CertificatesImport,
             CertificatesDelete,
         ],
+        // Reads whole certificates, their secrets (the PFX) included, and changes nothing.
+        "key vault certificate user" => {
+            vec![CertificatesGet, CertificatesList, SecretsGet, SecretsList]
+        }
         "key vault reader" => vec![SecretsList, CertificatesGet, CertificatesList],
         "key vault administrator" | "all" => Permission::ALL.to_vec(),
         other => {

@@ -833,3 +833,42 @@ async fn deleted_certificates_can_be_read_recovered_and_purged() {
     .await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// "Key Vault Certificate User" reads certificates and their secrets (the PFX an agent installs)
+/// and may change nothing, as the built-in role does.
+#[tokio::test]
+async fn the_certificate_user_role_reads_certificates_and_their_secrets() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.add_vault(VAULT).unwrap();
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &identity.object_id, &["Key Vault Certificate User"])
+        .unwrap();
+    emulator
+        .create_certificate(VAULT, "web", &json!({"x509_props": {"subject": "CN=web"}}))
+        .unwrap();
+    let token = emulator
+        .issue_token(&identity, "https://vault.azure.net", now(), now() + 3600)
+        .unwrap();
+    let http = http(&emulator);
+    let base = emulator.vault_url(VAULT);
+    for (method, path, expected) in [
+        (reqwest::Method::GET, "/certificates/web", 200),
+        (reqwest::Method::GET, "/certificates", 200),
+        (reqwest::Method::GET, "/secrets/web", 200),
+        (reqwest::Method::GET, "/secrets", 200),
+        (reqwest::Method::DELETE, "/certificates/web", 403),
+        (reqwest::Method::PUT, "/secrets/other", 403),
+    ] {
+        let response = http
+            .request(method.clone(), format!("{base}{path}?api-version=7.4"))
+            .bearer_auth(&token)
+            .json(&json!({"value": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{method} {path}");
+    }
+}
