@@ -589,7 +589,7 @@ pub fn decode_secret(
     let looks_pem = value.trim_start().starts_with("-----BEGIN");
     match declared.as_deref() {
         Some(CONTENT_TYPE_PEM) => decode_pem(value),
-        Some(CONTENT_TYPE_PKCS12) if !looks_pem => decode_pfx(&pfx_base64(value)?, ""),
+        Some(CONTENT_TYPE_PKCS12) if !looks_pem => decode_secret_pfx(&pfx_base64(value)?),
         _ if looks_pem => decode_pem(value),
         declared => {
             let der = pfx_base64(value).map_err(|_| CertError::NotACertificate {
@@ -600,9 +600,24 @@ pub fn decode_secret(
                     None => "the value is neither PEM nor a base64 PFX".into(),
                 },
             })?;
-            decode_pfx(&der, "")
+            decode_secret_pfx(&der)
         }
     }
+}
+
+/// A PFX from a secret value: Key Vault's own have no password, so one that needs a password was
+/// put into the secret by hand, and the way out is to import it as a certificate instead.
+fn decode_secret_pfx(der: &[u8]) -> Result<CertificateBundle, CertError> {
+    decode_pfx(der, "").map_err(|err| match err {
+        CertError::PfxBadPassword { .. } => CertError::PfxBadPassword {
+            detail: " (Key Vault's own PFX secrets have an empty password, which does not open \
+                     this one): the secret holds a password-protected PFX set by hand; import it \
+                     as a certificate instead (az keyvault certificate import --file FILE \
+                     --password ...), which Key Vault stores without a password"
+                .into(),
+        },
+        other => other,
+    })
 }
 
 /// The DER of a base64 PFX secret value (whitespace allowed).

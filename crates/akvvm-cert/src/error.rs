@@ -36,7 +36,10 @@ pub enum CertError {
     PemNoKey { certificates: usize },
 
     /// A PEM block could not be read.
-    #[error("invalid PEM block {index} ({label}): {reason}")]
+    #[error(
+        "invalid PEM block {index} ({label}): {reason}; each block needs its complete base64 \
+         between its BEGIN and END lines: export the PEM again"
+    )]
     PemInvalid {
         index: usize,
         label: String,
@@ -51,7 +54,10 @@ pub enum CertError {
     PfxNoKey { certificates: usize },
 
     /// More than one private key: akvvm cannot tell which one belongs to the certificate.
-    #[error("the secret holds {count} private keys; a certificate secret must hold exactly one")]
+    #[error(
+        "the secret holds {count} private keys; a certificate secret must hold exactly one: keep \
+         only the key of the leaf certificate"
+    )]
     MultipleKeys { count: usize },
 
     /// The private key matches none of the certificates.
@@ -66,19 +72,32 @@ pub enum CertError {
     },
 
     /// There are no certificates at all.
-    #[error("the secret holds a private key but no certificate")]
+    #[error(
+        "the secret holds a private key but no certificate; add the certificate and its chain \
+         to it, or import the certificate into Key Vault as a certificate"
+    )]
     EmptyChain,
 
     /// A certificate is not valid X.509 DER.
-    #[error("certificate {index} is not a valid X.509 certificate: {reason}")]
+    #[error(
+        "certificate {index} is not a valid X.509 certificate: {reason}; replace it with the \
+         certificate as its issuer delivered it and import it into Key Vault again"
+    )]
     CertificateInvalid { index: usize, reason: String },
 
     /// The private key is not a valid key of its declared type.
-    #[error("the private key is invalid: {reason}")]
+    #[error(
+        "the private key is invalid: {reason}; export the key again (an RSA or EC key, \
+         unencrypted PKCS#8) and import it into Key Vault again"
+    )]
     KeyInvalid { reason: String },
 
     /// A cipher, MAC, key type or structure akvvm does not implement.
-    #[error("unsupported algorithm: {what}")]
+    #[error(
+        "unsupported algorithm: {what}; akvvm reads PFX files made by Key Vault (3DES, RC2) or \
+         OpenSSL (PBES2 with AES), PEM with unencrypted keys, RSA and EC P-256/P-384/P-521 keys: \
+         export the certificate in one of those forms"
+    )]
     UnsupportedAlgorithm { what: String },
 
     /// Building a PFX failed (bad input key or certificate).

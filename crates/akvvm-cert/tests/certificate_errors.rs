@@ -118,6 +118,75 @@ fn pfx_bad_password() {
 }
 
 #[test]
+fn a_password_protected_pfx_in_a_secret_says_to_import_it_as_a_certificate() {
+    // The agent cannot be given a password: the way out is Key Vault's certificate import.
+    let value = BASE64.encode(fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx"));
+    for content_type in [Some("application/x-pkcs12"), None] {
+        let err = decode_secret(content_type, &value).expect_err("needs a password");
+        assert_eq!(err.code(), "pfx_bad_password");
+        let message = err.to_string();
+        assert!(
+            message.contains("password-protected PFX set by hand"),
+            "{message}"
+        );
+        assert!(
+            message.contains("az keyvault certificate import"),
+            "{message}"
+        );
+        assert!(!message.contains("pass the PFX password"), "{message}");
+    }
+}
+
+#[test]
+fn every_error_from_real_input_says_what_to_do() {
+    let openssl = fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx");
+    let mut damaged = keyvault_pfx();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x01;
+    let cases: Vec<(Result<_, CertError>, &str)> = vec![
+        (decode_secret(None, "hunter2"), "store a PFX"),
+        (decode_pfx(&keyvault_pfx()[..300], ""), "re-import"),
+        (decode_pfx(&openssl, "wrong"), "check the password"),
+        (decode_pfx(&damaged, ""), "re-import"),
+        (
+            decode_pem(&fixture_text("pem/nokey.pem")),
+            "PRIVATE KEY block",
+        ),
+        (
+            decode_pem("-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n"),
+            "export the PEM again",
+        ),
+        (
+            decode_pfx(&fixture_bytes("pkcs12/openssl3-nokey.pfx"), ""),
+            "export it with its private key",
+        ),
+        (
+            decode_pem(&fixture_text("pem/mismatch.pem")),
+            "must belong together",
+        ),
+        (
+            decode_pem(&fixture_text("pem/keyonly.pem")),
+            "add the certificate",
+        ),
+        (
+            decode_pem(&format!(
+                "{}{}",
+                fixture_text("pem/ecp256.pem"),
+                fixture_text("pem/keyonly.pem")
+            )),
+            "keep only the key of the leaf",
+        ),
+    ];
+    for (result, advice) in cases {
+        let message = result.map(|_| ()).expect_err(advice).to_string();
+        assert!(
+            message.contains(advice),
+            "{advice:?} missing from: {message}"
+        );
+    }
+}
+
+#[test]
 fn pfx_mac_mismatch_when_the_content_opens_but_the_mac_does_not_verify() {
     // The Key Vault file ends with its 20-byte MAC salt (the iteration count is left out).
     let mut pfx = keyvault_pfx();
