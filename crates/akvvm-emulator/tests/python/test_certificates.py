@@ -5,6 +5,8 @@ import base64
 import datetime
 import hashlib
 
+import pytest
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.certificates import (
     CertificateClient,
@@ -117,3 +119,29 @@ def test_rotation_adds_a_version():
     assert versions == {before.properties.version, after.properties.version}
     pinned = certs.get_certificate_version("seeded-cert", before.properties.version)
     assert pinned.cer == before.cer
+
+
+def test_delete_recover_and_purge_a_certificate():
+    certs = CertificateClient(VAULT_URL, credential())
+    created = certs.begin_create_certificate("py-deleted", CertificatePolicy.get_default()).result()
+    # The poller waits until the deleted certificate can be read, as against Key Vault.
+    deleted = certs.begin_delete_certificate("py-deleted").result()
+    assert deleted.recovery_id == f"{VAULT_URL}/deletedcertificates/py-deleted"
+    assert deleted.properties.x509_thumbprint == created.properties.x509_thumbprint
+    with pytest.raises(ResourceNotFoundError) as missing:
+        certs.get_certificate("py-deleted")
+    assert missing.value.error.code == "CertificateNotFound"
+    assert certs.get_deleted_certificate("py-deleted").deleted_on is not None
+    assert "py-deleted" in {d.name for d in certs.list_deleted_certificates()}
+    with pytest.raises(ResourceExistsError) as taken:
+        certs.begin_create_certificate("py-deleted", CertificatePolicy.get_default())
+    assert taken.value.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
+
+    recovered = certs.begin_recover_deleted_certificate("py-deleted").result()
+    assert recovered.properties.x509_thumbprint == created.properties.x509_thumbprint
+    assert SecretClient(VAULT_URL, credential()).get_secret("py-deleted").properties.managed
+
+    certs.begin_delete_certificate("py-deleted").result()
+    certs.purge_deleted_certificate("py-deleted")
+    with pytest.raises(ResourceNotFoundError):
+        certs.get_deleted_certificate("py-deleted")
