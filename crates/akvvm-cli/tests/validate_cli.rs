@@ -25,7 +25,7 @@ fn valid_settings_exit_0_and_list_the_certificates() {
         .stdout(predicate::str::contains("kind: extension settings"))
         .stdout(predicate::str::contains("\n\nsettings\n  shape: v3 (certificate objects)\n"))
         .stdout(predicate::str::contains(
-            "    - other (vault myvault at myvault.vault.azure.net)\n      version: pinned to 0123abcd0123abcd0123abcd0123abcd\n      store: /etc/ssl/kv\n      link: web\n      acls: user:www-data, group:ssl-cert",
+            "    - other (vault myvault at myvault.vault.azure.net)\n      version: pinned to 0123abcd0123abcd0123abcd0123abcd\n      store: /etc/ssl/kv\n      link: web\n      acls: user:www-data, group:ssl-cert (not applied: aclEnabled is not true)\n",
         ))
         .stdout(predicate::str::contains("    - mycert (vault myvault at myvault.vault.azure.net)\n      version: latest"))
         .stdout(predicate::str::contains("warning[windows-only] settings.secretsManagementSettings.linkOnRenewal:"))

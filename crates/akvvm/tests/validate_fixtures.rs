@@ -389,6 +389,65 @@ fn template_resolves_parameters_variables_and_defaults() {
     );
 }
 
+#[test]
+fn values_set_at_deployment_are_not_shown_as_defaults() {
+    // pollingIntervalInS, requireInitialSync and aclEnabled from parameters that have no value
+    // here: the summary must not claim the defaults, and ACLs are "applied if".
+    let template = json!({
+        "parameters": {"poll": {"type": "string"}, "sync": {"type": "bool"}, "acl": {"type": "bool"}},
+        "resources": [vm_extension(json!({
+            "publisher": "Microsoft.Azure.KeyVault",
+            "type": "KeyVaultForLinux",
+            "typeHandlerVersion": "3.0",
+            "settings": {"secretsManagementSettings": {
+                "pollingIntervalInS": "[parameters('poll')]",
+                "requireInitialSync": "[parameters('sync')]",
+                "aclEnabled": "[parameters('acl')]",
+                "observedCertificates": [{
+                    "url": "https://myvault.vault.azure.net/secrets/web",
+                    "acls": [{"group": "ssl-cert"}]
+                }]
+            }}
+        }))]
+    });
+    let r = validate_value(&template, Default::default());
+    assert!(r.valid, "{}", r.render_text());
+    let ext = &r.extensions[0];
+    assert_eq!(ext.polling_interval_seconds, None);
+    assert_eq!(ext.require_initial_sync, None);
+    assert_eq!(ext.acls_applied, None);
+    assert_eq!(ext.unresolved.len(), 3);
+    let text = r.render_text();
+    assert!(
+        text.contains(
+            "  polling: set at deployment (ARM expression); requireInitialSync: set at deployment (ARM expression)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("      acls: group:ssl-cert (applied if aclEnabled is true at deployment)\n"),
+        "{text}"
+    );
+
+    // Given values, the summary shows them and the ACLs are applied.
+    let mut values = serde_json::Map::new();
+    values.insert("poll".into(), json!("120"));
+    values.insert("sync".into(), json!(true));
+    values.insert("acl".into(), json!(true));
+    let r = validate_value(&template, values);
+    assert!(r.valid, "{}", r.render_text());
+    let ext = &r.extensions[0];
+    assert_eq!(ext.polling_interval_seconds, Some(120));
+    assert_eq!(ext.require_initial_sync, Some(true));
+    assert_eq!(ext.acls_applied, Some(true));
+    let text = r.render_text();
+    assert!(
+        text.contains("  polling: every 120 s; requireInitialSync: true\n"),
+        "{text}"
+    );
+    assert!(text.contains("      acls: group:ssl-cert\n"), "{text}");
+}
+
 fn vm_extension(properties: serde_json::Value) -> serde_json::Value {
     json!({"type": "Microsoft.Compute/virtualMachines/extensions", "name": "vm/kv", "properties": properties})
 }

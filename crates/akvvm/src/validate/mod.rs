@@ -107,6 +107,9 @@ pub struct ExtensionReport {
     pub authentication: Option<String>,
     pub polling_interval_seconds: Option<u64>,
     pub require_initial_sync: Option<bool>,
+    /// Whether the certificates' `acls` are applied (`aclEnabled`); `None` when an ARM
+    /// expression decides it at deployment.
+    pub acls_applied: Option<bool>,
     pub certificates: Vec<CertificateSummary>,
     pub unresolved: Vec<UnresolvedExpression>,
     pub diagnostics: Vec<Diagnostic>,
@@ -127,6 +130,7 @@ impl ExtensionReport {
             authentication: None,
             polling_interval_seconds: None,
             require_initial_sync: None,
+            acls_applied: None,
             certificates: Vec::new(),
             unresolved: Vec::new(),
             diagnostics: Vec::new(),
@@ -226,10 +230,15 @@ impl ValidationReport {
             if let Some(auth) = &ext.authentication {
                 let _ = writeln!(out, "  authentication: {auth}");
             }
-            if let (Some(poll), Some(sync)) =
-                (ext.polling_interval_seconds, ext.require_initial_sync)
-            {
-                let _ = writeln!(out, "  polling: every {poll} s; requireInitialSync: {sync}");
+            if ext.shape.is_some() {
+                let at_deployment = "set at deployment (ARM expression)";
+                let poll = ext
+                    .polling_interval_seconds
+                    .map_or(at_deployment.to_string(), |p| format!("every {p} s"));
+                let sync = ext
+                    .require_initial_sync
+                    .map_or(at_deployment.to_string(), |s| s.to_string());
+                let _ = writeln!(out, "  polling: {poll}; requireInitialSync: {sync}");
             }
             if !ext.certificates.is_empty() {
                 let _ = writeln!(out, "  certificates:");
@@ -246,7 +255,12 @@ impl ValidationReport {
                     let _ = writeln!(out, "      link: {link}");
                 }
                 if !c.acls.is_empty() {
-                    let _ = writeln!(out, "      acls: {}", c.acls.join(", "));
+                    let applied = match ext.acls_applied {
+                        Some(true) => "",
+                        Some(false) => " (not applied: aclEnabled is not true)",
+                        None => " (applied if aclEnabled is true at deployment)",
+                    };
+                    let _ = writeln!(out, "      acls: {}{applied}", c.acls.join(", "));
                 }
                 if c.certbot_layout {
                     let _ = writeln!(
@@ -825,8 +839,19 @@ fn check_settings(
             }
             other => other.to_string(),
         });
-        ext.polling_interval_seconds = Some(s.polling_interval.as_secs());
-        ext.require_initial_sync = Some(s.require_initial_sync);
+        // A value that an ARM expression gives at deployment is not the default the parser
+        // filled in: leave it out of the summary (it is listed with the unresolved expressions).
+        let at_deployment = |key: &str| {
+            ext.unresolved.iter().any(|u| {
+                u.path
+                    .ends_with(&format!(".secretsManagementSettings.{key}"))
+            })
+        };
+        ext.polling_interval_seconds =
+            (!at_deployment("pollingIntervalInS")).then_some(s.polling_interval.as_secs());
+        ext.require_initial_sync =
+            (!at_deployment("requireInitialSync")).then_some(s.require_initial_sync);
+        ext.acls_applied = (!at_deployment("aclEnabled")).then_some(s.acl_enabled);
         ext.certificates = s
             .observed
             .iter()
