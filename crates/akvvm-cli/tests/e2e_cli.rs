@@ -153,6 +153,8 @@ async fn run_syncs_now_on_request_and_stops_on_sigterm() {
     let v1 = h.certificate("contoso", "web", "RSA", PFX);
     let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
     json["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
+    let metrics_address = free_loopback_address();
+    json["akvvm"]["metricsAddress"] = json!(metrics_address.to_string());
     let settings = h.settings_file(&json);
 
     let mut daemon = akvvm()
@@ -194,6 +196,17 @@ async fn run_syncs_now_on_request_and_stops_on_sigterm() {
         "the daemon synced on request"
     );
 
+    // The metrics listener of `akvvm.metricsAddress` shows the rotation.
+    let metrics = tokio::task::spawn_blocking(move || http_get(metrics_address, "/metrics"))
+        .await
+        .unwrap();
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let installs = format!(
+        "akvvm_certificate_installs_total{{url=\"{}\",vault=\"contoso\",name=\"web\"}} 2",
+        Harness::url("contoso", "web")
+    );
+    assert!(metrics.lines().any(|l| l == installs), "{metrics}");
+
     let kill = Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()
@@ -204,6 +217,28 @@ async fn run_syncs_now_on_request_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!pid_file.exists(), "the pid file is removed");
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_loopback_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A plain HTTP/1.1 GET, the whole answer (status line, headers, body) as text.
+fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the listener accepts");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 /// Stops a detached daemon named by its pid file when the test ends, whatever happened.

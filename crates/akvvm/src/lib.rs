@@ -18,6 +18,7 @@ pub use akvvm_cert as cert;
 pub mod handler;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod settings;
 pub mod status;
 pub mod sync;

@@ -57,6 +57,8 @@ pub struct VaultOptions {
     pub retry: RetryPolicy,
     /// The Key Vault API version; the SDK's default when `None`.
     pub api_version: Option<String>,
+    /// Where each HTTP attempt is counted (by vault host and status), if anywhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for VaultOptions {
@@ -65,6 +67,7 @@ impl Default for VaultOptions {
             http: HttpOptions::default(),
             retry: RetryPolicy::key_vault(),
             api_version: None,
+            metrics: None,
         }
     }
 }
@@ -372,6 +375,8 @@ impl VaultClient {
             retry: options.retry.clone(),
             tenant: tenant.clone(),
             identity: identity.clone(),
+            host: host.to_string(),
+            metrics: options.metrics.clone(),
         };
         let mut sdk_options = SecretClientOptions {
             client_options: ClientOptions {
@@ -697,6 +702,9 @@ pub struct VaultTransport {
     retry: RetryPolicy,
     tenant: Arc<TenantSlot>,
     identity: Identity,
+    /// The vault's host, the label of its request counts.
+    host: String,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl VaultTransport {
@@ -752,6 +760,10 @@ impl HttpClient for VaultTransport {
                 .execute_request(request)
                 .instrument(span.clone())
                 .await;
+            if let Some(metrics) = &self.metrics {
+                let status = outcome.as_ref().ok().map(|r| u16::from(r.status()));
+                metrics.record_request(&self.host, status);
+            }
             let refused_token = matches!(&outcome, Ok(response) if u16::from(response.status()) == 401)
                 && request.headers().get_optional_str(&AUTHORIZATION).is_some();
             if refused_token {

@@ -272,6 +272,7 @@ fn vault_client(identity: &Identity, http: HttpOptions, max_attempts: u32) -> Va
             http,
             retry: fast_retry(&[429], max_attempts),
             api_version: None,
+            metrics: None,
         },
     )
     .unwrap()

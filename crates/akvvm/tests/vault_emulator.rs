@@ -43,6 +43,7 @@ fn options(http: HttpOptions) -> VaultOptions {
             ..RetryPolicy::key_vault()
         },
         api_version: None,
+        metrics: None,
     }
 }
 

@@ -167,11 +167,46 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
             return Err(anyhow::Error::new(err).context("failed to start the sync engine"));
         }
     };
+    let metrics = match settings.agent.metrics_address {
+        Some(address) => serve_metrics(address, engine.clone(), cancel.clone()).await,
+        None => None,
+    };
     let options = DaemonOptions {
         status_file,
         notify_systemd: true,
     };
     daemon::run(engine, options, cancel, trigger).await;
+    if let Some(server) = metrics {
+        let _ = server.await;
+    }
     pid_file.remove_own();
     Ok(())
+}
+
+/// Starts the metrics listener on `address`. A listener that cannot start is logged as an error
+/// and the agent goes on without it: keeping certificates current matters more than metrics.
+async fn serve_metrics(
+    address: std::net::SocketAddr,
+    engine: Arc<Engine>,
+    cancel: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(
+                %address,
+                %error,
+                "cannot serve metrics on akvvm.metricsAddress; syncing goes on without them \
+                 (choose a free address, or stop what listens there)"
+            );
+            return None;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(address);
+    tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
+    Some(tokio::spawn(async move {
+        if let Err(error) = akvvm::metrics::serve(listener, engine, cancel).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    }))
 }

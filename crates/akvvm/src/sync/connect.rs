@@ -6,9 +6,11 @@
 //! polling interval: a short polling interval (the local vault, tests) retries quickly too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::http::{HttpOptions, RetryPolicy};
 use crate::identity::{Identity, IdentityError};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::vault::{VaultClient, VaultError, VaultOptions};
 
@@ -37,13 +39,18 @@ impl ConnectError {
     }
 }
 
-/// One client per vault host of the observed certificates.
-pub fn vault_clients(settings: &Settings) -> Result<BTreeMap<String, VaultClient>, ConnectError> {
+/// One client per vault host of the observed certificates, counting their requests in
+/// `metrics` when given.
+pub fn vault_clients(
+    settings: &Settings,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<BTreeMap<String, VaultClient>, ConnectError> {
     let http = HttpOptions::from_settings(&settings.agent);
     let identity = Identity::from_settings(settings, &http)?;
     let options = VaultOptions {
         http,
         retry: RetryPolicy::key_vault().capped(settings.polling_interval),
+        metrics,
         ..VaultOptions::default()
     };
     let mut clients = BTreeMap::new();

@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metrics::{CertificateView, Metrics};
 use crate::settings::{AclEntry, ObservedCertificate, ReloadHook, Settings};
 use crate::status::{CODE_FAILED, CODE_OK, State, Substatus};
 use crate::vault::{SecretBundle, VaultClient};
@@ -308,6 +309,7 @@ pub struct Engine {
     /// remembers when the last one started.
     saving: tokio::sync::Mutex<Option<Instant>>,
     hooks: Mutex<HookJournal>,
+    metrics: Arc<Metrics>,
 }
 
 /// During a cycle the state file is saved at most this often; the end of the cycle saves it
@@ -319,7 +321,9 @@ impl Engine {
     /// Builds the engine: one vault client per vault (connections reused), the stores opened,
     /// the state file loaded (a corrupt one is set aside and rebuilt from the stores).
     pub fn new(settings: Settings, options: EngineOptions) -> Result<Self, SetupError> {
-        let vault_clients = connect::vault_clients(&settings).map_err(Box::new)?;
+        let metrics = Metrics::new();
+        let vault_clients =
+            connect::vault_clients(&settings, Some(metrics.clone())).map_err(Box::new)?;
         let mut vaults = BTreeMap::new();
         for (host, client) in vault_clients {
             let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
@@ -361,6 +365,7 @@ impl Engine {
             state: Mutex::new(state),
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
+            metrics,
         })
     }
 
@@ -372,12 +377,47 @@ impl Engine {
         &self.options
     }
 
+    /// The counters this engine and its vault clients keep.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The Prometheus exposition of every observed certificate (from the state) and of the
+    /// counters, at `now`.
+    pub fn metrics_text(&self, now: OffsetDateTime) -> String {
+        let views: Vec<CertificateView> = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.settings
+                .observed
+                .iter()
+                .map(|cert| {
+                    let url = cert.url.to_string();
+                    let entry = state.entry(&url);
+                    let installed = entry.filter(|e| e.installed_version.is_some());
+                    CertificateView {
+                        vault: cert.url.vault_name.clone(),
+                        name: cert.url.name.clone(),
+                        version: installed.and_then(|e| e.installed_version.clone()),
+                        thumbprint: installed.and_then(|e| e.thumbprint.clone()),
+                        not_after: installed.and_then(|e| e.not_after),
+                        installed_at: installed.and_then(|e| e.installed_at),
+                        last_check: entry.and_then(|e| e.last_check),
+                        url,
+                    }
+                })
+                .collect()
+        };
+        self.metrics
+            .render(&views, self.settings.agent.expiry_warning_days, now)
+    }
+
     /// Checks every certificate whose URL `select` accepts, concurrently.
     pub async fn cycle(
         &self,
         select: impl Fn(&str) -> bool,
         cancel: &CancellationToken,
     ) -> CycleReport {
+        let started = Instant::now();
         let certificates: Vec<&ObservedCertificate> = self
             .settings
             .observed
@@ -401,6 +441,8 @@ impl Engine {
             .collect();
         reports.sort_by_key(|r| order.iter().position(|u| *u == r.url));
         self.save_state(None).await;
+        self.metrics
+            .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
         reports.into_iter().collect::<Vec<_>>().into()
     }
 
@@ -543,6 +585,11 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         match result {
             Ok((outcome, mut hook)) => {
+                let installed = matches!(outcome, CertOutcome::Installed(_));
+                self.metrics.record_success(&url, now, installed);
+                if let Some(ran) = &hook {
+                    self.metrics.record_hook(&url, ran.is_ok());
+                }
                 if let CertOutcome::Unchanged(info) = &outcome {
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     state.entry_mut(&url).record_check(now);
@@ -556,6 +603,7 @@ impl Engine {
                 let code = err.code().to_string();
                 if !matches!(err, SyncError::Cancelled { .. }) {
                     tracing::warn!(code, error = %message, "certificate check failed");
+                    self.metrics.record_failure(&url, &code);
                 }
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.entry_mut(&url).record_error(&code, &message, now);
