@@ -42,7 +42,8 @@ pub fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// Entra's error body: `{"error","error_description","error_codes",...}`.
+/// Entra's error body: `{"error","error_description","error_codes",...}`; the description ends
+/// with `\r\n`-separated trace id, correlation id and timestamp lines, as Entra's does.
 pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::macros::format_description!(
@@ -54,7 +55,7 @@ pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) 
         status,
         axum::Json(json!({
             "error": error,
-            "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {trace} Timestamp: {timestamp}"),
+            "error_description": format!("AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {trace}\r\nTimestamp: {timestamp}"),
             "error_codes": [code],
             "timestamp": timestamp,
             "trace_id": trace,
@@ -265,12 +266,9 @@ pub fn verify_assertion(
             ),
         ));
     };
-    jwt.verify_rsa(&cert.spki).map_err(|e| {
-        invalid_client(
-            700027,
-            &format!("Client assertion contains an invalid signature: {e}."),
-        )
-    })?;
+    // Entra's words; the reason (wrong key, tampered claims, unsupported alg) is not given.
+    jwt.verify_rsa(&cert.spki)
+        .map_err(|_| invalid_client(700027, "Client assertion failed signature validation."))?;
     let claims = &jwt.claims;
     let aud = claims["aud"].as_str().unwrap_or("");
     if !aud.eq_ignore_ascii_case(token_url) {

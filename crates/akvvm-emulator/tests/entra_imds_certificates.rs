@@ -178,6 +178,47 @@ async fn entra_checks_client_assertions_against_the_registered_certificate() {
     .await;
     assert_eq!(status, 200, "{body}");
 
+    // The app's own assertion with its claims changed after signing.
+    let signed = assertion(&app, "RS256", &url, json!({}));
+    let parts: Vec<&str> = signed.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["exp"] = json!(now() + 86_400);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap()),
+        parts[2]
+    );
+    let (status, body) = request_token(&emulator, &tenant, &app.client_id, &tampered).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Entra's layout: the message, then trace id, correlation id and timestamp lines.
+    let description = body["error_description"].as_str().unwrap();
+    let lines: Vec<&str> = description.split("\r\n").collect();
+    assert_eq!(
+        lines[0], "AADSTS700027: Client assertion failed signature validation.",
+        "{body}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("Trace ID: {}", body["trace_id"].as_str().unwrap())
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "Correlation ID: {}",
+            body["correlation_id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        lines[3],
+        format!("Timestamp: {}", body["timestamp"].as_str().unwrap())
+    );
+    assert_eq!(lines.len(), 4, "{body}");
+
     let cases = [
         (
             assertion(&app, "RS256", "https://elsewhere/token", json!({})),
