@@ -29,7 +29,9 @@ use serde::Serialize;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
-pub use parse::{ParseOptions, Report, Unresolved, is_arm_expression, parse, string_path};
+pub use parse::{
+    ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
+};
 pub use raw::{
     RawAcl, RawAuthentication, RawObservedCertificate, RawObservedEntry, RawSecretsManagement,
     RawSettings,

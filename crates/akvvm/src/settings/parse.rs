@@ -69,6 +69,30 @@ const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout"];
 const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
 const ACL_KEYS: &[&str] = &["user", "group"];
 
+/// Every key the settings accept, in any of their objects, once each (ACL entries' `user` and
+/// `group` included): what docs/configuration.md must document.
+pub fn known_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for table in [
+        ROOT_KEYS,
+        SECRETS_KEYS,
+        OBSERVED_KEYS,
+        AUTH_KEYS,
+        LOGGING_KEYS,
+        AGENT_KEYS,
+        CERT_OPTION_KEYS,
+        RELOAD_KEYS,
+        ACL_KEYS,
+    ] {
+        for key in table {
+            if !keys.contains(key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
 /// Where each known key belongs, to explain a key found in the wrong object.
 const KEY_HOMES: &[(&[&str], &str)] = &[
     (
