@@ -172,6 +172,39 @@ async fn set_get_versions_and_update_through_the_sdk() {
         Some(format!("{}/secrets/db-password", emulator.vault_url(VAULT)).as_str())
     );
 
+    // nbf and exp are kept and answered; an expired secret is still read, as Key Vault does.
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let window = UpdateSecretPropertiesParameters {
+        secret_attributes: Some(SecretAttributes {
+            not_before: Some(now - time::Duration::hours(2)),
+            expires: Some(now - time::Duration::hours(1)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let updated = client
+        .update_secret_properties("db-password", window.try_into().unwrap(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    let attributes = updated.attributes.unwrap();
+    assert_eq!(attributes.not_before, Some(now - time::Duration::hours(2)));
+    assert_eq!(attributes.expires, Some(now - time::Duration::hours(1)));
+    let expired = client
+        .get_secret("db-password", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_value(expired.value.as_deref(), "five");
+    assert_eq!(
+        expired.attributes.unwrap().expires,
+        Some(now - time::Duration::hours(1))
+    );
+
     // Disable the latest version: get answers 403 SecretDisabled.
     let update = UpdateSecretPropertiesParameters {
         content_type: Some("text/plain".into()),
