@@ -306,8 +306,8 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
         .unwrap();
     assert_eq!(bad_version.status(), 400);
     assert_eq!(
-        bad_version.json::<serde_json::Value>().await.unwrap()["error"]["code"],
-        "BadParameter"
+        bad_version.text().await.unwrap(),
+        r#"{"error":{"code":"BadParameter","message":"The specified version (6.0) is not recognized. Consider using the latest supported version (2026-04-01)."}}"#
     );
 
     let reader_client = client(&emulator, Some(reader.client_id.clone()), no_retry());
