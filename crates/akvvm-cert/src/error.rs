@@ -106,6 +106,25 @@ pub enum CertError {
 }
 
 impl CertError {
+    /// Every code [`CertError::code`] returns, in the order of the variants (for documentation
+    /// checks and dashboards).
+    pub const CODES: &'static [&'static str] = &[
+        "not_a_certificate",
+        "pfx_corrupt",
+        "pfx_bad_password",
+        "pfx_mac_mismatch",
+        "pem_no_key",
+        "pem_invalid",
+        "pfx_no_key",
+        "multiple_keys",
+        "key_mismatch",
+        "empty_chain",
+        "certificate_invalid",
+        "key_invalid",
+        "unsupported_algorithm",
+        "pfx_encode",
+    ];
+
     /// A stable, machine-readable code for this error (status file, metrics, `--json`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -176,25 +195,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_snake_case_and_stable() {
         let codes: Vec<&str> = all().iter().map(CertError::code).collect();
-        assert_eq!(
-            codes,
-            [
-                "not_a_certificate",
-                "pfx_corrupt",
-                "pfx_bad_password",
-                "pfx_mac_mismatch",
-                "pem_no_key",
-                "pem_invalid",
-                "pfx_no_key",
-                "multiple_keys",
-                "key_mismatch",
-                "empty_chain",
-                "certificate_invalid",
-                "key_invalid",
-                "unsupported_algorithm",
-                "pfx_encode",
-            ]
-        );
+        assert_eq!(codes, CertError::CODES);
         let mut unique = codes.clone();
         unique.sort_unstable();
         unique.dedup();

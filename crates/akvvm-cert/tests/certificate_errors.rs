@@ -367,3 +367,19 @@ fn pem_blocks_split_in_order_and_skip_text_between() {
         "pem_invalid"
     );
 }
+
+#[test]
+fn docs_store_md_explains_every_decoding_error_code() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/store.md"),
+    )
+    .expect("docs/store.md");
+    for code in CertError::CODES {
+        assert!(
+            doc.contains(&format!("| `{code}` |"))
+                || doc.contains(&format!("`{code}`, `"))
+                || doc.contains(&format!(", `{code}` |")),
+            "docs/store.md does not explain {code}"
+        );
+    }
+}

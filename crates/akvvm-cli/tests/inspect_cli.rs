@@ -180,3 +180,59 @@ fn bad_input_fails_with_the_error_code() {
         .stderr(predicate::str::contains("failed to read"))
         .stderr(predicate::str::contains("does-not-exist.pfx"));
 }
+
+#[test]
+fn a_saved_keyvault_secret_answer_is_decoded_by_its_content_type() {
+    // What `az keyvault secret show` prints for a certificate's secret (a real Key Vault value).
+    let value = std::fs::read_to_string(fixture("pkcs12/kv-ecp256-net-2021.pfx.b64")).unwrap();
+    let answer = serde_json::json!({
+        "value": value.trim(),
+        "contentType": "application/x-pkcs12",
+        "id": "https://heathskvtest.vault.azure.net/secrets/1455109331/36307d2fcdd142999c87412b51547193",
+        "managed": true,
+        "attributes": {"enabled": true}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&answer).unwrap()).unwrap();
+    akvvm()
+        .arg("inspect")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(Key Vault secret answer)"))
+        .stdout(predicate::str::contains(
+            "thumbprint:  35A0201B94EAB59EDFEC709FA7015F53A15E7F3F",
+        ))
+        .stdout(predicate::str::contains("key:         EC P-256"));
+
+    // JSON that is not an answer says what it wants.
+    std::fs::write(&path, r#"{"name": "x"}"#).unwrap();
+    akvvm()
+        .arg("inspect")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("JSON without a \"value\" string"))
+        .stderr(predicate::str::contains("[not_a_certificate]"));
+}
+
+#[test]
+fn a_pfx_that_needs_a_password_says_to_give_it() {
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("give it with --password"))
+        .stderr(predicate::str::contains("[pfx_bad_password]"));
+    // A wrong password given: no such hint.
+    akvvm()
+        .arg("inspect")
+        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .args(["--password", "wrong"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("check the password"))
+        .stderr(predicate::str::contains("--password").not());
+}

@@ -1,4 +1,5 @@
-//! `akvvm inspect FILE`: what a PFX, a PEM bundle, a base64 secret value or a store entry holds.
+//! `akvvm inspect FILE`: what a PFX, a PEM bundle, a base64 secret value, a saved Key Vault
+//! secret answer (JSON) or a store entry holds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,8 @@ use crate::output;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// A PFX (binary or base64, as a Key Vault secret value), a PEM bundle, or a store entry.
+    /// A PFX (binary or base64, as a Key Vault secret value), a PEM bundle, a saved secret
+    /// answer (`az keyvault secret show` JSON), or a store entry.
     path: PathBuf,
 
     /// The PFX password; Key Vault's own PFX files have none (the default).
@@ -80,8 +82,17 @@ impl InspectArgs {
             .with_context(|| format!("failed to read {}", self.path.display()))?;
         let (format, decoded) = decode(&bytes, &self.password);
         let bundle = decoded.map_err(|err| {
+            // A file on disk (unlike a Key Vault secret) may well have a password.
+            let hint = match (&err, format) {
+                (akvvm_cert::CertError::PfxBadPassword { .. }, "PFX" | "base64 PFX")
+                    if self.password.is_empty() =>
+                {
+                    "; give it with --password"
+                }
+                _ => "",
+            };
             anyhow::anyhow!(
-                "{} is not a usable certificate ({format}): {err} [{}]",
+                "{} is not a usable certificate ({format}): {err}{hint} [{}]",
                 self.path.display(),
                 err.code()
             )
@@ -108,6 +119,9 @@ fn decode(
         return ("PFX", certificate::decode_pfx(bytes, password));
     }
     let text = String::from_utf8_lossy(bytes);
+    if text.trim_start().starts_with('{') {
+        return ("Key Vault secret answer", decode_secret_answer(&text));
+    }
     if text.contains("-----BEGIN ") {
         return ("PEM", certificate::decode_pem(&text));
     }
@@ -115,6 +129,27 @@ fn decode(
         Ok(der) => ("base64 PFX", certificate::decode_pfx(&der, password)),
         Err(err) => ("unknown", Err(err)),
     }
+}
+
+/// A saved `GET /secrets/{name}` answer (`az keyvault secret show` prints the same): its `value`,
+/// decoded by its `contentType` as the agent would.
+fn decode_secret_answer(text: &str) -> Result<CertificateBundle, akvvm_cert::CertError> {
+    let not_an_answer = |reason: String| akvvm_cert::CertError::NotACertificate { reason };
+    let answer: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| not_an_answer(format!("the file starts with {{ but is not JSON: {e}")))?;
+    let value = answer
+        .get("value")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            not_an_answer(
+                "JSON without a \"value\" string; give a Key Vault secret answer \
+             ({\"value\": ..., \"contentType\": ...}, as az keyvault secret show prints it) or \
+             the value itself"
+                    .into(),
+            )
+        })?;
+    let content_type = answer.get("contentType").and_then(|v| v.as_str());
+    certificate::decode_secret(content_type, value)
 }
 
 fn timestamp(t: OffsetDateTime) -> String {
