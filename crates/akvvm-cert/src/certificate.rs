@@ -586,6 +586,8 @@ pub fn decode_secret(
                 .to_ascii_lowercase()
         })
         .filter(|ct| !ct.is_empty());
+    // A value saved by a Windows tool may start with a byte order mark.
+    let value = value.strip_prefix('\u{feff}').unwrap_or(value);
     let looks_pem = value.trim_start().starts_with("-----BEGIN");
     match declared.as_deref() {
         Some(CONTENT_TYPE_PEM) => decode_pem(value),

@@ -236,3 +236,36 @@ fn every_keyvault_answer_is_recognised_without_its_content_type() {
         assert!(bundle.key.matches(&bundle.leaf), "{name}");
     }
 }
+
+#[test]
+fn a_pem_answer_saved_with_crlf_line_ends_and_a_byte_order_mark_reads_the_same() {
+    // What Windows tools make of the same value when it is saved and uploaded again.
+    let value = fixture("pem/kv-ecp256-net-2021.pem");
+    let windows = format!("\u{feff}{}", value.replace('\n', "\r\n"));
+    for content_type in [Some("application/x-pem-file"), None] {
+        let bundle = decode_secret(content_type, &windows)
+            .unwrap_or_else(|e| panic!("{content_type:?}: [{}] {e}", e.code()));
+        assert_eq!(
+            bundle.thumbprint(),
+            "A93C2BD5896F99DF3E8357CCD4293B1CAB0235EE"
+        );
+        assert!(bundle.key.matches(&bundle.leaf));
+    }
+    // A base64 PFX value with a byte order mark and CRLF-wrapped lines, likewise.
+    let pfx = fixture("pkcs12/kv-ecp256-net-2021.pfx.b64");
+    let wrapped: Vec<String> = pfx
+        .trim()
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let windows = format!("\u{feff}{}\r\n", wrapped.join("\r\n"));
+    for content_type in [Some("application/x-pkcs12"), None] {
+        let bundle = decode_secret(content_type, &windows)
+            .unwrap_or_else(|e| panic!("{content_type:?}: [{}] {e}", e.code()));
+        assert_eq!(
+            bundle.thumbprint(),
+            "35A0201B94EAB59EDFEC709FA7015F53A15E7F3F"
+        );
+    }
+}
