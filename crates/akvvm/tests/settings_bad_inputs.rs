@@ -490,6 +490,50 @@ fn cases() -> Vec<Case> {
             "is not an https URL",
         ),
         err(
+            agent(json!({"webhook": {"address": "eventgrid.contoso.com:443"}})),
+            "bad-webhook-address",
+            "settings.akvvm.webhook.address",
+            "address \"eventgrid.contoso.com:443\" is not an IP address and port",
+        ),
+        err(
+            agent(json!({"webhook": {"path": "/eventgrid"}})),
+            "missing-key",
+            "settings.akvvm.webhook.address",
+            "the webhook needs an address to listen on",
+        ),
+        err(
+            agent(json!({"webhook": {"address": "127.0.0.1:8080", "path": "/eventgrid?key=x"}})),
+            "bad-webhook-path",
+            "settings.akvvm.webhook.path",
+            "path \"/eventgrid?key=x\" is not a URL path",
+        ),
+        err(
+            agent(json!({"webhook": {"address": "127.0.0.1:8080", "secretFile": "secret"}})),
+            "bad-path",
+            "settings.akvvm.webhook.secretFile",
+            "\"secret\" is not an absolute path",
+        ),
+        err(
+            agent(json!({"webhook": {"address": "127.0.0.1:8080", "secret": "x"}})),
+            "unknown-key",
+            "settings.akvvm.webhook.secret",
+            "unknown key",
+        ),
+        warn(
+            agent(json!({"webhook": {"address": "127.0.0.1:8080"}})),
+            "webhook-without-secret",
+            "settings.akvvm.webhook",
+            "the webhook has no secretFile",
+        ),
+        warn(
+            agent(
+                json!({"webhook": {"address": "0.0.0.0:8443", "secretFile": "/etc/akvvm/webhook-secret"}}),
+            ),
+            "webhook-without-tls",
+            "settings.akvvm.webhook",
+            "serves plain HTTP, and Event Grid delivers only to HTTPS endpoints",
+        ),
+        err(
             agent(json!({"metricsAddress": "localhost:9464"})),
             "bad-metrics-address",
             "settings.akvvm.metricsAddress",

@@ -281,7 +281,25 @@ pub struct AgentOptions {
     /// `metricsAddress`: where `akvvm run` serves Prometheus metrics (`GET /metrics`); default
     /// none (no listener).
     pub metrics_address: Option<SocketAddr>,
+    /// `webhook`: the Event Grid webhook of `akvvm run`; default none.
+    pub webhook: Option<WebhookSettings>,
 }
+
+/// `akvvm.webhook`: where Event Grid delivers Key Vault's new-version events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookSettings {
+    /// `address`: `IP:port` to listen on.
+    pub address: SocketAddr,
+    /// `path`: the delivery path; default [`DEFAULT_WEBHOOK_PATH`].
+    pub path: String,
+    /// `certificateFile`: a PEM with the chain and key to serve HTTPS with; plain HTTP without.
+    pub certificate_file: Option<PathBuf>,
+    /// `secretFile`: a file holding the secret deliveries must carry (`?key=`).
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The webhook's default delivery path.
+pub const DEFAULT_WEBHOOK_PATH: &str = "/eventgrid";
 
 impl Default for AgentOptions {
     fn default() -> Self {
@@ -300,6 +318,7 @@ impl Default for AgentOptions {
             reload: None,
             certbot_layout: false,
             metrics_address: None,
+            webhook: None,
         }
     }
 }

@@ -16,7 +16,8 @@ use super::secret_url::{KNOWN_VAULT_SUFFIXES, SecretUrl, VaultHost};
 use super::{
     AclEntry, AgentOptions, Authentication, CertificateOptions, DEFAULT_CERTIFICATE_STORE_NAME,
     DEFAULT_MSI_ENDPOINT, DEFAULT_POLLING_INTERVAL, DEFAULT_RELOAD_TIMEOUT, DEFAULT_STORE,
-    LoggingSettings, ObservedCertificate, ReloadHook, ResolveTarget, Settings, Shape,
+    DEFAULT_WEBHOOK_PATH, LoggingSettings, ObservedCertificate, ReloadHook, ResolveTarget,
+    Settings, Shape, WebhookSettings,
 };
 
 const ROOT_KEYS: &[&str] = &[
@@ -64,7 +65,9 @@ const AGENT_KEYS: &[&str] = &[
     "reload",
     "certbotLayout",
     "metricsAddress",
+    "webhook",
 ];
+const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];
 const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout"];
 const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
 const ACL_KEYS: &[&str] = &["user", "group"];
@@ -83,6 +86,7 @@ pub fn known_keys() -> Vec<&'static str> {
         CERT_OPTION_KEYS,
         RELOAD_KEYS,
         ACL_KEYS,
+        WEBHOOK_KEYS,
     ] {
         for key in table {
             if !keys.contains(key) {
@@ -1486,6 +1490,9 @@ impl Ctx<'_> {
             .metrics_address(fields.get("metricsAddress"), &fields.path("metricsAddress"))
             .value()
             .or(defaults.metrics_address);
+        let webhook = fields
+            .get("webhook")
+            .and_then(|w| self.webhook(w, &fields.path("webhook")));
         AgentOptions {
             state_directory,
             keep_versions,
@@ -1499,7 +1506,107 @@ impl Ctx<'_> {
             reload,
             certbot_layout,
             metrics_address,
+            webhook,
         }
+    }
+
+    /// `webhook`: where Event Grid delivers Key Vault's new-version events.
+    fn webhook(&mut self, v: &Value, path: &str) -> Option<WebhookSettings> {
+        let example = "{\"address\": \"0.0.0.0:8443\", \"certificateFile\": \"/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.webhook\", \"secretFile\": \"/etc/akvvm/webhook-secret\"}";
+        let fields = self.fields(v, path, WEBHOOK_KEYS, example)?;
+        let address_path = fields.path("address");
+        let address = match self.string(fields.get("address"), &address_path, "\"0.0.0.0:8443\"") {
+            Got::Value(s) => match s.parse::<SocketAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    self.error(
+                        "bad-webhook-address",
+                        &address_path,
+                        format!("address {s:?} is not an IP address and port"),
+                        Some("write \"0.0.0.0:8443\" (every interface) or \"127.0.0.1:8080\" (behind a local proxy)".to_string()),
+                    );
+                    None
+                }
+            },
+            Got::Absent => {
+                self.error(
+                    "missing-key",
+                    &address_path,
+                    "the webhook needs an address to listen on".to_string(),
+                    Some(format!("write {example}")),
+                );
+                None
+            }
+            Got::Skip => None,
+        };
+        let route_path = fields.path("path");
+        let route = match self.string(fields.get("path"), &route_path, "\"/eventgrid\"") {
+            Got::Value(p)
+                if p.starts_with('/')
+                    && p.len() > 1
+                    && !p.contains(['?', '#', ' ', '{', '}', '*']) =>
+            {
+                Some(p)
+            }
+            Got::Value(p) => {
+                self.error(
+                    "bad-webhook-path",
+                    &route_path,
+                    format!("path {p:?} is not a URL path"),
+                    Some("write a path such as \"/eventgrid\" (no query string: the secret goes in ?key=)".to_string()),
+                );
+                None
+            }
+            Got::Absent => Some(DEFAULT_WEBHOOK_PATH.to_string()),
+            Got::Skip => None,
+        };
+        let certificate_file = self
+            .abs_path(
+                fields.get("certificateFile"),
+                &fields.path("certificateFile"),
+            )
+            .value();
+        let secret_file = self
+            .abs_path(fields.get("secretFile"), &fields.path("secretFile"))
+            .value();
+        let (address, route) = (address?, route?);
+        if fields.get("secretFile").is_none() {
+            self.warn(
+                "webhook-without-secret",
+                path,
+                "the webhook has no secretFile: anyone who reaches it can make the agent poll \
+                 Key Vault"
+                    .to_string(),
+                Some(
+                    "write a random secret in a file readable by root only, name it in \
+                     secretFile, and add ?key=<secret> to the Event Grid subscription's \
+                     endpoint URL"
+                        .to_string(),
+                ),
+            );
+        }
+        if fields.get("certificateFile").is_none() && !address.ip().is_loopback() {
+            self.warn(
+                "webhook-without-tls",
+                path,
+                format!(
+                    "the webhook on {address} serves plain HTTP, and Event Grid delivers only to \
+                     HTTPS endpoints"
+                ),
+                Some(
+                    "name a PEM with the chain and its key in certificateFile (an observed \
+                     certificate's stable link will do), or listen on 127.0.0.1 behind a \
+                     TLS-terminating proxy"
+                        .to_string(),
+                ),
+            );
+        }
+        Some(WebhookSettings {
+            address,
+            path: route,
+            certificate_file,
+            secret_file,
+        })
     }
 
     /// `metricsAddress`: an `IP:port` to serve Prometheus metrics on.
