@@ -448,6 +448,75 @@ fn values_set_at_deployment_are_not_shown_as_defaults() {
     assert!(text.contains("      acls: group:ssl-cert\n"), "{text}");
 }
 
+/// Every warning and error the validator gives, on every fixture and on inputs that reach the
+/// document-level checks, says what to do.
+#[test]
+fn every_diagnostic_has_help() {
+    let mut reports = Vec::new();
+    for dir in ["seeds", "derived", "valid"] {
+        for entry in std::fs::read_dir(fixture(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".parameters.json") {
+                continue;
+            }
+            reports.push(validate_file(&path, None).unwrap());
+        }
+    }
+    let kv = |settings: serde_json::Value| json!({"publisher": "Microsoft.Azure.KeyVault", "type": "KeyVaultForLinux", "typeHandlerVersion": "3.0", "settings": settings});
+    let mut given = Map::new();
+    given.insert("unknwon".into(), json!("x"));
+    reports.push(validate_value(
+        &json!({"resources": [vm_extension(kv(ok_settings()))]}),
+        given,
+    ));
+    for input in [
+        vm_extension(
+            json!({"publisher": "Microsoft.Azure.KeyVault", "type": "KeyVaultForWindows", "settings": ok_settings()}),
+        ),
+        json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": ok_settings()}}, {}]}),
+        json!({"resources": [vm_extension(kv(json!({"secretsManagementSettings": {
+            "observedCertificates": ["[concat('https://', 'v', ?)]", "[toLower(1, 2)]", "[variables('nope')]"]}})))]}),
+        vm_extension(kv(
+            json!({"secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/c"]},
+            "authenticationSettings": {"clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b", "clientCertificateSubjectName": "app.contoso.com"}}),
+        )),
+    ] {
+        reports.push(validate_value(&input, Map::new()));
+    }
+    let mut without_help = Vec::new();
+    let mut codes = std::collections::BTreeSet::new();
+    for r in &reports {
+        for d in r.all_diagnostics() {
+            codes.insert(d.code);
+            if d.help.is_none() {
+                without_help.push(format!(
+                    "{}: {d}",
+                    r.file
+                        .as_ref()
+                        .map_or("(value)".into(), |f| f.display().to_string())
+                ));
+            }
+        }
+    }
+    for expected in [
+        "unused-parameter",
+        "windows-extension",
+        "extra-runtime-settings",
+        "arm-expression-invalid",
+        "bootstrap-outside-paas",
+    ] {
+        assert!(
+            codes.contains(expected),
+            "no input produced {expected}: {codes:?}"
+        );
+    }
+    assert!(
+        without_help.is_empty(),
+        "without help:\n{}",
+        without_help.join("\n")
+    );
+}
+
 fn vm_extension(properties: serde_json::Value) -> serde_json::Value {
     json!({"type": "Microsoft.Compute/virtualMachines/extensions", "name": "vm/kv", "properties": properties})
 }

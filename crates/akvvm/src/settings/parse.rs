@@ -684,7 +684,7 @@ impl Ctx<'_> {
                 "bootstrap-outside-paas",
                 &path,
                 format!("bootstrap-certificate authentication is documented for KeyVaultForPaaS only, not {ext}; akvvm supports it anyway"),
-                None,
+                Some("keep it for akvvm; the shipped Key Vault extension for Linux or Windows needs a managed identity (msiEndpoint, msiClientId) instead".to_string()),
             ),
             _ => {}
         }
@@ -1373,7 +1373,12 @@ impl Ctx<'_> {
                 "arc-endpoint",
                 path,
                 "this is the Azure Arc identity endpoint, whose challenge-response (a key file) akvvm does not support yet".to_string(),
-                None,
+                Some(
+                    "on an Azure Arc server, authenticate as an Entra application with a \
+                     certificate instead: \"authenticationSettings\": {\"clientId\": ..., \
+                     \"clientCertificateSubjectName\": ...}"
+                        .to_string(),
+                ),
             );
         }
         Some(endpoint)

@@ -168,7 +168,13 @@ fn resolve_at(value: &mut Value, path: &str, cx: &ArmContext, out: &mut Resoluti
                         path,
                         format!("{s:?}: {message}"),
                     );
-                    d.help = help;
+                    d.help = help.or_else(|| {
+                        Some(
+                            "write it as ARM does: [function('string', 1, parameters('p'))], \
+                             properties as .name, indexes as [0]"
+                                .into(),
+                        )
+                    });
                     out.diagnostics.push(d);
                     *s = "[malformed]".to_string();
                 }

@@ -467,11 +467,16 @@ pub fn validate_value(value: &Value, parameter_values: Map<String, Value>) -> Va
                         .as_ref()
                         .is_some_and(|d| d.keys().any(|k| k.eq_ignore_ascii_case(name)));
                     if !declared {
-                        report.diagnostics.push(Diagnostic::warning(
-                            "unused-parameter",
-                            "parameters",
-                            format!("the parameters file gives {name:?}, which the template does not declare"),
-                        ));
+                        report.diagnostics.push(
+                            Diagnostic::warning(
+                                "unused-parameter",
+                                "parameters",
+                                format!("the parameters file gives {name:?}, which the template does not declare"),
+                            )
+                            .with_help(
+                                "check its spelling against the template's \"parameters\", or remove it from the parameters file",
+                            ),
+                        );
                     }
                 }
             }
@@ -710,11 +715,16 @@ fn check_extension(
         other => other.to_string(),
     });
     if ext.extension_type.as_deref() == Some("KeyVaultForWindows") {
-        ext.diagnostics.push(Diagnostic::warning(
-            "windows-extension",
-            join_key(path, "type"),
-            "KeyVaultForWindows settings are checked as akvvm (a Linux agent) would apply them",
-        ));
+        ext.diagnostics.push(
+            Diagnostic::warning(
+                "windows-extension",
+                join_key(path, "type"),
+                "KeyVaultForWindows settings are checked as akvvm (a Linux agent) would apply them",
+            )
+            .with_help(
+                "for Linux machines deploy \"type\": \"KeyVaultForLinux\" (typeHandlerVersion 3.0 for certificate objects); the warnings below say what differs on Linux",
+            ),
+        );
     }
     for misplaced in [
         "authenticationSettings",
@@ -879,11 +889,14 @@ fn handler_settings(value: &Value, report: &mut ValidationReport) {
     let first = match value.get("runtimeSettings") {
         Some(Value::Array(items)) if !items.is_empty() => {
             if items.len() > 1 {
-                report.diagnostics.push(Diagnostic::warning(
-                    "extra-runtime-settings",
-                    join_index(path, 1),
-                    "only runtimeSettings[0] is used",
-                ));
+                report.diagnostics.push(
+                    Diagnostic::warning(
+                        "extra-runtime-settings",
+                        join_index(path, 1),
+                        "only runtimeSettings[0] is used",
+                    )
+                    .with_help("move the settings you want into runtimeSettings[0] and remove the other entries"),
+                );
             }
             &items[0]
         }
