@@ -194,7 +194,11 @@ fn a_saved_keyvault_secret_answer_is_decoded_by_its_content_type() {
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&answer).unwrap()).unwrap();
+    // Saved by PowerShell 5 (Out-File): a byte order mark and CRLF line ends.
+    let saved = serde_json::to_string_pretty(&answer)
+        .unwrap()
+        .replace('\n', "\r\n");
+    std::fs::write(&path, format!("\u{feff}{saved}")).unwrap();
     akvvm()
         .arg("inspect")
         .arg(&path)

@@ -119,13 +119,15 @@ fn decode(
         return ("PFX", certificate::decode_pfx(bytes, password));
     }
     let text = String::from_utf8_lossy(bytes);
+    // Text saved by a Windows tool may start with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if text.trim_start().starts_with('{') {
-        return ("Key Vault secret answer", decode_secret_answer(&text));
+        return ("Key Vault secret answer", decode_secret_answer(text));
     }
     if text.contains("-----BEGIN ") {
-        return ("PEM", certificate::decode_pem(&text));
+        return ("PEM", certificate::decode_pem(text));
     }
-    match certificate::pfx_base64(&text) {
+    match certificate::pfx_base64(text) {
         Ok(der) => ("base64 PFX", certificate::decode_pfx(&der, password)),
         Err(err) => ("unknown", Err(err)),
     }
