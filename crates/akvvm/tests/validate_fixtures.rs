@@ -517,6 +517,44 @@ fn every_diagnostic_has_help() {
     );
 }
 
+#[test]
+fn files_with_a_byte_order_mark_are_read() {
+    // Windows tools (PowerShell 5's Out-File, Notepad) start UTF-8 files with a BOM.
+    let dir = tempfile::tempdir().unwrap();
+    let with_bom = |name: &str| {
+        let path = dir.path().join(name);
+        let text = std::fs::read_to_string(fixture(&format!("valid/{name}"))).unwrap();
+        std::fs::write(&path, format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();
+        path
+    };
+    let template = with_bom("vmss-template.json");
+    let parameters = with_bom("vmss-template.parameters.json");
+    let r = validate_file(&template, Some(&parameters)).unwrap();
+    assert!(r.valid, "{}", r.render_text());
+    let given = validate_file(
+        &fixture("valid/vmss-template.json"),
+        Some(&fixture("valid/vmss-template.parameters.json")),
+    )
+    .unwrap();
+    assert_eq!(
+        r.extensions[0].polling_interval_seconds,
+        given.extensions[0].polling_interval_seconds
+    );
+    let urls = |r: &ValidationReport| -> Vec<String> {
+        r.extensions[0]
+            .certificates
+            .iter()
+            .map(|c| c.url.clone())
+            .collect()
+    };
+    // The vault name comes from the parameters file.
+    assert_eq!(
+        urls(&r)[0],
+        "https://contoso-prod.vault.azure.net/secrets/www-contoso-com"
+    );
+    assert_eq!(urls(&r), urls(&given));
+}
+
 fn vm_extension(properties: serde_json::Value) -> serde_json::Value {
     json!({"type": "Microsoft.Compute/virtualMachines/extensions", "name": "vm/kv", "properties": properties})
 }

@@ -348,7 +348,8 @@ pub fn load_parameters(path: &Path) -> Result<Map<String, Value>, ValidateError>
         path: path.to_path_buf(),
         message,
     };
-    let (value, _) = parse_json(&text).map_err(|d| bad(d.message))?;
+    // Files saved by Windows tools may start with a byte order mark, as templates may.
+    let (value, _) = parse_json(text.trim_start_matches('\u{feff}')).map_err(|d| bad(d.message))?;
     parameters_from_value(&value).map_err(bad)
 }
 
