@@ -3,9 +3,14 @@
 //! is compared with what the same recording says about the certificate: its `x5t` (the SHA-1
 //! thumbprint), serial, `nbf`/`exp` and the public key of the key Key Vault made for it.
 
+mod store_support;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use akvvm_cert::certificate::{CertificateBundle, EcCurve, KeyType, decode_secret};
+use akvvm_cert::certificate::{CertificateBundle, EcCurve, KeyType, decode_pem, decode_secret};
+use akvvm_cert::store::{DEFAULT_KEEP, InstallRequest, Store};
+use store_support::{assert_same_secret, pem_labels};
 use time::macros::datetime;
 
 const KEY_VAULT_MAC: (&str, Option<u32>) = ("1.3.14.3.2.26", Some(2000));
@@ -267,5 +272,91 @@ fn a_pem_answer_saved_with_crlf_line_ends_and_a_byte_order_mark_reads_the_same()
             bundle.thumbprint(),
             "35A0201B94EAB59EDFEC709FA7015F53A15E7F3F"
         );
+    }
+}
+
+#[test]
+fn every_keyvault_answer_installs_into_the_store_and_reads_back() {
+    // (fixture, content type, the recording's secret name and version)
+    let answers = [
+        (
+            "pkcs12/kv-ecp256-net-2021.pfx.b64",
+            "application/x-pkcs12",
+            "1455109331",
+            "36307d2fcdd142999c87412b51547193",
+        ),
+        (
+            "pkcs12/kv-ecp384-net-2021.pfx.b64",
+            "application/x-pkcs12",
+            "192356644",
+            "b2b25330cf944e16b7a61914be9e285e",
+        ),
+        (
+            "pkcs12/kv-ecp521-net-2022.pfx.b64",
+            "application/x-pkcs12",
+            "652274975",
+            "5a605a0159df45d49f48654fd027926f",
+        ),
+        (
+            "pkcs12/kv-rsa2048-net-2022.pfx.b64",
+            "application/x-pkcs12",
+            "1845388769",
+            "34bea50ec7274b4d844a04698b502925",
+        ),
+        (
+            "pem/kv-ecp256-net-2021.pem",
+            "application/x-pem-file",
+            "601438262",
+            "57f09a9616b34bcab49984e938106af2",
+        ),
+    ];
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().join("store")).unwrap();
+    for (file, content_type, name, version) in answers {
+        let bundle = decode_secret(Some(content_type), &fixture(file)).expect(file);
+        let installed = store
+            .install(&InstallRequest {
+                vault: "heathskvtest",
+                name,
+                version,
+                bundle: &bundle,
+                link_name: None,
+                acls: &[],
+                keep: DEFAULT_KEEP,
+                certbot_layout: false,
+            })
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            installed.link,
+            store.path().join(format!("heathskvtest.{name}"))
+        );
+        let mode = std::fs::metadata(&installed.file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+        // Through the stable link: the certificate, then the key, and the same certificate and
+        // key as the answer.
+        let text = std::fs::read_to_string(&installed.link).unwrap();
+        assert_eq!(pem_labels(&text), ["CERTIFICATE", "PRIVATE KEY"], "{file}");
+        let again = decode_pem(&text).expect(file);
+        assert_eq!(again.thumbprint(), bundle.thumbprint(), "{file}");
+        assert_same_secret(again.key.pkcs8_der(), bundle.key.pkcs8_der(), file);
+        // OpenSSL (when installed) loads both halves of the store file, as a web server would.
+        let checks: [&[&str]; 2] = [&["x509", "-noout"], &["pkey", "-noout"]];
+        for args in checks {
+            if let Ok(out) = std::process::Command::new("openssl")
+                .args(args)
+                .arg("-in")
+                .arg(&installed.file)
+                .output()
+            {
+                assert!(
+                    out.status.success(),
+                    "openssl {args:?} rejects the store file of {file}"
+                );
+            }
+        }
     }
 }
