@@ -24,3 +24,4 @@ pub mod status;
 pub mod sync;
 pub mod validate;
 pub mod vault;
+pub mod webhook;

@@ -34,6 +34,7 @@ fn start(h: &Harness, json: &Value) -> Running {
     let options = DaemonOptions {
         status_file: Some(status.clone()),
         notify_systemd: false,
+        requests: None,
     };
     let task = tokio::spawn(daemon::run(
         engine,

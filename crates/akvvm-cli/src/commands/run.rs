@@ -9,6 +9,7 @@ use akvvm::settings::Settings;
 use akvvm::status::{Report, State, StatusFile};
 use akvvm::sync::daemon::{self, DaemonOptions};
 use akvvm::sync::{Engine, EngineOptions};
+use akvvm::webhook::{SyncRequests, Targets};
 use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -171,12 +172,32 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
         Some(address) => serve_metrics(address, engine.clone(), cancel.clone()).await,
         None => None,
     };
+    let (requests, webhook) = match &settings.agent.webhook {
+        Some(webhook) => {
+            let requests = SyncRequests::new();
+            let targets = Targets::from_settings(&settings);
+            match akvvm::webhook::start(webhook, targets, requests.clone(), cancel.clone()).await {
+                Ok((_, task)) => (Some(requests), Some(task)),
+                Err(error) => {
+                    // Polling goes on: the webhook only makes rotations arrive sooner.
+                    tracing::error!(
+                        code = error.code(),
+                        %error,
+                        "the Event Grid webhook is not running; certificates are still polled"
+                    );
+                    (None, None)
+                }
+            }
+        }
+        None => (None, None),
+    };
     let options = DaemonOptions {
         status_file,
         notify_systemd: true,
+        requests,
     };
     daemon::run(engine, options, cancel, trigger).await;
-    if let Some(server) = metrics {
+    for server in [metrics, webhook].into_iter().flatten() {
         let _ = server.await;
     }
     pid_file.remove_own();

@@ -10,7 +10,7 @@
 //! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT) and one [`Notify`] (SIGHUP,
 //! `akvvm sync --now`); the caller wires the signals to them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CertReport, Engine, jittered_interval};
 use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
+use crate::webhook::SyncRequests;
 
 /// The operation name reported in the status file.
 pub const OPERATION: &str = "Enable";
@@ -31,6 +32,8 @@ pub struct DaemonOptions {
     pub status_file: Option<StatusFile>,
     /// Whether to talk to systemd (`NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Certificates to check at once, between cycles (the webhook's pushes).
+    pub requests: Option<Arc<SyncRequests>>,
 }
 
 /// Where the initial sync stands.
@@ -175,7 +178,9 @@ pub async fn run(
     // Every certificate is checked once per polling interval, failing or not; in between, only
     // the failing ones are retried (with the growing backoff).
     let mut triggered = true;
+    let mut requested: BTreeSet<String> = BTreeSet::new();
     let mut next_full_at = tokio::time::Instant::now();
+    let requests = reporter.options.requests.clone();
     loop {
         let full_cycle = triggered || tokio::time::Instant::now() >= next_full_at;
         if full_cycle {
@@ -192,7 +197,11 @@ pub async fn run(
         } else {
             engine
                 .cycle(
-                    |url| failing.iter().any(|f| f == url) || !results.contains_key(url),
+                    |url| {
+                        failing.iter().any(|f| f == url)
+                            || !results.contains_key(url)
+                            || requested.contains(url)
+                    },
                     &cancel,
                 )
                 .await
@@ -251,13 +260,22 @@ pub async fn run(
             TRANSITIONING_REWRITE_INTERVAL,
             &cancel,
             &trigger,
+            requests.as_deref(),
             &mut reporter,
         )
         .await;
+        triggered = false;
+        requested.clear();
         match waited {
             Wake::Cancelled => break,
             Wake::Triggered => triggered = true,
-            Wake::Elapsed => triggered = false,
+            Wake::Requested => {
+                requested = requests
+                    .as_deref()
+                    .map(SyncRequests::take)
+                    .unwrap_or_default();
+            }
+            Wake::Elapsed => {}
         }
     }
     tracing::info!("stopped");
@@ -266,7 +284,10 @@ pub async fn run(
 
 enum Wake {
     Elapsed,
+    /// A full cycle was asked for (SIGHUP, `akvvm sync --now`).
     Triggered,
+    /// Some certificates were asked for ([`SyncRequests`]).
+    Requested,
     Cancelled,
 }
 
@@ -277,6 +298,7 @@ async fn wait(
     rewrite_every: Duration,
     cancel: &CancellationToken,
     trigger: &Notify,
+    requests: Option<&SyncRequests>,
     reporter: &mut Reporter,
 ) -> Wake {
     let deadline = tokio::time::Instant::now() + delay;
@@ -296,6 +318,12 @@ async fn wait(
                 tracing::info!("sync requested");
                 return Wake::Triggered;
             }
+            () = async {
+                match requests {
+                    Some(requests) => requests.requested().await,
+                    None => std::future::pending().await,
+                }
+            } => return Wake::Requested,
             () = tokio::time::sleep_until(until) => {
                 if until >= deadline {
                     return Wake::Elapsed;
@@ -315,6 +343,7 @@ mod tests {
             options: DaemonOptions {
                 status_file: Some(file.clone()),
                 notify_systemd: false,
+                requests: None,
             },
             warn_days: 30,
             ready_sent: false,
@@ -341,6 +370,7 @@ mod tests {
             Duration::from_millis(50),
             &cancel,
             &trigger,
+            None,
             &mut reporter,
         )
         .await;
@@ -354,6 +384,7 @@ mod tests {
             Duration::from_millis(50),
             &cancel,
             &trigger,
+            None,
             &mut reporter,
         )
         .await;
@@ -371,6 +402,7 @@ mod tests {
             Duration::from_secs(120),
             &cancel,
             &trigger,
+            None,
             &mut reporter,
         )
         .await;
@@ -381,10 +413,32 @@ mod tests {
             Duration::from_secs(120),
             &cancel,
             &trigger,
+            None,
             &mut reporter,
         )
         .await;
         assert!(matches!(wake, Wake::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn requested_certificates_end_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reporter = reporter(&StatusFile::new(dir.path(), 0));
+        let (cancel, trigger) = (CancellationToken::new(), Notify::new());
+        let requests = SyncRequests::new();
+        requests.request(["https://v.vault.azure.net/secrets/c".to_string()]);
+        let wake = wait(
+            Duration::from_secs(3600),
+            Duration::from_secs(120),
+            &cancel,
+            &trigger,
+            Some(&requests),
+            &mut reporter,
+        )
+        .await;
+        assert!(matches!(wake, Wake::Requested));
+        assert_eq!(requests.take().len(), 1);
+        assert!(requests.take().is_empty());
     }
 
     #[test]

@@ -1,0 +1,598 @@
+//! Push: an Event Grid webhook that syncs a certificate as soon as Key Vault announces a new
+//! version, instead of at the next poll (`akvvm.webhook`). Polling stays as the safety net.
+//!
+//! Event Grid delivers to an HTTPS endpoint. akvvm serves one itself when `certificateFile`
+//! names a PEM holding a certificate chain and its private key (for instance the stable link
+//! of a certificate akvvm keeps: the file is read again when it changes), or plain HTTP for a
+//! TLS-terminating proxy in front. Both Event Grid schemas are understood:
+//!
+//! - **Event Grid schema**: a JSON array of events with `eventType` and `data`. The subscription
+//!   validation event (`Microsoft.EventGrid.SubscriptionValidationEvent`) is answered with its
+//!   `validationResponse`.
+//! - **CloudEvents 1.0**: one event (`application/cloudevents+json`) or an array
+//!   (`application/cloudevents-batch+json`) with `type` and `data`. The validation handshake is
+//!   the `OPTIONS` request with `WebHook-Request-Origin`, answered with `WebHook-Allowed-Origin`.
+//!
+//! `Microsoft.KeyVault.CertificateNewVersionCreated` and `SecretNewVersionCreated` events whose
+//! `data.VaultName` and `data.ObjectName` name an observed certificate queue that certificate
+//! for an immediate check ([`SyncRequests`]); other events are acknowledged and ignored, so
+//! Event Grid does not retry them. With `secretFile`, a delivery must carry the secret as the
+//! `key` query parameter (put it in the subscription's endpoint URL) or the `X-Akvvm-Key`
+//! header; anything else is a 401.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
+
+use crate::settings::{Settings, WebhookSettings};
+
+/// The Event Grid event that validates a new subscription.
+pub const VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
+/// The Key Vault events that mean "a new version exists".
+pub const NEW_VERSION_EVENTS: [&str; 2] = [
+    "Microsoft.KeyVault.CertificateNewVersionCreated",
+    "Microsoft.KeyVault.SecretNewVersionCreated",
+];
+
+/// Certificates asked to be checked now, between cycles; the daemon takes them.
+#[derive(Debug, Default)]
+pub struct SyncRequests {
+    urls: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+impl SyncRequests {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Queues `urls` and wakes the daemon.
+    pub fn request(&self, urls: impl IntoIterator<Item = String>) {
+        self.urls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(urls);
+        self.notify.notify_one();
+    }
+
+    /// Waits until something is queued.
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Everything queued so far, emptying the queue.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.urls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Why the webhook could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(
+        "cannot read the webhook secret file {path}: {source}; create it (one line, the secret \
+         Event Grid sends as ?key=) or remove akvvm.webhook.secretFile"
+    )]
+    Secret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the webhook secret file {path} is empty; write the secret in it")]
+    EmptySecret { path: PathBuf },
+    #[error(
+        "cannot use {path} as the webhook's TLS certificate: {reason}; it must be a PEM file \
+         with the certificate chain and its private key (a file akvvm installs will do)"
+    )]
+    Certificate { path: PathBuf, reason: String },
+    #[error("cannot listen for webhook deliveries on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl WebhookError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::Secret { .. } => "webhook_secret_unreadable",
+            WebhookError::EmptySecret { .. } => "webhook_secret_empty",
+            WebhookError::Certificate { .. } => "webhook_certificate_invalid",
+            WebhookError::Listen { .. } => "webhook_listen_failed",
+        }
+    }
+}
+
+/// What a delivery's body asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The Event Grid subscription handshake: answer with this code.
+    Validation(String),
+    /// Events: the observed URLs they name (none when no event concerns them), and how many
+    /// events were ignored.
+    Events {
+        urls: BTreeSet<String>,
+        ignored: usize,
+    },
+}
+
+/// The observed certificates by (vault name, secret name), both lower case: Key Vault names
+/// are case-insensitive.
+#[derive(Debug, Clone, Default)]
+pub struct Targets(BTreeMap<(String, String), Vec<String>>);
+
+impl Targets {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let mut map: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for cert in &settings.observed {
+            map.entry((
+                cert.url.vault_name.to_ascii_lowercase(),
+                cert.url.name.to_ascii_lowercase(),
+            ))
+            .or_default()
+            .push(cert.url.to_string());
+        }
+        Targets(map)
+    }
+
+    fn urls(&self, vault: &str, name: &str) -> &[String] {
+        self.0
+            .get(&(vault.to_ascii_lowercase(), name.to_ascii_lowercase()))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Reads a delivery (either schema, one event or an array).
+pub fn parse_delivery(body: &[u8], targets: &Targets) -> Result<Delivery, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let events = match value {
+        Value::Array(events) => events,
+        event @ Value::Object(_) => vec![event],
+        _ => return Err("expected an event object or an array of events".to_string()),
+    };
+    let mut urls = BTreeSet::new();
+    let mut ignored = 0;
+    for (i, event) in events.iter().enumerate() {
+        let kind = event
+            .get("eventType")
+            .or_else(|| event.get("type"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("event {i} has neither eventType nor type"))?;
+        let data = event.get("data").unwrap_or(&Value::Null);
+        if kind == VALIDATION_EVENT {
+            let code = data
+                .get("validationCode")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("the validation event {i} has no data.validationCode"))?;
+            return Ok(Delivery::Validation(code.to_string()));
+        }
+        let named = NEW_VERSION_EVENTS
+            .contains(&kind)
+            .then(|| {
+                let field = |name: &str| data.get(name).and_then(Value::as_str);
+                Some(targets.urls(field("VaultName")?, field("ObjectName")?))
+            })
+            .flatten()
+            .unwrap_or(&[]);
+        if named.is_empty() {
+            ignored += 1;
+        }
+        urls.extend(named.iter().cloned());
+    }
+    Ok(Delivery::Events { urls, ignored })
+}
+
+/// What the handlers share.
+struct Shared {
+    targets: Targets,
+    secret: Option<Zeroizing<String>>,
+    requests: Arc<SyncRequests>,
+}
+
+impl Shared {
+    fn authorised(&self, query: &BTreeMap<String, String>, headers: &HeaderMap) -> bool {
+        let Some(secret) = &self.secret else {
+            return true;
+        };
+        let offered = query
+            .get("key")
+            .map(String::as_bytes)
+            .or_else(|| headers.get("x-akvvm-key").map(HeaderValue::as_bytes));
+        offered.is_some_and(|offered| constant_time_eq(offered, secret.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        "the webhook secret is missing or wrong: add ?key=<secret> to the subscription's endpoint URL\n",
+    )
+        .into_response()
+}
+
+async fn deliver(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !shared.authorised(&query, &headers) {
+        tracing::warn!("refused a webhook delivery without the right secret");
+        return unauthorised();
+    }
+    match parse_delivery(&body, &shared.targets) {
+        Ok(Delivery::Validation(code)) => {
+            tracing::info!("answered the Event Grid subscription validation");
+            axum::Json(json!({ "validationResponse": code })).into_response()
+        }
+        Ok(Delivery::Events { urls, ignored }) => {
+            if !urls.is_empty() {
+                tracing::info!(certificates = ?urls, "new version announced; syncing now");
+                shared.requests.request(urls.iter().cloned());
+            }
+            axum::Json(json!({ "syncing": urls, "ignored": ignored })).into_response()
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "refused an unreadable webhook delivery");
+            (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{reason}; expected Event Grid or CloudEvents 1.0 events from a Key Vault \
+                     subscription\n"
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The CloudEvents 1.0 abuse-protection handshake.
+async fn handshake(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !shared.authorised(&query, &headers) {
+        return unauthorised();
+    }
+    let Some(origin) = headers.get("webhook-request-origin").cloned() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "an OPTIONS request must carry WebHook-Request-Origin (the CloudEvents handshake)\n",
+        )
+            .into_response();
+    };
+    let mut response = StatusCode::OK.into_response();
+    response
+        .headers_mut()
+        .insert("webhook-allowed-origin", origin);
+    response
+        .headers_mut()
+        .insert("webhook-allowed-rate", HeaderValue::from_static("*"));
+    response
+}
+
+/// Reads the shared secret of `secretFile`.
+pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, WebhookError> {
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| WebhookError::Secret {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        );
+    let secret = Zeroizing::new(text.trim().to_string());
+    if secret.is_empty() {
+        return Err(WebhookError::EmptySecret {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(secret)
+}
+
+/// The webhook's router: `POST path` for deliveries, `OPTIONS path` for the handshake.
+pub fn router(
+    path: &str,
+    targets: Targets,
+    secret: Option<Zeroizing<String>>,
+    requests: Arc<SyncRequests>,
+) -> axum::Router {
+    let shared = Arc::new(Shared {
+        targets,
+        secret,
+        requests,
+    });
+    axum::Router::new()
+        .route(path, axum::routing::post(deliver).options(handshake))
+        .with_state(shared)
+}
+
+/// Starts the webhook of `settings`: reads the secret, binds the address, loads the TLS
+/// certificate, and serves until `cancel`. Returns the address it listens on.
+pub async fn start(
+    settings: &WebhookSettings,
+    targets: Targets,
+    requests: Arc<SyncRequests>,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), WebhookError> {
+    let secret = settings
+        .secret_file
+        .as_deref()
+        .map(read_secret)
+        .transpose()?;
+    let acceptor = settings
+        .certificate_file
+        .clone()
+        .map(tls_acceptor)
+        .transpose()?;
+    let listener = TcpListener::bind(settings.address)
+        .await
+        .map_err(|source| WebhookError::Listen {
+            address: settings.address,
+            source,
+        })?;
+    let address = listener.local_addr().unwrap_or(settings.address);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(
+        url = %format!("{scheme}://{address}{}", settings.path),
+        "listening for Event Grid deliveries"
+    );
+    let router = router(&settings.path, targets, secret, requests);
+    let task = tokio::spawn(serve(listener, router, acceptor, cancel));
+    Ok((address, task))
+}
+
+/// A TLS acceptor whose certificate comes from `path` (see [`tls::FileResolver`]).
+fn tls_acceptor(path: PathBuf) -> Result<tokio_rustls::TlsAcceptor, WebhookError> {
+    let resolver = tls::FileResolver::new(path.clone())?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| WebhookError::Certificate {
+        path,
+        reason: e.to_string(),
+    })?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(resolver));
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `router` on `listener` until `cancel`, over TLS with `acceptor` or plain HTTP.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    cancel: CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook accept failed");
+                    continue;
+                }
+            },
+        };
+        let (acceptor, router, cancel) = (acceptor.clone(), router.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let served = match acceptor {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "webhook TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "webhook connection ended with an error");
+            }
+        });
+    }
+}
+
+mod tls {
+    //! The webhook's server certificate, from a PEM file read again when it changes (akvvm may
+    //! be the one rotating it).
+
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+
+    use super::WebhookError;
+
+    /// (device, inode, size, mtime in ns): what changes when the file is replaced or rewritten.
+    type FileId = (u64, u64, u64, i128);
+
+    /// Serves the certificate of a PEM file, read again when its identity changes. A file that
+    /// does not exist yet (an observed certificate before its first install) fails handshakes
+    /// until it appears.
+    #[derive(Debug)]
+    pub struct FileResolver {
+        path: PathBuf,
+        current: Mutex<Option<(FileId, Arc<CertifiedKey>)>>,
+    }
+
+    fn file_id(path: &Path) -> std::io::Result<FileId> {
+        let meta = std::fs::metadata(path)?;
+        Ok((
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        ))
+    }
+
+    fn load(path: &Path) -> Result<Arc<CertifiedKey>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let pem = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+        let chain = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("unreadable certificate: {e}"))?;
+        if chain.is_empty() {
+            return Err("it holds no certificate".to_string());
+        }
+        let key = PrivateKeyDer::from_pem_slice(&pem)
+            .map_err(|_| "it holds no private key".to_string())?;
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let certified = CertifiedKey::from_der(chain, key, &provider)
+            .map_err(|e| format!("the key does not fit the certificate: {e}"))?;
+        Ok(Arc::new(certified))
+    }
+
+    impl FileResolver {
+        pub fn new(path: PathBuf) -> Result<Self, WebhookError> {
+            let error = |reason: String| WebhookError::Certificate {
+                path: path.clone(),
+                reason,
+            };
+            let current = match file_id(&path) {
+                Ok(id) => Some((id, load(&path).map_err(error)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the webhook certificate does not exist yet; HTTPS handshakes fail until it is installed"
+                    );
+                    None
+                }
+                Err(e) => return Err(error(e.to_string())),
+            };
+            Ok(FileResolver {
+                current: Mutex::new(current),
+                path,
+            })
+        }
+    }
+
+    impl ResolvesServerCert for FileResolver {
+        fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(id) = file_id(&self.path)
+                && current.as_ref().is_none_or(|(known, _)| *known != id)
+            {
+                match load(&self.path) {
+                    Ok(key) => {
+                        tracing::info!(path = %self.path.display(), "webhook certificate loaded");
+                        *current = Some((id, key));
+                    }
+                    Err(reason) => tracing::warn!(
+                        path = %self.path.display(),
+                        %reason,
+                        "keeping the previous webhook certificate"
+                    ),
+                }
+            }
+            current.as_ref().map(|(_, key)| key.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets() -> Targets {
+        let mut map = BTreeMap::new();
+        map.insert(
+            ("contoso".to_string(), "web".to_string()),
+            vec!["https://contoso.vault.azure.net/secrets/web".to_string()],
+        );
+        Targets(map)
+    }
+
+    #[test]
+    fn the_event_grid_validation_event_is_answered() {
+        let body = br#"[{"id":"2d1781af-3a4c-4d7c-bd0c-e34b19da4e66","topic":"/subscriptions/x","subject":"","data":{"validationCode":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6","validationUrl":"https://rp-eastus2.eventgrid.azure.net:553/eventsubscriptions/x/validate?id=1"},"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","eventTime":"2018-01-25T22:12:19.4556811Z","metadataVersion":"1","dataVersion":"1"}]"#;
+        assert_eq!(
+            parse_delivery(body, &targets()),
+            Ok(Delivery::Validation(
+                "512d38b6-c7b8-40c8-89fe-f46f9e9622b6".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn key_vault_events_in_both_schemas_name_observed_certificates() {
+        let event_grid = br#"[{"id":"1","topic":"/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/Contoso","subject":"web","eventType":"Microsoft.KeyVault.CertificateNewVersionCreated","data":{"Id":"https://contoso.vault.azure.net/certificates/web/ee059b2bb5bc48398a53b168c6cdcb10","VaultName":"Contoso","ObjectType":"Certificate","ObjectName":"WEB","Version":"ee059b2bb5bc48398a53b168c6cdcb10","NBF":1559081980,"EXP":1559082102},"dataVersion":"1","metadataVersion":"1","eventTime":"2019-05-28T22:17:22.0Z"},
+            {"id":"2","eventType":"Microsoft.KeyVault.SecretNewVersionCreated","data":{"VaultName":"contoso","ObjectName":"other"}},
+            {"id":"3","eventType":"Microsoft.KeyVault.CertificateNearExpiry","data":{"VaultName":"contoso","ObjectName":"web"}}]"#;
+        let Delivery::Events { urls, ignored } = parse_delivery(event_grid, &targets()).unwrap()
+        else {
+            panic!("not events")
+        };
+        assert_eq!(
+            urls.into_iter().collect::<Vec<_>>(),
+            ["https://contoso.vault.azure.net/secrets/web"]
+        );
+        assert_eq!(
+            ignored, 2,
+            "another secret, and an event that is not a new version"
+        );
+
+        let cloud_event = br#"{"specversion":"1.0","id":"1","source":"/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/contoso","subject":"web","type":"Microsoft.KeyVault.CertificateNewVersionCreated","time":"2019-05-28T22:17:22Z","data":{"Id":"https://contoso.vault.azure.net/certificates/web/1","VaultName":"contoso","ObjectType":"Certificate","ObjectName":"web","Version":"1"}}"#;
+        let Delivery::Events { urls, ignored } = parse_delivery(cloud_event, &targets()).unwrap()
+        else {
+            panic!("not events")
+        };
+        assert_eq!(urls.len(), 1);
+        assert_eq!(ignored, 0);
+    }
+
+    #[test]
+    fn unreadable_deliveries_say_what_is_wrong() {
+        for (body, expected) in [
+            (&b"not json"[..], "the body is not JSON"),
+            (b"42", "expected an event object or an array of events"),
+            (b"[{\"data\":{}}]", "event 0 has neither eventType nor type"),
+            (
+                b"[{\"eventType\":\"Microsoft.EventGrid.SubscriptionValidationEvent\",\"data\":{}}]",
+                "the validation event 0 has no data.validationCode",
+            ),
+        ] {
+            let error = parse_delivery(body, &targets()).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}
