@@ -555,6 +555,27 @@ fn files_with_a_byte_order_mark_are_read() {
     assert_eq!(urls(&r), urls(&given));
 }
 
+#[test]
+fn a_markdown_document_points_at_its_json_snippets() {
+    // What happens when the seed documents themselves are given to the validator.
+    let doc = "---\ntitle: Key Vault VM extension\nms.topic: how-to\n---\n\n# Settings\n\nText.\n\n```json\n{\n  \"secretsManagementSettings\": {\n    ...\n  }\n}\n```\n\nMore text.\n\n```JSON\n{ \"a\": 1 }\n```\n";
+    let r = validate_text(doc, Map::new());
+    assert!(!r.valid);
+    let d = r.errors().next().expect("an error");
+    assert_eq!(d.code, "not-json");
+    assert_eq!(
+        d.message,
+        "this is a Markdown document, not JSON; its JSON snippets start at lines 11, 21"
+    );
+    assert!(d.help.as_deref().unwrap().contains("copy the snippet"));
+    // A heading and no snippet.
+    let r = validate_text("# Notes\n\nnothing here\n", Map::new());
+    assert_eq!(
+        r.errors().next().unwrap().message,
+        "this is a Markdown document, not JSON"
+    );
+}
+
 fn vm_extension(properties: serde_json::Value) -> serde_json::Value {
     json!({"type": "Microsoft.Compute/virtualMachines/extensions", "name": "vm/kv", "properties": properties})
 }

@@ -141,6 +141,23 @@ fn explain(text: &str, err: &serde_json::Error) -> Diagnostic {
         return Diagnostic::error("not-json", "", format!("this is XML, not JSON ({at}: {err})"))
             .with_help("a .cscfg/.csdef snippet is not extension settings; akvvm validate checks JSON settings, extension resources and ARM templates");
     }
+    if let Some(snippets) = markdown_json_snippets(text) {
+        let message = match snippets.as_slice() {
+            [] => "this is a Markdown document, not JSON".to_string(),
+            lines => format!(
+                "this is a Markdown document, not JSON; its JSON snippets start at line{} {}",
+                if lines.len() == 1 { "" } else { "s" },
+                lines
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Diagnostic::error("not-json", "", message).with_help(
+            "copy the snippet you mean to deploy into a file of its own, fill in its placeholders, and validate that file",
+        );
+    }
     if let Some(placeholder) = placeholder_near(text, err.line(), err.column()) {
         return Diagnostic::error(
             "not-json",
@@ -167,6 +184,27 @@ fn explain(text: &str, err: &serde_json::Error) -> Diagnostic {
     }
     Diagnostic::error("not-json", "", format!("not JSON: {err}")).with_help(
         "fix the JSON syntax at that position (a missing comma, quote or brace is the usual cause)",
+    )
+}
+
+/// When `text` is a Markdown document (YAML front matter, a heading first, or fenced code blocks),
+/// the first lines of its JSON code blocks (1-based).
+fn markdown_json_snippets(text: &str) -> Option<Vec<usize>> {
+    let first = text.lines().find(|l| !l.trim().is_empty())?.trim_end();
+    let fences = text.lines().any(|l| l.trim_start().starts_with("```"));
+    let markdown = first == "---" || first.starts_with("# ") || fences;
+    if !markdown {
+        return None;
+    }
+    Some(
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| {
+                let l = l.trim_start().to_ascii_lowercase();
+                l.starts_with("```json")
+            })
+            .map(|(i, _)| i + 2)
+            .collect(),
     )
 }
 
