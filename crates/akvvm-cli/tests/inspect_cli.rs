@@ -240,3 +240,53 @@ fn a_pfx_that_needs_a_password_says_to_give_it() {
         .stderr(predicate::str::contains("check the password"))
         .stderr(predicate::str::contains("--password").not());
 }
+
+#[test]
+fn a_store_link_is_inspected_and_the_store_directory_names_its_certificates() {
+    use akvvm_cert::store::{DEFAULT_KEEP, InstallRequest, Store};
+    let value = std::fs::read_to_string(fixture("pkcs12/kv-ecp384-net-2021.pfx.b64")).unwrap();
+    let bundle =
+        akvvm_cert::certificate::decode_secret(Some("application/x-pkcs12"), &value).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let installed = store
+        .install(&InstallRequest {
+            vault: "myvault",
+            name: "web",
+            version: "b2b25330cf944e16b7a61914be9e285e",
+            bundle: &bundle,
+            link_name: Some("www"),
+            acls: &[],
+            keep: DEFAULT_KEEP,
+            certbot_layout: false,
+        })
+        .unwrap();
+    akvvm()
+        .arg("inspect")
+        .arg(&installed.link)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "thumbprint:  ED6AA5CB0EE3B9B4D857BA5F5CBB22D36F309CC3",
+        ))
+        .stdout(predicate::str::contains("key:         EC P-384"));
+    let expected = format!(
+        "is a directory; inspect one of the certificates in it: {}, {}",
+        store.path().join("myvault.web").display(),
+        store.path().join("www").display()
+    );
+    akvvm()
+        .arg("inspect")
+        .arg(store.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(expected));
+    akvvm()
+        .arg("inspect")
+        .arg(dir.path().join("store").join(".."))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is a directory; give a certificate file",
+        ));
+}

@@ -78,6 +78,9 @@ struct Report {
 
 impl InspectArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if self.path.is_dir() {
+            anyhow::bail!("{}", directory_hint(&self.path));
+        }
         let bytes = std::fs::read(&self.path)
             .with_context(|| format!("failed to read {}", self.path.display()))?;
         let (format, decoded) = decode(&bytes, &self.password);
@@ -104,6 +107,35 @@ impl InspectArgs {
             print_text(&report);
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What to say when given a directory (a store, most likely): name the certificates in it.
+fn directory_hint(dir: &std::path::Path) -> String {
+    let mut links: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.ends_with(".live"))
+        .collect();
+    links.sort();
+    match links.as_slice() {
+        [] => format!(
+            "{} is a directory; give a certificate file (a PFX, PEM or store entry) instead",
+            dir.display()
+        ),
+        names => format!(
+            "{} is a directory; inspect one of the certificates in it: {}",
+            dir.display(),
+            names
+                .iter()
+                .take(10)
+                .map(|n| dir.join(n).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
