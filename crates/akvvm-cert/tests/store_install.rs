@@ -147,7 +147,30 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         .unwrap();
     let certs_of_good = &good.pem[good.pem.find("-----BEGIN CERTIFICATE-----").unwrap()..];
     let truncated = &good.pem[..good.pem.len() / 2];
-    let cases: [(&str, Option<&str>, String); 5] = [
+    let fixture = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    // A real Key Vault PFX cut short, and one with a byte of its MAC salt changed.
+    let keyvault = {
+        use base64::Engine as _;
+        let text = String::from_utf8(fixture("pkcs12/kv-ecp256-net-2021.pfx.b64")).unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap()
+    };
+    let mut altered = keyvault.clone();
+    let salt = altered.len() - 30;
+    altered[salt] ^= 0x01;
+    let cases: [(&str, Option<&str>, String); 10] = [
         (
             "not_a_certificate",
             Some(CONTENT_TYPE_PKCS12),
@@ -161,6 +184,27 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         ),
         ("pem_invalid", Some(CONTENT_TYPE_PEM), truncated.into()),
         ("pfx_corrupt", Some(CONTENT_TYPE_PKCS12), "MIIBAAAA".into()),
+        (
+            "pfx_corrupt",
+            Some(CONTENT_TYPE_PKCS12),
+            b64(&keyvault[..keyvault.len() * 2 / 3]),
+        ),
+        ("pfx_mac_mismatch", Some(CONTENT_TYPE_PKCS12), b64(&altered)),
+        (
+            "pfx_bad_password",
+            Some(CONTENT_TYPE_PKCS12),
+            b64(&fixture("pkcs12/openssl3-aes-rsa2048.pfx")),
+        ),
+        (
+            "empty_chain",
+            Some(CONTENT_TYPE_PEM),
+            String::from_utf8(fixture("pem/keyonly.pem")).unwrap(),
+        ),
+        (
+            "pfx_no_key",
+            Some(CONTENT_TYPE_PKCS12),
+            b64(&fixture("pkcs12/openssl3-nokey.pfx")),
+        ),
     ];
     for (what, content_type, value) in &cases {
         // The agent decodes first; only a bundle reaches the store, so nothing is written.
