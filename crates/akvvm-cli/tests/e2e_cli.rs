@@ -472,3 +472,122 @@ async fn logs_carry_syslog_priorities_when_stderr_is_the_journal() {
         "no colour codes in a file: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cscfg_check_finds_each_role_certificate_or_says_why_not() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let web = h
+        .emulator
+        .create_certificate("contoso", "web", &common::policy("RSA", PFX, "web"))
+        .unwrap();
+    let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    let settings = h.settings_file(&json);
+    let mut command = akvvm();
+    command
+        .args(["sync", "--once", "--settings"])
+        .arg(&settings);
+    assert!(output(command).await.status.success());
+
+    // What the guest agent placed from osProfile.secrets.
+    let waagent = h.dir.path().join("waagent");
+    std::fs::create_dir_all(&waagent).unwrap();
+    let bootstrap = "0123456789ABCDEF0123456789ABCDEF01234567";
+    std::fs::write(waagent.join(format!("{bootstrap}.crt")), "").unwrap();
+
+    let write_cscfg = |certificates: &str| {
+        let path = h.dir.path().join("service.cscfg");
+        std::fs::write(
+            &path,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ServiceConfiguration serviceName=\"contoso\" xmlns=\"http://schemas.microsoft.com/ServiceHosting/2008/10/ServiceConfiguration\" osFamily=\"7\" osVersion=\"*\">\n  <Role name=\"WebRole1\">\n    <Instances count=\"1\" />\n    <Certificates>\n{certificates}    </Certificates>\n  </Role>\n</ServiceConfiguration>\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let check = |cscfg: &std::path::Path, json: bool| {
+        let mut command = akvvm();
+        command
+            .args(["cscfg", "check"])
+            .arg(cscfg)
+            .arg("--settings")
+            .arg(&settings)
+            .arg("--bootstrap-dir")
+            .arg(&waagent);
+        if json {
+            command.arg("--json");
+        }
+        command
+    };
+
+    let all_there = write_cscfg(&format!(
+        "      <Certificate name=\"ssl\" thumbprint=\"{}\" thumbprintAlgorithm=\"sha1\" />\n      <Certificate name=\"boot\" thumbprint=\"{}\" thumbprintAlgorithm=\"sha1\" />\n",
+        web.thumbprint.to_lowercase(),
+        bootstrap
+    ));
+    let out = output(check(&all_there, false)).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "installed: {} (from {})",
+            h.store()
+                .join(format!("contoso.web.{}", web.version))
+                .display(),
+            Harness::url("contoso", "web")
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(guest agent)"), "{stdout}");
+    assert!(
+        stdout.contains("all 2 certificates are installed"),
+        "{stdout}"
+    );
+
+    let broken = write_cscfg(&format!(
+        "      <Certificate name=\"ssl\" thumbprint=\"{}\" thumbprintAlgorithm=\"sha1\" />\n      <Certificate name=\"gone\" thumbprint=\"{}\" thumbprintAlgorithm=\"sha1\" />\n      <Certificate name=\"copied\" thumbprint=\"\u{200e}{}\" thumbprintAlgorithm=\"sha1\" />\n",
+        web.thumbprint, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", web.thumbprint
+    ));
+    let out = output(check(&broken, false)).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("MISSING: no installed certificate has this thumbprint"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("BAD THUMBPRINT (line 8): character 1 is an invisible U+200E"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 of 3 certificates are not installed"),
+        "{stdout}"
+    );
+
+    let out = output(check(&broken, true)).await;
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["installed", "missing", "badThumbprint"]);
+    assert_eq!(findings[0]["role"], "WebRole1");
+    assert_eq!(
+        findings[0]["locations"][0]["url"],
+        Harness::url("contoso", "web")
+    );
+
+    // The service definition instead of the configuration: exit 2, saying so.
+    let csdef = h.dir.path().join("service.csdef");
+    std::fs::write(&csdef, "<ServiceDefinition name=\"contoso\" />").unwrap();
+    let out = output(check(&csdef, false)).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the service definition (.csdef)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -15,6 +15,7 @@
 
 pub use akvvm_cert as cert;
 
+pub mod cscfg;
 pub mod handler;
 pub mod http;
 pub mod identity;

@@ -1,5 +1,6 @@
 //! The command line: one struct per subcommand, each with its own `run()`.
 
+mod cscfg;
 mod demo;
 mod handler;
 mod inspect;
@@ -39,6 +40,8 @@ enum Command {
     Status(status::StatusArgs),
     /// The observed certificates, where they are installed, and their reload hooks.
     List(list::ListArgs),
+    /// Cloud Services: check that the certificates a .cscfg names are installed here.
+    Cscfg(cscfg::CscfgArgs),
     /// The VM extension's handler commands (run by the Azure guest agent).
     Handler(handler::HandlerArgs),
     /// Try akvvm without Azure: the local vault, a sync, a rotation, in one command.
@@ -58,6 +61,7 @@ impl Cli {
             Command::Sync(args) => args.run(),
             Command::Status(args) => args.run(),
             Command::List(args) => args.run(),
+            Command::Cscfg(args) => args.run(),
             Command::Handler(args) => args.run(),
             Command::Demo(args) => args.run(),
         }
