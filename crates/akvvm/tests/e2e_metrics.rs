@@ -30,6 +30,11 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().expect("a number"))
 }
 
+/// The sample of `metric` for certificate `name` of vault contoso.
+fn cert_sample(text: &str, metric: &str, name: &str) -> Option<f64> {
+    sample(text, &format!("{metric}{{{}}}", cert_labels(name)))
+}
+
 fn cert_labels(name: &str) -> String {
     format!(
         "url=\"{}\",vault=\"contoso\",name=\"{name}\"",
@@ -82,8 +87,7 @@ async fn metrics_follow_installs_rotations_and_failures() {
     let report = cycle(&engine).await;
     assert!(!report.complete(), "one certificate is missing: {report:?}");
     let (_, _, text) = scrape(address, "/metrics").await;
-    let get =
-        |metric: &str, name: &str| sample(&text, &format!("{metric}{{{}}}", cert_labels(name)));
+    let get = |metric: &str, name: &str| cert_sample(&text, metric, name);
     assert_eq!(get("akvvm_certificate_installed", "web"), Some(1.0));
     assert_eq!(get("akvvm_certificate_installed", "api"), Some(1.0));
     assert_eq!(get("akvvm_certificate_installed", "absent"), Some(0.0));
@@ -147,8 +151,7 @@ async fn metrics_follow_installs_rotations_and_failures() {
         .version;
     cycle(&engine).await;
     let (_, _, text) = scrape(address, "/metrics").await;
-    let get =
-        |metric: &str, name: &str| sample(&text, &format!("{metric}{{{}}}", cert_labels(name)));
+    let get = |metric: &str, name: &str| cert_sample(&text, metric, name);
     assert_eq!(get("akvvm_certificate_installs_total", "web"), Some(2.0));
     assert_eq!(get("akvvm_certificate_installs_total", "api"), Some(1.0));
     assert!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use akvvm::cert::store::StateFile;
 use akvvm::cscfg::{self, Finding, Installed, Verdict};
-use akvvm::settings::{DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY, DEFAULT_STATE_DIRECTORY};
+use akvvm::settings::DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY;
 use anyhow::Context;
 
 use super::run::SettingsSource;
@@ -77,18 +77,9 @@ impl CheckArgs {
             }
         };
 
-        let has_source =
-            self.source.settings.is_some() || self.source.handler_environment.is_some();
-        let settings = if has_source {
-            Some(self.source.load()?.settings)
-        } else {
-            None
-        };
-        let state_directory = match (&self.state_dir, &settings) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(settings)) => settings.agent.state_directory.clone(),
-            (None, None) => PathBuf::from(DEFAULT_STATE_DIRECTORY),
-        };
+        let (settings, state_directory) = self
+            .source
+            .optional_with_state_dir(self.state_dir.as_deref())?;
         let bootstrap_dirs = match (self.bootstrap_dirs.is_empty(), &settings) {
             (false, _) => self.bootstrap_dirs.clone(),
             (true, Some(settings)) => settings.agent.bootstrap_certificate_directories.clone(),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use akvvm::handler::{self, HandlerEnvironment, HandlerSettings, PidFile};
-use akvvm::settings::Settings;
+use akvvm::settings::{DEFAULT_STATE_DIRECTORY, Settings};
 use akvvm::status::{Report, State, StatusFile};
 use akvvm::sync::daemon::{self, DaemonOptions};
 use akvvm::sync::{Engine, EngineOptions};
@@ -58,6 +58,25 @@ pub fn read_environment(explicit: Option<&Path>) -> anyhow::Result<HandlerEnviro
 }
 
 impl SettingsSource {
+    /// The settings when a source was given (none otherwise), and the state directory:
+    /// `state_dir` when given, else the settings', else [`DEFAULT_STATE_DIRECTORY`].
+    pub fn optional_with_state_dir(
+        &self,
+        state_dir: Option<&Path>,
+    ) -> anyhow::Result<(Option<Settings>, PathBuf)> {
+        let settings = if self.settings.is_some() || self.handler_environment.is_some() {
+            Some(self.load()?.settings)
+        } else {
+            None
+        };
+        let state_directory = match (state_dir, &settings) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(settings)) => settings.agent.state_directory.clone(),
+            (None, None) => PathBuf::from(DEFAULT_STATE_DIRECTORY),
+        };
+        Ok((settings, state_directory))
+    }
+
     /// Loads and validates the settings.
     pub fn load(&self) -> anyhow::Result<Loaded> {
         if let Some(path) = &self.settings {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use akvvm::cert::store::{StateEntry, StateFile};
-use akvvm::settings::DEFAULT_STATE_DIRECTORY;
 use akvvm::status::format_timestamp;
 use serde::Serialize;
 
@@ -36,18 +35,9 @@ struct Row {
 
 impl StatusArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let has_source =
-            self.source.settings.is_some() || self.source.handler_environment.is_some();
-        let settings = if has_source {
-            Some(self.source.load()?.settings)
-        } else {
-            None
-        };
-        let state_directory = match (&self.state_dir, &settings) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(settings)) => settings.agent.state_directory.clone(),
-            (None, None) => PathBuf::from(DEFAULT_STATE_DIRECTORY),
-        };
+        let (settings, state_directory) = self
+            .source
+            .optional_with_state_dir(self.state_dir.as_deref())?;
         let state = StateFile::load(&akvvm::sync::state_file_in(&state_directory))?;
         let mut rows: Vec<Row> = match &settings {
             Some(settings) => settings
