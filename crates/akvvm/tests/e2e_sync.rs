@@ -557,9 +557,24 @@ async fn the_certbot_layout_is_installed_when_asked_for() {
     assert!(cycle(&engine).await.complete());
     let live = h.store().join("contoso.web.live");
     assert_eq!(link_target(&live), format!("contoso.web.{v1}.d"));
-    for name in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
+    for name in [
+        "cert.pem",
+        "chain.pem",
+        "fullchain.pem",
+        "privkey.pem",
+        "cert.pfx",
+    ] {
         assert!(live.join(name).is_file(), "{name}");
     }
+    // cert.pfx holds the same certificate and key, with Key Vault's empty password.
+    let pfx =
+        akvvm::cert::certificate::decode_pfx(&std::fs::read(live.join("cert.pfx")).unwrap(), "")
+            .expect("cert.pfx decodes");
+    let read = |name: &str| std::fs::read_to_string(live.join(name)).unwrap();
+    let pem = akvvm::cert::certificate::decode_pem(&(read("fullchain.pem") + &read("privkey.pem")))
+        .expect("the PEM files decode");
+    assert_eq!(pfx.thumbprint(), pem.thumbprint());
+    assert_eq!(pfx.key.pkcs8_der(), pem.key.pkcs8_der());
     let state = StateFile::load(&state_file_path(engine.settings())).unwrap();
     assert_eq!(
         state

@@ -8,7 +8,8 @@
 //! <store>/<vault>.<cert>.<version>          0600: leaf, intermediates, root, then the key
 //! <store>/<customSymbolicLinkName>  -> <vault>.<cert>.<version>    when set
 //! <store>/<vault>.<cert>.<version>.d/       0700, certbot's cert.pem, chain.pem, fullchain.pem,
-//!                                           privkey.pem (0600), when that output is asked for
+//!                                           privkey.pem, and cert.pfx (0600), when that output
+//!                                           is asked for
 //! <store>/<vault>.<cert>.live       -> <vault>.<cert>.<version>.d  when that output is asked for
 //! ```
 //!
@@ -61,6 +62,10 @@ pub const LIVE_LINK_SUFFIX: &str = "live";
 
 /// The files of a certbot-style directory: the leaf, the chain, both, the key.
 const CERTBOT_FILES: [&str; 4] = ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"];
+
+/// The PKCS#12 file of a certbot-style directory: leaf, chain and key, zero-length password,
+/// encoded the way Key Vault encodes its PFX secrets (what Windows, .NET and Java load).
+const PFX_FILE: &str = "cert.pfx";
 
 /// The longest Key Vault vault, certificate or version name akvvm accepts.
 const MAX_NAME_LEN: usize = 127;
@@ -143,20 +148,39 @@ struct Rendered {
     leaf: Vec<u8>,
     chain: Vec<u8>,
     key: Zeroizing<Vec<u8>>,
+    /// The same as a PKCS#12 file (`cert.pfx` of the certbot-style directory), when that
+    /// directory is written.
+    pfx: Option<Zeroizing<Vec<u8>>>,
     thumbprint: String,
     not_after: OffsetDateTime,
 }
 
 impl Rendered {
-    fn from_bundle(bundle: &CertificateBundle) -> Rendered {
-        Rendered {
+    fn from_bundle(bundle: &CertificateBundle, with_pfx: bool) -> Result<Rendered, StoreError> {
+        let pfx = if with_pfx {
+            let mut certs = vec![bundle.leaf.der().to_vec()];
+            certs.extend(bundle.chain.iter().map(|c| c.der().to_vec()));
+            let der =
+                crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs).map_err(|e| {
+                    StoreError::Write {
+                        path: PathBuf::from(PFX_FILE),
+                        step: "encode the PKCS#12 file",
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            Some(Zeroizing::new(der))
+        } else {
+            None
+        };
+        Ok(Rendered {
             full: Zeroizing::new(bundle.to_pem().as_bytes().to_vec()),
             leaf: bundle.leaf_pem().into_bytes(),
             chain: bundle.chain_pem().into_bytes(),
             key: Zeroizing::new(bundle.key_pem().as_bytes().to_vec()),
+            pfx,
             thumbprint: bundle.thumbprint(),
             not_after: bundle.not_after(),
-        }
+        })
     }
 }
 
@@ -275,7 +299,7 @@ impl Store {
     /// version linked and untouched; the names and ACL principals are checked before anything is
     /// written.
     pub fn install(&self, request: &InstallRequest<'_>) -> Result<Installed, StoreError> {
-        let rendered = Rendered::from_bundle(request.bundle);
+        let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
         let target = Target {
             vault: request.vault,
             name: request.name,
@@ -418,6 +442,9 @@ impl Store {
         let contents: [&[u8]; 4] = [&rendered.leaf, &rendered.chain, &fullchain, &rendered.key];
         for (file, bytes) in CERTBOT_FILES.into_iter().zip(contents) {
             atomic::write_atomic_at(sub.as_fd(), &dir_path, file, bytes, file_options)?;
+        }
+        if let Some(pfx) = &rendered.pfx {
+            atomic::write_atomic_at(sub.as_fd(), &dir_path, PFX_FILE, pfx, file_options)?;
         }
         rustix::fs::fsync(&self.dir).map_err(write_error("fsync the store directory"))
     }
@@ -894,6 +921,7 @@ mod tests {
             leaf: format!("LEAF-{tag}\n").into_bytes(),
             chain: format!("CHAIN-{tag}\n").into_bytes(),
             key: Zeroizing::new(format!("KEY-{tag}\n").into_bytes()),
+            pfx: Some(Zeroizing::new(format!("PFX-{tag}").into_bytes())),
             thumbprint: format!("THUMB-{tag}"),
             not_after: OffsetDateTime::UNIX_EPOCH,
         }
@@ -1166,7 +1194,14 @@ mod tests {
         assert_eq!(read("chain.pem"), "CHAIN-v3\n");
         assert_eq!(read("fullchain.pem"), "LEAF-v3\nCHAIN-v3\n");
         assert_eq!(read("privkey.pem"), "KEY-v3\n");
-        for file in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
+        assert_eq!(read("cert.pfx"), "PFX-v3");
+        for file in [
+            "cert.pem",
+            "chain.pem",
+            "fullchain.pem",
+            "privkey.pem",
+            "cert.pfx",
+        ] {
             assert_eq!(mode(&live.join(file)), 0o600, "{file}");
         }
         // v1 and its directory went together.
@@ -1368,7 +1403,13 @@ mod tests {
         let store = Store::open(&root.path().join("store")).unwrap();
         assert_eq!(
             names(&store.path().join("vault.cert.v1.d")),
-            ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"]
+            [
+                "cert.pem",
+                "cert.pfx",
+                "chain.pem",
+                "fullchain.pem",
+                "privkey.pem"
+            ]
         );
     }
 
