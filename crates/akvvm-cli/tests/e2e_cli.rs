@@ -591,3 +591,77 @@ async fn cscfg_check_finds_each_role_certificate_or_says_why_not() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspect_reads_a_certificate_straight_from_the_vault() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h
+        .emulator
+        .create_certificate("contoso", "web", &common::policy("RSA", PFX, "web"))
+        .unwrap();
+    let v2 = h.emulator.rotate_certificate("contoso", "web").unwrap();
+    let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    let settings = h.settings_file(&json);
+    let inspect = |url: String, extra: &[&str]| {
+        let mut command = akvvm();
+        command
+            .arg("inspect")
+            .arg(url)
+            .args(extra)
+            .arg("--settings")
+            .arg(&settings);
+        command
+    };
+
+    // The latest version, as the agent would install it; nothing is written to the store.
+    let out = output(inspect(Harness::url("contoso", "web"), &[])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("thumbprint:  {}", v2.thumbprint)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "/secrets/web/{} (Key Vault secret, PFX)",
+            v2.version
+        )),
+        "{stdout}"
+    );
+    assert!(!h.store().exists(), "inspect installs nothing");
+
+    // A pinned version, as JSON.
+    let url = format!("{}/{}", Harness::url("contoso", "web"), v1.version);
+    let out = output(inspect(url, &["--json"])).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["thumbprint"], v1.thumbprint.as_str());
+
+    // What is wrong, said plainly.
+    let out = output(inspect(Harness::url("contoso", "absent"), &[])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("secret_not_found"), "{stderr}");
+    let mut command = akvvm();
+    command.arg("inspect").arg(Harness::url("contoso", "web"));
+    let out = output(command).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs an identity: give --settings FILE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output(inspect(
+        "http://contoso.vault.azure.net/secrets/web".into(),
+        &[],
+    ))
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a Key Vault secret URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

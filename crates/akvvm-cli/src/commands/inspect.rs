@@ -1,5 +1,6 @@
-//! `akvvm inspect FILE`: what a PFX, a PEM bundle, a base64 secret value, a saved Key Vault
-//! secret answer (JSON) or a store entry holds.
+//! `akvvm inspect FILE|URL`: what a PFX, a PEM bundle, a base64 secret value, a saved Key Vault
+//! secret answer (JSON) or a store entry holds; or, given a Key Vault secret URL, what the vault
+//! holds right now (fetched with the identity of the settings, installed nowhere).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,13 @@ use crate::output;
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// A PFX (binary or base64, as a Key Vault secret value), a PEM bundle, a saved secret
-    /// answer (`az keyvault secret show` JSON), or a store entry.
+    /// answer (`az keyvault secret show` JSON), or a store entry; or a Key Vault secret URL
+    /// (`https://myvault.vault.azure.net/secrets/web[/version]`), read with the identity of
+    /// --settings.
     path: PathBuf,
+
+    #[command(flatten)]
+    source: super::run::SettingsSource,
 
     /// The PFX password; Key Vault's own PFX files have none (the default).
     #[arg(long, default_value = "", hide_default_value = true)]
@@ -36,6 +42,7 @@ impl std::fmt::Debug for InspectArgs {
                 &format_args!("<{} bytes redacted>", self.password.len()),
             )
             .field("json", &self.json)
+            .field("source", &self.source)
             .finish()
     }
 }
@@ -78,6 +85,9 @@ struct Report {
 
 impl InspectArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if let Some(url) = self.path.to_str().filter(|p| p.contains("://")) {
+            return self.run_url(url);
+        }
         if self.path.is_dir() {
             anyhow::bail!("{}", directory_hint(&self.path));
         }
@@ -101,6 +111,59 @@ impl InspectArgs {
             )
         })?;
         let report = report(&self.path, format, &bundle);
+        if self.json {
+            output::line(serde_json::to_string_pretty(&report)?);
+        } else {
+            print_text(&report);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl InspectArgs {
+    /// Fetches the secret at `url` with the identity of the settings and reports it.
+    fn run_url(&self, url: &str) -> anyhow::Result<ExitCode> {
+        let secret_url = akvvm::settings::SecretUrl::parse(url)
+            .map_err(|e| anyhow::anyhow!("{url} is not a Key Vault secret URL: {e}"))?;
+        if self.source.settings.is_none() && self.source.handler_environment.is_none() {
+            anyhow::bail!(
+                "reading {url} needs an identity: give --settings FILE (its authenticationSettings, \
+                 caCertificates and resolve are used) or --handler-environment PATH"
+            );
+        }
+        let settings = self.source.load()?.settings;
+        let client = akvvm::sync::connect::vault_client(&settings, &secret_url.vault_url)
+            .with_context(|| format!("cannot set up a client for {}", secret_url.vault_url))?;
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let secret = runtime
+            .block_on(async {
+                match &secret_url.version {
+                    Some(version) => client.get_version(&secret_url.name, version).await,
+                    None => client.get_latest(&secret_url.name).await,
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("{e} [{}]", e.code()))?;
+        let bundle = certificate::decode_secret(secret.content_type.as_deref(), &secret.value)
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "{url} (version {}) is not a usable certificate: {err} [{}]",
+                    secret.version,
+                    err.code()
+                )
+            })?;
+        let format = match secret.content_type.as_deref() {
+            Some("application/x-pem-file") => "Key Vault secret, PEM",
+            Some("application/x-pkcs12") => "Key Vault secret, PFX",
+            _ => "Key Vault secret",
+        };
+        let location = format!(
+            "{}/secrets/{}/{}",
+            secret_url.vault_url.as_str().trim_end_matches('/'),
+            secret_url.name,
+            secret.version
+        );
+        let report = report(std::path::Path::new(&location), format, &bundle);
         if self.json {
             output::line(serde_json::to_string_pretty(&report)?);
         } else {

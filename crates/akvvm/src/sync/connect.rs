@@ -39,6 +39,22 @@ impl ConnectError {
     }
 }
 
+/// A client for one vault with the identity and HTTP options of `settings` (for a vault the
+/// settings need not observe: `akvvm inspect URL`).
+pub fn vault_client(
+    settings: &Settings,
+    vault_url: &url::Url,
+) -> Result<VaultClient, ConnectError> {
+    let http = HttpOptions::from_settings(&settings.agent);
+    let identity = Identity::from_settings(settings, &http)?;
+    let options = VaultOptions {
+        http,
+        retry: RetryPolicy::key_vault().capped(settings.polling_interval),
+        ..VaultOptions::default()
+    };
+    Ok(VaultClient::new(vault_url, &identity, &options)?)
+}
+
 /// One client per vault host of the observed certificates, counting their requests in
 /// `metrics` when given.
 pub fn vault_clients(
