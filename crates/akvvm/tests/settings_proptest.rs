@@ -169,3 +169,21 @@ proptest! {
         let _ = check_balance(&s);
     }
 }
+
+/// Found by the property above: the "CN=" check cut the subject name inside a character.
+#[test]
+fn a_subject_name_starting_with_a_wide_character_is_not_cut_inside_it() {
+    for subject in ["\u{1ee80}", "C\u{e9}=x", "bootstrap.contoso.com"] {
+        let settings = serde_json::json!({
+            "secretsManagementSettings": {"observedCertificates": ["https://kv.vault.azure.net/secrets/c"]},
+            "authenticationSettings": {"clientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b", "clientCertificateSubjectName": subject}
+        });
+        let outcome = akvvm::settings::Settings::from_json_value(&settings);
+        if let Err(diagnostics) = &outcome {
+            assert!(
+                diagnostics.iter().all(|d| d.code != "subject-has-cn"),
+                "{subject:?}: {diagnostics:?}"
+            );
+        }
+    }
+}

@@ -1280,7 +1280,10 @@ impl Ctx<'_> {
         let subject = match subject {
             Got::Value(s) => {
                 let trimmed = s.trim();
-                if trimmed.len() >= 3 && trimmed[..3].eq_ignore_ascii_case("CN=") {
+                if trimmed
+                    .get(..3)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("CN="))
+                {
                     self.error(
                         "subject-has-cn",
                         &subject_path,

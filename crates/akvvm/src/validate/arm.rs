@@ -21,6 +21,10 @@ pub struct ArmContext {
     pub declared_parameters: Option<Map<String, Value>>,
     /// The template's `variables`.
     pub variables: Map<String, Value>,
+    /// Parameter defaults and variables already evaluated (`p:` or `v:` and the lower-case
+    /// name): defaults that refer to each other several times are evaluated once each, not once
+    /// per path to them (which grows exponentially with the depth).
+    pub memo: std::cell::RefCell<std::collections::HashMap<String, Value>>,
 }
 
 /// An expression that could not be evaluated before deployment.
@@ -515,7 +519,9 @@ impl Parser<'_> {
         match &self.cx.declared_parameters {
             Some(declared) => match find(declared) {
                 Some(decl) => match decl.get("defaultValue") {
-                    Some(default) => self.resolved(default.clone()),
+                    Some(default) => {
+                        self.memoized(&format!("p:{}", key.to_ascii_lowercase()), default)
+                    }
                     None => Err(Eval::Unresolved(format!(
                         "parameter {key:?} has no default value; give it with --parameters"
                     ))),
@@ -550,7 +556,7 @@ impl Parser<'_> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
         {
-            Some((_, v)) => self.resolved(v.clone()),
+            Some((_, v)) => self.memoized(&format!("v:{}", key.to_ascii_lowercase()), v),
             None if self.cx.declared_parameters.is_some() => {
                 let names: Vec<&str> = self.cx.variables.keys().map(String::as_str).collect();
                 let help = did_you_mean(key, &names)
@@ -564,6 +570,19 @@ impl Parser<'_> {
                 "variable {key:?} is defined outside this file"
             ))),
         }
+    }
+
+    /// [`Self::resolved`] of `v`, remembered under `key` when it succeeds.
+    fn memoized(&mut self, key: &str, v: &Value) -> Result<Value, Eval> {
+        if let Some(known) = self.cx.memo.borrow().get(key) {
+            return Ok(known.clone());
+        }
+        let value = self.resolved(v.clone())?;
+        self.cx
+            .memo
+            .borrow_mut()
+            .insert(key.to_string(), value.clone());
+        Ok(value)
     }
 
     /// A parameter default or variable value, with its own expressions evaluated.
@@ -605,7 +624,52 @@ mod tests {
                 .unwrap(),
             declared_parameters: Some(json!({"vault": {"type": "string"}, "certs": {"type": "array"}, "interval": {"type": "string", "defaultValue": "600"}}).as_object().cloned().unwrap()),
             variables: json!({"base": "[concat('https://', parameters('vault'), '.vault.azure.net')]"}).as_object().cloned().unwrap(),
+            ..ArmContext::default()
         }
+    }
+
+    /// Defaults that each use the previous one twice: 2^14 paths to the first, evaluated once.
+    #[test]
+    fn defaults_referring_to_each_other_repeatedly_are_evaluated_once_each() {
+        let mut declared = Map::new();
+        declared.insert("p0".into(), json!({"type": "string", "defaultValue": "ab"}));
+        for k in 1..=14 {
+            declared.insert(
+                format!("p{k}"),
+                json!({"type": "string", "defaultValue": format!("[concat(parameters('p{}'), parameters('p{}'))]", k - 1, k - 1)}),
+            );
+        }
+        let cx = ArmContext {
+            declared_parameters: Some(declared),
+            ..ArmContext::default()
+        };
+        let mut v = json!("[parameters('p14')]");
+        let mut out = Resolution::default();
+        resolve(&mut v, "x", &cx, &mut out);
+        assert!(
+            out.diagnostics.is_empty() && out.unevaluated.is_empty(),
+            "{out:?}"
+        );
+        assert_eq!(v.as_str().map(str::len), Some(2 << 14));
+        assert_eq!(cx.memo.borrow().len(), 15, "p0..p14, each evaluated once");
+    }
+
+    /// Defaults that refer to each other in a cycle, three times each: refused at the depth
+    /// limit without exploring every path.
+    #[test]
+    fn a_cycle_of_repeated_references_is_refused() {
+        let declared = json!({
+            "a": {"type": "string", "defaultValue": "[concat(parameters('b'), parameters('b'), parameters('b'))]"},
+            "b": {"type": "string", "defaultValue": "[concat(parameters('a'), parameters('a'), parameters('a'))]"}
+        });
+        let cx = ArmContext {
+            declared_parameters: declared.as_object().cloned(),
+            ..ArmContext::default()
+        };
+        let mut v = json!("[parameters('a')]");
+        let mut out = Resolution::default();
+        resolve(&mut v, "x", &cx, &mut out);
+        assert_eq!(out.diagnostics.len(), 1, "{out:?}");
     }
 
     fn run(v: Value) -> (Value, Resolution) {
