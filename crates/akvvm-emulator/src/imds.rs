@@ -2,6 +2,11 @@
 //! `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with `Metadata: true`,
 //! and optionally `client_id`, `object_id` or `msi_res_id` to pick a user-assigned identity.
 //! Answers carry their numbers as strings, as IMDS does.
+//!
+//! With an [`ArcChallenge`], the endpoint behaves as Azure Arc's agent (himds) does on a Linux
+//! server: a request without credentials gets a 401 whose `WWW-Authenticate: Basic realm=...`
+//! names a fresh key file it has just written; the client reads the file and asks again with
+//! `Authorization: Basic <key>`. Each key is good once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,10 +25,81 @@ use crate::token::{AccessClaims, now_unix};
 pub const TOKEN_LIFETIME_S: i64 = 86_399;
 pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 
-pub fn router(state: Arc<State>) -> Router {
+/// Azure Arc's challenge: key files written in a directory, each accepted once.
+#[derive(Debug)]
+pub struct ArcChallenge {
+    directory: std::path::PathBuf,
+    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl ArcChallenge {
+    pub fn new(directory: std::path::PathBuf) -> Arc<Self> {
+        Arc::new(ArcChallenge {
+            directory,
+            pending: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Whether `authorization` presents a pending key (consumed if so).
+    fn accept(&self, authorization: Option<&str>) -> bool {
+        let Some(key) = authorization.and_then(|a| a.strip_prefix("Basic ")) else {
+            return false;
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key.trim())
+    }
+
+    /// Writes a fresh key file (mode 0600) and answers the 401 that names it.
+    fn challenge(&self) -> Response {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let key = format!("{:032x}", rand::random::<u128>());
+        let path = self.directory.join(format!("{}.key", uuid::Uuid::new_v4()));
+        let written = std::fs::create_dir_all(&self.directory).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?
+                .write_all(key.as_bytes())
+        });
+        if let Err(e) = written {
+            return imds_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &format!("cannot write the key file {}: {e}", path.display()),
+            );
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        let mut response = imds_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A key file was written; present its content as Basic authorization",
+        );
+        if let Ok(value) = format!("Basic realm={}", path.display()).parse() {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+struct Imds {
+    state: Arc<State>,
+    arc: Option<Arc<ArcChallenge>>,
+}
+
+pub fn router(state: Arc<State>, arc: Option<Arc<ArcChallenge>>) -> Router {
     Router::new()
         .route(TOKEN_PATH, get(token))
-        .with_state(state)
+        .with_state(Arc::new(Imds { state, arc }))
 }
 
 pub fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -76,10 +152,11 @@ pub fn select_identity(
 }
 
 async fn token(
-    AxState(state): AxState<Arc<State>>,
+    AxState(imds): AxState<Arc<Imds>>,
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
+    let state = &imds.state;
     let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
     if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return bad_request("Required metadata header not specified");
@@ -95,6 +172,14 @@ async fn token(
     let Some(resource) = query.get("resource").filter(|r| !r.is_empty()) else {
         return bad_request("Required query variable 'resource' is missing");
     };
+    if let Some(arc) = &imds.arc {
+        let authorization = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !arc.accept(authorization) {
+            return arc.challenge();
+        }
+    }
     if url::Url::parse(resource).is_err() {
         return imds_error(
             StatusCode::BAD_REQUEST,

@@ -28,6 +28,11 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Serve {
+    /// Answer IMDS as an Azure Arc server does (a 401 naming a key file written in DIR, whose
+    /// content the next request must present).
+    #[arg(long, value_name = "DIR")]
+    arc_key_directory: Option<PathBuf>,
+
     /// HTTPS listener (Key Vault by host name, Entra ID and the admin API on other hosts).
     #[arg(long, default_value = "127.0.0.1:8443")]
     https: SocketAddr,
@@ -54,6 +59,7 @@ impl Serve {
             data_dir: Some(self.data_dir.clone()),
             persist: self.persist,
             seed,
+            arc_key_directory: self.arc_key_directory.clone(),
         })
         .await?;
         let ca = self.data_dir.join("ca.pem");

@@ -214,6 +214,9 @@ pub struct EmulatorConfig {
     pub persist: bool,
     /// Applied at start.
     pub seed: Option<crate::seed::Seed>,
+    /// Answer IMDS as Azure Arc's agent does: a request without the key of a fresh key file in
+    /// this directory gets a 401 naming the file ([`crate::imds::ArcChallenge`]).
+    pub arc_key_directory: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -225,6 +228,7 @@ impl Default for EmulatorConfig {
             data_dir: None,
             persist: false,
             seed: None,
+            arc_key_directory: None,
         }
     }
 }
@@ -257,7 +261,11 @@ impl Emulator {
         let imds_addr = imds.local_addr()?;
         let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config()?);
         let routers = Arc::new(https_router(state.clone(), ca_pem.clone()));
-        let imds_routers = Arc::new((crate::imds::router(state.clone()), Router::new()));
+        let arc = config
+            .arc_key_directory
+            .clone()
+            .map(crate::imds::ArcChallenge::new);
+        let imds_routers = Arc::new((crate::imds::router(state.clone(), arc), Router::new()));
         let cancel = CancellationToken::new();
         tokio::spawn(accept_loop(
             https,

@@ -121,6 +121,7 @@ fn credential(
         &HttpOptions::default(),
         ManagedIdentityOptions {
             retry: fast_retry(&[404, 410, 429], max_attempts),
+            ..ManagedIdentityOptions::default()
         },
     )
     .unwrap()

@@ -657,10 +657,12 @@ fn cases() -> Vec<Case> {
             "a typo copied from the documentation",
         ),
         warn(
-            auth(json!({"msiEndpoint": "http://localhost:40342/metadata/identity"})),
-            "arc-endpoint",
-            "settings.authenticationSettings.msiEndpoint",
-            "Azure Arc identity endpoint",
+            auth(
+                json!({"msiEndpoint": "http://localhost:40342/metadata/identity", "msiClientId": "3f2b8a54-6c1d-4e0f-9a7b-2c4d6e8f0a1b"}),
+            ),
+            "arc-user-assigned",
+            "settings.authenticationSettings.msiClientId",
+            "an Azure Arc server has only its system-assigned identity",
         ),
         warn(
             json!({"secretsManagementSettings": {"observedCertificates": [{"url": URL, "acls": [{"user": "www-data"}]}]}}),

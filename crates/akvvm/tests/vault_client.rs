@@ -258,6 +258,7 @@ fn managed(endpoint: &Url, client_id: Option<&str>) -> Identity {
             &HttpOptions::default(),
             ManagedIdentityOptions {
                 retry: fast_retry(&[404, 410, 429], 2),
+                ..ManagedIdentityOptions::default()
             },
         )
         .unwrap(),
@@ -672,6 +673,7 @@ async fn https_through_a_proxy_keeps_the_extra_roots_and_imds_stays_direct() {
             &http,
             ManagedIdentityOptions {
                 retry: fast_retry(&[404, 410, 429], 1),
+                ..ManagedIdentityOptions::default()
             },
         )
         .unwrap(),

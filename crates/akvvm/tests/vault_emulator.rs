@@ -78,6 +78,7 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
             max_attempts: 2,
             ..RetryPolicy::imds()
         },
+        ..ManagedIdentityOptions::default()
     };
 
     let reader = Identity::Managed(Arc::new(

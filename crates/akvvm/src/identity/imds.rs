@@ -13,18 +13,37 @@ use crate::http::{self, HttpOptions, RetryPolicy};
 /// The IMDS API version akvvm speaks.
 pub const IMDS_API_VERSION: &str = "2018-02-01";
 
+/// The API version of Azure Arc's identity endpoint (the Connected Machine agent).
+pub const ARC_API_VERSION: &str = "2019-11-01";
+
+/// Where Azure Arc's agent writes the key files its challenges name, on Linux.
+pub const ARC_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
+
+/// The largest key file accepted (as the Azure SDKs do).
+const ARC_KEY_MAX_BYTES: u64 = 4096;
+
+/// Whether `token_url` is Azure Arc's identity endpoint (`localhost:40342`).
+pub fn is_arc_endpoint(token_url: &Url) -> bool {
+    matches!(token_url.host_str(), Some("localhost" | "127.0.0.1"))
+        && token_url.port() == Some(40342)
+}
+
 /// Knobs of [`ManagedIdentityCredential`]; the defaults are right for Azure.
 #[derive(Clone, Debug)]
 pub struct ManagedIdentityOptions {
     /// How IMDS answers are retried (404/410/429/5xx by default: IMDS is briefly unavailable
     /// while a VM boots).
     pub retry: RetryPolicy,
+    /// The only directory an Azure Arc challenge may name a key file in
+    /// ([`ARC_KEY_DIRECTORY`]): the endpoint's answer never makes akvvm read another file.
+    pub arc_key_directory: std::path::PathBuf,
 }
 
 impl Default for ManagedIdentityOptions {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::imds(),
+            arc_key_directory: std::path::PathBuf::from(ARC_KEY_DIRECTORY),
         }
     }
 }
@@ -36,6 +55,7 @@ pub struct ManagedIdentityCredential {
     token_url: Url,
     client_id: Option<String>,
     retry: RetryPolicy,
+    arc_key_directory: std::path::PathBuf,
     cache: TokenCache,
 }
 
@@ -83,6 +103,7 @@ impl ManagedIdentityCredential {
                 .filter(|id| !id.is_empty())
                 .map(str::to_owned),
             retry: options.retry,
+            arc_key_directory: options.arc_key_directory,
             cache: TokenCache::new(),
         }
     }
@@ -118,18 +139,29 @@ impl ManagedIdentityCredential {
     }
 
     async fn request_token(&self, resource: &str) -> Result<AccessToken, IdentityError> {
+        let api_version = if is_arc_endpoint(&self.token_url) {
+            ARC_API_VERSION
+        } else {
+            IMDS_API_VERSION
+        };
         let mut query: Vec<(&str, &str)> =
-            vec![("api-version", IMDS_API_VERSION), ("resource", resource)];
+            vec![("api-version", api_version), ("resource", resource)];
         if let Some(id) = &self.client_id {
             query.push(("client_id", id));
         }
-        let response = http::send_with_retry(&self.retry, || {
-            self.client
-                .get(self.token_url.clone())
-                .query(&query)
-                .header("Metadata", "true")
-        })
-        .await?;
+        let mut response = self.send(&query, None).await?;
+        // Azure Arc: a 401 naming a key file whose content proves the caller may read it.
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(realm) = response
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic realm="))
+        {
+            let key = self.arc_key(realm.trim().trim_matches('"'))?;
+            let authorization = zeroize::Zeroizing::new(format!("Basic {}", key.as_str()));
+            response = self.send(&query, Some(authorization.as_str())).await?;
+        }
         read_token_answer(response, &self.token_url, |status, error, description| {
             IdentityError::Imds {
                 endpoint: self.token_url.to_string(),
@@ -140,6 +172,70 @@ impl ManagedIdentityCredential {
             }
         })
         .await
+    }
+}
+
+impl ManagedIdentityCredential {
+    /// One token request (retried as the policy says), with `authorization` when given.
+    async fn send(
+        &self,
+        query: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, http::HttpError> {
+        http::send_with_retry(&self.retry, || {
+            let request = self
+                .client
+                .get(self.token_url.clone())
+                .query(query)
+                .header("Metadata", "true");
+            match authorization {
+                Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    /// Reads the key file an Azure Arc challenge named, after checking that it is a `.key` file
+    /// directly in the key directory and at most 4 KiB.
+    fn arc_key(&self, realm: &str) -> Result<zeroize::Zeroizing<String>, IdentityError> {
+        let refuse = |reason: String| IdentityError::ArcKey {
+            endpoint: self.token_url.to_string(),
+            path: realm.to_owned(),
+            reason,
+        };
+        let path = std::path::Path::new(realm);
+        let in_directory = path.file_name().is_some_and(|name| {
+            self.arc_key_directory.join(name) == path
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".key") && n.len() > 4)
+        });
+        if !in_directory {
+            return Err(refuse(format!(
+                "is not a .key file directly in {}; only the Azure Arc agent's key directory is \
+                 trusted",
+                self.arc_key_directory.display()
+            )));
+        }
+        let size = std::fs::metadata(path)
+            .map_err(|e| {
+                refuse(format!(
+                    "cannot be read ({e}); akvvm must run as root to read Azure Arc's key files"
+                ))
+            })?
+            .len();
+        if size > ARC_KEY_MAX_BYTES {
+            return Err(refuse(format!(
+                "is {size} bytes, more than the {ARC_KEY_MAX_BYTES} a key file may have"
+            )));
+        }
+        let key = std::fs::read_to_string(path).map_err(|e| {
+            refuse(format!(
+                "cannot be read ({e}); akvvm must run as root to read Azure Arc's key files"
+            ))
+        })?;
+        Ok(zeroize::Zeroizing::new(key.trim().to_owned()))
     }
 }
 

@@ -39,7 +39,10 @@ pub use bootstrap::{
     DEFAULT_WAAGENT_DIR, TenantBoundCredential, find_bootstrap_certificate,
 };
 pub use cache::{REFRESH_MARGIN, TokenCache};
-pub use imds::{ManagedIdentityCredential, ManagedIdentityOptions, imds_token_url};
+pub use imds::{
+    ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions, imds_token_url,
+    is_arc_endpoint,
+};
 
 /// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
@@ -104,6 +107,18 @@ pub enum IdentityError {
     /// The caller asked for something this credential cannot give.
     #[error("unsupported token request: {0}")]
     UnsupportedScope(String),
+    /// Azure Arc's identity endpoint named a key file akvvm will not read, or cannot.
+    #[error(
+        "the Azure Arc identity endpoint {endpoint} asked for the key file {path:?}, which {reason}"
+    )]
+    ArcKey {
+        /// The token URL.
+        endpoint: String,
+        /// The file the challenge named.
+        path: String,
+        /// Why it was not used, and what to do.
+        reason: String,
+    },
     /// The bootstrap credential does not know its tenant yet.
     #[error(
         "the tenant of application {client_id} is not known yet: it is learned from Key Vault's \
@@ -162,6 +177,7 @@ impl IdentityError {
             IdentityError::Transport(_) => "token_endpoint_unreachable",
             IdentityError::InvalidTokenResponse { .. } => "token_response_invalid",
             IdentityError::UnsupportedScope(_) => "token_scope_unsupported",
+            IdentityError::ArcKey { .. } => "arc_key_refused",
             IdentityError::TenantUnknown { .. } => "tenant_unknown",
             IdentityError::CertificateNotFound { .. } => "bootstrap_certificate_not_found",
             IdentityError::NonRsaKey { .. } => "bootstrap_certificate_not_rsa",
@@ -277,6 +293,7 @@ impl Identity {
                 http,
                 ManagedIdentityOptions {
                     retry: RetryPolicy::imds().capped(settings.polling_interval),
+                    ..ManagedIdentityOptions::default()
                 },
             )?))),
             Authentication::BootstrapCertificate {

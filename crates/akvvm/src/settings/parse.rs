@@ -1241,6 +1241,22 @@ impl Ctx<'_> {
             }
             Got::Skip => return None,
         };
+        if client_id.is_some()
+            && crate::identity::is_arc_endpoint(&crate::identity::imds_token_url(&endpoint))
+        {
+            self.warn(
+                "arc-user-assigned",
+                &client_id_path,
+                "this is the Azure Arc identity endpoint, and an Azure Arc server has only its \
+                 system-assigned identity: msiClientId names an identity it does not have"
+                    .to_string(),
+                Some(
+                    "remove msiClientId and grant the server's own identity (the Arc machine \
+                     resource) the \"Key Vault Secrets User\" role"
+                        .to_string(),
+                ),
+            );
+        }
         Some(Authentication::ManagedIdentity {
             endpoint,
             client_id,
@@ -1371,19 +1387,6 @@ impl Ctx<'_> {
         }
         let mut endpoint = url.clone();
         endpoint.set_path(&base);
-        if url.host_str() == Some("localhost") && url.port() == Some(40342) {
-            self.warn(
-                "arc-endpoint",
-                path,
-                "this is the Azure Arc identity endpoint, whose challenge-response (a key file) akvvm does not support yet".to_string(),
-                Some(
-                    "on an Azure Arc server, authenticate as an Entra application with a \
-                     certificate instead: \"authenticationSettings\": {\"clientId\": ..., \
-                     \"clientCertificateSubjectName\": ...}"
-                        .to_string(),
-                ),
-            );
-        }
         Some(endpoint)
     }
 
