@@ -30,6 +30,17 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().expect("a number"))
 }
 
+/// The failures of the missing certificate `absent`, code `secret_not_found`.
+fn not_found_failures(text: &str) -> Option<f64> {
+    sample(
+        text,
+        &format!(
+            "akvvm_certificate_failures_total{{{},code=\"secret_not_found\"}}",
+            cert_labels("absent")
+        ),
+    )
+}
+
 /// The sample of `metric` for certificate `name` of vault contoso.
 fn cert_sample(text: &str, metric: &str, name: &str) -> Option<f64> {
     sample(text, &format!("{metric}{{{}}}", cert_labels(name)))
@@ -106,17 +117,7 @@ async fn metrics_follow_installs_rotations_and_failures() {
         None
     );
     assert!(get("akvvm_certificate_last_check_timestamp_seconds", "absent").is_some());
-    assert_eq!(
-        sample(
-            &text,
-            &format!(
-                "akvvm_certificate_failures_total{{{},code=\"secret_not_found\"}}",
-                cert_labels("absent")
-            )
-        ),
-        Some(1.0),
-        "{text}"
-    );
+    assert_eq!(not_found_failures(&text), Some(1.0), "{text}");
     assert_eq!(
         sample(
             &text,
@@ -161,16 +162,7 @@ async fn metrics_follow_installs_rotations_and_failures() {
         "{text}"
     );
     assert!(!text.contains(&format!("version=\"{v1}\"")), "{text}");
-    assert_eq!(
-        sample(
-            &text,
-            &format!(
-                "akvvm_certificate_failures_total{{{},code=\"secret_not_found\"}}",
-                cert_labels("absent")
-            )
-        ),
-        Some(2.0)
-    );
+    assert_eq!(not_found_failures(&text), Some(2.0));
     assert_eq!(sample(&text, "akvvm_sync_cycles_total"), Some(2.0));
     assert!(!text.contains("PRIVATE KEY") && !text.contains("eyJ"));
 
