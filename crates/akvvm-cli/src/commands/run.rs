@@ -216,8 +216,9 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
         requests,
     };
     daemon::run(engine, options, cancel, trigger).await;
+    // The listeners stop with the same cancellation; a slow client never holds up the exit.
     for server in [metrics, webhook].into_iter().flatten() {
-        let _ = server.await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     }
     pid_file.remove_own();
     Ok(())
