@@ -106,6 +106,7 @@ async fn push_latency(n: usize) {
         &webhook,
         Targets::from_settings(engine.settings()),
         requests.clone(),
+        None,
         cancel.clone(),
     )
     .await

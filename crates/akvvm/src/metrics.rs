@@ -42,6 +42,9 @@ struct Counters {
     hooks: BTreeMap<(String, &'static str), u64>,
     /// URL -> last successful check.
     last_success: BTreeMap<String, OffsetDateTime>,
+    /// Webhook requests by outcome (`validation`, `syncing`, `ignored`, `unauthorised`,
+    /// `invalid`).
+    webhook: BTreeMap<&'static str, u64>,
     cycles: u64,
     /// When the last cycle ended, and how long it took.
     last_cycle: Option<(OffsetDateTime, Duration)>,
@@ -106,6 +109,11 @@ impl Metrics {
             .hooks
             .entry((url.to_string(), result))
             .or_default() += 1;
+    }
+
+    /// A webhook request and what came of it.
+    pub fn record_webhook(&self, outcome: &'static str) {
+        *self.counters().webhook.entry(outcome).or_default() += 1;
     }
 
     /// A cycle that ended at `at` after `took`.
@@ -275,6 +283,19 @@ impl Metrics {
             out.sample(
                 "akvvm_vault_requests_total",
                 &[("vault", vault.clone()), ("status", status.clone())],
+                *count as f64,
+            );
+        }
+        out.family(
+            "akvvm_webhook_requests_total",
+            "counter",
+            "Event Grid webhook requests by outcome: validation, syncing (named an observed \
+             certificate), ignored, unauthorised (no or a wrong secret), invalid (not events).",
+        );
+        for (outcome, count) in &counters.webhook {
+            out.sample(
+                "akvvm_webhook_requests_total",
+                &[("outcome", (*outcome).to_string())],
                 *count as f64,
             );
         }

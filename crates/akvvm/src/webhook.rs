@@ -198,9 +198,16 @@ struct Shared {
     targets: Targets,
     secret: Option<Zeroizing<String>>,
     requests: Arc<SyncRequests>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Shared {
+    fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_webhook(outcome);
+        }
+    }
+
     fn authorised(&self, query: &BTreeMap<String, String>, headers: &HeaderMap) -> bool {
         let Some(secret) = &self.secret else {
             return true;
@@ -233,22 +240,28 @@ async fn deliver(
 ) -> Response {
     if !shared.authorised(&query, &headers) {
         tracing::warn!("refused a webhook delivery without the right secret");
+        shared.count("unauthorised");
         return unauthorised();
     }
     match parse_delivery(&body, &shared.targets) {
         Ok(Delivery::Validation(code)) => {
             tracing::info!("answered the Event Grid subscription validation");
+            shared.count("validation");
             axum::Json(json!({ "validationResponse": code })).into_response()
         }
         Ok(Delivery::Events { urls, ignored }) => {
-            if !urls.is_empty() {
+            if urls.is_empty() {
+                shared.count("ignored");
+            } else {
                 tracing::info!(certificates = ?urls, "new version announced; syncing now");
+                shared.count("syncing");
                 shared.requests.request(urls.iter().cloned());
             }
             axum::Json(json!({ "syncing": urls, "ignored": ignored })).into_response()
         }
         Err(reason) => {
             tracing::warn!(%reason, "refused an unreadable webhook delivery");
+            shared.count("invalid");
             (
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -268,8 +281,10 @@ async fn handshake(
     headers: HeaderMap,
 ) -> Response {
     if !shared.authorised(&query, &headers) {
+        shared.count("unauthorised");
         return unauthorised();
     }
+    shared.count("validation");
     let Some(origin) = headers.get("webhook-request-origin").cloned() else {
         return (
             StatusCode::BAD_REQUEST,
@@ -305,17 +320,20 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, WebhookError> {
     Ok(secret)
 }
 
-/// The webhook's router: `POST path` for deliveries, `OPTIONS path` for the handshake.
+/// The webhook's router: `POST path` for deliveries, `OPTIONS path` for the handshake; each
+/// request is counted in `metrics` when given.
 pub fn router(
     path: &str,
     targets: Targets,
     secret: Option<Zeroizing<String>>,
     requests: Arc<SyncRequests>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> axum::Router {
     let shared = Arc::new(Shared {
         targets,
         secret,
         requests,
+        metrics,
     });
     axum::Router::new()
         .route(path, axum::routing::post(deliver).options(handshake))
@@ -328,6 +346,7 @@ pub async fn start(
     settings: &WebhookSettings,
     targets: Targets,
     requests: Arc<SyncRequests>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), WebhookError> {
     let secret = settings
@@ -352,7 +371,7 @@ pub async fn start(
         url = %format!("{scheme}://{address}{}", settings.path),
         "listening for Event Grid deliveries"
     );
-    let router = router(&settings.path, targets, secret, requests);
+    let router = router(&settings.path, targets, secret, requests, metrics);
     let task = tokio::spawn(serve(listener, router, acceptor, cancel));
     Ok((address, task))
 }

@@ -90,12 +90,13 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
         settings.agent.webhook.as_ref().unwrap(),
         Targets::from_settings(&settings),
         requests.clone(),
+        Some(engine.metrics().clone()),
         cancel.clone(),
     )
     .await
     .expect("the webhook starts");
     let daemon = tokio::spawn(daemon::run(
-        engine,
+        engine.clone(),
         DaemonOptions {
             status_file: None,
             notify_systemd: false,
@@ -232,6 +233,19 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
         .await
         .expect("the rotated certificate is served");
     assert_eq!(answer.status(), 200);
+
+    // Every request counted by outcome, for the metrics endpoint.
+    let text = engine.metrics_text(time::OffsetDateTime::now_utc());
+    for (outcome, count) in [
+        ("validation", 2),
+        ("unauthorised", 2),
+        ("invalid", 1),
+        ("syncing", 2),
+        ("ignored", 1),
+    ] {
+        let series = format!("akvvm_webhook_requests_total{{outcome=\"{outcome}\"}} {count}");
+        assert!(text.lines().any(|l| l == series), "{series}\n{text}");
+    }
 
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(10), async {

@@ -195,7 +195,10 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
         Some(webhook) => {
             let requests = SyncRequests::new();
             let targets = Targets::from_settings(&settings);
-            match akvvm::webhook::start(webhook, targets, requests.clone(), cancel.clone()).await {
+            let metrics = Some(engine.metrics().clone());
+            match akvvm::webhook::start(webhook, targets, requests.clone(), metrics, cancel.clone())
+                .await
+            {
                 Ok((_, task)) => (Some(requests), Some(task)),
                 Err(error) => {
                     // Polling goes on: the webhook only makes rotations arrive sooner.
