@@ -218,23 +218,26 @@ impl ManagedIdentityCredential {
                 self.arc_key_directory.display()
             )));
         }
-        let size = std::fs::metadata(path)
-            .map_err(|e| {
-                refuse(format!(
-                    "cannot be read ({e}); akvvm must run as root to read Azure Arc's key files"
-                ))
-            })?
-            .len();
-        if size > ARC_KEY_MAX_BYTES {
-            return Err(refuse(format!(
-                "is {size} bytes, more than the {ARC_KEY_MAX_BYTES} a key file may have"
-            )));
-        }
-        let key = std::fs::read_to_string(path).map_err(|e| {
+        use std::io::Read as _;
+        let unreadable = |e: std::io::Error| {
             refuse(format!(
                 "cannot be read ({e}); akvvm must run as root to read Azure Arc's key files"
             ))
-        })?;
+        };
+        // Read through the one open file, never more than the limit allows (the file could
+        // change between a size check and a read).
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let size = file.metadata().map_err(unreadable)?.len();
+        let mut key = zeroize::Zeroizing::new(String::new());
+        file.take(ARC_KEY_MAX_BYTES + 1)
+            .read_to_string(&mut key)
+            .map_err(unreadable)?;
+        if size > ARC_KEY_MAX_BYTES || key.len() as u64 > ARC_KEY_MAX_BYTES {
+            return Err(refuse(format!(
+                "is {} bytes, more than the {ARC_KEY_MAX_BYTES} a key file may have",
+                size.max(key.len() as u64)
+            )));
+        }
         Ok(zeroize::Zeroizing::new(key.trim().to_owned()))
     }
 }
