@@ -599,6 +599,15 @@ fn derive_sha1(
 /// A derived cipher key and IV.
 type KeyAndIv = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
 
+/// The cipher key (`key_len` bytes) and the 8-byte IV of a PKCS#12 PBE scheme (every one this
+/// module reads or writes uses a 64-bit block cipher).
+fn pbe_key_and_iv(bmp: &[u8], salt: &[u8], iterations: u32, key_len: usize) -> KeyAndIv {
+    (
+        derive_sha1(bmp, salt, Pkcs12KeyType::EncryptionKey, iterations, key_len),
+        derive_sha1(bmp, salt, Pkcs12KeyType::Iv, iterations, 8),
+    )
+}
+
 fn decrypt(
     alg: &AlgorithmIdentifierOwned,
     ciphertext: &[u8],
@@ -608,16 +617,12 @@ fn decrypt(
     let oid = alg.oid;
     let pbe = |key_len: usize| -> Result<KeyAndIv, CertError> {
         let params = pbe_params(alg)?;
-        let salt = params.salt.as_bytes();
-        let key = derive_sha1(
+        Ok(pbe_key_and_iv(
             bmp,
-            salt,
-            Pkcs12KeyType::EncryptionKey,
+            params.salt.as_bytes(),
             params.iterations,
             key_len,
-        );
-        let iv = derive_sha1(bmp, salt, Pkcs12KeyType::Iv, params.iterations, 8);
-        Ok((key, iv))
+        ))
     };
     let plain = if oid == oid::PBE_SHA1_3DES {
         let (key, iv) = pbe(24)?;
@@ -730,20 +735,7 @@ pub fn encode_keyvault(key_pkcs8_der: &[u8], certs_der: &[Vec<u8>]) -> Result<Ve
     // The key: a shrouded key bag in a plain data SafeContents.
     let (key_alg, key_ciphertext) = {
         let params = random_pbe_params().map_err(|e| encode_err("salt", e))?;
-        let key = derive_sha1(
-            password,
-            params.salt.as_bytes(),
-            Pkcs12KeyType::EncryptionKey,
-            params.iterations,
-            24,
-        );
-        let iv = derive_sha1(
-            password,
-            params.salt.as_bytes(),
-            Pkcs12KeyType::Iv,
-            params.iterations,
-            8,
-        );
+        let (key, iv) = pbe_key_and_iv(password, params.salt.as_bytes(), params.iterations, 24);
         let ciphertext = cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
             .map_err(|e| CertError::PfxEncode {
                 reason: format!("3DES key: {e}"),
@@ -786,20 +778,7 @@ pub fn encode_keyvault(key_pkcs8_der: &[u8], certs_der: &[Vec<u8>]) -> Result<Ve
         .to_der()
         .map_err(|e| encode_err("certificate SafeContents", e))?;
     let params = random_pbe_params().map_err(|e| encode_err("salt", e))?;
-    let key = derive_sha1(
-        password,
-        params.salt.as_bytes(),
-        Pkcs12KeyType::EncryptionKey,
-        params.iterations,
-        5,
-    );
-    let iv = derive_sha1(
-        password,
-        params.salt.as_bytes(),
-        Pkcs12KeyType::Iv,
-        params.iterations,
-        8,
-    );
+    let (key, iv) = pbe_key_and_iv(password, params.salt.as_bytes(), params.iterations, 5);
     let cipher = rc2::Rc2::new_with_eff_key_len(&key, 40);
     let cert_ciphertext = cbc::Encryptor::<rc2::Rc2>::inner_iv_slice_init(cipher, &iv)
         .map_err(|e| CertError::PfxEncode {
