@@ -34,6 +34,22 @@ use crate::token::now_unix;
 /// Default validity of a self-signed certificate, in months (Key Vault's default).
 pub const DEFAULT_VALIDITY_MONTHS: i64 = 12;
 
+/// A Key Vault certificate policy for a self-signed certificate valid 12 months: `kty` "EC"
+/// (P-256) or "RSA" (2048), its secret stored as `content_type` (`application/x-pkcs12` or
+/// `application/x-pem-file`), with `subject` (`CN=...`).
+pub fn self_signed_policy(kty: &str, content_type: &str, subject: &str) -> Value {
+    let key = if kty == "EC" {
+        json!({"kty": "EC", "crv": "P-256"})
+    } else {
+        json!({"kty": "RSA", "key_size": 2048})
+    };
+    json!({
+        "key_props": key,
+        "secret_props": {"contentType": content_type},
+        "x509_props": {"subject": subject, "validity_months": 12}
+    })
+}
+
 /// How a certificate is imported (admin API and seed file). `Debug` shows no PFX, password or PEM.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -360,11 +360,8 @@ async fn setup(n: usize) -> Setup {
 /// A fresh self-signed RSA 2048 certificate from the local vault, as a PEM bundle.
 fn pool_pem(emulator: &RunningEmulator, i: usize) -> String {
     let name = format!("pool{i}");
-    let policy = json!({
-        "key_props": {"kty": "RSA", "key_size": 2048},
-        "secret_props": {"contentType": PFX},
-        "x509_props": {"subject": format!("CN={name}.example.com"), "validity_months": 12}
-    });
+    let policy =
+        akvvm_emulator::certs::self_signed_policy("RSA", PFX, &format!("CN={name}.example.com"));
     emulator
         .create_certificate("pool", &name, &policy)
         .expect("create a pool certificate");

@@ -66,16 +66,7 @@ impl DemoArgs {
 }
 
 fn policy(kty: &str, content_type: &str, name: &str) -> serde_json::Value {
-    let key = if kty == "EC" {
-        json!({"kty": "EC", "crv": "P-256"})
-    } else {
-        json!({"kty": "RSA", "key_size": 2048})
-    };
-    json!({
-        "key_props": key,
-        "secret_props": {"contentType": content_type},
-        "x509_props": {"subject": format!("CN={name}.demo.example"), "validity_months": 12}
-    })
+    akvvm_emulator::certs::self_signed_policy(kty, content_type, &format!("CN={name}.demo.example"))
 }
 
 async fn demo(dir: &Path) -> anyhow::Result<bool> {

@@ -24,16 +24,7 @@ pub struct Harness {
 
 /// A Key Vault certificate policy for a self-signed certificate.
 pub fn policy(kty: &str, content_type: &str, subject: &str) -> Value {
-    let key = if kty == "EC" {
-        json!({"kty": "EC", "crv": "P-256"})
-    } else {
-        json!({"kty": "RSA", "key_size": 2048})
-    };
-    json!({
-        "key_props": key,
-        "secret_props": {"contentType": content_type},
-        "x509_props": {"subject": format!("CN={subject}"), "validity_months": 12}
-    })
+    akvvm_emulator::certs::self_signed_policy(kty, content_type, &format!("CN={subject}"))
 }
 
 pub const PFX: &str = "application/x-pkcs12";
