@@ -39,19 +39,29 @@ impl ConnectError {
     }
 }
 
+/// The identity and client options of `settings`, counting requests in `metrics` when given.
+fn identity_and_options(
+    settings: &Settings,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<(Identity, VaultOptions), ConnectError> {
+    let http = HttpOptions::from_settings(&settings.agent);
+    let identity = Identity::from_settings(settings, &http)?;
+    let options = VaultOptions {
+        http,
+        retry: RetryPolicy::key_vault().capped(settings.polling_interval),
+        metrics,
+        ..VaultOptions::default()
+    };
+    Ok((identity, options))
+}
+
 /// A client for one vault with the identity and HTTP options of `settings` (for a vault the
 /// settings need not observe: `akvvm inspect URL`).
 pub fn vault_client(
     settings: &Settings,
     vault_url: &url::Url,
 ) -> Result<VaultClient, ConnectError> {
-    let http = HttpOptions::from_settings(&settings.agent);
-    let identity = Identity::from_settings(settings, &http)?;
-    let options = VaultOptions {
-        http,
-        retry: RetryPolicy::key_vault().capped(settings.polling_interval),
-        ..VaultOptions::default()
-    };
+    let (identity, options) = identity_and_options(settings, None)?;
     Ok(VaultClient::new(vault_url, &identity, &options)?)
 }
 
@@ -61,14 +71,7 @@ pub fn vault_clients(
     settings: &Settings,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<BTreeMap<String, VaultClient>, ConnectError> {
-    let http = HttpOptions::from_settings(&settings.agent);
-    let identity = Identity::from_settings(settings, &http)?;
-    let options = VaultOptions {
-        http,
-        retry: RetryPolicy::key_vault().capped(settings.polling_interval),
-        metrics,
-        ..VaultOptions::default()
-    };
+    let (identity, options) = identity_and_options(settings, metrics)?;
     let mut clients = BTreeMap::new();
     for cert in &settings.observed {
         if !clients.contains_key(&cert.url.host) {
