@@ -105,54 +105,22 @@ pub enum CertError {
     PfxEncode { reason: String },
 }
 
-impl CertError {
-    /// Every code [`CertError::code`] returns, in the order of the variants (for documentation
-    /// checks and dashboards).
-    pub const CODES: &'static [&'static str] = &[
-        "not_a_certificate",
-        "pfx_corrupt",
-        "pfx_bad_password",
-        "pfx_mac_mismatch",
-        "pem_no_key",
-        "pem_invalid",
-        "pfx_no_key",
-        "multiple_keys",
-        "key_mismatch",
-        "empty_chain",
-        "certificate_invalid",
-        "key_invalid",
-        "unsupported_algorithm",
-        "pfx_encode",
-    ];
-
-    /// A stable, machine-readable code for this error (status file, metrics, `--json`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotACertificate { .. } => "not_a_certificate",
-            Self::PfxCorrupt { .. } => "pfx_corrupt",
-            Self::PfxBadPassword { .. } => "pfx_bad_password",
-            Self::PfxMacMismatch => "pfx_mac_mismatch",
-            Self::PemNoKey { .. } => "pem_no_key",
-            Self::PemInvalid { .. } => "pem_invalid",
-            Self::PfxNoKey { .. } => "pfx_no_key",
-            Self::MultipleKeys { .. } => "multiple_keys",
-            Self::KeyMismatch { .. } => "key_mismatch",
-            Self::EmptyChain => "empty_chain",
-            Self::CertificateInvalid { .. } => "certificate_invalid",
-            Self::KeyInvalid { .. } => "key_invalid",
-            Self::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
-            Self::PfxEncode { .. } => "pfx_encode",
-        }
-    }
-
-    pub(crate) fn corrupt(reason: impl std::fmt::Display) -> Self {
-        Self::PfxCorrupt {
-            reason: reason.to_string(),
-        }
-    }
-
-    pub(crate) fn unsupported(what: impl Into<String>) -> Self {
-        Self::UnsupportedAlgorithm { what: what.into() }
+crate::error_codes! {
+    CertError {
+        CertError::NotACertificate { .. } => "cert.not_a_certificate",
+        CertError::PfxCorrupt { .. } => "cert.pfx_corrupt",
+        CertError::PfxBadPassword { .. } => "cert.pfx_bad_password",
+        CertError::PfxMacMismatch => "cert.pfx_mac_mismatch",
+        CertError::PemNoKey { .. } => "cert.pem_no_key",
+        CertError::PemInvalid { .. } => "cert.pem_invalid",
+        CertError::PfxNoKey { .. } => "cert.pfx_no_key",
+        CertError::MultipleKeys { .. } => "cert.multiple_keys",
+        CertError::KeyMismatch { .. } => "cert.key_mismatch",
+        CertError::EmptyChain => "cert.empty_chain",
+        CertError::CertificateInvalid { .. } => "cert.certificate_invalid",
+        CertError::KeyInvalid { .. } => "cert.key_invalid",
+        CertError::UnsupportedAlgorithm { .. } => "cert.unsupported_algorithm",
+        CertError::PfxEncode { .. } => "cert.pfx_encode",
     }
 }
 
@@ -200,11 +168,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), codes.len());
-        assert!(
-            codes
-                .iter()
-                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
-        );
+        assert!(codes.iter().all(|c| crate::codes::is_well_formed(c)));
     }
 
     #[test]

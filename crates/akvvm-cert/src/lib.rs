@@ -7,8 +7,11 @@
 //! - [`store`]: the store directory layout, `write_atomic`, stable symlinks, ACLs and the state
 //!   file.
 //! - [`error`]: [`CertError`], the decoding errors with their stable codes.
+//! - [`codes`]: the one error-code scheme (`domain.reason`) and the [`error_codes!`] macro every
+//!   error type of akvvm uses.
 
 pub mod certificate;
+pub mod codes;
 pub mod error;
 pub mod pkcs12;
 pub mod store;
