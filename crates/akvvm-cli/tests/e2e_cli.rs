@@ -645,7 +645,7 @@ async fn inspect_reads_a_certificate_straight_from_the_vault() {
     let out = output(inspect(Harness::url("contoso", "absent"), &[])).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("secret_not_found"), "{stderr}");
+    assert!(stderr.contains("vault.secret_not_found"), "{stderr}");
     let mut command = akvvm();
     command.arg("inspect").arg(Harness::url("contoso", "web"));
     let out = output(command).await;

@@ -86,8 +86,8 @@ const PUSHES: usize = 10;
 /// observed: the daemon checks only the named one (one GET), so the time does not grow with `n`.
 async fn push_latency(n: usize) {
     use akvvm::settings::WebhookSettings;
-    use akvvm::sync::daemon::{self, DaemonOptions};
-    use akvvm::webhook::{SyncRequests, Targets};
+    use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
+    use akvvm::webhook::Targets;
     use std::sync::Arc;
 
     let setup = setup(n).await;

@@ -19,7 +19,7 @@
 //! Retrying is data, not code: a [`RetryPolicy`] says which statuses retry, the exponential
 //! backoff with full jitter and its cap, the maximum number of attempts and the overall deadline,
 //! and whether `Retry-After` is honoured. [`send_with_retry`] applies a policy to any request;
-//! the Key Vault transport ([`crate::vault`]) applies the same policy to the SDK's requests.
+//! the Key Vault transport (in the `vault` module) applies the same policy to the SDK's requests.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -90,16 +90,13 @@ pub enum HttpError {
     },
 }
 
-impl HttpError {
-    /// A stable machine-readable code for the status file and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            HttpError::ReadCaRoot { .. } => "http_ca_root_unreadable",
-            HttpError::InvalidCaRoot { .. } => "http_ca_root_invalid",
-            HttpError::InvalidHostOverride { .. } => "http_host_override_invalid",
-            HttpError::Build(_) => "http_client_build",
-            HttpError::Send { .. } => "http_transport",
-        }
+akvvm_cert::error_codes! {
+    HttpError {
+        HttpError::ReadCaRoot { .. } => "http.ca_root_unreadable",
+        HttpError::InvalidCaRoot { .. } => "http.ca_root_invalid",
+        HttpError::InvalidHostOverride { .. } => "http.host_override_invalid",
+        HttpError::Build(_) => "http.client_build",
+        HttpError::Send { .. } => "http.transport",
     }
 }
 
@@ -612,7 +609,7 @@ mod tests {
     #[test]
     fn host_override_rejects_names_and_garbage() {
         let err = HostOverride::parse("v.vault.azure.net", "localhost:8443").unwrap_err();
-        assert_eq!(err.code(), "http_host_override_invalid");
+        assert_eq!(err.code(), "http.host_override_invalid");
         assert!(err.to_string().contains("127.0.0.1:8443"), "{err}");
         assert!(HostOverride::parse("bad host", "127.0.0.1").is_err());
     }
@@ -627,7 +624,7 @@ mod tests {
             ..HttpOptions::default()
         };
         let err = build_client(&options).unwrap_err();
-        assert_eq!(err.code(), "http_ca_root_invalid");
+        assert_eq!(err.code(), "http.ca_root_invalid");
         assert!(err.to_string().contains(&path.display().to_string()));
         let missing = HttpOptions {
             extra_ca_files: vec![dir.path().join("missing.pem")],
@@ -635,7 +632,7 @@ mod tests {
         };
         assert_eq!(
             build_client(&missing).unwrap_err().code(),
-            "http_ca_root_unreadable"
+            "http.ca_root_unreadable"
         );
     }
 

@@ -19,10 +19,16 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::Engine;
-
 /// The content type of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What `GET /metrics` answers: the sync engine implements it (the per-certificate figures come
+/// from the state it keeps, the counters from its [`Metrics`]); this module needs nothing else of
+/// it.
+pub trait MetricsSource: Send + Sync {
+    /// The Prometheus exposition text at `now`.
+    fn metrics_text(&self, now: OffsetDateTime) -> String;
+}
 
 /// Counters since the process started, shared by the engine and the vault transports.
 #[derive(Debug, Default)]
@@ -245,7 +251,7 @@ impl Metrics {
         out.family(
             "akvvm_certificate_failures_total",
             "counter",
-            "Failed checks of the certificate, by error code (see docs/agent.md).",
+            "Failed checks of the certificate, by error code (see docs/errors.md).",
         );
         for ((url, code), count) in &counters.failures {
             let mut l = cert_labels(url);
@@ -383,7 +389,7 @@ fn escape_label(value: &str) -> String {
 /// Serves `GET /metrics` on `listener` until `cancel`; any other path is a 404.
 pub async fn serve(
     listener: TcpListener,
-    engine: Arc<Engine>,
+    source: Arc<dyn MetricsSource>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
@@ -393,11 +399,11 @@ pub async fn serve(
         .route(
             "/metrics",
             get(move || {
-                let engine = engine.clone();
+                let source = source.clone();
                 async move {
                     (
                         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-                        engine.metrics_text(OffsetDateTime::now_utc()),
+                        source.metrics_text(OffsetDateTime::now_utc()),
                     )
                 }
             }),
@@ -450,8 +456,8 @@ mod tests {
             view(missing, None),
         ];
         metrics.record_success(web, NOW, true);
-        metrics.record_failure(missing, "vault_not_found");
-        metrics.record_failure(missing, "vault_not_found");
+        metrics.record_failure(missing, "vault.secret_not_found");
+        metrics.record_failure(missing, "vault.secret_not_found");
         metrics.record_request("contoso.vault.azure.net", Some(200));
         metrics.record_request("contoso.vault.azure.net", None);
         metrics.record_hook(web, false);
@@ -494,7 +500,7 @@ mod tests {
             value_of(
                 &text,
                 &format!(
-                    "akvvm_certificate_failures_total{{url=\"{missing}\",vault=\"contoso\",name=\"missing\",code=\"vault_not_found\"}}"
+                    "akvvm_certificate_failures_total{{url=\"{missing}\",vault=\"contoso\",name=\"missing\",code=\"vault.secret_not_found\"}}"
                 )
             ),
             Some("2")

@@ -1,4 +1,4 @@
-//! The VM extension status file: `<statusFolder>/<seq>.status` (DESIGN.md section 5).
+//! The VM extension status file: `<statusFolder>/<seq>.status`.
 //!
 //! The guest agent reads this file and reports it to Azure. It is a JSON array with one element:
 //! `{"version":1.0,"timestampUTC":..,"status":{"name","operation","status","code",
@@ -242,12 +242,9 @@ pub enum StatusError {
     },
 }
 
-impl StatusError {
-    /// A stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StatusError::Write { .. } => "status.write",
-        }
+akvvm_cert::error_codes! {
+    StatusError {
+        StatusError::Write { .. } => "status.write",
     }
 }
 

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -31,11 +31,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::settings::{Settings, WebhookSettings};
+use crate::sync::daemon::SyncRequests;
 
 /// The Event Grid event that validates a new subscription.
 pub const VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
@@ -44,38 +44,6 @@ pub const NEW_VERSION_EVENTS: [&str; 2] = [
     "Microsoft.KeyVault.CertificateNewVersionCreated",
     "Microsoft.KeyVault.SecretNewVersionCreated",
 ];
-
-/// Certificates asked to be checked now, between cycles; the daemon takes them.
-#[derive(Debug, Default)]
-pub struct SyncRequests {
-    urls: Mutex<BTreeSet<String>>,
-    notify: Notify,
-}
-
-impl SyncRequests {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// Queues `urls` and wakes the daemon.
-    pub fn request(&self, urls: impl IntoIterator<Item = String>) {
-        self.urls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(urls);
-        self.notify.notify_one();
-    }
-
-    /// Waits until something is queued.
-    pub async fn requested(&self) {
-        self.notify.notified().await;
-    }
-
-    /// Everything queued so far, emptying the queue.
-    pub fn take(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.urls.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
 
 /// Why the webhook could not start.
 #[derive(Debug, thiserror::Error)]
@@ -102,14 +70,12 @@ pub enum WebhookError {
     },
 }
 
-impl WebhookError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            WebhookError::Secret { .. } => "webhook_secret_unreadable",
-            WebhookError::EmptySecret { .. } => "webhook_secret_empty",
-            WebhookError::Certificate { .. } => "webhook_certificate_invalid",
-            WebhookError::Listen { .. } => "webhook_listen_failed",
-        }
+akvvm_cert::error_codes! {
+    WebhookError {
+        WebhookError::Secret { .. } => "webhook.secret_unreadable",
+        WebhookError::EmptySecret { .. } => "webhook.secret_empty",
+        WebhookError::Certificate { .. } => "webhook.certificate_invalid",
+        WebhookError::Listen { .. } => "webhook.listen_failed",
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use akvvm::identity::IdentityError;
 use akvvm::sync::CertOutcome;
 use akvvm_emulator::{AppSpec, IdentitySpec};
 use common::{Harness, PFX, READER_ROLE, cycle};
@@ -43,7 +44,15 @@ async fn several_user_assigned_identities_need_msi_client_id() {
         panic!("expected an identity error: {report:?}");
     };
     assert!(installed.is_none());
-    assert_eq!(code, "token_unavailable", "{message}");
+    // IMDS refused the token: that identity error's code passes through.
+    let imds_refused = IdentityError::Imds {
+        endpoint: String::new(),
+        identity: String::new(),
+        status: 400,
+        error: None,
+        description: None,
+    };
+    assert_eq!(code, imds_refused.code(), "{message}");
     assert!(
         message.contains("Multiple user assigned identities"),
         "IMDS's own words: {message}"

@@ -30,12 +30,12 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().expect("a number"))
 }
 
-/// The failures of the missing certificate `absent`, code `secret_not_found`.
+/// The failures of the missing certificate `absent`, code `vault.secret_not_found`.
 fn not_found_failures(text: &str) -> Option<f64> {
     sample(
         text,
         &format!(
-            "akvvm_certificate_failures_total{{{},code=\"secret_not_found\"}}",
+            "akvvm_certificate_failures_total{{{},code=\"vault.secret_not_found\"}}",
             cert_labels("absent")
         ),
     )

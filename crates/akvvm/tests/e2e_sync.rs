@@ -184,7 +184,7 @@ async fn a_disabled_latest_version_keeps_the_installed_one() {
         .unwrap();
     let report = cycle(&engine).await;
     let (code, message, installed) = failure(&report.certificates[0].outcome);
-    assert_eq!(code, "secret_disabled", "{message}");
+    assert_eq!(code, "vault.secret_disabled", "{message}");
     assert_eq!(installed, Some(v1.as_str()));
     assert_eq!(
         link_target(&h.store().join("contoso.web")),
@@ -211,7 +211,7 @@ async fn a_deleted_secret_keeps_the_installed_certificate() {
     h.emulator.delete_secret("contoso", "web").unwrap();
     let report = cycle(&engine).await;
     let (code, message, installed) = failure(&report.certificates[0].outcome);
-    assert_eq!(code, "secret_not_found", "{message}");
+    assert_eq!(code, "vault.secret_not_found", "{message}");
     assert!(message.contains("web"), "{message}");
     assert_eq!(installed, Some(v1.as_str()));
     assert!(report.certificates[0].is_installed());
@@ -260,7 +260,7 @@ async fn a_secret_that_is_not_a_certificate_leaves_the_old_one_in_place() {
         .unwrap();
     let report = cycle(&engine).await;
     let (code, message, installed) = failure(&report.certificates[0].outcome);
-    assert_eq!(code, "not_a_certificate", "{message}");
+    assert_eq!(code, "cert.not_a_certificate", "{message}");
     assert!(
         !message.contains("hunter2"),
         "the secret's value is never reported: {message}"
@@ -294,7 +294,7 @@ async fn forbidden_for_one_certificate_while_the_others_install() {
     assert!(report.certificates[2].is_installed() && !report.certificates[2].is_failed());
     let (code, message, installed) = failure(&report.certificates[1].outcome);
     assert!(installed.is_none());
-    assert_eq!(code, "vault_forbidden", "{message}");
+    assert_eq!(code, "vault.forbidden", "{message}");
     assert!(
         message.contains("Key Vault Secrets User"),
         "names the missing right: {message}"

@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use akvvm::sync::daemon::{self, DaemonOptions};
-use akvvm::webhook::{SyncRequests, Targets};
+use akvvm::metrics::MetricsSource;
+use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
+use akvvm::webhook::Targets;
 use common::{Harness, PEM, PFX, eventually, link_target};
 use serde_json::{Value, json};
 use tokio::sync::Notify;

@@ -349,7 +349,7 @@ async fn no_token_goes_to_a_host_outside_the_challenge_resource() {
     let (imds_url, imds) = imds(false).await;
     let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 3);
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "vault_challenge_refused", "{err}");
+    assert_eq!(err.code(), "vault.challenge_refused", "{err}");
     assert!(err.to_string().contains("vault.other.net"), "{err}");
     assert_eq!(kv.unauthenticated.get(), 1);
     assert!(kv.authorization_headers.lock().unwrap().is_empty());
@@ -370,7 +370,7 @@ async fn plain_http_vault_urls_are_refused() {
         &VaultOptions::default(),
     )
     .unwrap_err();
-    assert_eq!(err.code(), "vault_url_invalid");
+    assert_eq!(err.code(), "vault.url_invalid");
     assert!(err.to_string().contains("https"), "{err}");
 }
 
@@ -384,7 +384,7 @@ async fn http_errors_map_to_variants_naming_identity_vault_and_right() {
 
     let err = client.get_latest("denied").await.unwrap_err();
     assert!(matches!(err, VaultError::Forbidden { .. }), "{err}");
-    assert_eq!(err.code(), "vault_forbidden");
+    assert_eq!(err.code(), "vault.forbidden");
     let message = err.to_string();
     for needle in [
         USER_ASSIGNED,
@@ -402,25 +402,25 @@ async fn http_errors_map_to_variants_naming_identity_vault_and_right() {
     }
 
     let err = client.get_latest("unauth").await.unwrap_err();
-    assert_eq!(err.code(), "vault_unauthorized", "{err}");
+    assert_eq!(err.code(), "vault.unauthorized", "{err}");
     let message = err.to_string();
     assert!(message.contains(USER_ASSIGNED), "{message}");
     assert!(message.contains(VAULT_HOST), "{message}");
     assert!(message.contains("Key Vault Secrets User"), "{message}");
 
     let err = client.get_latest("missing").await.unwrap_err();
-    assert_eq!(err.code(), "secret_not_found", "{err}");
+    assert_eq!(err.code(), "vault.secret_not_found", "{err}");
     assert!(err.to_string().contains("missing was not found"), "{err}");
     let err = client.get_version("missing", "abc").await.unwrap_err();
     assert!(err.to_string().contains("version abc"), "{err}");
 
     let err = client.get_latest("disabled").await.unwrap_err();
-    assert_eq!(err.code(), "secret_disabled", "{err}");
+    assert_eq!(err.code(), "vault.secret_disabled", "{err}");
     assert!(err.to_string().contains("disabled"), "{err}");
     assert!(!err.to_string().contains("Key Vault Secrets User"), "{err}");
 
     let err = client.get_latest("throttled").await.unwrap_err();
-    assert_eq!(err.code(), "vault_throttled", "{err}");
+    assert_eq!(err.code(), "vault.throttled", "{err}");
     assert!(err.is_transient());
 
     let err = client.get_latest("broken").await.unwrap_err();
@@ -480,13 +480,14 @@ async fn token_failure_is_an_auth_error_with_the_imds_message() {
         3,
     );
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "token_unavailable", "{err}");
     match &err {
         VaultError::Auth { source, .. } => {
             assert!(
                 matches!(**source, IdentityError::Imds { status: 400, .. }),
                 "{source}"
             );
+            // The identity error's own code passes through.
+            assert_eq!(err.code(), source.code(), "{err}");
         }
         other => panic!("expected Auth, got {other}"),
     }
@@ -510,7 +511,7 @@ async fn unreachable_vault_is_a_transport_error() {
         2,
     );
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "vault_unreachable", "{err}");
+    assert_eq!(err.code(), "vault.unreachable", "{err}");
     assert!(err.is_transient());
     assert!(err.to_string().contains(VAULT_HOST), "{err}");
 }
@@ -527,7 +528,7 @@ async fn untrusted_vault_certificate_is_refused() {
     };
     let client = vault_client(&managed(&imds_url, None), http, 1);
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "vault_unreachable", "{err}");
+    assert_eq!(err.code(), "vault.unreachable", "{err}");
     assert_eq!(kv.unauthenticated.get(), 0);
 }
 
@@ -717,7 +718,7 @@ async fn answers_that_are_not_secrets_are_invalid_responses() {
     let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 1);
     for name in ["noid", "notjson"] {
         let err = client.get_latest(name).await.unwrap_err();
-        assert_eq!(err.code(), "vault_response_invalid", "{name}: {err}");
+        assert_eq!(err.code(), "vault.response_invalid", "{name}: {err}");
         assert!(err.to_string().contains(name), "{err}");
     }
 }
@@ -740,7 +741,7 @@ async fn unusable_http_options_are_a_client_error() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "vault_client_config", "{err}");
+    assert_eq!(err.code(), "http.ca_root_invalid", "{err}");
     assert!(
         err.to_string().contains(&bad_root.display().to_string()),
         "{err}"
@@ -759,7 +760,7 @@ async fn a_refused_token_is_not_presented_again() {
     .await;
     let client = vault_client(&managed(&imds_url, None), http_options(&ca, vault_addr), 1);
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "vault_unauthorized", "{err}");
+    assert_eq!(err.code(), "vault.unauthorized", "{err}");
     let bundle = client.get_latest("web").await.unwrap();
     assert_eq!(bundle.version, "0123abcd");
     assert_eq!(imds.calls.get(), 2);

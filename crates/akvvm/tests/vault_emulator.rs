@@ -124,10 +124,10 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
         .set_secret_enabled("kvtest", "web", None, false)
         .unwrap();
     let err = client.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "secret_disabled", "{err}");
+    assert_eq!(err.code(), "vault.secret_disabled", "{err}");
     emulator.delete_secret("kvtest", "old").unwrap();
     let err = client.get_latest("old").await.unwrap_err();
-    assert_eq!(err.code(), "secret_not_found", "{err}");
+    assert_eq!(err.code(), "vault.secret_not_found", "{err}");
 
     // The system-assigned identity has no role on this vault.
     let system = Identity::Managed(Arc::new(
@@ -135,7 +135,7 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
     ));
     let denied = VaultClient::new(&vault_url, &system, &opts).unwrap();
     let err = denied.get_latest("web").await.unwrap_err();
-    assert_eq!(err.code(), "vault_forbidden", "{err}");
+    assert_eq!(err.code(), "vault.forbidden", "{err}");
     let message = err.to_string();
     assert!(
         message.contains("system-assigned managed identity"),

@@ -16,7 +16,7 @@
 //!       "link": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.mycert",
 //!       "installedAt": "2026-11-22T10:00:00Z",
 //!       "lastCheck": "2026-11-22T11:00:00Z",
-//!       "lastError": { "code": "vault_forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" }
+//!       "lastError": { "code": "vault.forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" }
 //!     }
 //!   }
 //! }
@@ -317,7 +317,7 @@ mod tests {
             .entry_mut(URL)
             .record_install(&installed(), datetime!(2026-11-22 10:00 UTC));
         state.entry_mut(URL).record_error(
-            "vault_forbidden",
+            "vault.forbidden",
             "403 from Key Vault",
             datetime!(2026-11-22 11:00 UTC),
         );
@@ -339,7 +339,7 @@ mod tests {
       "installedAt": "2026-11-22T10:00:00Z",
       "lastCheck": "2026-11-22T11:00:00Z",
       "lastError": {
-        "code": "vault_forbidden",
+        "code": "vault.forbidden",
         "message": "403 from Key Vault",
         "at": "2026-11-22T11:00:00Z"
       }

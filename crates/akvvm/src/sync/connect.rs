@@ -29,13 +29,11 @@ impl From<VaultError> for ConnectError {
     }
 }
 
-impl ConnectError {
-    /// A stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ConnectError::Identity(e) => e.code(),
-            ConnectError::Vault(e) => e.code(),
-        }
+akvvm_cert::error_codes! {
+    ConnectError {}
+    passes through {
+        ConnectError::Identity(e) => e,
+        ConnectError::Vault(e) => e,
     }
 }
 

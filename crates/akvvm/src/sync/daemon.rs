@@ -7,11 +7,12 @@
 //! so that boot is not held forever), or at once without `requireInitialSync`, and a `STATUS=`
 //! line after each cycle.
 //!
-//! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT) and one [`Notify`] (SIGHUP,
-//! `akvvm sync --now`); the caller wires the signals to them.
+//! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT), one [`Notify`] (SIGHUP,
+//! `akvvm sync --now`) and, when the webhook runs, the [`SyncRequests`] queue it fills; the
+//! caller wires the signals to them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -20,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CertReport, Engine, jittered_interval};
 use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
-use crate::webhook::SyncRequests;
 
 /// The operation name reported in the status file.
 pub const OPERATION: &str = "Enable";
@@ -34,6 +34,39 @@ pub struct DaemonOptions {
     pub notify_systemd: bool,
     /// Certificates to check at once, between cycles (the webhook's pushes).
     pub requests: Option<Arc<SyncRequests>>,
+}
+
+/// Certificates asked to be checked now, between cycles (the webhook's pushes); the daemon
+/// takes them.
+#[derive(Debug, Default)]
+pub struct SyncRequests {
+    urls: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+impl SyncRequests {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Queues `urls` and wakes the daemon.
+    pub fn request(&self, urls: impl IntoIterator<Item = String>) {
+        self.urls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(urls);
+        self.notify.notify_one();
+    }
+
+    /// Waits until something is queued.
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Everything queued so far, emptying the queue.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.urls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Where the initial sync stands.

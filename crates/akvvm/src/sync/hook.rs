@@ -1,4 +1,4 @@
-//! Reload hooks: a command run after a certificate gets a new version (DESIGN.md section 6).
+//! Reload hooks: a command run after a certificate gets a new version.
 //!
 //! The command is an argument list (never a shell string built from names), run with the
 //! certificate's paths, thumbprint and version in environment variables ([`HookContext`]), within
@@ -113,15 +113,12 @@ fn tail_suffix(output: &str) -> String {
     }
 }
 
-impl HookError {
-    /// A stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            HookError::Spawn { .. } => "hook.spawn",
-            HookError::Failed { .. } => "hook.failed",
-            HookError::Timeout { .. } => "hook.timeout",
-            HookError::Cancelled { .. } => "hook.cancelled",
-        }
+akvvm_cert::error_codes! {
+    HookError {
+        HookError::Spawn { .. } => "hook.spawn",
+        HookError::Failed { .. } => "hook.failed",
+        HookError::Timeout { .. } => "hook.timeout",
+        HookError::Cancelled { .. } => "hook.cancelled",
     }
 }
 

@@ -1,0 +1,246 @@
+//! `HandlerEnvironment.json`, the file the guest agent writes beside the extension: where it is,
+//! and what it says (the log, config and status folders), read with retries.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::HandlerError;
+
+/// The file the guest agent writes beside the extension.
+pub const HANDLER_ENVIRONMENT_FILE: &str = "HandlerEnvironment.json";
+/// How many times `HandlerEnvironment.json` is read before giving up, by default.
+pub const DEFAULT_READ_ATTEMPTS: u32 = 10;
+
+/// The pause between two reads of `HandlerEnvironment.json`, by default.
+pub const DEFAULT_READ_DELAY: Duration = Duration::from_millis(500);
+
+/// `HandlerEnvironment.json`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerEnvironment {
+    /// Where this was read from.
+    pub path: PathBuf,
+    /// The handler's name (`Microsoft.Azure.KeyVault.KeyVaultForLinux`).
+    pub name: String,
+    pub log_folder: PathBuf,
+    pub config_folder: PathBuf,
+    pub status_folder: PathBuf,
+    pub heartbeat_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvironmentEntry {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "handlerEnvironment")]
+    handler_environment: RawEnvironment,
+}
+
+#[derive(Deserialize)]
+struct RawEnvironment {
+    #[serde(rename = "logFolder")]
+    log_folder: PathBuf,
+    #[serde(rename = "configFolder")]
+    config_folder: PathBuf,
+    #[serde(rename = "statusFolder")]
+    status_folder: PathBuf,
+    #[serde(rename = "heartbeatFile", default)]
+    heartbeat_file: Option<PathBuf>,
+}
+
+impl HandlerEnvironment {
+    /// Parses the text of `HandlerEnvironment.json` read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, HandlerError> {
+        let malformed = |detail: String| HandlerError::Malformed {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let entries: Vec<RawEnvironmentEntry> =
+            serde_json::from_str(text.trim_start_matches('\u{feff}'))
+                .map_err(|e| malformed(e.to_string()))?;
+        let entry = entries
+            .into_iter()
+            .next()
+            .ok_or_else(|| malformed("the array is empty".to_string()))?;
+        let env = entry.handler_environment;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let absolute = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(HandlerEnvironment {
+            path: path.to_path_buf(),
+            name: entry
+                .name
+                .unwrap_or_else(|| crate::status::HANDLER_NAME.to_string()),
+            log_folder: absolute(env.log_folder),
+            config_folder: absolute(env.config_folder),
+            status_folder: absolute(env.status_folder),
+            heartbeat_file: env.heartbeat_file.map(absolute),
+        })
+    }
+
+    /// Reads `path`, retrying up to `attempts` times with `delay` between tries while the file is
+    /// missing, empty or not (yet) valid JSON: the guest agent may be writing it.
+    pub fn read_with_retries(
+        path: &Path,
+        attempts: u32,
+        delay: Duration,
+    ) -> Result<Self, HandlerError> {
+        let mut attempt = 1;
+        loop {
+            let result = std::fs::read_to_string(path)
+                .map_err(|source| HandlerError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+                .and_then(|text| Self::parse(path, &text));
+            match result {
+                Ok(env) => return Ok(env),
+                Err(err) if attempt >= attempts.max(1) => return Err(err),
+                Err(err) => {
+                    tracing::debug!(attempt, error = %err, "handler environment not readable yet, retrying");
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Finds `HandlerEnvironment.json`: the explicit path if given, else the working directory (where
+/// the guest agent runs handler commands), else beside the executable or one directory above it.
+pub fn discover_environment(
+    explicit: Option<&Path>,
+    working_dir: &Path,
+    executable: Option<&Path>,
+) -> Result<PathBuf, HandlerError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let mut candidates = vec![working_dir.join(HANDLER_ENVIRONMENT_FILE)];
+    if let Some(exe_dir) = executable.and_then(Path::parent) {
+        candidates.push(exe_dir.join(HANDLER_ENVIRONMENT_FILE));
+        if let Some(up) = exe_dir.parent() {
+            candidates.push(up.join(HANDLER_ENVIRONMENT_FILE));
+        }
+    }
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
+    }
+    let searched = candidates
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(HandlerError::NotFound { searched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENVIRONMENT: &str = r#"[{"name":"Microsoft.Azure.KeyVault.KeyVaultForLinux","version":1.0,"handlerEnvironment":{"logFolder":"/var/log/azure/kv","configFolder":"/var/lib/waagent/kv/config","statusFolder":"/var/lib/waagent/kv/status","heartbeatFile":"/var/lib/waagent/kv/heartbeat.log"}}]"#;
+
+    #[test]
+    fn parses_the_guest_agents_file() {
+        let env = HandlerEnvironment::parse(Path::new("/x/HandlerEnvironment.json"), ENVIRONMENT)
+            .unwrap();
+        assert_eq!(
+            env,
+            HandlerEnvironment {
+                path: PathBuf::from("/x/HandlerEnvironment.json"),
+                name: "Microsoft.Azure.KeyVault.KeyVaultForLinux".into(),
+                log_folder: "/var/log/azure/kv".into(),
+                config_folder: "/var/lib/waagent/kv/config".into(),
+                status_folder: "/var/lib/waagent/kv/status".into(),
+                heartbeat_file: Some("/var/lib/waagent/kv/heartbeat.log".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn relative_folders_are_taken_from_the_files_directory_and_version_may_be_a_string() {
+        let text = r#"[{"version":"1.0","handlerEnvironment":{"logFolder":"log","configFolder":"config","statusFolder":"status"}}]"#;
+        let env =
+            HandlerEnvironment::parse(Path::new("/ext/HandlerEnvironment.json"), text).unwrap();
+        assert_eq!(env.config_folder, PathBuf::from("/ext/config"));
+        assert_eq!(env.heartbeat_file, None);
+        assert_eq!(env.name, crate::status::HANDLER_NAME);
+    }
+
+    #[test]
+    fn malformed_environment_names_the_file() {
+        for text in [
+            "",
+            "[]",
+            "{}",
+            r#"[{"handlerEnvironment":{"logFolder":"l"}}]"#,
+        ] {
+            let err = HandlerEnvironment::parse(Path::new("/e/HandlerEnvironment.json"), text)
+                .unwrap_err();
+            assert_eq!(err.code(), "handler.malformed_environment", "{text}");
+            assert!(
+                err.to_string().contains("/e/HandlerEnvironment.json"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn reading_retries_while_the_guest_agent_writes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HANDLER_ENVIRONMENT_FILE);
+        std::fs::write(&path, "[{\"handlerEnv").unwrap();
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(60));
+            std::fs::write(&writer_path, ENVIRONMENT).unwrap();
+        });
+        let env =
+            HandlerEnvironment::read_with_retries(&path, 50, Duration::from_millis(10)).unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            env.status_folder,
+            PathBuf::from("/var/lib/waagent/kv/status")
+        );
+    }
+
+    #[test]
+    fn reading_gives_up_after_the_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HANDLER_ENVIRONMENT_FILE);
+        let err =
+            HandlerEnvironment::read_with_retries(&path, 3, Duration::from_millis(1)).unwrap_err();
+        assert_eq!(err.code(), "handler.read");
+        assert!(err.to_string().contains("HandlerEnvironment.json"));
+    }
+
+    #[test]
+    fn discovery_prefers_explicit_then_working_dir_then_beside_the_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ext = dir.path().join("ext");
+        let bin = ext.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let exe = bin.join("akvvm");
+        let elsewhere = dir.path().join("cwd");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+
+        let err = discover_environment(None, &elsewhere, Some(&exe)).unwrap_err();
+        assert_eq!(err.code(), "handler.environment_not_found");
+        assert!(err.to_string().contains("--handler-environment"));
+
+        std::fs::write(ext.join(HANDLER_ENVIRONMENT_FILE), ENVIRONMENT).unwrap();
+        assert_eq!(
+            discover_environment(None, &elsewhere, Some(&exe)).unwrap(),
+            ext.join(HANDLER_ENVIRONMENT_FILE)
+        );
+        std::fs::write(elsewhere.join(HANDLER_ENVIRONMENT_FILE), ENVIRONMENT).unwrap();
+        assert_eq!(
+            discover_environment(None, &elsewhere, Some(&exe)).unwrap(),
+            elsewhere.join(HANDLER_ENVIRONMENT_FILE)
+        );
+        assert_eq!(
+            discover_environment(Some(Path::new("/given.json")), &elsewhere, Some(&exe)).unwrap(),
+            PathBuf::from("/given.json")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Running as a VM extension handler.
+//!
+//! The Azure guest agent runs the commands of `HandlerManifest.json` from the extension's
+//! directory, beside `HandlerEnvironment.json`, which names the config, status and log folders.
+//! This module owns:
+//! - `environment`: [`HandlerEnvironment`], that file, read with retries (the guest agent may
+//!   still be writing it), and where to find it ([`discover_environment`]);
+//! - `settings`: [`HandlerSettings`], the highest `<seq>.settings` in the config folder (or the
+//!   one the `ConfigSequenceNumber` environment variable names) and its `publicSettings`;
+//! - `systemd`: [`ServiceManager`], the systemd unit that runs `akvvm run` (written and started
+//!   by `enable`, stopped by `disable`, removed by `uninstall`);
+//! - `pid`: [`PidFile`], the daemon's pid file, the control channel `akvvm sync --now` signals;
+//! - [`HandlerError`], the errors of all of these.
+//!
+//! The handler commands themselves (`akvvm handler install|enable|...`) are thin wiring in the
+//! CLI over these pieces; to support a new handler command, add it there.
+
+mod environment;
+mod pid;
+mod settings;
+mod systemd;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use environment::{
+    DEFAULT_READ_ATTEMPTS, DEFAULT_READ_DELAY, HANDLER_ENVIRONMENT_FILE, HandlerEnvironment,
+    discover_environment,
+};
+pub use pid::{PID_FILE_NAME, PidFile};
+pub use settings::{HandlerSettings, SEQUENCE_ENV, sequence_number};
+pub use systemd::{ServiceManager, UNIT_NAME, UnitSpec};
+
+/// Errors of the handler: its environment, settings, systemd unit and pid file.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a valid handler environment ({detail}); it must be \
+         [{{\"name\":..,\"version\":1.0,\"handlerEnvironment\":{{\"logFolder\",\"configFolder\",\"statusFolder\"}}}}]"
+    )]
+    Malformed { path: PathBuf, detail: String },
+    #[error(
+        "no {HANDLER_ENVIRONMENT_FILE} found (looked in {searched}); pass --handler-environment PATH"
+    )]
+    NotFound { searched: String },
+    #[error(
+        "no <seq>.settings file in the config folder {folder}: the guest agent has not delivered settings yet"
+    )]
+    NoSettings { folder: PathBuf },
+    #[error("{SEQUENCE_ENV}={value} is not a sequence number (expected a non-negative integer)")]
+    BadSequence { value: String },
+    #[error(
+        "{path} has no runtimeSettings[0].handlerSettings.publicSettings object ({detail}); \
+         the extension needs its settings there"
+    )]
+    NoPublicSettings { path: PathBuf, detail: String },
+    #[error("`{command}` failed: {detail}")]
+    ServiceCommand { command: String, detail: String },
+    #[error(
+        "{path} does not hold a process id (found {found:?}); remove it if no akvvm daemon runs"
+    )]
+    BadPidFile { path: PathBuf, found: String },
+    #[error("no running akvvm daemon found through {path} ({detail}); is `akvvm run` running?")]
+    NoDaemon { path: PathBuf, detail: String },
+    #[error("the akvvm daemon (pid {pid}) did not stop within {wait:?} of SIGTERM")]
+    StopTimeout { pid: u32, wait: Duration },
+    #[error(transparent)]
+    WriteFile(#[from] akvvm_cert::store::StoreError),
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+akvvm_cert::error_codes! {
+    HandlerError {
+        HandlerError::Read { .. } => "handler.read",
+        HandlerError::Malformed { .. } => "handler.malformed_environment",
+        HandlerError::NotFound { .. } => "handler.environment_not_found",
+        HandlerError::NoSettings { .. } => "handler.no_settings",
+        HandlerError::BadSequence { .. } => "handler.bad_sequence",
+        HandlerError::NoPublicSettings { .. } => "handler.no_public_settings",
+        HandlerError::ServiceCommand { .. } => "handler.service_command",
+        HandlerError::BadPidFile { .. } => "handler.bad_pid_file",
+        HandlerError::NoDaemon { .. } => "handler.no_daemon",
+        HandlerError::StopTimeout { .. } => "handler.stop_timeout",
+        HandlerError::Write { .. } => "handler.write",
+    }
+    passes through {
+        HandlerError::WriteFile(e) => e,
+    }
+}

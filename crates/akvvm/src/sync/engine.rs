@@ -1,0 +1,632 @@
+//! The engine: one [`Engine`] holds a vault client per vault, the stores, the state file and the
+//! hook journal, and checks certificates concurrently ([`Engine::cycle`]).
+//!
+//! To add a step to a certificate's check, extend `Engine::check_inner`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use akvvm_cert::store::{Acl, InstallRequest, StateFile, Store};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::metrics::{CertificateView, Metrics, MetricsSource};
+use crate::settings::{AclEntry, ObservedCertificate, ReloadHook, Settings};
+use crate::vault::{SecretBundle, VaultClient};
+
+use super::connect;
+use super::hook::{self, HookContext, HookJournal, HookRecord, HookRetry, HookState};
+use super::{CertOutcome, CertReport, CycleReport, InstalledInfo, SetupError, SyncError};
+
+/// The state file's name in the agent's state directory.
+pub const STATE_FILE_NAME: &str = "state.json";
+
+/// The pause before the first retry of a failing certificate; doubled after each failure.
+pub const INITIAL_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// The longest pause between retries of a failing certificate (never longer than the polling
+/// interval either).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// The jitter applied to the polling interval: each wait is the interval times a random factor in
+/// `1 - POLL_JITTER ..= 1 + POLL_JITTER`.
+pub const POLL_JITTER: f64 = 0.1;
+
+/// Options of the engine that do not come from the settings' documented keys.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The pause before the first retry of a failing certificate.
+    pub initial_retry_delay: Duration,
+    /// The longest pause between retries.
+    pub max_retry_delay: Duration,
+}
+
+impl EngineOptions {
+    /// The defaults, with no pause longer than the polling interval (so a short polling interval
+    /// retries quickly too).
+    pub fn for_settings(settings: &Settings) -> Self {
+        EngineOptions {
+            initial_retry_delay: INITIAL_RETRY_DELAY.min(settings.polling_interval),
+            max_retry_delay: MAX_RETRY_DELAY.min(settings.polling_interval),
+        }
+    }
+
+    /// The pause after `failures` consecutive failed attempts: doubling from
+    /// `initial_retry_delay`, capped at `max_retry_delay`, with half of it jittered.
+    pub fn retry_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+        let ceiling = self
+            .initial_retry_delay
+            .saturating_mul(factor)
+            .min(self.max_retry_delay);
+        let half = ceiling / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The polling interval with jitter.
+pub fn jittered_interval(interval: Duration) -> Duration {
+    let factor = 1.0 - POLL_JITTER + 2.0 * POLL_JITTER * rand::random::<f64>();
+    interval.mul_f64(factor)
+}
+
+struct VaultHandle {
+    client: VaultClient,
+    permits: Arc<Semaphore>,
+}
+
+/// Everything a cycle needs: vault clients, stores, the state file and the hook journal.
+pub struct Engine {
+    settings: Settings,
+    options: EngineOptions,
+    vaults: BTreeMap<String, VaultHandle>,
+    stores: BTreeMap<PathBuf, Arc<Store>>,
+    state: Mutex<StateFile>,
+    /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
+    /// remembers when the last one started.
+    saving: tokio::sync::Mutex<Option<Instant>>,
+    hooks: Mutex<HookJournal>,
+    metrics: Arc<Metrics>,
+}
+
+/// During a cycle the state file is saved at most this often; the end of the cycle saves it
+/// anyway. A lost save costs nothing: the stable link in the store is the truth, and the next
+/// start reads back whatever the state file missed.
+const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Builds the engine: one vault client per vault (connections reused), the stores opened,
+    /// the state file loaded (a corrupt one is set aside and rebuilt from the stores).
+    pub fn new(settings: Settings, options: EngineOptions) -> Result<Self, SetupError> {
+        let metrics = Metrics::new();
+        let vault_clients =
+            connect::vault_clients(&settings, Some(metrics.clone())).map_err(Box::new)?;
+        let mut vaults = BTreeMap::new();
+        for (host, client) in vault_clients {
+            let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
+            vaults.insert(host, VaultHandle { client, permits });
+        }
+        let mut stores = BTreeMap::new();
+        for cert in &settings.observed {
+            if !stores.contains_key(&cert.store_dir) {
+                stores.insert(
+                    cert.store_dir.clone(),
+                    Arc::new(Store::open(&cert.store_dir)?),
+                );
+            }
+        }
+        let state_path = state_file_path(&settings);
+        let (mut state, problem) = StateFile::load_or_recover(&state_path);
+        if let Some(problem) = problem {
+            tracing::warn!(error = %problem, "the state file could not be loaded; rebuilding it from the store");
+        }
+        let observed: Vec<String> = settings
+            .observed
+            .iter()
+            .map(|c| c.url.to_string())
+            .collect();
+        let stale: Vec<String> = state
+            .entries()
+            .map(|(url, _)| url.to_string())
+            .filter(|url| !observed.contains(url))
+            .collect();
+        for url in stale {
+            state.remove(&url);
+        }
+        let hooks = HookJournal::load(&settings.agent.state_directory);
+        Ok(Engine {
+            settings,
+            options,
+            vaults,
+            stores,
+            state: Mutex::new(state),
+            saving: tokio::sync::Mutex::new(None),
+            hooks: Mutex::new(hooks),
+            metrics,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// The counters this engine and its vault clients keep.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Checks every certificate whose URL `select` accepts, concurrently.
+    pub async fn cycle(
+        &self,
+        select: impl Fn(&str) -> bool,
+        cancel: &CancellationToken,
+    ) -> CycleReport {
+        let started = Instant::now();
+        let certificates: Vec<&ObservedCertificate> = self
+            .settings
+            .observed
+            .iter()
+            .filter(|c| select(&c.url.to_string()))
+            .collect();
+        // Every certificate at once; each vault's semaphore bounds what reaches it.
+        let checks: Vec<_> = certificates
+            .into_iter()
+            .map(|cert| {
+                let span = tracing::info_span!("certificate", url = %cert.url);
+                self.check(cert, cancel).instrument(span)
+            })
+            .collect();
+        let mut reports: Vec<CertReport> = futures::future::join_all(checks).await;
+        let order: Vec<String> = self
+            .settings
+            .observed
+            .iter()
+            .map(|c| c.url.to_string())
+            .collect();
+        reports.sort_by_key(|r| order.iter().position(|u| *u == r.url));
+        self.save_state(None).await;
+        self.metrics
+            .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
+        reports.into_iter().collect::<Vec<_>>().into()
+    }
+
+    /// Runs the reload hooks a previous run installed a version for but did not finish.
+    pub async fn finish_interrupted_hooks(&self, cancel: &CancellationToken) -> Vec<CertReport> {
+        let mut reports = Vec::new();
+        for cert in &self.settings.observed {
+            let url = cert.url.to_string();
+            let pending = {
+                let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+                hooks
+                    .get(&url)
+                    .filter(|r| r.state == HookState::Pending)
+                    .cloned()
+            };
+            let Some(pending) = pending else { continue };
+            // What is in place, from the store's stable link: the state file may not have been
+            // saved since that version was installed.
+            let store = self.stores[&cert.store_dir].clone();
+            let Some(info) = self
+                .in_place(cert, &store)
+                .filter(|info| info.version == pending.version)
+            else {
+                continue;
+            };
+            let link = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry(&url).and_then(|e| e.link.clone())
+            };
+            tracing::info!(%url, version = %pending.version, "running the reload hook an earlier run did not finish");
+            let hook = self.run_hook(cert, &info, link, cancel).await;
+            reports.push(CertReport {
+                url,
+                outcome: CertOutcome::Unchanged(info),
+                hook,
+            });
+        }
+        reports
+    }
+
+    /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
+    /// `min_interval`, skips the save when the previous one started less than that long ago.
+    async fn save_state(&self, min_interval: Option<Duration>) {
+        let mut last = self.saving.lock().await;
+        if let (Some(interval), Some(at)) = (min_interval, *last)
+            && at.elapsed() < interval
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        let snapshot = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let saved = tokio::task::spawn_blocking(move || snapshot.save())
+            .await
+            .unwrap_or_else(|e| {
+                Err(akvvm_cert::store::StoreError::Write {
+                    path: state_file_path(&self.settings),
+                    step: "save the state file",
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if let Err(e) = saved {
+            tracing::error!(error = %e, code = e.code(), "failed to save the state file");
+        }
+    }
+
+    fn installed_info(&self, url: &str) -> Option<InstalledInfo> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = state.entry(url)?;
+        Some(InstalledInfo {
+            version: entry.installed_version.clone()?,
+            thumbprint: entry.thumbprint.clone(),
+            not_after: entry.not_after,
+            file: entry.file.clone(),
+        })
+    }
+
+    /// The version in place for `cert`: the state file's, confirmed by the store's stable link;
+    /// or, when the state file does not know it, the store's (recorded in the state).
+    fn in_place(&self, cert: &ObservedCertificate, store: &Store) -> Option<InstalledInfo> {
+        let url = cert.url.to_string();
+        let current = match store.current(&cert.url.vault_name, &cert.url.name) {
+            Ok(current) => current?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the certificate's stable link");
+                return None;
+            }
+        };
+        match self.installed_info(&url) {
+            Some(info) if info.version == current.version => Some(info),
+            _ => {
+                // The state file does not know this version (lost, corrupt, or written by
+                // someone else): read it back from the store, writing nothing there.
+                let read_back = store
+                    .installed(
+                        &cert.url.vault_name,
+                        &cert.url.name,
+                        cert.link_name.as_deref(),
+                    )
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the installed certificate back");
+                        None
+                    })
+                    .filter(|installed| installed.version == current.version);
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = state.entry_mut(&url);
+                entry.installed_version = Some(current.version.clone());
+                entry.file = Some(current.file.clone());
+                entry.link = Some(current.link.clone());
+                match &read_back {
+                    Some(installed) => {
+                        entry.thumbprint = Some(installed.thumbprint.clone());
+                        entry.not_after = Some(installed.not_after);
+                        entry.custom_link = installed.custom_link.clone();
+                        entry.live_link = installed.live_link.clone();
+                    }
+                    None => {
+                        entry.thumbprint = None;
+                        entry.not_after = None;
+                    }
+                }
+                tracing::info!(version = %current.version, "recorded the installed version found in the store");
+                Some(InstalledInfo {
+                    version: current.version,
+                    thumbprint: entry.thumbprint.clone(),
+                    not_after: entry.not_after,
+                    file: Some(current.file),
+                })
+            }
+        }
+    }
+
+    /// One certificate's check.
+    async fn check(&self, cert: &ObservedCertificate, cancel: &CancellationToken) -> CertReport {
+        let url = cert.url.to_string();
+        let store = self.stores[&cert.store_dir].clone();
+        let in_place = self.in_place(cert, &store);
+        let result = self
+            .check_inner(cert, store, in_place.clone(), cancel)
+            .await;
+        let now = OffsetDateTime::now_utc();
+        match result {
+            Ok((outcome, mut hook)) => {
+                let installed = matches!(outcome, CertOutcome::Installed(_));
+                self.metrics.record_success(&url, now, installed);
+                if let Some(ran) = &hook {
+                    self.metrics.record_hook(&url, ran.is_ok());
+                }
+                if let CertOutcome::Unchanged(info) = &outcome {
+                    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.entry_mut(&url).record_check(now);
+                    // A hook that failed for this version stays reported until the next one.
+                    hook = hook.or_else(|| self.failed_hook(&url, &info.version));
+                }
+                CertReport { url, outcome, hook }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                let code = err.code().to_string();
+                if !matches!(err, SyncError::Cancelled { .. }) {
+                    tracing::warn!(code, error = %message, "certificate check failed");
+                    self.metrics.record_failure(&url, &code);
+                }
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry_mut(&url).record_error(&code, &message, now);
+                CertReport {
+                    url,
+                    outcome: CertOutcome::Failed {
+                        code,
+                        message,
+                        installed: in_place,
+                    },
+                    hook: None,
+                }
+            }
+        }
+    }
+
+    async fn check_inner(
+        &self,
+        cert: &ObservedCertificate,
+        store: Arc<Store>,
+        in_place: Option<InstalledInfo>,
+        cancel: &CancellationToken,
+    ) -> Result<(CertOutcome, Option<Result<(), String>>), SyncError> {
+        let url = cert.url.to_string();
+        // A pinned version already in place is never fetched again.
+        if let (Some(pinned), Some(info)) = (&cert.url.version, &in_place)
+            && *pinned == info.version
+        {
+            tracing::debug!("pinned version is installed; not fetched");
+            return Ok((CertOutcome::Unchanged(info.clone()), None));
+        }
+        let bundle = self.fetch(cert, cancel).await?;
+        let version = bundle.version.clone();
+        if let Some(info) = in_place.as_ref().filter(|i| i.version == version) {
+            tracing::debug!(%version, "installed version is current");
+            return Ok((CertOutcome::Unchanged(info.clone()), None));
+        }
+        if bundle.enabled == Some(false) {
+            return Err(SyncError::Disabled { url });
+        }
+        // Decoding a PFX costs milliseconds of key derivation: off the async workers.
+        let decoded = tokio::task::spawn_blocking(move || {
+            akvvm_cert::certificate::decode_secret(bundle.content_type.as_deref(), &bundle.value)
+        })
+        .await
+        .map_err(|e| SyncError::Task {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?
+        .map_err(|source| SyncError::Decode {
+            url: url.clone(),
+            source,
+        })?;
+
+        // The install runs to completion even when shutdown is requested meanwhile: a write is
+        // never abandoned half-way.
+        let acls: Vec<Acl> = if self.settings.acl_enabled {
+            cert.acls
+                .iter()
+                .map(|a| match a {
+                    AclEntry::User(u) => Acl::User(u.clone()),
+                    AclEntry::Group(g) => Acl::Group(g.clone()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let vault = cert.url.vault_name.clone();
+        let name = cert.url.name.clone();
+        let link_name = cert.link_name.clone();
+        let certbot_layout = cert.certbot_layout(&self.settings.agent);
+        let keep = self.settings.agent.keep_versions;
+        let install_version = version.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            store.install(&InstallRequest {
+                vault: &vault,
+                name: &name,
+                version: &install_version,
+                bundle: &decoded,
+                link_name: link_name.as_deref(),
+                acls: &acls,
+                keep,
+                certbot_layout,
+            })
+        })
+        .await
+        .map_err(|e| SyncError::Task {
+            url: url.clone(),
+            detail: e.to_string(),
+        })??;
+        let now = OffsetDateTime::now_utc();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.entry_mut(&url).record_install(&installed, now);
+        }
+        self.save_state(Some(STATE_SAVE_INTERVAL)).await;
+        tracing::info!(
+            file = %installed.file.display(),
+            version = %installed.version,
+            thumbprint = %installed.thumbprint,
+            not_after = %crate::status::format_timestamp(installed.not_after),
+            "installed a new certificate version"
+        );
+        for pruned in &installed.pruned {
+            tracing::info!(path = %pruned.display(), "removed an old version");
+        }
+        let info = InstalledInfo {
+            version: installed.version.clone(),
+            thumbprint: Some(installed.thumbprint.clone()),
+            not_after: Some(installed.not_after),
+            file: Some(installed.file.clone()),
+        };
+        let hook = self
+            .run_hook(cert, &info, Some(installed.link.clone()), cancel)
+            .await;
+        Ok((CertOutcome::Installed(info), hook))
+    }
+
+    /// The reload hook of `cert` (its own, else the agent-wide one).
+    fn hook_of<'a>(&'a self, cert: &'a ObservedCertificate) -> Option<&'a ReloadHook> {
+        cert.reload_hook(&self.settings.agent)
+    }
+
+    async fn run_hook(
+        &self,
+        cert: &ObservedCertificate,
+        info: &InstalledInfo,
+        link: Option<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(), String>> {
+        let hook = self.hook_of(cert)?;
+        let url = cert.url.to_string();
+        let record = |state: HookState, error: Option<String>| HookRecord {
+            version: info.version.clone(),
+            state,
+            at: OffsetDateTime::now_utc(),
+            error,
+        };
+        self.journal(&url, record(HookState::Pending, None));
+        let context = HookContext {
+            cert_path: info.file.clone().unwrap_or_default(),
+            link_path: link.unwrap_or_else(|| cert.stable_link()),
+            thumbprint: info.thumbprint.clone().unwrap_or_default(),
+            version: info.version.clone(),
+            url: url.clone(),
+        };
+        let retry = HookRetry::capped(self.settings.polling_interval);
+        match hook::run_with_retries(hook, &context, &retry, cancel).await {
+            Ok(attempts) => {
+                tracing::info!(program = %hook.command[0], attempts, "reload hook succeeded");
+                self.journal(&url, record(HookState::Succeeded, None));
+                Some(Ok(()))
+            }
+            Err(err @ hook::HookError::Cancelled { .. }) => {
+                // Stays pending: the next start finishes it.
+                tracing::warn!(error = %err, "reload hook interrupted");
+                Some(Err(err.to_string()))
+            }
+            Err(err) => {
+                tracing::error!(code = err.code(), error = %err, "reload hook failed; not retried until the next version");
+                self.journal(&url, record(HookState::Failed, Some(err.to_string())));
+                Some(Err(err.to_string()))
+            }
+        }
+    }
+
+    /// The error of the hook that failed for `version` of `url`, if it did.
+    fn failed_hook(&self, url: &str, version: &str) -> Option<Result<(), String>> {
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks
+            .get(url)
+            .filter(|r| r.version == version && r.state == HookState::Failed)
+            .map(|r| Err(r.error.clone().unwrap_or_else(|| "failed".to_string())))
+    }
+
+    fn journal(&self, url: &str, record: HookRecord) {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = hooks.record(url, record) {
+            tracing::error!(error = %e, "failed to save the hook journal");
+        }
+    }
+
+    /// One GET for `cert`: the latest version, or its pinned one. Waits for a permit of the
+    /// certificate's vault, so no vault sees more than `concurrencyPerVault` requests at once.
+    async fn fetch(
+        &self,
+        cert: &ObservedCertificate,
+        cancel: &CancellationToken,
+    ) -> Result<SecretBundle, SyncError> {
+        let url = cert.url.to_string();
+        let handle = &self.vaults[&cert.url.host];
+        let request = async {
+            let _permit = handle.permits.acquire().await;
+            match &cert.url.version {
+                Some(version) => handle.client.get_version(&cert.url.name, version).await,
+                None => handle.client.get_latest(&cert.url.name).await,
+            }
+        };
+        tokio::select! {
+            result = request => Ok(result?),
+            () = cancel.cancelled() => Err(SyncError::Cancelled { url }),
+        }
+    }
+}
+
+impl MetricsSource for Engine {
+    /// The Prometheus exposition of every observed certificate (from the state) and of the
+    /// counters, at `now`.
+    fn metrics_text(&self, now: OffsetDateTime) -> String {
+        let views: Vec<CertificateView> = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.settings
+                .observed
+                .iter()
+                .map(|cert| {
+                    let url = cert.url.to_string();
+                    let entry = state.entry(&url);
+                    let installed = entry.filter(|e| e.installed_version.is_some());
+                    CertificateView {
+                        vault: cert.url.vault_name.clone(),
+                        name: cert.url.name.clone(),
+                        version: installed.and_then(|e| e.installed_version.clone()),
+                        thumbprint: installed.and_then(|e| e.thumbprint.clone()),
+                        not_after: installed.and_then(|e| e.not_after),
+                        installed_at: installed.and_then(|e| e.installed_at),
+                        last_check: entry.and_then(|e| e.last_check),
+                        url,
+                    }
+                })
+                .collect()
+        };
+        self.metrics
+            .render(&views, self.settings.agent.expiry_warning_days, now)
+    }
+}
+
+/// `<state directory>/state.json`.
+pub fn state_file_path(settings: &Settings) -> PathBuf {
+    state_file_in(&settings.agent.state_directory)
+}
+
+/// `<dir>/state.json`.
+pub fn state_file_in(state_directory: &Path) -> PathBuf {
+    state_directory.join(STATE_FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_up_to_the_cap() {
+        let options = EngineOptions {
+            initial_retry_delay: Duration::from_secs(2),
+            max_retry_delay: Duration::from_secs(300),
+        };
+        for (failures, ceiling) in [(1, 2), (2, 4), (3, 8), (9, 300), (100, 300)] {
+            let d = options.retry_delay(failures);
+            let ceiling = Duration::from_secs(ceiling);
+            assert!(d >= ceiling / 2 && d <= ceiling, "{failures}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn polling_jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let d = jittered_interval(Duration::from_secs(100));
+            assert!(
+                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
+        }
+    }
+}

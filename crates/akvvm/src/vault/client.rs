@@ -1,0 +1,300 @@
+//! [`VaultClient`]: one vault, one pooled HTTP client and one SDK `SecretClient` on top of it;
+//! what it returns ([`SecretBundle`]) and how it is configured ([`VaultOptions`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use time::OffsetDateTime;
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::http::{self, HttpOptions, RetryPolicy};
+use crate::identity::{Identity, TenantSlot};
+use crate::metrics::Metrics;
+
+use super::errors::from_sdk_error;
+use super::{VaultError, VaultTransport};
+
+/// Knobs of [`VaultClient`].
+#[derive(Clone, Debug)]
+pub struct VaultOptions {
+    /// How the HTTP client reaches the vault.
+    pub http: HttpOptions,
+    /// How 429, 5xx and connection failures are retried.
+    pub retry: RetryPolicy,
+    /// The Key Vault API version; the SDK's default when `None`.
+    pub api_version: Option<String>,
+    /// Where each HTTP attempt is counted (by vault host and status), if anywhere.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Default for VaultOptions {
+    fn default() -> Self {
+        Self {
+            http: HttpOptions::default(),
+            retry: RetryPolicy::key_vault(),
+            api_version: None,
+            metrics: None,
+        }
+    }
+}
+
+/// One version of a secret, as Key Vault returned it.
+#[derive(Clone)]
+pub struct SecretBundle {
+    /// The secret's name.
+    pub name: String,
+    /// The version: the last segment of `id`.
+    pub version: String,
+    /// `https://{vault}/secrets/{name}/{version}`.
+    pub id: String,
+    /// The value (a base64 PFX or PEM text for certificates); wiped from memory on drop.
+    pub value: Zeroizing<String>,
+    /// `application/x-pkcs12`, `application/x-pem-file`, or whatever the uploader set.
+    pub content_type: Option<String>,
+    /// Whether the secret is enabled.
+    pub enabled: Option<bool>,
+    /// Whether Key Vault manages it (true for a certificate's secret).
+    pub managed: Option<bool>,
+    /// The certificate's key id, for managed secrets.
+    pub key_id: Option<String>,
+    /// Not valid before.
+    pub not_before: Option<OffsetDateTime>,
+    /// Expiry.
+    pub expires: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created: Option<OffsetDateTime>,
+    /// Last update time.
+    pub updated: Option<OffsetDateTime>,
+    /// Tags.
+    pub tags: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretBundle")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("id", &self.id)
+            .field(
+                "value",
+                &format_args!("<{} bytes redacted>", self.value.len()),
+            )
+            .field("content_type", &self.content_type)
+            .field("enabled", &self.enabled)
+            .field("managed", &self.managed)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client for one vault.
+pub struct VaultClient {
+    vault_url: Url,
+    vault: String,
+    identity: String,
+    secrets: SecretClient,
+    tenant: Arc<TenantSlot>,
+}
+
+impl std::fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("vault_url", &self.vault_url.as_str())
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultClient {
+    /// A client for the vault at `vault_url` (`https://myvault.vault.azure.net`; a path is
+    /// ignored) authenticating as `identity`.
+    pub fn new(
+        vault_url: &Url,
+        identity: &Identity,
+        options: &VaultOptions,
+    ) -> Result<Self, VaultError> {
+        if vault_url.scheme() != "https" {
+            return Err(VaultError::InvalidVaultUrl {
+                url: vault_url.to_string(),
+                reason: "Key Vault is only reached over https (tokens never go over http)"
+                    .to_owned(),
+            });
+        }
+        let host = vault_url
+            .host_str()
+            .ok_or_else(|| VaultError::InvalidVaultUrl {
+                url: vault_url.to_string(),
+                reason: "no host".to_owned(),
+            })?;
+        let mut base = vault_url.clone();
+        base.set_path("/");
+        base.set_query(None);
+        base.set_fragment(None);
+        let vault = format!("vault {}", host);
+        let client = http::build_client(&options.http).map_err(|source| VaultError::Client {
+            vault: vault.clone(),
+            source,
+        })?;
+        let tenant = TenantSlot::new();
+        let transport = VaultTransport {
+            client,
+            retry: options.retry.clone(),
+            tenant: tenant.clone(),
+            identity: identity.clone(),
+            host: host.to_string(),
+            metrics: options.metrics.clone(),
+        };
+        let mut sdk_options = SecretClientOptions {
+            client_options: ClientOptions {
+                transport: Some(Transport::new(Arc::new(transport))),
+                retry: RetryOptions::none(),
+                ..ClientOptions::default()
+            },
+            verify_challenge_resource: Some(true),
+            ..SecretClientOptions::default()
+        };
+        if let Some(version) = &options.api_version {
+            sdk_options.api_version = version.clone();
+        }
+        let credential = identity.credential_for(tenant.clone());
+        let secrets =
+            SecretClient::new(base.as_str(), credential, Some(sdk_options)).map_err(|err| {
+                VaultError::InvalidVaultUrl {
+                    url: vault_url.to_string(),
+                    reason: err.to_string(),
+                }
+            })?;
+        Ok(Self {
+            vault_url: base,
+            vault,
+            identity: identity.describe(),
+            secrets,
+            tenant,
+        })
+    }
+
+    /// The vault's base URL.
+    pub fn vault_url(&self) -> &Url {
+        &self.vault_url
+    }
+
+    /// The tenant learned from the vault's challenge, once a request has been made.
+    pub fn tenant(&self) -> Option<String> {
+        self.tenant.get()
+    }
+
+    /// The current version of secret `name` (`GET /secrets/{name}`).
+    pub async fn get_latest(&self, name: &str) -> Result<SecretBundle, VaultError> {
+        self.get(name, None).await
+    }
+
+    /// Version `version` of secret `name` (`GET /secrets/{name}/{version}`).
+    pub async fn get_version(&self, name: &str, version: &str) -> Result<SecretBundle, VaultError> {
+        self.get(name, Some(version)).await
+    }
+
+    async fn get(&self, name: &str, version: Option<&str>) -> Result<SecretBundle, VaultError> {
+        let options = SecretClientGetSecretOptions {
+            secret_version: version.map(str::to_owned),
+            ..Default::default()
+        };
+        let response = self
+            .secrets
+            .get_secret(name, Some(options))
+            .await
+            .map_err(|err| {
+                from_sdk_error(
+                    err,
+                    &self.vault,
+                    self.vault_url.host_str().unwrap_or_default(),
+                    &self.identity,
+                    name,
+                    version,
+                )
+            })?;
+        let secret = response
+            .into_model()
+            .map_err(|err| VaultError::InvalidResponse {
+                vault: self.vault.clone(),
+                secret: name.to_owned(),
+                reason: err.to_string(),
+            })?;
+        let invalid = |reason: &str| VaultError::InvalidResponse {
+            vault: self.vault.clone(),
+            secret: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let id = secret.id.ok_or_else(|| invalid("no id"))?;
+        let (id_name, id_version) =
+            split_secret_id(&id).ok_or_else(|| invalid("id is not …/secrets/{name}/{version}"))?;
+        let value = Zeroizing::new(secret.value.ok_or_else(|| invalid("no value"))?);
+        let attributes = secret.attributes.unwrap_or_default();
+        Ok(SecretBundle {
+            name: id_name,
+            version: id_version,
+            id,
+            value,
+            content_type: secret.content_type,
+            enabled: attributes.enabled,
+            managed: secret.managed,
+            key_id: secret.kid,
+            not_before: attributes.not_before,
+            expires: attributes.expires,
+            created: attributes.created,
+            updated: attributes.updated,
+            tags: secret.tags.unwrap_or_default(),
+        })
+    }
+}
+
+/// Splits `https://{vault}/secrets/{name}/{version}` into name and version.
+pub fn split_secret_id(id: &str) -> Option<(String, String)> {
+    let url = Url::parse(id).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["secrets", name, version] => Some(((*name).to_owned(), (*version).to_owned())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_id_split() {
+        assert_eq!(
+            split_secret_id("https://v.vault.azure.net/secrets/web/0123abcd"),
+            Some(("web".to_owned(), "0123abcd".to_owned()))
+        );
+        assert_eq!(
+            split_secret_id("https://v.vault.azure.net/secrets/web"),
+            None
+        );
+        assert_eq!(split_secret_id("not a url"), None);
+    }
+
+    #[test]
+    fn secret_bundle_debug_hides_the_value() {
+        let bundle = SecretBundle {
+            name: "n".into(),
+            version: "v".into(),
+            id: "i".into(),
+            value: Zeroizing::new("PRIVATE-MATERIAL".into()),
+            content_type: None,
+            enabled: Some(true),
+            managed: None,
+            key_id: None,
+            not_before: None,
+            expires: None,
+            created: None,
+            updated: None,
+            tags: HashMap::new(),
+        };
+        assert!(!format!("{bundle:?}").contains("PRIVATE-MATERIAL"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The SDK's transport: akvvm's reqwest client under the official client, retrying 429, 5xx and
+//! connection failures per [`RetryPolicy`] (the SDK's own retries are off), counting attempts,
+//! and reading the tenant from Key Vault's challenge into the vault's [`TenantSlot`].
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use azure_core::http::headers::{AUTHORIZATION, HeaderName, Headers, WWW_AUTHENTICATE};
+use azure_core::http::{AsyncRawResponse, HttpClient, Request};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::http::{self, RetryPolicy};
+use crate::identity::{Identity, TenantSlot};
+use crate::metrics::Metrics;
+
+use super::Challenge;
+
+/// The SDK's transport: akvvm's reqwest client, retrying per [`RetryPolicy`], reading the
+/// tenant from challenges.
+#[derive(Debug)]
+pub struct VaultTransport {
+    pub(super) client: reqwest::Client,
+    pub(super) retry: RetryPolicy,
+    pub(super) tenant: Arc<TenantSlot>,
+    pub(super) identity: Identity,
+    /// The vault's host, the label of its request counts.
+    pub(super) host: String,
+    pub(super) metrics: Option<Arc<Metrics>>,
+}
+
+impl VaultTransport {
+    fn note_challenge(&self, request: &Request, headers: &Headers) {
+        let Some(value) = headers.get_optional_str(&WWW_AUTHENTICATE) else {
+            return;
+        };
+        let Some(challenge) = Challenge::parse(value) else {
+            return;
+        };
+        if !challenge.covers(request.url()) {
+            tracing::warn!(
+                url = %http::redact_url(request.url()),
+                resource = challenge.resource.as_deref().unwrap_or(""),
+                "ignoring a Key Vault challenge whose resource does not cover the vault host"
+            );
+            return;
+        }
+        if let Some(tenant) = challenge.tenant() {
+            tracing::debug!(tenant = %tenant, "tenant learned from the Key Vault challenge");
+            self.tenant.set(&tenant);
+        }
+    }
+}
+
+fn retry_after(headers: &Headers) -> Option<Duration> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for name in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(value) = headers.get_optional_str(&HeaderName::from_static(name))
+            && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
+        {
+            map.insert(name, value);
+        }
+    }
+    http::retry_after(&map, SystemTime::now())
+}
+
+#[async_trait::async_trait]
+impl HttpClient for VaultTransport {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let span = tracing::debug_span!(
+                "http_attempt",
+                attempt,
+                status = tracing::field::Empty,
+                url = %http::redact_url(request.url()),
+            );
+            let outcome = self
+                .client
+                .execute_request(request)
+                .instrument(span.clone())
+                .await;
+            if let Some(metrics) = &self.metrics {
+                let status = outcome.as_ref().ok().map(|r| u16::from(r.status()));
+                metrics.record_request(&self.host, status);
+            }
+            let refused_token = matches!(&outcome, Ok(response) if u16::from(response.status()) == 401)
+                && request.headers().get_optional_str(&AUTHORIZATION).is_some();
+            if refused_token {
+                // The token itself was refused: the next request fetches a new one.
+                tracing::debug!(parent: &span, "key vault refused the token");
+                self.identity.forget_tokens().await;
+            }
+            let delay = match &outcome {
+                Ok(response) => {
+                    let status = u16::from(response.status());
+                    span.record("status", status);
+                    if status == 401 {
+                        self.note_challenge(request, response.headers());
+                    }
+                    if !self.retry.retries_status(status) {
+                        return outcome;
+                    }
+                    self.retry.next_delay(
+                        attempt,
+                        retry_after(response.headers()),
+                        started.elapsed(),
+                    )
+                }
+                Err(err) => {
+                    let transient = matches!(
+                        err.kind(),
+                        azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection
+                    );
+                    if self.retry.retry_transport_errors && transient {
+                        self.retry.next_delay(attempt, None, started.elapsed())
+                    } else {
+                        None
+                    }
+                }
+            };
+            let Some(delay) = delay else {
+                return outcome;
+            };
+            tracing::debug!(
+                parent: &span,
+                delay_ms = http::millis(delay),
+                "retrying the key vault request"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
