@@ -124,6 +124,18 @@ crate::error_codes! {
     }
 }
 
+impl CertError {
+    pub(crate) fn corrupt(reason: impl std::fmt::Display) -> Self {
+        Self::PfxCorrupt {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn unsupported(what: impl Into<String>) -> Self {
+        Self::UnsupportedAlgorithm { what: what.into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::CertError;
