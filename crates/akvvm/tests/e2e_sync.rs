@@ -260,7 +260,7 @@ async fn a_secret_that_is_not_a_certificate_leaves_the_old_one_in_place() {
         .unwrap();
     let report = cycle(&engine).await;
     let (code, message, installed) = failure(&report.certificates[0].outcome);
-    assert_eq!(code, "not_a_certificate", "{message}");
+    assert_eq!(code, "cert.not_a_certificate", "{message}");
     assert!(
         !message.contains("hunter2"),
         "the secret's value is never reported: {message}"

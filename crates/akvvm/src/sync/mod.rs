@@ -954,7 +954,7 @@ mod tests {
                     url: url.clone(),
                     source: decode,
                 },
-                "not_a_certificate",
+                "cert.not_a_certificate",
             ),
             (SyncError::Disabled { url: url.clone() }, "sync.disabled"),
             (
