@@ -72,7 +72,12 @@ mod tests {
 
     #[test]
     fn the_scheme_is_domain_dot_reason() {
-        for good in ["cert.pfx_corrupt", "vault.forbidden", "hook.timeout", "cert.p12_2"] {
+        for good in [
+            "cert.pfx_corrupt",
+            "vault.forbidden",
+            "hook.timeout",
+            "cert.p12_2",
+        ] {
             assert!(is_well_formed(good), "{good}");
         }
         for bad in [

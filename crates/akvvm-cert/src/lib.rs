@@ -1,14 +1,28 @@
 //! Certificate decoding and the on-disk store of akvvm.
 //!
-//! - [`pkcs12`]: a pure-Rust PKCS#12 codec (decodes every variant Key Vault and OpenSSL produce,
-//!   encodes the way Key Vault does).
-//! - [`certificate`]: a decoded certificate bundle (key, leaf, ordered chain), thumbprints,
-//!   key/leaf matching, and the PEM form.
-//! - [`store`]: the store directory layout, `write_atomic`, stable symlinks, ACLs and the state
-//!   file.
-//! - [`error`]: [`CertError`], the decoding errors with their stable codes.
-//! - [`codes`]: the one error-code scheme (`domain.reason`) and the [`error_codes!`] macro every
-//!   error type of akvvm uses.
+//! Module map (data flows from a secret value through `certificate` into `store`):
+//!
+//! - [`codes`]: the one error-code scheme (`domain.reason`) and the [`error_codes!`] macro.
+//! - [`error`]: [`CertError`], the decoding errors and their `cert.*` codes.
+//! - [`pkcs12`]: a pure-Rust PKCS#12 codec (reads Key Vault and OpenSSL files, writes Key Vault's).
+//!   - `pkcs12::asn1`: the PKCS#12 structures and object identifiers.
+//!   - `pkcs12::ber`: BER input normalised to DER.
+//!   - `pkcs12::crypto`: password forms, key derivation, the PBE ciphers and the MAC.
+//!   - `pkcs12::decode`: opening a PFX into keys and certificates.
+//!   - `pkcs12::encode`: writing a PFX the way Key Vault does.
+//! - [`certificate`]: keys, certificates, the bundle (key, leaf, ordered chain) and its PEM form.
+//!   - `certificate::decode`: a secret value, PFX or PEM decoded into a bundle.
+//!   - `certificate::pem`: PEM text split into blocks and written.
+//! - [`store`]: the store directory: layout constants, request and result types, `Store::open`.
+//!   - `store::names`: the checks on vault, certificate, version and link names.
+//!   - `store::install`: one version rendered, written, linked, then old ones pruned.
+//!   - `store::prune`: the versions of a certificate and the pruning of old ones.
+//!   - `store::access`: the `acls` setting applied to installed versions and the store's ACL.
+//!   - `store::lookup`: what is installed, read back from the store.
+//!   - [`store::atomic`]: `write_atomic` and the link swap, the crash-safe primitives.
+//!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
+//!   - [`store::state`]: the state file.
+//!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
 
 pub mod certificate;
 pub mod codes;

@@ -40,15 +40,15 @@ fn code<T: std::fmt::Debug>(result: Result<T, CertError>) -> &'static str {
 fn not_a_certificate() {
     assert_eq!(
         code(decode_secret(Some("text/plain"), "hunter2")),
-        "not_a_certificate"
+        "cert.not_a_certificate"
     );
-    assert_eq!(code(decode_secret(None, "")), "not_a_certificate");
+    assert_eq!(code(decode_secret(None, "")), "cert.not_a_certificate");
     assert_eq!(
         code(decode_secret(
             Some("application/x-pkcs12"),
             "this is not base64!"
         )),
-        "not_a_certificate"
+        "cert.not_a_certificate"
     );
     // Valid base64 of something that is not DER.
     assert_eq!(
@@ -56,11 +56,11 @@ fn not_a_certificate() {
             Some("application/x-pkcs12"),
             &BASE64.encode("plain words")
         )),
-        "not_a_certificate"
+        "cert.not_a_certificate"
     );
     assert_eq!(
         code(decode_secret(Some("application/x-pem-file"), "no PEM here")),
-        "not_a_certificate"
+        "cert.not_a_certificate"
     );
     let err = decode_secret(Some("text/plain"), "hunter2").expect_err("not a certificate");
     assert!(err.to_string().contains("text/plain"), "{err}");
@@ -76,14 +76,14 @@ fn pfx_corrupt_when_truncated_or_damaged() {
     for len in [1, 4, 100, pfx.len() / 2, pfx.len() - 1] {
         assert_eq!(
             code(decode_pfx(&pfx[..len], "")),
-            "pfx_corrupt",
+            "cert.pfx_corrupt",
             "truncated to {len}"
         );
     }
     let truncated = BASE64.encode(&pfx[..pfx.len() - 40]);
     assert_eq!(
         code(decode_secret(Some("application/x-pkcs12"), &truncated)),
-        "pfx_corrupt"
+        "cert.pfx_corrupt"
     );
     let mut wrong_version = pfx.clone();
     // 30 82 0a 2c | 02 01 03: the version INTEGER.
@@ -91,7 +91,7 @@ fn pfx_corrupt_when_truncated_or_damaged() {
     wrong_version[6] = 9;
     assert_eq!(
         code(decode_pfx(&wrong_version, "")),
-        "unsupported_algorithm"
+        "cert.unsupported_algorithm"
     );
 }
 
@@ -99,17 +99,17 @@ fn pfx_corrupt_when_truncated_or_damaged() {
 fn pfx_bad_password() {
     assert_eq!(
         code(decode_pfx(&keyvault_pfx(), "guess")),
-        "pfx_bad_password"
+        "cert.pfx_bad_password"
     );
     let openssl = fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx");
-    assert_eq!(code(decode_pfx(&openssl, "")), "pfx_bad_password");
+    assert_eq!(code(decode_pfx(&openssl, "")), "cert.pfx_bad_password");
     assert_eq!(
         code(decode_pfx(&openssl, "correct horse battery")),
-        "pfx_bad_password"
+        "cert.pfx_bad_password"
     );
     // Without a MAC, the decryption itself tells.
     let nomac = fixture_bytes("pkcs12/openssl3-nomac-rsa2048.pfx");
-    assert_eq!(code(decode_pfx(&nomac, "wrong")), "pfx_bad_password");
+    assert_eq!(code(decode_pfx(&nomac, "wrong")), "cert.pfx_bad_password");
     let err = decode_pfx(&keyvault_pfx(), "")
         .map(|_| ())
         .and_then(|()| decode_pfx(&openssl, ""));
@@ -123,7 +123,7 @@ fn a_password_protected_pfx_in_a_secret_says_to_import_it_as_a_certificate() {
     let value = BASE64.encode(fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx"));
     for content_type in [Some("application/x-pkcs12"), None] {
         let err = decode_secret(content_type, &value).expect_err("needs a password");
-        assert_eq!(err.code(), "pfx_bad_password");
+        assert_eq!(err.code(), "cert.pfx_bad_password");
         let message = err.to_string();
         assert!(
             message.contains("password-protected PFX set by hand"),
@@ -192,14 +192,14 @@ fn pfx_mac_mismatch_when_the_content_opens_but_the_mac_does_not_verify() {
     let mut pfx = keyvault_pfx();
     let last = pfx.len() - 1;
     pfx[last] ^= 0x01;
-    assert_eq!(code(decode_pfx(&pfx, "")), "pfx_mac_mismatch");
+    assert_eq!(code(decode_pfx(&pfx, "")), "cert.pfx_mac_mismatch");
 }
 
 #[test]
 fn pfx_no_key() {
     assert_eq!(
         code(decode_pfx(&fixture_bytes("pkcs12/openssl3-nokey.pfx"), "")),
-        "pfx_no_key"
+        "cert.pfx_no_key"
     );
 }
 
@@ -207,14 +207,14 @@ fn pfx_no_key() {
 fn pem_no_key() {
     assert_eq!(
         code(decode_pem(&fixture_text("pem/nokey.pem"))),
-        "pem_no_key"
+        "cert.pem_no_key"
     );
     assert_eq!(
         code(decode_secret(
             Some("application/x-pem-file"),
             &fixture_text("pem/ca-chain.pem")
         )),
-        "pem_no_key"
+        "cert.pem_no_key"
     );
 }
 
@@ -223,9 +223,9 @@ fn pem_invalid() {
     let good = fixture_text("pem/ecp256.pem");
     // A truncated bundle: the last END line is gone.
     let truncated = &good[..good.len() - 10];
-    assert_eq!(code(decode_pem(truncated)), "pem_invalid");
+    assert_eq!(code(decode_pem(truncated)), "cert.pem_invalid");
     let bad_base64 = good.replacen("MII", "M!I", 1);
-    assert_eq!(code(decode_pem(&bad_base64)), "pem_invalid");
+    assert_eq!(code(decode_pem(&bad_base64)), "cert.pem_invalid");
 }
 
 #[test]
@@ -235,14 +235,14 @@ fn multiple_keys() {
         fixture_text("pem/keyonly.pem"),
         fixture_text("pem/ecp256.pem")
     );
-    assert_eq!(code(decode_pem(&two)), "multiple_keys");
+    assert_eq!(code(decode_pem(&two)), "cert.multiple_keys");
 }
 
 #[test]
 fn key_mismatch() {
     assert_eq!(
         code(decode_pem(&fixture_text("pem/mismatch.pem"))),
-        "key_mismatch"
+        "cert.key_mismatch"
     );
     // The same in a PFX: the P-256 key with the RSA leaf and its chain.
     let ec = decode_pem(&fixture_text("pem/ecp256.pem")).expect("fixture");
@@ -253,7 +253,7 @@ fn key_mismatch() {
     )
     .expect("encode");
     let err = decode_pfx(&pfx, "").expect_err("mismatch");
-    assert_eq!(err.code(), "key_mismatch");
+    assert_eq!(err.code(), "cert.key_mismatch");
     assert!(err.to_string().contains("EC P-256"), "{err}");
     assert!(err.to_string().contains("rsa2048.example.test"), "{err}");
 }
@@ -262,7 +262,7 @@ fn key_mismatch() {
 fn empty_chain() {
     assert_eq!(
         code(decode_pem(&fixture_text("pem/keyonly.pem"))),
-        "empty_chain"
+        "cert.empty_chain"
     );
 }
 
@@ -272,7 +272,7 @@ fn certificate_invalid() {
         "{}-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",
         fixture_text("pem/keyonly.pem")
     );
-    assert_eq!(code(decode_pem(&bundle)), "certificate_invalid");
+    assert_eq!(code(decode_pem(&bundle)), "cert.certificate_invalid");
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn key_invalid() {
         "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n{}",
         fixture_text("pem/nokey.pem")
     );
-    assert_eq!(code(decode_pem(&bundle)), "key_invalid");
+    assert_eq!(code(decode_pem(&bundle)), "cert.key_invalid");
 }
 
 #[test]
@@ -293,17 +293,17 @@ fn unsupported_algorithm() {
          -----END PRIVATE KEY-----\n{}",
         fixture_text("pem/nokey.pem")
     );
-    assert_eq!(code(decode_pem(&ed25519)), "unsupported_algorithm");
+    assert_eq!(code(decode_pem(&ed25519)), "cert.unsupported_algorithm");
     let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAMCAQE=\n\
                      -----END ENCRYPTED PRIVATE KEY-----\n";
-    assert_eq!(code(decode_pem(encrypted)), "unsupported_algorithm");
+    assert_eq!(code(decode_pem(encrypted)), "cert.unsupported_algorithm");
 }
 
 #[test]
 fn pfx_encode() {
     assert_eq!(
         code(pkcs12::encode_keyvault(b"junk", &[vec![0x30, 0]])),
-        "pfx_encode"
+        "cert.pfx_encode"
     );
 }
 
@@ -364,7 +364,7 @@ fn pem_blocks_split_in_order_and_skip_text_between() {
         code(akvvm_cert::certificate::pem_blocks(
             "-----BEGIN CERTIFICATE-----\nAAAA\n"
         )),
-        "pem_invalid"
+        "cert.pem_invalid"
     );
 }
 

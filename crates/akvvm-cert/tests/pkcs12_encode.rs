@@ -81,16 +81,16 @@ fn a_wrong_password_fails_on_our_encoding() {
     let (key, certs) = parts("ecp256.pem");
     let pfx = pkcs12::encode_keyvault(&key, &certs).expect("encode");
     let err = pkcs12::decode(&pfx, "not empty").expect_err("wrong password");
-    assert_eq!(err.code(), "pfx_bad_password");
+    assert_eq!(err.code(), "cert.pfx_bad_password");
 }
 
 #[test]
 fn encode_rejects_bad_input() {
     let (key, certs) = parts("ecp256.pem");
     let err = pkcs12::encode_keyvault(b"not a key", &certs).expect_err("bad key");
-    assert_eq!(err.code(), "pfx_encode");
+    assert_eq!(err.code(), "cert.pfx_encode");
     let err = pkcs12::encode_keyvault(&key, &[]).expect_err("no certificates");
-    assert_eq!(err.code(), "pfx_encode");
+    assert_eq!(err.code(), "cert.pfx_encode");
 }
 
 /// OpenSSL reads what akvvm writes. OpenSSL tries an empty password both as zero bytes and as

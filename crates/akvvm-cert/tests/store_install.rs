@@ -172,36 +172,48 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
     altered[salt] ^= 0x01;
     let cases: [(&str, Option<&str>, String); 10] = [
         (
-            "not_a_certificate",
+            "cert.not_a_certificate",
             Some(CONTENT_TYPE_PKCS12),
             "hello".into(),
         ),
-        ("pem_no_key", Some(CONTENT_TYPE_PEM), certs_of_good.into()),
         (
-            "key_mismatch",
+            "cert.pem_no_key",
+            Some(CONTENT_TYPE_PEM),
+            certs_of_good.into(),
+        ),
+        (
+            "cert.key_mismatch",
             Some(CONTENT_TYPE_PEM),
             format!("{key_of_other}{certs_of_good}"),
         ),
-        ("pem_invalid", Some(CONTENT_TYPE_PEM), truncated.into()),
-        ("pfx_corrupt", Some(CONTENT_TYPE_PKCS12), "MIIBAAAA".into()),
+        ("cert.pem_invalid", Some(CONTENT_TYPE_PEM), truncated.into()),
         (
-            "pfx_corrupt",
+            "cert.pfx_corrupt",
+            Some(CONTENT_TYPE_PKCS12),
+            "MIIBAAAA".into(),
+        ),
+        (
+            "cert.pfx_corrupt",
             Some(CONTENT_TYPE_PKCS12),
             b64(&keyvault[..keyvault.len() * 2 / 3]),
         ),
-        ("pfx_mac_mismatch", Some(CONTENT_TYPE_PKCS12), b64(&altered)),
         (
-            "pfx_bad_password",
+            "cert.pfx_mac_mismatch",
+            Some(CONTENT_TYPE_PKCS12),
+            b64(&altered),
+        ),
+        (
+            "cert.pfx_bad_password",
             Some(CONTENT_TYPE_PKCS12),
             b64(&fixture("pkcs12/openssl3-aes-rsa2048.pfx")),
         ),
         (
-            "empty_chain",
+            "cert.empty_chain",
             Some(CONTENT_TYPE_PEM),
             String::from_utf8(fixture("pem/keyonly.pem")).unwrap(),
         ),
         (
-            "pfx_no_key",
+            "cert.pfx_no_key",
             Some(CONTENT_TYPE_PKCS12),
             b64(&fixture("pkcs12/openssl3-nokey.pfx")),
         ),
@@ -235,7 +247,7 @@ fn an_install_failing_half_way_leaves_the_old_version_linked_and_readable() {
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(blocker.join("keep"), b"x").unwrap();
     let error = store.install(&request("v2", &new.bundle)).unwrap_err();
-    assert_eq!(error.code(), "store_write");
+    assert_eq!(error.code(), "store.write");
     assert!(error.to_string().contains("myvault.web-cert.v2"), "{error}");
 
     // A regular file where the custom link must go: refused before anything is written.
@@ -245,7 +257,7 @@ fn an_install_failing_half_way_leaves_the_old_version_linked_and_readable() {
         ..request("v3", &new.bundle)
     };
     let error = store.install(&with_link).unwrap_err();
-    assert_eq!(error.code(), "store_link_occupied");
+    assert_eq!(error.code(), "store.link_occupied");
     assert_eq!(
         std::fs::read(store.path().join("nginx.pem")).unwrap(),
         b"an admin's file"

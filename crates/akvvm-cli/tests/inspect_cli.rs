@@ -158,20 +158,20 @@ fn bad_input_fails_with_the_error_code() {
         .arg(fixture("pkcs12/openssl3-aes-rsa2048.pfx"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("[pfx_bad_password]"))
+        .stderr(predicate::str::contains("[cert.pfx_bad_password]"))
         .stderr(predicate::str::contains("openssl3-aes-rsa2048.pfx"));
     akvvm()
         .arg("inspect")
         .arg(fixture("pem/nokey.pem"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("[pem_no_key]"));
+        .stderr(predicate::str::contains("[cert.pem_no_key]"));
     akvvm()
         .arg("inspect")
         .arg(fixture("pkcs12/README.md"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("[not_a_certificate]"));
+        .stderr(predicate::str::contains("[cert.not_a_certificate]"));
     akvvm()
         .arg("inspect")
         .arg(fixture("pkcs12/does-not-exist.pfx"))
@@ -218,7 +218,7 @@ fn a_saved_keyvault_secret_answer_is_decoded_by_its_content_type() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("JSON without a \"value\" string"))
-        .stderr(predicate::str::contains("[not_a_certificate]"));
+        .stderr(predicate::str::contains("[cert.not_a_certificate]"));
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn a_pfx_that_needs_a_password_says_to_give_it() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("give it with --password"))
-        .stderr(predicate::str::contains("[pfx_bad_password]"));
+        .stderr(predicate::str::contains("[cert.pfx_bad_password]"));
     // A wrong password given: no such hint.
     akvvm()
         .arg("inspect")

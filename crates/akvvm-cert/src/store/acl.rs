@@ -321,12 +321,12 @@ mod tests {
         let error = Acl::User("no-such-user-akvvm".into())
             .resolve()
             .unwrap_err();
-        assert_eq!(error.code(), "store_unknown_user");
+        assert_eq!(error.code(), "store.unknown_user");
         assert!(error.to_string().contains("no-such-user-akvvm"));
         let error = Acl::Group("no-such-group-akvvm".into())
             .resolve()
             .unwrap_err();
-        assert_eq!(error.code(), "store_unknown_group");
+        assert_eq!(error.code(), "store.unknown_group");
     }
 
     #[test]
@@ -334,11 +334,11 @@ mod tests {
         let path = Path::new("/somewhere/store");
         for errno in [Errno::OPNOTSUPP, Errno::NOTSUP] {
             let error = acl_error(path, errno);
-            assert_eq!(error.code(), "store_acl_unsupported");
+            assert_eq!(error.code(), "store.acl_unsupported");
             assert!(error.to_string().contains("/somewhere/store"), "{error}");
             assert!(error.to_string().contains("aclEnabled"), "{error}");
         }
-        assert_eq!(acl_error(path, Errno::PERM).code(), "store_acl");
+        assert_eq!(acl_error(path, Errno::PERM).code(), "store.acl");
     }
 
     #[test]

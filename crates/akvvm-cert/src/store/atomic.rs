@@ -397,7 +397,7 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         std::fs::write(path.join("inside"), b"old").unwrap();
         let error = write_atomic(&path, b"new", 0o600, None).unwrap_err();
-        assert_eq!(error.code(), "store_write");
+        assert_eq!(error.code(), "store.write");
         assert!(error.to_string().contains("rename"), "{error}");
         assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -418,7 +418,7 @@ mod tests {
         );
 
         let error = swap_symlink_at(fd.as_fd(), dir.path(), "a", "b").unwrap_err();
-        assert_eq!(error.code(), "store_link_occupied");
+        assert_eq!(error.code(), "store.link_occupied");
         assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"a");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
@@ -430,7 +430,7 @@ mod tests {
         // 250 bytes is a valid name, but its temp name is not.
         let name = "l".repeat(250);
         let error = swap_symlink_at(fd.as_fd(), dir.path(), &name, "target").unwrap_err();
-        assert_eq!(error.code(), "store_link");
+        assert_eq!(error.code(), "store.link");
         assert!(error.to_string().contains("at target"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -442,7 +442,7 @@ mod tests {
         std::fs::write(&file, b"").unwrap();
         let fd = rustix::fs::open(&file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let error = list_dir(fd.as_fd(), &file).unwrap_err();
-        assert_eq!(error.code(), "store_read");
+        assert_eq!(error.code(), "store.read");
         assert!(error.to_string().contains("file"), "{error}");
     }
 
@@ -458,7 +458,7 @@ mod tests {
             acl: Some(&invalid),
         };
         let error = write_atomic_at(fd.as_fd(), dir.path(), "f", b"x", &options).unwrap_err();
-        assert_eq!(error.code(), "store_acl");
+        assert_eq!(error.code(), "store.acl");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

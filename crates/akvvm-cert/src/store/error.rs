@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong in the store and the state file.
 ///
 /// Every variant names the path, name or principal involved; [`StoreError::code`] gives a stable
-/// code that never changes once released.
+/// code (`store.*`) that never changes once released.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A vault, certificate, version or link name that cannot be used as a file name.
@@ -97,24 +97,95 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    /// A stable machine code for this error, used in the status file and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::InvalidName { .. } => "store_invalid_name",
-            StoreError::OpenDir { .. } => "store_open_dir",
-            StoreError::NotADirectory { .. } => "store_not_a_directory",
-            StoreError::UnsafeOwner { .. } => "store_unsafe_owner",
-            StoreError::Write { .. } => "store_write",
-            StoreError::Link { .. } => "store_link",
-            StoreError::LinkOccupied { .. } => "store_link_occupied",
-            StoreError::Read { .. } => "store_read",
-            StoreError::Acl { .. } => "store_acl",
-            StoreError::AclUnsupported { .. } => "store_acl_unsupported",
-            StoreError::UnknownUser { .. } => "store_unknown_user",
-            StoreError::UnknownGroup { .. } => "store_unknown_group",
-            StoreError::StateRead { .. } => "state_read",
-            StoreError::StateCorrupt { .. } => "state_corrupt",
-        }
+crate::error_codes! {
+    StoreError {
+        StoreError::InvalidName { .. } => "store.invalid_name",
+        StoreError::OpenDir { .. } => "store.open_dir",
+        StoreError::NotADirectory { .. } => "store.not_a_directory",
+        StoreError::UnsafeOwner { .. } => "store.unsafe_owner",
+        StoreError::Write { .. } => "store.write",
+        StoreError::Link { .. } => "store.link",
+        StoreError::LinkOccupied { .. } => "store.link_occupied",
+        StoreError::Read { .. } => "store.read",
+        StoreError::Acl { .. } => "store.acl",
+        StoreError::AclUnsupported { .. } => "store.acl_unsupported",
+        StoreError::UnknownUser { .. } => "store.unknown_user",
+        StoreError::UnknownGroup { .. } => "store.unknown_group",
+        StoreError::StateRead { .. } => "store.state_read",
+        StoreError::StateCorrupt { .. } => "store.state_corrupt",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::StoreError;
+
+    /// One of every variant; the store's tests produce each from a real failure.
+    fn all() -> Vec<StoreError> {
+        let path = || PathBuf::from("/store/v.c.1");
+        let io = || std::io::Error::other("x");
+        vec![
+            StoreError::InvalidName {
+                what: "version",
+                value: "a/b".into(),
+                reason: "x",
+            },
+            StoreError::OpenDir {
+                path: path(),
+                source: io(),
+            },
+            StoreError::NotADirectory { path: path() },
+            StoreError::UnsafeOwner {
+                path: path(),
+                owner: 1,
+                expected: 0,
+            },
+            StoreError::Write {
+                path: path(),
+                step: "write",
+                source: io(),
+            },
+            StoreError::Link {
+                path: path(),
+                target: "t".into(),
+                source: io(),
+            },
+            StoreError::LinkOccupied { path: path() },
+            StoreError::Read {
+                path: path(),
+                source: io(),
+            },
+            StoreError::Acl {
+                path: path(),
+                source: io(),
+            },
+            StoreError::AclUnsupported { path: path() },
+            StoreError::UnknownUser { name: "u".into() },
+            StoreError::UnknownGroup { name: "g".into() },
+            StoreError::StateRead {
+                path: path(),
+                source: io(),
+            },
+            StoreError::StateCorrupt {
+                path: path(),
+                line: 1,
+                column: 1,
+                message: "x".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn codes_are_distinct_well_formed_and_stable() {
+        let codes: Vec<&str> = all().iter().map(StoreError::code).collect();
+        assert_eq!(codes, StoreError::CODES);
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        assert!(codes.iter().all(|c| crate::codes::is_well_formed(c)));
+        assert!(codes.iter().all(|c| c.starts_with("store.")));
     }
 }

@@ -385,13 +385,13 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{\"version\": 1,\n \"certificates\": {\"u\": 3}").unwrap();
         let error = StateFile::load(&path).unwrap_err();
-        assert_eq!(error.code(), "state_corrupt");
+        assert_eq!(error.code(), "store.state_corrupt");
         let message = error.to_string();
         assert!(message.contains("state.json"), "{message}");
         assert!(message.contains("line 2"), "{message}");
 
         let (state, error) = StateFile::load_or_recover(&path);
-        assert_eq!(error.unwrap().code(), "state_corrupt");
+        assert_eq!(error.unwrap().code(), "store.state_corrupt");
         assert_eq!(state.entries().count(), 0);
         assert!(!path.exists());
         assert!(dir.path().join("state.json.corrupt").exists());
@@ -417,7 +417,7 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, r#"{"version":2,"certificates":{}}"#).unwrap();
         let error = StateFile::load(&path).unwrap_err();
-        assert_eq!(error.code(), "state_corrupt");
+        assert_eq!(error.code(), "store.state_corrupt");
         assert!(error.to_string().contains("newer akvvm"), "{error}");
     }
 
@@ -425,9 +425,9 @@ mod tests {
     fn an_unreadable_file_is_a_read_error() {
         let dir = tempfile::tempdir().unwrap();
         let error = StateFile::load(dir.path()).unwrap_err();
-        assert_eq!(error.code(), "state_read");
+        assert_eq!(error.code(), "store.state_read");
         let (state, error) = StateFile::load_or_recover(dir.path());
-        assert_eq!(error.unwrap().code(), "state_read");
+        assert_eq!(error.unwrap().code(), "store.state_read");
         assert_eq!(state.entries().count(), 0);
         assert!(dir.path().is_dir());
     }

@@ -8,14 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use akvvm_cert::certificate::{KeyType, pem_blocks};
+use akvvm_cert::certificate::{KeyType, pem_blocks, subject_common_name};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use der::{Decode, Tag, Tagged};
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use time::OffsetDateTime;
 use url::Url;
-use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::imds::read_token_answer;
@@ -27,8 +25,6 @@ use crate::http::{self, HttpOptions, RetryPolicy};
 /// Where the Linux guest agent puts `osProfile.secrets` certificates as `<THUMBPRINT>.crt` and
 /// `<THUMBPRINT>.prv`.
 pub const DEFAULT_WAAGENT_DIR: &str = "/var/lib/waagent";
-
-const OID_CN: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// A place where installed certificates are looked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,16 +122,17 @@ impl BootstrapCertificate {
         }
         let key = RsaPrivateKey::from_pkcs8_der(bundle.key.pkcs8_der())
             .map_err(|err| invalid(format!("bad RSA key: {err}")))?;
-        let der = bundle.leaf.der().to_vec();
-        let cert = Certificate::from_der(&der)
-            .map_err(|err| invalid(format!("bad certificate: {err}")))?;
         Ok(Self {
             path: path.to_owned(),
-            subject_cn: subject_cn(&cert).unwrap_or_default(),
+            subject_cn: bundle
+                .leaf
+                .subject_common_name()
+                .unwrap_or_default()
+                .to_owned(),
             thumbprint: bundle.leaf.thumbprint(),
             not_before: bundle.leaf.not_before,
             not_after: bundle.leaf.not_after,
-            certificate_der: der,
+            certificate_der: bundle.leaf.der().to_vec(),
             key,
         })
     }
@@ -293,34 +290,8 @@ fn leaf_has_subject(text: &str, wanted: &str) -> bool {
     blocks
         .iter()
         .filter(|block| block.label == "CERTIFICATE")
-        .filter_map(|block| Certificate::from_der(&block.der).ok())
-        .any(|cert| subject_cn(&cert).is_some_and(|cn| cn.eq_ignore_ascii_case(wanted)))
-}
-
-fn subject_cn(cert: &Certificate) -> Option<String> {
-    for rdn in cert.tbs_certificate.subject.0.iter() {
-        for atv in rdn.0.iter() {
-            if atv.oid != OID_CN {
-                continue;
-            }
-            let value = &atv.value;
-            return match value.tag() {
-                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
-                    std::str::from_utf8(value.value()).ok().map(str::to_owned)
-                }
-                Tag::BmpString => {
-                    let units: Vec<u16> = value
-                        .value()
-                        .chunks_exact(2)
-                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                        .collect();
-                    String::from_utf16(&units).ok()
-                }
-                _ => None,
-            };
-        }
-    }
-    None
+        .filter_map(|block| subject_common_name(&block.der))
+        .any(|cn| cn.eq_ignore_ascii_case(wanted))
 }
 
 /// Knobs of [`BootstrapCertificateCredential`].

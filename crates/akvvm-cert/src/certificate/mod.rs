@@ -7,17 +7,19 @@
 //! when the chain stops short of a self-signed root. [`CertificateBundle::to_pem`] is the store
 //! file's content: leaf, intermediates, root, then the PKCS#8 `PRIVATE KEY`.
 //!
-//! To support another key type, extend [`KeyType`], [`PrivateKey::from_pkcs8_der`] and
-//! `public_key_bits`.
+//! This module holds the types (keys, [`Certificate`], [`CertificateBundle`]); `decode` reads
+//! secret values, PFX and PEM into a bundle, `pem` splits and writes PEM text. To support another
+//! key type, extend [`KeyType`], [`PrivateKey::from_pkcs8_der`] and `public_key_bits`.
+
+mod decode;
+mod pem;
 
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use der::asn1::ObjectIdentifier;
 use der::oid::AssociatedOid;
-use der::{Decode, Encode};
+use der::{Decode, Encode, Tag, Tagged};
 use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
 use sha1::Digest as _;
 use time::OffsetDateTime;
@@ -28,7 +30,10 @@ use x509_cert::ext::pkix::{
 use zeroize::Zeroizing;
 
 use crate::error::CertError;
-use crate::pkcs12;
+use pem::pem_block;
+
+pub use decode::{decode_pem, decode_pfx, decode_secret, pfx_base64};
+pub use pem::{PemBlock, pem_blocks};
 
 /// The secret content type of a PFX (base64 in the secret value).
 pub const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
@@ -40,6 +45,7 @@ const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// An elliptic curve akvvm supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -279,6 +285,7 @@ pub struct Certificate {
     der: Vec<u8>,
     /// RFC 4514 form, most specific first (`CN=www.contoso.com, O=Contoso`).
     pub subject: String,
+    subject_cn: Option<String>,
     pub issuer: String,
     pub sans: Vec<San>,
     pub not_before: OffsetDateTime,
@@ -338,6 +345,7 @@ impl Certificate {
         Ok(Self {
             der: der.to_vec(),
             subject: tbs.subject.to_string(),
+            subject_cn: common_name(&tbs.subject),
             issuer: tbs.issuer.to_string(),
             sans,
             not_before: to_datetime(tbs.validity.not_before)?,
@@ -355,6 +363,12 @@ impl Certificate {
 
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// The subject's common name: its first `CN` attribute, `None` when it has none or the
+    /// value is not a string.
+    pub fn subject_common_name(&self) -> Option<&str> {
+        self.subject_cn.as_deref()
     }
 
     /// SHA-1 of the DER, upper-case hex: the thumbprint Windows, Key Vault (`x5t`) and `.cscfg`
@@ -393,6 +407,43 @@ impl Certificate {
                 _ => true,
             }
     }
+}
+
+/// The subject common name of a DER certificate, as [`Certificate::subject_common_name`] gives it,
+/// reading nothing but the certificate's structure and subject: a cheap check of which
+/// certificate a file holds, which names the subject even of a certificate whose extensions or
+/// key akvvm cannot read. `None` when `der` is not a certificate.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    common_name(&cert.tbs_certificate.subject)
+}
+
+/// The first `CN` attribute of `name`, when its value is a UTF-8, printable, IA5, teletex or
+/// BMP string.
+fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    for rdn in name.0.iter() {
+        for atv in rdn.0.iter() {
+            if atv.oid != COMMON_NAME {
+                continue;
+            }
+            let value = &atv.value;
+            return match value.tag() {
+                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
+                    std::str::from_utf8(value.value()).ok().map(str::to_owned)
+                }
+                Tag::BmpString => {
+                    let units: Vec<u16> = value
+                        .value()
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
+                    String::from_utf16(&units).ok()
+                }
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 /// The serial number as OpenSSL and Windows print it: upper-case hex without the DER sign byte.
@@ -570,244 +621,66 @@ impl CertificateBundle {
     }
 }
 
-/// Decodes a Key Vault secret value by its content type: `application/x-pkcs12` is a base64 PFX
-/// with an empty password, `application/x-pem-file` is PEM text. Without a content type (or with
-/// an unknown one) the value is recognised by its form.
-pub fn decode_secret(
-    content_type: Option<&str>,
-    value: &str,
-) -> Result<CertificateBundle, CertError> {
-    let declared = content_type
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or(ct)
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .filter(|ct| !ct.is_empty());
-    // A value saved by a Windows tool may start with a byte order mark.
-    let value = value.strip_prefix('\u{feff}').unwrap_or(value);
-    let looks_pem = value.trim_start().starts_with("-----BEGIN");
-    match declared.as_deref() {
-        Some(CONTENT_TYPE_PEM) => decode_pem(value),
-        Some(CONTENT_TYPE_PKCS12) if !looks_pem => decode_secret_pfx(&pfx_base64(value)?),
-        _ if looks_pem => decode_pem(value),
-        declared => {
-            let der = pfx_base64(value).map_err(|_| CertError::NotACertificate {
-                reason: match declared {
-                    Some(ct) => format!(
-                        "content type \"{ct}\", and the value is neither PEM nor a base64 PFX"
-                    ),
-                    None => "the value is neither PEM nor a base64 PFX".into(),
-                },
-            })?;
-            decode_secret_pfx(&der)
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
+
+    use super::{Certificate, subject_common_name};
+
+    fn der_with(name: DistinguishedName) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = name;
+        let key = KeyPair::generate().expect("key");
+        params
+            .self_signed(&key)
+            .expect("certificate")
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_subject_common_name_is_read_from_every_string_type_akvvm_meets() {
+        let cases = [
+            (
+                DnValue::Utf8String("utf8.contoso.com".into()),
+                Some("utf8.contoso.com"),
+            ),
+            (
+                DnValue::PrintableString("printable.contoso.com".try_into().expect("printable")),
+                Some("printable.contoso.com"),
+            ),
+            (
+                DnValue::BmpString("bmp.contoso.com".try_into().expect("bmp")),
+                Some("bmp.contoso.com"),
+            ),
+            (
+                DnValue::TeletexString("teletex.contoso.com".try_into().expect("teletex")),
+                Some("teletex.contoso.com"),
+            ),
+        ];
+        for (value, expected) in cases {
+            let mut name = DistinguishedName::new();
+            name.push(DnType::OrganizationName, "Contoso");
+            name.push(DnType::CommonName, value);
+            let der = der_with(name);
+            let cert = Certificate::from_der(&der).expect("certificate");
+            assert_eq!(cert.subject_common_name(), expected);
+            assert_eq!(subject_common_name(&der).as_deref(), expected);
         }
     }
-}
 
-/// A PFX from a secret value: Key Vault's own have no password, so one that needs a password was
-/// put into the secret by hand, and the way out is to import it as a certificate instead.
-fn decode_secret_pfx(der: &[u8]) -> Result<CertificateBundle, CertError> {
-    decode_pfx(der, "").map_err(|err| match err {
-        CertError::PfxBadPassword { .. } => CertError::PfxBadPassword {
-            detail: " (Key Vault's own PFX secrets have an empty password, which does not open \
-                     this one): the secret holds a password-protected PFX set by hand; import it \
-                     as a certificate instead (az keyvault certificate import --file FILE \
-                     --password ...), which Key Vault stores without a password"
-                .into(),
-        },
-        other => other,
-    })
-}
-
-/// The DER of a base64 PFX secret value (whitespace allowed).
-pub fn pfx_base64(value: &str) -> Result<Vec<u8>, CertError> {
-    let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if compact.is_empty() {
-        return Err(CertError::NotACertificate {
-            reason: "the value is empty".into(),
-        });
+    #[test]
+    fn a_subject_without_a_common_name_has_none() {
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, "Contoso");
+        let der = der_with(name);
+        assert_eq!(
+            Certificate::from_der(&der)
+                .expect("certificate")
+                .subject_common_name(),
+            None
+        );
+        assert_eq!(subject_common_name(&der), None);
+        assert_eq!(subject_common_name(b"not a certificate"), None);
     }
-    let der = BASE64
-        .decode(compact.as_bytes())
-        .map_err(|e| CertError::NotACertificate {
-            reason: format!("the value is not base64 ({e})"),
-        })?;
-    if der.first() != Some(&0x30) {
-        return Err(CertError::NotACertificate {
-            reason: "the base64 value does not decode to a PFX (ASN.1 SEQUENCE)".into(),
-        });
-    }
-    Ok(der)
-}
-
-/// Opens a PFX (DER) and builds the bundle.
-pub fn decode_pfx(der: &[u8], password: &str) -> Result<CertificateBundle, CertError> {
-    let contents = pkcs12::decode(der, password)?;
-    let key = match contents.keys.as_slice() {
-        [key] => key,
-        [] => {
-            return Err(CertError::PfxNoKey {
-                certificates: contents.certs.len(),
-            });
-        }
-        keys => return Err(CertError::MultipleKeys { count: keys.len() }),
-    };
-    CertificateBundle::from_parts(key, &contents.certs)
-}
-
-/// One block of PEM text: its label and content. The content may be a key: it is wiped on drop
-/// and `Debug` shows only its length.
-pub struct PemBlock {
-    /// The label of the BEGIN line: `CERTIFICATE`, `PRIVATE KEY`, ...
-    pub label: String,
-    /// The decoded base64 content.
-    pub der: Zeroizing<Vec<u8>>,
-}
-
-impl fmt::Debug for PemBlock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PemBlock")
-            .field("label", &self.label)
-            .field("der", &format_args!("<{} bytes>", self.der.len()))
-            .finish()
-    }
-}
-
-/// Splits PEM text into its blocks, in order; text between blocks is ignored. A block with
-/// headers (an encrypted PEM) is refused: akvvm only reads unencrypted keys.
-pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertError> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let index = blocks.len();
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after.find("-----").ok_or_else(|| CertError::PemInvalid {
-            index,
-            label: "?".into(),
-            reason: "a BEGIN line without its closing dashes".into(),
-        })?;
-        let label = after[..label_end].to_string();
-        let body_and_rest = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let end = body_and_rest
-            .find(&end_marker)
-            .ok_or_else(|| CertError::PemInvalid {
-                index,
-                label: label.clone(),
-                reason: format!("no \"{end_marker}\" line (truncated?)"),
-            })?;
-        let body = &body_and_rest[..end];
-        rest = &body_and_rest[end + end_marker.len()..];
-        if body.contains(':') {
-            return Err(CertError::unsupported(format!(
-                "an encrypted PEM block ({label} with headers); store the key unencrypted in PKCS#8"
-            )));
-        }
-        let compact: Zeroizing<String> =
-            Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
-        let der = BASE64
-            .decode(compact.as_bytes())
-            .map_err(|e| CertError::PemInvalid {
-                index,
-                label: label.clone(),
-                reason: format!("bad base64: {e}"),
-            })?;
-        blocks.push(PemBlock {
-            label,
-            der: Zeroizing::new(der),
-        });
-    }
-    Ok(blocks)
-}
-
-/// Decodes a PEM bundle: one private key (`PRIVATE KEY`, or the traditional `RSA PRIVATE KEY`
-/// and `EC PRIVATE KEY`) and certificates, in any order.
-pub fn decode_pem(text: &str) -> Result<CertificateBundle, CertError> {
-    let mut keys: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-    let mut certs = Vec::new();
-    let blocks = pem_blocks(text)?;
-    for (index, PemBlock { label, der }) in blocks.iter().enumerate() {
-        let invalid = |reason: String| CertError::PemInvalid {
-            index,
-            label: label.clone(),
-            reason,
-        };
-        match label.as_str() {
-            "CERTIFICATE" | "X509 CERTIFICATE" => certs.push(der.to_vec()),
-            "PRIVATE KEY" => keys.push(der.clone()),
-            "RSA PRIVATE KEY" => {
-                use rsa::pkcs1::DecodeRsaPrivateKey;
-                let key =
-                    rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| invalid(e.to_string()))?;
-                let pkcs8 = key.to_pkcs8_der().map_err(|e| invalid(e.to_string()))?;
-                keys.push(Zeroizing::new(pkcs8.as_bytes().to_vec()));
-            }
-            "EC PRIVATE KEY" => keys.push(Zeroizing::new(sec1_to_pkcs8(der).map_err(invalid)?)),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err(CertError::unsupported(
-                    "an ENCRYPTED PRIVATE KEY in a PEM secret (Key Vault PEM secrets hold the key \
-                     unencrypted)",
-                ));
-            }
-            other => tracing::debug!(label = other, "skipping a PEM block"),
-        }
-    }
-    if blocks.is_empty() {
-        return Err(CertError::NotACertificate {
-            reason: "the text holds no PEM block".into(),
-        });
-    }
-    match keys.as_slice() {
-        [key] => CertificateBundle::from_parts(key, &certs),
-        [] => Err(CertError::PemNoKey {
-            certificates: certs.len(),
-        }),
-        keys => Err(CertError::MultipleKeys { count: keys.len() }),
-    }
-}
-
-/// Converts a SEC1 `EC PRIVATE KEY` to PKCS#8 (the curve comes from its parameters).
-fn sec1_to_pkcs8(der: &[u8]) -> Result<Vec<u8>, String> {
-    let key = sec1::EcPrivateKey::from_der(der).map_err(|e| e.to_string())?;
-    let curve = key
-        .parameters
-        .and_then(|p| p.named_curve())
-        .ok_or("an EC PRIVATE KEY without a named curve")?;
-    macro_rules! convert {
-        ($crate_:ident) => {{
-            let secret = $crate_::SecretKey::from_sec1_der(der).map_err(|e| e.to_string())?;
-            secret
-                .to_pkcs8_der()
-                .map(|doc| doc.as_bytes().to_vec())
-                .map_err(|e| e.to_string())
-        }};
-    }
-    if curve == SECP256R1 {
-        convert!(p256)
-    } else if curve == SECP384R1 {
-        convert!(p384)
-    } else if curve == SECP521R1 {
-        convert!(p521)
-    } else {
-        Err(format!("EC curve {curve} is not supported"))
-    }
-}
-
-/// Appends a PEM block with 64-column base64 lines.
-fn pem_block(out: &mut String, label: &str, der: &[u8]) {
-    let encoded = Zeroizing::new(BASE64.encode(der));
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    for line in encoded.as_bytes().chunks(64) {
-        // Base64 output is ASCII, so every chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
 }

@@ -1,0 +1,234 @@
+//! Installing one version: the bundle rendered to the store file's content (and certbot's files
+//! and PFX), written complete with its ACL, then the links moved to it, then old versions
+//! pruned. The order is what makes a crash at any moment leave every link on a complete version.
+
+use std::num::NonZeroU32;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::acl::{self, Acl, PosixAcl, Principal};
+use super::atomic::{self, FileOptions};
+use super::names::Names;
+use super::{
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, InstallRequest, Installed, PFX_FILE, Store,
+    StoreError,
+};
+use crate::certificate::CertificateBundle;
+
+/// An [`InstallRequest`] without its bundle.
+pub(super) struct Target<'a> {
+    pub(super) vault: &'a str,
+    pub(super) name: &'a str,
+    pub(super) version: &'a str,
+    pub(super) link_name: Option<&'a str>,
+    pub(super) acls: &'a [Acl],
+    pub(super) keep: NonZeroU32,
+    pub(super) certbot_layout: bool,
+}
+
+/// The content of one version, rendered from a bundle.
+pub(super) struct Rendered {
+    /// Leaf, intermediates, root, then the key.
+    pub(super) full: Zeroizing<Vec<u8>>,
+    pub(super) leaf: Vec<u8>,
+    pub(super) chain: Vec<u8>,
+    pub(super) key: Zeroizing<Vec<u8>>,
+    /// The same as a PKCS#12 file (`cert.pfx` of the certbot-style directory), when that
+    /// directory is written.
+    pub(super) pfx: Option<Zeroizing<Vec<u8>>>,
+    pub(super) thumbprint: String,
+    pub(super) not_after: OffsetDateTime,
+}
+
+impl Rendered {
+    fn from_bundle(bundle: &CertificateBundle, with_pfx: bool) -> Result<Rendered, StoreError> {
+        let pfx = if with_pfx {
+            let mut certs = vec![bundle.leaf.der().to_vec()];
+            certs.extend(bundle.chain.iter().map(|c| c.der().to_vec()));
+            let der =
+                crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs).map_err(|e| {
+                    StoreError::Write {
+                        path: PathBuf::from(PFX_FILE),
+                        step: "encode the PKCS#12 file",
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            Some(Zeroizing::new(der))
+        } else {
+            None
+        };
+        Ok(Rendered {
+            full: Zeroizing::new(bundle.to_pem().as_bytes().to_vec()),
+            leaf: bundle.leaf_pem().into_bytes(),
+            chain: bundle.chain_pem().into_bytes(),
+            key: Zeroizing::new(bundle.key_pem().as_bytes().to_vec()),
+            pfx,
+            thumbprint: bundle.thumbprint(),
+            not_after: bundle.not_after(),
+        })
+    }
+}
+
+impl Store {
+    /// Installs one version of a certificate and points its links at it.
+    ///
+    /// Order: the version file (complete, with its ACL), the certbot-style directory, the store's
+    /// ACL, then the links, then pruning. A failure before the links move leaves the previous
+    /// version linked and untouched; the names and ACL principals are checked before anything is
+    /// written.
+    pub fn install(&self, request: &InstallRequest<'_>) -> Result<Installed, StoreError> {
+        let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
+        let target = Target {
+            vault: request.vault,
+            name: request.name,
+            version: request.version,
+            link_name: request.link_name,
+            acls: request.acls,
+            keep: request.keep,
+            certbot_layout: request.certbot_layout,
+        };
+        self.install_rendered(&target, &rendered)
+    }
+
+    pub(super) fn install_rendered(
+        &self,
+        request: &Target<'_>,
+        rendered: &Rendered,
+    ) -> Result<Installed, StoreError> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let names = Names::new(request)?;
+        let principals = request
+            .acls
+            .iter()
+            .map(Acl::resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        let dir = self.dir.as_fd();
+
+        // Refuse up front to replace anything that is not a link.
+        atomic::ensure_link_or_absent(dir, &self.path, &names.link)?;
+        if let Some(custom) = &names.custom_link {
+            atomic::ensure_link_or_absent(dir, &self.path, custom)?;
+        }
+        if request.certbot_layout {
+            atomic::ensure_link_or_absent(dir, &self.path, &names.live_link)?;
+        }
+
+        let file_acl = (!principals.is_empty()).then(|| PosixAcl::for_file(&principals).to_xattr());
+        let file_options = FileOptions {
+            mode: CERT_FILE_MODE,
+            owner: None,
+            acl: file_acl.as_deref(),
+        };
+        atomic::write_atomic_at(dir, &self.path, &names.file, &rendered.full, &file_options)?;
+        if request.certbot_layout {
+            self.write_certbot_dir(&names.certbot_dir, rendered, &principals, &file_options)?;
+        }
+        self.update_directory_acl()?;
+
+        atomic::swap_symlink_at(dir, &self.path, &names.link, &names.file)?;
+        if let Some(custom) = &names.custom_link {
+            atomic::swap_symlink_at(dir, &self.path, custom, &names.file)?;
+        }
+        if request.certbot_layout {
+            atomic::swap_symlink_at(dir, &self.path, &names.live_link, &names.certbot_dir)?;
+        } else {
+            // The output was turned off: a `.live` link left behind would serve an old
+            // certificate forever.
+            self.remove_link(&names.live_link);
+        }
+
+        let pruned = self.prune(request.vault, request.name, request.keep);
+        if !pruned.is_empty()
+            && let Err(error) = self.update_directory_acl()
+        {
+            tracing::warn!(%error, "cannot narrow the store's ACL after pruning");
+        }
+        Ok(Installed {
+            version: request.version.to_owned(),
+            file: self.path.join(&names.file),
+            link: self.path.join(&names.link),
+            custom_link: names.custom_link.as_ref().map(|c| self.path.join(c)),
+            live_link: request
+                .certbot_layout
+                .then(|| self.path.join(&names.live_link)),
+            thumbprint: rendered.thumbprint.clone(),
+            not_after: rendered.not_after,
+            pruned,
+        })
+    }
+
+    /// Removes the link `name` if it is one; failures are logged.
+    fn remove_link(&self, name: &str) {
+        let path = self.path.join(name);
+        match rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {}
+            _ => return,
+        }
+        match rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a link to an output that is no longer asked for")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale link")
+            }
+        }
+    }
+
+    /// Writes `<store>/<name>/` with certbot's four files. The directory is only reached through
+    /// the `.live` link, which moves after all four are complete.
+    fn write_certbot_dir(
+        &self,
+        name: &str,
+        rendered: &Rendered,
+        principals: &[Principal],
+        file_options: &FileOptions<'_>,
+    ) -> Result<(), StoreError> {
+        let dir_path = self.path.join(name);
+        let write_error = |step: &'static str| {
+            let path = dir_path.clone();
+            move |e: Errno| StoreError::Write {
+                path,
+                step,
+                source: e.into(),
+            }
+        };
+        match rustix::fs::mkdirat(&self.dir, name, Mode::from_raw_mode(CERTBOT_DIR_MODE)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(write_error("create the directory")(e)),
+        }
+        let sub = rustix::fs::openat(
+            &self.dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::NOTDIR | Errno::LOOP => StoreError::LinkOccupied {
+                path: dir_path.clone(),
+            },
+            e => write_error("open the directory")(e),
+        })?;
+        let acl = PosixAcl::for_directory(principals);
+        acl::set_directory_acl(&sub, &dir_path, &acl, CERTBOT_DIR_MODE)?;
+
+        let mut fullchain = Vec::with_capacity(rendered.leaf.len() + rendered.chain.len());
+        fullchain.extend_from_slice(&rendered.leaf);
+        fullchain.extend_from_slice(&rendered.chain);
+        let contents: [&[u8]; 4] = [&rendered.leaf, &rendered.chain, &fullchain, &rendered.key];
+        for (file, bytes) in CERTBOT_FILES.into_iter().zip(contents) {
+            atomic::write_atomic_at(sub.as_fd(), &dir_path, file, bytes, file_options)?;
+        }
+        if let Some(pfx) = &rendered.pfx {
+            atomic::write_atomic_at(sub.as_fd(), &dir_path, PFX_FILE, pfx, file_options)?;
+        }
+        rustix::fs::fsync(&self.dir).map_err(write_error("fsync the store directory"))
+    }
+}

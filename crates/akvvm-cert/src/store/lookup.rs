@@ -1,0 +1,117 @@
+//! Reading back what is installed: the version a stable link points to, and the whole install
+//! (thumbprint, expiry, custom and `.live` links) decoded from the store, which rebuilds a lost
+//! or corrupt state file without writing anything.
+
+use rustix::fs::{AtFlags, FileType};
+use rustix::io::Errno;
+use zeroize::Zeroizing;
+
+use super::names::{check_key_vault_name, check_link_name};
+use super::{CERTBOT_DIR_SUFFIX, Current, Installed, LIVE_LINK_SUFFIX, Store, StoreError};
+
+impl Store {
+    /// What is installed for `vault.name`, read back from the store: the version the stable link
+    /// points to, decoded for its thumbprint and expiry, with the custom link (`link_name`) and the
+    /// `.live` link when they point to the same version. `None` when nothing complete is
+    /// installed (no link, a missing file, or a file that no longer decodes, which is logged).
+    /// This rebuilds a lost or corrupt state file without writing anything.
+    pub fn installed(
+        &self,
+        vault: &str,
+        name: &str,
+        link_name: Option<&str>,
+    ) -> Result<Option<Installed>, StoreError> {
+        let Some(current) = self.current(vault, name)? else {
+            return Ok(None);
+        };
+        let text = Zeroizing::new(std::fs::read_to_string(&current.file).map_err(|source| {
+            StoreError::Read {
+                path: current.file.clone(),
+                source,
+            }
+        })?);
+        let bundle = match crate::certificate::decode_pem(&text) {
+            Ok(bundle) => bundle,
+            Err(error) => {
+                tracing::warn!(
+                    path = %current.file.display(),
+                    code = error.code(),
+                    %error,
+                    "the installed certificate no longer decodes; it will be installed again"
+                );
+                return Ok(None);
+            }
+        };
+        let file_name = format!("{vault}.{name}.{}", current.version);
+        let points_here = |link: &str, target: &str| {
+            rustix::fs::readlinkat(&self.dir, link, Vec::new())
+                .ok()
+                .is_some_and(|t| t.as_bytes() == target.as_bytes())
+        };
+        let custom_link = link_name
+            .filter(|link| check_link_name(link).is_ok() && points_here(link, &file_name))
+            .map(|link| self.path.join(link));
+        let live = format!("{vault}.{name}.{LIVE_LINK_SUFFIX}");
+        let live_link = points_here(&live, &format!("{file_name}{CERTBOT_DIR_SUFFIX}"))
+            .then(|| self.path.join(&live));
+        Ok(Some(Installed {
+            version: current.version,
+            file: current.file,
+            link: current.link,
+            custom_link,
+            live_link,
+            thumbprint: bundle.thumbprint(),
+            not_after: bundle.not_after(),
+            pruned: Vec::new(),
+        }))
+    }
+
+    /// The version the stable link `<vault>.<name>` points to, or `None` when there is no link,
+    /// or it points to a missing file or to something akvvm did not make.
+    pub fn current(&self, vault: &str, name: &str) -> Result<Option<Current>, StoreError> {
+        check_key_vault_name("vault name", vault)?;
+        check_key_vault_name("certificate name", name)?;
+        let link = format!("{vault}.{name}");
+        let link_path = self.path.join(&link);
+        let target = match rustix::fs::readlinkat(&self.dir, link.as_str(), Vec::new()) {
+            Ok(target) => target,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::INVAL) => {
+                return Err(StoreError::LinkOccupied { path: link_path });
+            }
+            Err(e) => {
+                return Err(StoreError::Read {
+                    path: link_path,
+                    source: e.into(),
+                });
+            }
+        };
+        let Ok(target) = target.into_string() else {
+            return Ok(None);
+        };
+        let Some(version) = target.strip_prefix(&format!("{link}.")) else {
+            tracing::warn!(link = %link_path.display(), %target, "the link points outside akvvm's layout");
+            return Ok(None);
+        };
+        if check_key_vault_name("version", version).is_err() {
+            return Ok(None);
+        }
+        match rustix::fs::statat(&self.dir, target.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
+                Ok(Some(Current {
+                    version: version.to_owned(),
+                    file: self.path.join(&target),
+                    link: link_path,
+                }))
+            }
+            Ok(_) | Err(Errno::NOENT) => {
+                tracing::warn!(link = %link_path.display(), %target, "the link points to a missing file");
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::Read {
+                path: self.path.join(&target),
+                source: e.into(),
+            }),
+        }
+    }
+}
