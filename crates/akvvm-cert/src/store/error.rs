@@ -95,6 +95,10 @@ pub enum StoreError {
         column: usize,
         message: String,
     },
+    /// The certbot-style `cert.pfx` could not be built from the decoded certificate (its code is
+    /// the certificate error's own).
+    #[error("cannot build cert.pfx for the certbot-style directory: {0}")]
+    Encode(#[source] crate::CertError),
 }
 
 crate::error_codes! {
@@ -113,6 +117,9 @@ crate::error_codes! {
         StoreError::UnknownGroup { .. } => "store.unknown_group",
         StoreError::StateRead { .. } => "store.state_read",
         StoreError::StateCorrupt { .. } => "store.state_corrupt",
+    }
+    passes through {
+        StoreError::Encode(inner) => inner,
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::num::NonZeroU32;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -51,13 +50,7 @@ impl Rendered {
             let mut certs = vec![bundle.leaf.der().to_vec()];
             certs.extend(bundle.chain.iter().map(|c| c.der().to_vec()));
             let der =
-                crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs).map_err(|e| {
-                    StoreError::Write {
-                        path: PathBuf::from(PFX_FILE),
-                        step: "encode the PKCS#12 file",
-                        source: std::io::Error::other(e.to_string()),
-                    }
-                })?;
+                crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs).map_err(StoreError::Encode)?;
             Some(Zeroizing::new(der))
         } else {
             None
