@@ -9,14 +9,23 @@
 //! - [`RawSettings`] mirrors the documented JSON field by field; tests and tools build settings
 //!   with it and turn them into JSON.
 //!
+//! The parser is split by section: `parse.rs` (the settings object and the keys each object
+//! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
+//! (`authenticationSettings`) and `akvvm.rs` (akvvm's own `"akvvm"` objects), all reading through
+//! `read.rs` (fields, basic types, and the diagnostic builder).
+//!
 //! To add a setting: add the field (with its default as a named constant) to the validated type,
-//! read it in `parse.rs` (add its key to the list of known keys there), and document it in
-//! `docs/configuration.md`.
+//! read it in its section's file (add its key to the key tables in `parse.rs`), and document it
+//! in `docs/configuration.md`.
 
+mod akvvm;
+mod authentication;
 mod diagnostic;
 mod parse;
 mod raw;
+mod read;
 mod secret_url;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::fmt;
