@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use akvvm::http::{HostOverride, HttpOptions};
 use akvvm::identity::{Identity, IdentityError, ManagedIdentityCredential, ManagedIdentityOptions};
+use akvvm::settings::MsiEndpoint;
 use akvvm::vault::{VaultClient, VaultOptions};
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, SecretSpec};
 use url::Url;
 
 fn credential(imds: &Url, key_directory: &std::path::Path) -> ManagedIdentityCredential {
     ManagedIdentityCredential::new(
-        imds,
+        &MsiEndpoint::new(imds),
         None,
         &HttpOptions::default(),
         ManagedIdentityOptions {

@@ -11,6 +11,7 @@ use akvvm::http::HttpOptions;
 use akvvm::identity::{
     IdentityError, KEY_VAULT_SCOPE, ManagedIdentityCredential, ManagedIdentityOptions,
 };
+use akvvm::settings::MsiEndpoint;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -116,7 +117,7 @@ fn credential(
     max_attempts: u32,
 ) -> ManagedIdentityCredential {
     ManagedIdentityCredential::new(
-        endpoint,
+        &MsiEndpoint::new(endpoint),
         client_id,
         &HttpOptions::default(),
         ManagedIdentityOptions {

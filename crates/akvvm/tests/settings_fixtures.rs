@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use akvvm::settings::{
-    AclEntry, AgentOptions, Authentication, CertificateOptions, LoadError, ReloadHook,
+    AclEntry, AgentOptions, Authentication, CertificateOptions, LoadError, MsiEndpoint, ReloadHook,
     ResolveTarget, SecretUrl, Settings, Shape,
 };
 use url::Url;
@@ -25,7 +25,9 @@ fn url(s: &str) -> SecretUrl {
 
 fn imds(client_id: Option<&str>) -> Authentication {
     Authentication::ManagedIdentity {
-        endpoint: Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
+        endpoint: MsiEndpoint::new(
+            &Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
+        ),
         client_id: client_id.map(str::to_string),
     }
 }
@@ -139,7 +141,6 @@ fn paas_bootstrap_certificate() {
             subject_name: "bootstrap.contoso.com".into(),
         }
     );
-    assert_eq!(s.authentication.msi_token_url(), None);
 }
 
 #[test]

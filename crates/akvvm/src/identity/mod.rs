@@ -39,22 +39,13 @@ pub use bootstrap::{
     DEFAULT_WAAGENT_DIR, TenantBoundCredential, find_bootstrap_certificate,
 };
 pub use cache::{REFRESH_MARGIN, TokenCache};
-pub use imds::{
-    ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions, imds_token_url,
-    is_arc_endpoint,
-};
+pub use imds::{ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions};
 
 /// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
 /// The Key Vault scope in the public cloud, as Entra's v2 `scope` parameter.
 pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
-
-/// The public cloud's Entra ID authority host; the settings may name another.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-
-/// The IMDS identity endpoint on Azure VMs; the settings' `msiEndpoint` may name another.
-pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity";
 
 /// Why a token could not be obtained.
 #[derive(Debug, thiserror::Error)]

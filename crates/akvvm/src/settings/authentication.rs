@@ -7,7 +7,7 @@ use url::Url;
 
 use super::parse::{AUTH_KEYS, Ctx};
 use super::read::{Fields, Got};
-use super::{Authentication, DEFAULT_MSI_ENDPOINT};
+use super::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
 
 impl Ctx<'_> {
     pub(super) fn authentication(&mut self, v: &Value, path: &str) -> Option<Authentication> {
@@ -86,13 +86,11 @@ impl Ctx<'_> {
                     .help(format!("add \"msiEndpoint\": \"{DEFAULT_MSI_ENDPOINT}\""));
                     return None;
                 }
-                Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL")
+                MsiEndpoint::default()
             }
             Got::Skip => return None,
         };
-        if client_id.is_some()
-            && crate::identity::is_arc_endpoint(&crate::identity::imds_token_url(&endpoint))
-        {
+        if client_id.is_some() && endpoint.is_arc() {
             self.warn(
                 "arc-user-assigned",
                 &client_id_path,
@@ -194,7 +192,7 @@ impl Ctx<'_> {
     }
 
     /// `msiEndpoint`, with or without `/oauth2/token`; normalised without it.
-    pub(super) fn msi_endpoint(&mut self, s: &str, path: &str) -> Option<Url> {
+    pub(super) fn msi_endpoint(&mut self, s: &str, path: &str) -> Option<MsiEndpoint> {
         let example = format!("write \"{DEFAULT_MSI_ENDPOINT}\"");
         if let Some((scheme, rest)) = s.split_once("://")
             && rest.starts_with('/')
@@ -237,21 +235,22 @@ impl Ctx<'_> {
             .help(example);
             return None;
         }
-        let mut base = url.path().trim_end_matches('/').to_string();
-        if let Some(stripped) = base.strip_suffix("/oauth2/token") {
-            base = stripped.to_string();
-        } else if let Some(stripped) = base.strip_suffix("/ouath2/token") {
+        let mut url = url;
+        let typo = url
+            .path()
+            .trim_end_matches('/')
+            .strip_suffix("/ouath2/token")
+            .map(str::to_string);
+        if let Some(stripped) = typo {
             self.warn(
                 "msi-endpoint-typo",
                 path,
                 format!("msiEndpoint {s:?} ends with \"/ouath2/token\" (a typo copied from the documentation); accepted as /oauth2/token"),
             )
             .help(example.clone());
-            base = stripped.to_string();
+            url.set_path(&stripped);
         }
-        let mut endpoint = url.clone();
-        endpoint.set_path(&base);
-        Some(endpoint)
+        Some(MsiEndpoint::new(&url))
     }
 }
 

@@ -12,7 +12,8 @@
 //! The parser is split by section: `parse.rs` (the settings object and the keys each object
 //! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
 //! (`authenticationSettings`) and `akvvm.rs` (akvvm's own `"akvvm"` objects), all reading through
-//! `read.rs` (fields, basic types, and the diagnostic builder).
+//! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
+//! module of the crate: settings are the root of the dependency graph.
 //!
 //! To add a setting: add the field (with its default as a named constant) to the validated type,
 //! read it in its section's file (add its key to the key tables in `parse.rs`), and document it
@@ -182,8 +183,8 @@ impl fmt::Display for AclEntry {
 pub enum Authentication {
     /// Managed identity through IMDS (or Azure Arc, or the local vault's IMDS).
     ManagedIdentity {
-        /// Normalised WITHOUT `/oauth2/token`; default [`DEFAULT_MSI_ENDPOINT`].
-        endpoint: Url,
+        /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
+        endpoint: MsiEndpoint,
         /// A user-assigned identity's client id; `None` means the system-assigned identity.
         client_id: Option<String>,
     },
@@ -199,22 +200,68 @@ impl Authentication {
     /// The system-assigned managed identity at the default IMDS endpoint.
     pub fn default_managed_identity() -> Authentication {
         Authentication::ManagedIdentity {
-            endpoint: Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL"),
+            endpoint: MsiEndpoint::default(),
             client_id: None,
         }
     }
+}
 
-    /// For a managed identity, the token URL: `<endpoint>/oauth2/token`.
-    pub fn msi_token_url(&self) -> Option<Url> {
-        match self {
-            Authentication::ManagedIdentity { endpoint, .. } => {
-                let mut url = endpoint.clone();
-                let path = format!("{}/oauth2/token", endpoint.path().trim_end_matches('/'));
-                url.set_path(&path);
-                Some(url)
-            }
-            Authentication::BootstrapCertificate { .. } => None,
-        }
+/// `msiEndpoint`: where a managed identity's tokens come from (IMDS, Azure Arc's local endpoint,
+/// or the local vault's IMDS). Held as the documented base URL, without `/oauth2/token`, query
+/// or fragment; [`MsiEndpoint::token_url`] is the one place the token URL is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MsiEndpoint(Url);
+
+impl MsiEndpoint {
+    /// The endpoint `url` names, given as the documented base
+    /// (`http://169.254.169.254/metadata/identity`) or with `/oauth2/token` already appended;
+    /// a query or fragment is dropped.
+    pub fn new(url: &Url) -> MsiEndpoint {
+        let mut base = url.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        let path = base.path().trim_end_matches('/');
+        let path = path
+            .strip_suffix("/oauth2/token")
+            .unwrap_or(path)
+            .to_owned();
+        base.set_path(&path);
+        MsiEndpoint(base)
+    }
+
+    /// The base URL, as `msiEndpoint` is documented (without `/oauth2/token`).
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// The token URL: `<endpoint>/oauth2/token`.
+    pub fn token_url(&self) -> Url {
+        let mut url = self.0.clone();
+        url.set_path(&format!(
+            "{}/oauth2/token",
+            self.0.path().trim_end_matches('/')
+        ));
+        url
+    }
+
+    /// Whether this is Azure Arc's identity endpoint (`localhost:40342`), which serves only the
+    /// machine's system-assigned identity.
+    pub fn is_arc(&self) -> bool {
+        matches!(self.0.host_str(), Some("localhost" | "127.0.0.1")) && self.0.port() == Some(40342)
+    }
+}
+
+impl Default for MsiEndpoint {
+    /// [`DEFAULT_MSI_ENDPOINT`], IMDS on Azure VMs.
+    fn default() -> Self {
+        MsiEndpoint(Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL"))
+    }
+}
+
+impl fmt::Display for MsiEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -520,17 +567,65 @@ mod tests {
             ]
         );
         assert!(other.url.is_pinned());
+        let endpoint =
+            MsiEndpoint::new(&Url::parse("http://169.254.169.254/metadata/identity").unwrap());
         assert_eq!(
             settings.authentication,
             Authentication::ManagedIdentity {
-                endpoint: Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
+                endpoint: endpoint.clone(),
                 client_id: Some("c7373ae5-91c2-4165-8ab6-7381d6e75619".into()),
             }
         );
         assert_eq!(
-            settings.authentication.msi_token_url().unwrap().as_str(),
+            endpoint.token_url().as_str(),
             "http://169.254.169.254/metadata/identity/oauth2/token"
         );
         assert_eq!(settings.agent, AgentOptions::default());
+    }
+
+    #[test]
+    fn msi_endpoint_accepts_both_documented_forms() {
+        for endpoint in [
+            "http://169.254.169.254/metadata/identity",
+            "http://169.254.169.254/metadata/identity/",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://169.254.169.254/metadata/identity/oauth2/token?x=y",
+        ] {
+            let endpoint = MsiEndpoint::new(&Url::parse(endpoint).unwrap());
+            assert_eq!(
+                endpoint.url().as_str(),
+                "http://169.254.169.254/metadata/identity",
+                "{endpoint}"
+            );
+            assert_eq!(
+                endpoint.token_url().as_str(),
+                "http://169.254.169.254/metadata/identity/oauth2/token",
+                "{endpoint}"
+            );
+            assert!(!endpoint.is_arc());
+        }
+        assert_eq!(MsiEndpoint::default().url().as_str(), DEFAULT_MSI_ENDPOINT);
+    }
+
+    #[test]
+    fn msi_endpoint_knows_azure_arc() {
+        for arc in [
+            "http://localhost:40342/metadata/identity",
+            "http://127.0.0.1:40342/metadata/identity/oauth2/token",
+        ] {
+            assert!(
+                MsiEndpoint::new(&Url::parse(arc).unwrap()).is_arc(),
+                "{arc}"
+            );
+        }
+        for not_arc in [
+            "http://localhost:40343/metadata/identity",
+            "http://169.254.169.254:40342/metadata/identity",
+        ] {
+            assert!(
+                !MsiEndpoint::new(&Url::parse(not_arc).unwrap()).is_arc(),
+                "{not_arc}"
+            );
+        }
     }
 }
