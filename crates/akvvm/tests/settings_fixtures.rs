@@ -241,9 +241,11 @@ fn load_reports_the_file_and_every_problem() {
 }
 
 #[test]
-fn raw_settings_build_valid_json() {
-    let raw = akvvm::settings::RawSettings::observing(["https://v.vault.azure.net/secrets/a"]);
-    let (s, warnings) = Settings::from_raw(&raw).unwrap();
+fn a_bare_list_of_urls_is_valid() {
+    let value = serde_json::json!({
+        "secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/a"]}
+    });
+    let (s, warnings) = Settings::from_json_value(&value).unwrap();
     assert!(warnings.is_empty());
     assert_eq!(
         s.observed[0].url,

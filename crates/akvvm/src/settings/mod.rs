@@ -6,8 +6,6 @@
 //!   check, for `akvvm validate`).
 //! - [`Diagnostic`]s say what is wrong, where (a JSON path) and what to do; warnings are
 //!   returned alongside valid settings.
-//! - [`RawSettings`] mirrors the documented JSON field by field; tests and tools build settings
-//!   with it and turn them into JSON.
 //!
 //! The parser is split by section: `parse.rs` (the settings object and the keys each object
 //! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
@@ -23,7 +21,6 @@ mod akvvm;
 mod authentication;
 mod diagnostic;
 mod parse;
-mod raw;
 mod read;
 mod secret_url;
 mod secrets;
@@ -41,10 +38,6 @@ use url::Url;
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
 pub use parse::{
     ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
-};
-pub use raw::{
-    RawAcl, RawAuthentication, RawObservedCertificate, RawObservedEntry, RawSecretsManagement,
-    RawSettings,
 };
 pub use secret_url::{
     KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
@@ -504,11 +497,6 @@ impl Settings {
                 diagnostics,
             }),
         }
-    }
-
-    /// Validates [`RawSettings`] (built by a tool or test).
-    pub fn from_raw(raw: &RawSettings) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
-        Settings::from_json_value(&raw.to_value())
     }
 }
 
