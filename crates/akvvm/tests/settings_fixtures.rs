@@ -208,7 +208,7 @@ fn load_reports_the_file_and_every_problem() {
     let bad = dir.path().join("settings.json");
     std::fs::write(&bad, r#"{"secretsManagementSettings": {"pollingIntervalInSec": "1", "observedCertificates": ["https://v.vault.azure.net/certificates/c"]}}"#).unwrap();
     let err = Settings::load(&bad).unwrap_err();
-    assert_eq!(err.code(), "settings-invalid");
+    assert_eq!(err.code(), "settings.invalid");
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("settings file {} is not valid:", bad.display())),
@@ -226,13 +226,13 @@ fn load_reports_the_file_and_every_problem() {
     std::fs::write(&bad, "{").unwrap();
     assert_eq!(
         Settings::load(&bad).unwrap_err().code(),
-        "settings-not-json"
+        "settings.not_json"
     );
     assert_eq!(
         Settings::load(&dir.path().join("missing.json"))
             .unwrap_err()
             .code(),
-        "settings-unreadable"
+        "settings.unreadable"
     );
     assert!(matches!(
         Settings::load(&dir.path().join("missing.json")),

@@ -441,14 +441,11 @@ pub enum LoadError {
     },
 }
 
-impl LoadError {
-    /// A stable machine code for the status file and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            LoadError::Read { .. } => "settings-unreadable",
-            LoadError::Json { .. } => "settings-not-json",
-            LoadError::Invalid { .. } => "settings-invalid",
-        }
+akvvm_cert::error_codes! {
+    LoadError {
+        LoadError::Read { .. } => "settings.unreadable",
+        LoadError::Json { .. } => "settings.not_json",
+        LoadError::Invalid { .. } => "settings.invalid",
     }
 }
 
@@ -569,6 +566,23 @@ mod tests {
             "http://169.254.169.254/metadata/identity/oauth2/token"
         );
         assert_eq!(settings.agent, AgentOptions::default());
+    }
+
+    #[test]
+    fn load_error_codes_follow_the_scheme() {
+        assert_eq!(
+            LoadError::CODES,
+            &[
+                "settings.unreadable",
+                "settings.not_json",
+                "settings.invalid"
+            ]
+        );
+        assert!(
+            LoadError::CODES
+                .iter()
+                .all(|c| akvvm_cert::codes::is_well_formed(c))
+        );
     }
 
     #[test]
