@@ -1,7 +1,7 @@
 //! The akvvm agent library: everything the `akvvm` binary does, as functions and types.
 //!
 //! One module per domain:
-//! - [`settings`]: the extension's public settings, raw (as documented) and validated.
+//! - [`settings`]: the extension's public settings, parsed from the documented JSON and validated.
 //! - [`validate`]: `akvvm validate`: finding settings inside ARM templates, extension resources
 //!   and handler settings files, resolving ARM parameters, and producing a report.
 //! - [`http`]: the one HTTP client builder (extra CA roots, host overrides, proxies) and the

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use akvvm::http::{HostOverride, HttpOptions};
 use akvvm::identity::{Identity, IdentityError, ManagedIdentityCredential, ManagedIdentityOptions};
+use akvvm::settings::MsiEndpoint;
 use akvvm::vault::{VaultClient, VaultOptions};
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, SecretSpec};
 use url::Url;
 
 fn credential(imds: &Url, key_directory: &std::path::Path) -> ManagedIdentityCredential {
     ManagedIdentityCredential::new(
-        imds,
+        &MsiEndpoint::new(imds),
         None,
         &HttpOptions::default(),
         ManagedIdentityOptions {
@@ -87,7 +88,7 @@ async fn an_arc_challenge_is_answered_with_the_key_file_and_the_token_opens_the_
         .token_for_resource("https://vault.azure.net")
         .await
         .unwrap_err();
-    assert_eq!(error.code(), "arc_key_refused");
+    assert_eq!(error.code(), "identity.arc_key_refused");
     let IdentityError::ArcKey { reason, path, .. } = &error else {
         panic!("{error}")
     };

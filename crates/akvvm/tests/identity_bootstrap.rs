@@ -98,7 +98,7 @@ fn missing_or_unusable_certificates_are_explained() {
     std::fs::write(dir.path().join("EEEE.prv"), &expired_key).unwrap();
     let sources = [CertificateSource::Pairs(dir.path().to_owned())];
     let err = find_bootstrap_certificate("boot", &sources, now).unwrap_err();
-    assert_eq!(err.code(), "bootstrap_certificate_not_found");
+    assert_eq!(err.code(), "identity.bootstrap_certificate_not_found");
     let message = err.to_string();
     assert!(message.contains("CN=boot"), "{message}");
     assert!(message.contains("EEEE.crt: valid from"), "{message}");
@@ -346,7 +346,7 @@ async fn entra_error_names_the_application_and_the_aadsts_message() {
         .await
         .unwrap_err();
     assert_eq!(entra.calls.get(), 1, "400 is not retried");
-    assert_eq!(err.code(), "entra_error");
+    assert_eq!(err.code(), "identity.entra_refused");
     let message = err.to_string();
     assert!(message.contains("app-123"), "{message}");
     assert!(

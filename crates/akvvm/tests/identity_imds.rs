@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akvvm::http::HttpOptions;
+use akvvm::http::{HttpError, HttpOptions};
 use akvvm::identity::{
     IdentityError, KEY_VAULT_SCOPE, ManagedIdentityCredential, ManagedIdentityOptions,
 };
+use akvvm::settings::MsiEndpoint;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -116,7 +117,7 @@ fn credential(
     max_attempts: u32,
 ) -> ManagedIdentityCredential {
     ManagedIdentityCredential::new(
-        endpoint,
+        &MsiEndpoint::new(endpoint),
         client_id,
         &HttpOptions::default(),
         ManagedIdentityOptions {
@@ -328,7 +329,7 @@ async fn imds_error_document_is_reported_and_400_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(script.calls.get(), 1, "400 is not retried");
-    assert_eq!(err.code(), "imds_error");
+    assert_eq!(err.code(), "identity.imds_refused");
     let message = err.to_string();
     assert!(
         message.contains("invalid_request: Identity not found"),
@@ -364,6 +365,11 @@ async fn unreachable_imds_is_a_transport_error() {
         .token_for_resource("https://vault.azure.net")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "token_endpoint_unreachable");
+    let IdentityError::Transport(inner) = &err else {
+        panic!("not a transport error: {err}");
+    };
+    assert!(matches!(inner, HttpError::Send { .. }), "{inner}");
+    // The HTTP error's own code passes through.
+    assert_eq!(err.code(), inner.code());
     assert!(err.to_string().contains("2 attempt(s)"), "{err}");
 }

@@ -14,6 +14,7 @@ use akvvm::identity::{
     BootstrapCertificate, BootstrapCertificateCredential, BootstrapOptions, Identity,
     IdentityError, ManagedIdentityCredential, ManagedIdentityOptions,
 };
+use akvvm::settings::MsiEndpoint;
 use akvvm::vault::{VaultClient, VaultError, VaultOptions};
 use axum::Router;
 use axum::extract::{Path as AxumPath, State};
@@ -253,7 +254,7 @@ fn http_options(ca: &TestCa, vault_addr: std::net::SocketAddr) -> HttpOptions {
 fn managed(endpoint: &Url, client_id: Option<&str>) -> Identity {
     Identity::Managed(Arc::new(
         ManagedIdentityCredential::new(
-            endpoint,
+            &MsiEndpoint::new(endpoint),
             client_id,
             &HttpOptions::default(),
             ManagedIdentityOptions {
@@ -669,7 +670,7 @@ async fn https_through_a_proxy_keeps_the_extra_roots_and_imds_stays_direct() {
     // The IMDS credential gets the same options, proxy included, and must ignore the proxy.
     let identity = Identity::Managed(Arc::new(
         ManagedIdentityCredential::new(
-            &imds_url,
+            &MsiEndpoint::new(&imds_url),
             None,
             &http,
             ManagedIdentityOptions {

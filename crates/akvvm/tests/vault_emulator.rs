@@ -8,6 +8,7 @@ use akvvm::identity::{
     BootstrapCertificateCredential, BootstrapOptions, CertificateSource, Identity,
     ManagedIdentityCredential, ManagedIdentityOptions, find_bootstrap_certificate,
 };
+use akvvm::settings::MsiEndpoint;
 use akvvm::vault::{VaultClient, VaultOptions};
 use akvvm_emulator::{
     AppSpec, Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec,
@@ -83,7 +84,7 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
 
     let reader = Identity::Managed(Arc::new(
         ManagedIdentityCredential::new(
-            &imds,
+            &MsiEndpoint::new(&imds),
             Some(&user.client_id),
             &HttpOptions::default(),
             mi_options(),
@@ -131,7 +132,13 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
 
     // The system-assigned identity has no role on this vault.
     let system = Identity::Managed(Arc::new(
-        ManagedIdentityCredential::new(&imds, None, &HttpOptions::default(), mi_options()).unwrap(),
+        ManagedIdentityCredential::new(
+            &MsiEndpoint::new(&imds),
+            None,
+            &HttpOptions::default(),
+            mi_options(),
+        )
+        .unwrap(),
     ));
     let denied = VaultClient::new(&vault_url, &system, &opts).unwrap();
     let err = denied.get_latest("web").await.unwrap_err();

@@ -208,6 +208,6 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "token_scope_unsupported");
+        assert_eq!(err.code(), "identity.scope_unsupported");
     }
 }

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::{IdentityError, TokenCache, single_scope};
 use crate::http::{self, HttpOptions, RetryPolicy};
+use crate::settings::MsiEndpoint;
 
 /// The IMDS API version akvvm speaks.
 pub const IMDS_API_VERSION: &str = "2018-02-01";
@@ -21,12 +22,6 @@ pub const ARC_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
 
 /// The largest key file accepted (as the Azure SDKs do).
 const ARC_KEY_MAX_BYTES: u64 = 4096;
-
-/// Whether `token_url` is Azure Arc's identity endpoint (`localhost:40342`).
-pub fn is_arc_endpoint(token_url: &Url) -> bool {
-    matches!(token_url.host_str(), Some("localhost" | "127.0.0.1"))
-        && token_url.port() == Some(40342)
-}
 
 /// Knobs of [`ManagedIdentityCredential`]; the defaults are right for Azure.
 #[derive(Clone, Debug)]
@@ -52,52 +47,41 @@ impl Default for ManagedIdentityOptions {
 #[derive(Debug)]
 pub struct ManagedIdentityCredential {
     client: reqwest::Client,
+    /// The endpoint's token URL ([`MsiEndpoint::token_url`]).
     token_url: Url,
+    /// Whether the endpoint is Azure Arc's ([`MsiEndpoint::is_arc`]).
+    arc: bool,
     client_id: Option<String>,
     retry: RetryPolicy,
     arc_key_directory: std::path::PathBuf,
     cache: TokenCache,
 }
 
-/// The token URL for an `msiEndpoint` given as the documented base
-/// (`http://169.254.169.254/metadata/identity`) or with `/oauth2/token` already appended.
-pub fn imds_token_url(msi_endpoint: &Url) -> Url {
-    let mut url = msi_endpoint.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    let path = url.path().trim_end_matches('/').to_owned();
-    if path.ends_with("/oauth2/token") {
-        url.set_path(&path);
-    } else {
-        url.set_path(&format!("{path}/oauth2/token"));
-    }
-    url
-}
-
 impl ManagedIdentityCredential {
-    /// A credential for the identity at `msi_endpoint`: system-assigned when `client_id` is
+    /// A credential for the identity at `endpoint`: system-assigned when `client_id` is
     /// `None`, else the user-assigned identity with that client id. The HTTP client is built
     /// from `http` without proxies (IMDS must be reached directly).
     pub fn new(
-        msi_endpoint: &Url,
+        endpoint: &MsiEndpoint,
         client_id: Option<&str>,
         http: &HttpOptions,
         options: ManagedIdentityOptions,
     ) -> Result<Self, IdentityError> {
         let client = http::build_client(&http.direct())?;
-        Ok(Self::with_client(client, msi_endpoint, client_id, options))
+        Ok(Self::with_client(client, endpoint, client_id, options))
     }
 
     /// Like [`Self::new`], with an existing HTTP client.
     pub fn with_client(
         client: reqwest::Client,
-        msi_endpoint: &Url,
+        endpoint: &MsiEndpoint,
         client_id: Option<&str>,
         options: ManagedIdentityOptions,
     ) -> Self {
         Self {
             client,
-            token_url: imds_token_url(msi_endpoint),
+            token_url: endpoint.token_url(),
+            arc: endpoint.is_arc(),
             client_id: client_id
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
@@ -139,7 +123,7 @@ impl ManagedIdentityCredential {
     }
 
     async fn request_token(&self, resource: &str) -> Result<AccessToken, IdentityError> {
-        let api_version = if is_arc_endpoint(&self.token_url) {
+        let api_version = if self.arc {
             ARC_API_VERSION
         } else {
             IMDS_API_VERSION
@@ -357,22 +341,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_url_accepts_both_documented_forms() {
-        for endpoint in [
-            "http://169.254.169.254/metadata/identity",
-            "http://169.254.169.254/metadata/identity/",
-            "http://169.254.169.254/metadata/identity/oauth2/token",
-            "http://169.254.169.254/metadata/identity/oauth2/token?x=y",
-        ] {
-            assert_eq!(
-                imds_token_url(&Url::parse(endpoint).unwrap()).as_str(),
-                "http://169.254.169.254/metadata/identity/oauth2/token",
-                "{endpoint}"
-            );
-        }
-    }
-
-    #[test]
     fn parses_the_documented_answer_with_string_numbers() {
         let body = br#"{"access_token":"eyJ0eXAi","client_id":"c7373ae5","expires_in":"3599","expires_on":"1541705014","ext_expires_in":"3599","not_before":"1541701114","resource":"https://vault.azure.net","token_type":"Bearer"}"#;
         let now = OffsetDateTime::from_unix_timestamp(1_541_701_415).unwrap();
@@ -406,7 +374,8 @@ mod tests {
 
     #[test]
     fn describes_system_and_user_assigned() {
-        let endpoint = Url::parse("http://127.0.0.1:1/metadata/identity").unwrap();
+        let endpoint =
+            MsiEndpoint::new(&Url::parse("http://127.0.0.1:1/metadata/identity").unwrap());
         let system = ManagedIdentityCredential::with_client(
             reqwest::Client::new(),
             &endpoint,

@@ -39,22 +39,13 @@ pub use bootstrap::{
     DEFAULT_WAAGENT_DIR, TenantBoundCredential, find_bootstrap_certificate,
 };
 pub use cache::{REFRESH_MARGIN, TokenCache};
-pub use imds::{
-    ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions, imds_token_url,
-    is_arc_endpoint,
-};
+pub use imds::{ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions};
 
 /// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
 /// The Key Vault scope in the public cloud, as Entra's v2 `scope` parameter.
 pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
-
-/// The public cloud's Entra ID authority host; the settings may name another.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-
-/// The IMDS identity endpoint on Azure VMs; the settings' `msiEndpoint` may name another.
-pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity";
 
 /// Why a token could not be obtained.
 #[derive(Debug, thiserror::Error)]
@@ -168,24 +159,25 @@ pub enum IdentityError {
     Signing(String),
 }
 
-impl IdentityError {
-    /// A stable machine-readable code for the status file and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            IdentityError::Imds { .. } => "imds_error",
-            IdentityError::Entra { .. } => "entra_error",
-            IdentityError::Transport(_) => "token_endpoint_unreachable",
-            IdentityError::InvalidTokenResponse { .. } => "token_response_invalid",
-            IdentityError::UnsupportedScope(_) => "token_scope_unsupported",
-            IdentityError::ArcKey { .. } => "arc_key_refused",
-            IdentityError::TenantUnknown { .. } => "tenant_unknown",
-            IdentityError::CertificateNotFound { .. } => "bootstrap_certificate_not_found",
-            IdentityError::NonRsaKey { .. } => "bootstrap_certificate_not_rsa",
-            IdentityError::InvalidCertificateFile { .. } => "certificate_file_invalid",
-            IdentityError::Signing(_) => "assertion_signing_failed",
-        }
+akvvm_cert::error_codes! {
+    IdentityError {
+        IdentityError::Imds { .. } => "identity.imds_refused",
+        IdentityError::Entra { .. } => "identity.entra_refused",
+        IdentityError::InvalidTokenResponse { .. } => "identity.token_response_invalid",
+        IdentityError::UnsupportedScope(_) => "identity.scope_unsupported",
+        IdentityError::ArcKey { .. } => "identity.arc_key_refused",
+        IdentityError::TenantUnknown { .. } => "identity.tenant_unknown",
+        IdentityError::CertificateNotFound { .. } => "identity.bootstrap_certificate_not_found",
+        IdentityError::NonRsaKey { .. } => "identity.bootstrap_certificate_not_rsa",
+        IdentityError::InvalidCertificateFile { .. } => "identity.bootstrap_certificate_invalid",
+        IdentityError::Signing(_) => "identity.assertion_signing_failed",
     }
+    passes through {
+        IdentityError::Transport(inner) => inner,
+    }
+}
 
+impl IdentityError {
     /// Wraps the error for the SDK, keeping it reachable through `downcast_ref`.
     pub(crate) fn into_azure(self) -> azure_core::Error {
         let message = self.to_string();
@@ -378,7 +370,7 @@ mod tests {
     fn single_scope_accepts_one() {
         assert_eq!(single_scope(&[KEY_VAULT_SCOPE]).unwrap(), KEY_VAULT_SCOPE);
         let err = single_scope(&["a", "b"]).unwrap_err();
-        assert_eq!(err.code(), "token_scope_unsupported");
+        assert_eq!(err.code(), "identity.scope_unsupported");
         assert!(single_scope(&[]).is_err());
     }
 
@@ -444,9 +436,32 @@ mod tests {
                 reason: "r".into(),
             },
             IdentityError::Signing("s".into()),
+            IdentityError::ArcKey {
+                endpoint: "e".into(),
+                path: "/tmp/x.key".into(),
+                reason: "r".into(),
+            },
         ];
         let codes: std::collections::BTreeSet<_> = errors.iter().map(|e| e.code()).collect();
         assert_eq!(codes.len(), errors.len());
+        let mut own: Vec<&str> = errors
+            .iter()
+            .filter(|e| !matches!(e, IdentityError::Transport(_)))
+            .map(IdentityError::code)
+            .collect();
+        own.sort_unstable();
+        let mut listed = IdentityError::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(own, listed);
+        assert!(own.iter().all(|c| akvvm_cert::codes::is_well_formed(c)));
+        let IdentityError::Transport(inner) = &errors[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            errors[2].code(),
+            inner.code(),
+            "the HTTP error's code passes through"
+        );
         assert!(
             errors[0]
                 .to_string()

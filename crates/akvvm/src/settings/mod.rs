@@ -6,17 +6,24 @@
 //!   check, for `akvvm validate`).
 //! - [`Diagnostic`]s say what is wrong, where (a JSON path) and what to do; warnings are
 //!   returned alongside valid settings.
-//! - [`RawSettings`] mirrors the documented JSON field by field; tests and tools build settings
-//!   with it and turn them into JSON.
+//!
+//! The parser is split by section: `parse.rs` (the settings object and the keys each object
+//! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
+//! (`authenticationSettings`) and `akvvm.rs` (akvvm's own `"akvvm"` objects), all reading through
+//! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
+//! module of the crate: settings are the root of the dependency graph.
 //!
 //! To add a setting: add the field (with its default as a named constant) to the validated type,
-//! read it in `parse.rs` (add its key to the list of known keys there), and document it in
-//! `docs/configuration.md`.
+//! read it in its section's file (add its key to the key tables in `parse.rs`), and document it
+//! in `docs/configuration.md`.
 
+mod akvvm;
+mod authentication;
 mod diagnostic;
 mod parse;
-mod raw;
+mod read;
 mod secret_url;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,10 +38,6 @@ use url::Url;
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
 pub use parse::{
     ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
-};
-pub use raw::{
-    RawAcl, RawAuthentication, RawObservedCertificate, RawObservedEntry, RawSecretsManagement,
-    RawSettings,
 };
 pub use secret_url::{
     KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
@@ -173,8 +176,8 @@ impl fmt::Display for AclEntry {
 pub enum Authentication {
     /// Managed identity through IMDS (or Azure Arc, or the local vault's IMDS).
     ManagedIdentity {
-        /// Normalised WITHOUT `/oauth2/token`; default [`DEFAULT_MSI_ENDPOINT`].
-        endpoint: Url,
+        /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
+        endpoint: MsiEndpoint,
         /// A user-assigned identity's client id; `None` means the system-assigned identity.
         client_id: Option<String>,
     },
@@ -190,22 +193,68 @@ impl Authentication {
     /// The system-assigned managed identity at the default IMDS endpoint.
     pub fn default_managed_identity() -> Authentication {
         Authentication::ManagedIdentity {
-            endpoint: Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL"),
+            endpoint: MsiEndpoint::default(),
             client_id: None,
         }
     }
+}
 
-    /// For a managed identity, the token URL: `<endpoint>/oauth2/token`.
-    pub fn msi_token_url(&self) -> Option<Url> {
-        match self {
-            Authentication::ManagedIdentity { endpoint, .. } => {
-                let mut url = endpoint.clone();
-                let path = format!("{}/oauth2/token", endpoint.path().trim_end_matches('/'));
-                url.set_path(&path);
-                Some(url)
-            }
-            Authentication::BootstrapCertificate { .. } => None,
-        }
+/// `msiEndpoint`: where a managed identity's tokens come from (IMDS, Azure Arc's local endpoint,
+/// or the local vault's IMDS). Held as the documented base URL, without `/oauth2/token`, query
+/// or fragment; [`MsiEndpoint::token_url`] is the one place the token URL is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MsiEndpoint(Url);
+
+impl MsiEndpoint {
+    /// The endpoint `url` names, given as the documented base
+    /// (`http://169.254.169.254/metadata/identity`) or with `/oauth2/token` already appended;
+    /// a query or fragment is dropped.
+    pub fn new(url: &Url) -> MsiEndpoint {
+        let mut base = url.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        let path = base.path().trim_end_matches('/');
+        let path = path
+            .strip_suffix("/oauth2/token")
+            .unwrap_or(path)
+            .to_owned();
+        base.set_path(&path);
+        MsiEndpoint(base)
+    }
+
+    /// The base URL, as `msiEndpoint` is documented (without `/oauth2/token`).
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// The token URL: `<endpoint>/oauth2/token`.
+    pub fn token_url(&self) -> Url {
+        let mut url = self.0.clone();
+        url.set_path(&format!(
+            "{}/oauth2/token",
+            self.0.path().trim_end_matches('/')
+        ));
+        url
+    }
+
+    /// Whether this is Azure Arc's identity endpoint (`localhost:40342`), which serves only the
+    /// machine's system-assigned identity.
+    pub fn is_arc(&self) -> bool {
+        matches!(self.0.host_str(), Some("localhost" | "127.0.0.1")) && self.0.port() == Some(40342)
+    }
+}
+
+impl Default for MsiEndpoint {
+    /// [`DEFAULT_MSI_ENDPOINT`], IMDS on Azure VMs.
+    fn default() -> Self {
+        MsiEndpoint(Url::parse(DEFAULT_MSI_ENDPOINT).expect("default endpoint is a URL"))
+    }
+}
+
+impl fmt::Display for MsiEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -392,14 +441,11 @@ pub enum LoadError {
     },
 }
 
-impl LoadError {
-    /// A stable machine code for the status file and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            LoadError::Read { .. } => "settings-unreadable",
-            LoadError::Json { .. } => "settings-not-json",
-            LoadError::Invalid { .. } => "settings-invalid",
-        }
+akvvm_cert::error_codes! {
+    LoadError {
+        LoadError::Read { .. } => "settings.unreadable",
+        LoadError::Json { .. } => "settings.not_json",
+        LoadError::Invalid { .. } => "settings.invalid",
     }
 }
 
@@ -448,11 +494,6 @@ impl Settings {
                 diagnostics,
             }),
         }
-    }
-
-    /// Validates [`RawSettings`] (built by a tool or test).
-    pub fn from_raw(raw: &RawSettings) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
-        Settings::from_json_value(&raw.to_value())
     }
 }
 
@@ -511,17 +552,82 @@ mod tests {
             ]
         );
         assert!(other.url.is_pinned());
+        let endpoint =
+            MsiEndpoint::new(&Url::parse("http://169.254.169.254/metadata/identity").unwrap());
         assert_eq!(
             settings.authentication,
             Authentication::ManagedIdentity {
-                endpoint: Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
+                endpoint: endpoint.clone(),
                 client_id: Some("c7373ae5-91c2-4165-8ab6-7381d6e75619".into()),
             }
         );
         assert_eq!(
-            settings.authentication.msi_token_url().unwrap().as_str(),
+            endpoint.token_url().as_str(),
             "http://169.254.169.254/metadata/identity/oauth2/token"
         );
         assert_eq!(settings.agent, AgentOptions::default());
+    }
+
+    #[test]
+    fn load_error_codes_follow_the_scheme() {
+        assert_eq!(
+            LoadError::CODES,
+            &[
+                "settings.unreadable",
+                "settings.not_json",
+                "settings.invalid"
+            ]
+        );
+        assert!(
+            LoadError::CODES
+                .iter()
+                .all(|c| akvvm_cert::codes::is_well_formed(c))
+        );
+    }
+
+    #[test]
+    fn msi_endpoint_accepts_both_documented_forms() {
+        for endpoint in [
+            "http://169.254.169.254/metadata/identity",
+            "http://169.254.169.254/metadata/identity/",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://169.254.169.254/metadata/identity/oauth2/token?x=y",
+        ] {
+            let endpoint = MsiEndpoint::new(&Url::parse(endpoint).unwrap());
+            assert_eq!(
+                endpoint.url().as_str(),
+                "http://169.254.169.254/metadata/identity",
+                "{endpoint}"
+            );
+            assert_eq!(
+                endpoint.token_url().as_str(),
+                "http://169.254.169.254/metadata/identity/oauth2/token",
+                "{endpoint}"
+            );
+            assert!(!endpoint.is_arc());
+        }
+        assert_eq!(MsiEndpoint::default().url().as_str(), DEFAULT_MSI_ENDPOINT);
+    }
+
+    #[test]
+    fn msi_endpoint_knows_azure_arc() {
+        for arc in [
+            "http://localhost:40342/metadata/identity",
+            "http://127.0.0.1:40342/metadata/identity/oauth2/token",
+        ] {
+            assert!(
+                MsiEndpoint::new(&Url::parse(arc).unwrap()).is_arc(),
+                "{arc}"
+            );
+        }
+        for not_arc in [
+            "http://localhost:40343/metadata/identity",
+            "http://169.254.169.254:40342/metadata/identity",
+        ] {
+            assert!(
+                !MsiEndpoint::new(&Url::parse(not_arc).unwrap()).is_arc(),
+                "{not_arc}"
+            );
+        }
     }
 }

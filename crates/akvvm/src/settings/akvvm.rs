@@ -1,0 +1,412 @@
+//! akvvm's own options: the top-level `"akvvm"` object (state directory, versions kept, CA
+//! roots, `resolve`, the authority, metrics, the webhook, the reload hook) and each
+//! certificate's `"akvvm"` object (its reload hook and certbot layout).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use super::diagnostic::join_key;
+use super::parse::{AGENT_KEYS, CERT_OPTION_KEYS, Ctx, RELOAD_KEYS, WEBHOOK_KEYS};
+use super::read::{Got, compact};
+use super::{
+    AgentOptions, CertificateOptions, DEFAULT_RELOAD_TIMEOUT, DEFAULT_WEBHOOK_PATH, ReloadHook,
+    ResolveTarget, WebhookSettings,
+};
+
+impl Ctx<'_> {
+    pub(super) fn agent_options(&mut self, v: &Value, path: &str) -> AgentOptions {
+        let defaults = AgentOptions::default();
+        let Some(fields) = self.fields(v, path, AGENT_KEYS, "{\"keepVersions\": 2}") else {
+            return defaults;
+        };
+        let state_directory = self
+            .abs_path(fields.get("stateDirectory"), &fields.path("stateDirectory"))
+            .or(defaults.state_directory);
+        let keep_versions = self
+            .integer(
+                fields.get("keepVersions"),
+                &fields.path("keepVersions"),
+                1,
+                u64::from(u32::MAX),
+            )
+            .value()
+            .and_then(|n| NonZeroU32::new(u32::try_from(n).ok()?))
+            .unwrap_or(defaults.keep_versions);
+        let initial_sync_retries = self
+            .integer(
+                fields.get("initialSyncRetries"),
+                &fields.path("initialSyncRetries"),
+                0,
+                u64::from(u32::MAX),
+            )
+            .value()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.initial_sync_retries);
+        let ca_certificates = self
+            .abs_paths(fields.get("caCertificates"), &fields.path("caCertificates"))
+            .or(defaults.ca_certificates);
+        let resolve = self.resolve(fields.get("resolve"), &fields.path("resolve"));
+        let authority_host = self
+            .authority_host(fields.get("authorityHost"), &fields.path("authorityHost"))
+            .or(defaults.authority_host);
+        let bootstrap_certificate_directories = self
+            .abs_paths(
+                fields.get("bootstrapCertificateDirectories"),
+                &fields.path("bootstrapCertificateDirectories"),
+            )
+            .or(defaults.bootstrap_certificate_directories);
+        let concurrency_per_vault = self
+            .integer(
+                fields.get("concurrencyPerVault"),
+                &fields.path("concurrencyPerVault"),
+                1,
+                1024,
+            )
+            .value()
+            .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?))
+            .unwrap_or(defaults.concurrency_per_vault);
+        let expiry_warning_days = self
+            .integer(
+                fields.get("expiryWarningDays"),
+                &fields.path("expiryWarningDays"),
+                0,
+                3650,
+            )
+            .value()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.expiry_warning_days);
+        let reload = fields
+            .get("reload")
+            .and_then(|r| self.reload(r, &fields.path("reload")));
+        let certbot_layout = self
+            .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
+            .or(defaults.certbot_layout);
+        let metrics_address = self
+            .metrics_address(fields.get("metricsAddress"), &fields.path("metricsAddress"))
+            .value()
+            .or(defaults.metrics_address);
+        let webhook = fields
+            .get("webhook")
+            .and_then(|w| self.webhook(w, &fields.path("webhook")));
+        AgentOptions {
+            state_directory,
+            keep_versions,
+            initial_sync_retries,
+            ca_certificates,
+            resolve,
+            authority_host,
+            bootstrap_certificate_directories,
+            concurrency_per_vault,
+            expiry_warning_days,
+            reload,
+            certbot_layout,
+            metrics_address,
+            webhook,
+        }
+    }
+
+    /// `webhook`: where Event Grid delivers Key Vault's new-version events.
+    pub(super) fn webhook(&mut self, v: &Value, path: &str) -> Option<WebhookSettings> {
+        let example = "{\"address\": \"0.0.0.0:8443\", \"certificateFile\": \"/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.webhook\", \"secretFile\": \"/etc/akvvm/webhook-secret\"}";
+        let fields = self.fields(v, path, WEBHOOK_KEYS, example)?;
+        let address_path = fields.path("address");
+        let address = match self.string(fields.get("address"), &address_path, "\"0.0.0.0:8443\"") {
+            Got::Value(s) => match s.parse::<SocketAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    self.error(
+                        "bad-webhook-address",
+                        &address_path,
+                        format!("address {s:?} is not an IP address and port"),
+                    )
+                    .help("write \"0.0.0.0:8443\" (every interface) or \"127.0.0.1:8080\" (behind a local proxy)");
+                    None
+                }
+            },
+            Got::Absent => {
+                self.error(
+                    "missing-key",
+                    &address_path,
+                    "the webhook needs an address to listen on",
+                )
+                .help(format!("write {example}"));
+                None
+            }
+            Got::Skip => None,
+        };
+        let route_path = fields.path("path");
+        let route = match self.string(fields.get("path"), &route_path, "\"/eventgrid\"") {
+            Got::Value(p)
+                if p.starts_with('/')
+                    && p.len() > 1
+                    && !p.contains(['?', '#', ' ', '{', '}', '*']) =>
+            {
+                Some(p)
+            }
+            Got::Value(p) => {
+                self.error(
+                    "bad-webhook-path",
+                    &route_path,
+                    format!("path {p:?} is not a URL path"),
+                )
+                .help("write a path such as \"/eventgrid\" (no query string: the secret goes in ?key=)");
+                None
+            }
+            Got::Absent => Some(DEFAULT_WEBHOOK_PATH.to_string()),
+            Got::Skip => None,
+        };
+        let certificate_file = self
+            .abs_path(
+                fields.get("certificateFile"),
+                &fields.path("certificateFile"),
+            )
+            .value();
+        let secret_file = self
+            .abs_path(fields.get("secretFile"), &fields.path("secretFile"))
+            .value();
+        let (address, route) = (address?, route?);
+        if fields.get("secretFile").is_none() {
+            self.warn(
+                "webhook-without-secret",
+                path,
+                "the webhook has no secretFile: anyone who reaches it can make the agent poll \
+                 Key Vault",
+            )
+            .help(
+                "write a random secret in a file readable by root only, name it in \
+                     secretFile, and add ?key=<secret> to the Event Grid subscription's \
+                     endpoint URL",
+            );
+        }
+        if fields.get("certificateFile").is_none() && !address.ip().is_loopback() {
+            self.warn(
+                "webhook-without-tls",
+                path,
+                format!(
+                    "the webhook on {address} serves plain HTTP, and Event Grid delivers only to \
+                     HTTPS endpoints"
+                ),
+            )
+            .help(
+                "name a PEM with the chain and its key in certificateFile (an observed \
+                     certificate's stable link will do), or listen on 127.0.0.1 behind a \
+                     TLS-terminating proxy",
+            );
+        }
+        Some(WebhookSettings {
+            address,
+            path: route,
+            certificate_file,
+            secret_file,
+        })
+    }
+
+    /// `metricsAddress`: an `IP:port` to serve Prometheus metrics on.
+    pub(super) fn metrics_address(&mut self, v: Option<&Value>, path: &str) -> Got<SocketAddr> {
+        match self.string(v, path, "\"127.0.0.1:9464\"") {
+            Got::Value(s) => match s.parse::<SocketAddr>() {
+                Ok(address) => {
+                    if !address.ip().is_loopback() {
+                        self.warn(
+                            "metrics-not-loopback",
+                            path,
+                            format!(
+                                "metrics on {address} are served without authentication to \
+                                 anyone who can reach that address (certificate names, versions, \
+                                 expiry and errors)"
+                            ),
+                        )
+                        .help(
+                            "prefer a loopback address such as \"127.0.0.1:9464\" and let a \
+                                 local Prometheus agent scrape it",
+                        );
+                    }
+                    Got::Value(address)
+                }
+                Err(_) => {
+                    self.error(
+                        "bad-metrics-address",
+                        path,
+                        format!("metricsAddress {s:?} is not an IP address and port"),
+                    )
+                    .help(
+                        "write \"127.0.0.1:9464\" or \"[::1]:9464\" (no host names, no \
+                             scheme or path: metrics are served at /metrics)",
+                    );
+                    Got::Skip
+                }
+            },
+            other => other.skip_unless_absent(),
+        }
+    }
+
+    pub(super) fn resolve(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+    ) -> BTreeMap<String, ResolveTarget> {
+        let mut out = BTreeMap::new();
+        let Some(v) = v else { return out };
+        if self.arm_expression(v, path) {
+            return out;
+        }
+        let Value::Object(map) = v else {
+            self.wrong_type(
+                v,
+                path,
+                "an object mapping host names to addresses",
+                "{\"myvault.vault.azure.net\": \"127.0.0.1:8443\"}",
+            );
+            return out;
+        };
+        for (host, target) in map {
+            let entry_path = join_key(path, host);
+            let host_ok = !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !host_ok {
+                self.error(
+                    "bad-resolve",
+                    &entry_path,
+                    format!("{host:?} is not a host name"),
+                )
+                .help("use a DNS name such as \"myvault.vault.azure.net\"");
+                continue;
+            }
+            let Got::Value(s) = self.string(Some(target), &entry_path, "\"127.0.0.1:8443\"") else {
+                continue;
+            };
+            let parsed = s
+                .parse::<SocketAddr>()
+                .map(ResolveTarget::Socket)
+                .or_else(|_| s.parse::<IpAddr>().map(ResolveTarget::Ip));
+            match parsed {
+                Ok(t) => {
+                    out.insert(host.to_ascii_lowercase(), t);
+                }
+                Err(_) => self
+                    .error(
+                        "bad-resolve",
+                        &entry_path,
+                        format!("{s:?} is not an IP address or IP:port"),
+                    )
+                    .help("write \"10.0.0.5\", \"127.0.0.1:8443\" or \"[::1]:8443\""),
+            }
+        }
+        out
+    }
+
+    pub(super) fn authority_host(&mut self, v: Option<&Value>, path: &str) -> Got<Url> {
+        match self.string(v, path, "\"https://login.microsoftonline.com\"") {
+            Got::Value(s) => {
+                match Url::parse(&s) {
+                    Ok(url)
+                        if url.scheme() == "https"
+                            && url.host_str().is_some_and(|h| !h.is_empty())
+                            && url.query().is_none() =>
+                    {
+                        Got::Value(url)
+                    }
+                    _ => {
+                        self.error(
+                        "bad-authority-host",
+                        path,
+                        format!("authorityHost {s:?} is not an https URL"),
+                    )
+                    .help("write \"https://login.microsoftonline.com\" (or your cloud's authority)");
+                        Got::Skip
+                    }
+                }
+            }
+            other => other.skip_unless_absent(),
+        }
+    }
+
+    pub(super) fn certificate_options(&mut self, v: &Value, path: &str) -> CertificateOptions {
+        let Some(fields) = self.fields(
+            v,
+            path,
+            CERT_OPTION_KEYS,
+            "{\"reload\": {\"command\": [\"systemctl\", \"reload\", \"nginx\"]}}",
+        ) else {
+            return CertificateOptions::default();
+        };
+        CertificateOptions {
+            reload: fields
+                .get("reload")
+                .and_then(|r| self.reload(r, &fields.path("reload"))),
+            certbot_layout: self
+                .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
+                .value(),
+        }
+    }
+
+    pub(super) fn reload(&mut self, v: &Value, path: &str) -> Option<ReloadHook> {
+        let example = "{\"command\": [\"systemctl\", \"reload\", \"nginx\"], \"timeoutInS\": 30}";
+        let fields = self.fields(v, path, RELOAD_KEYS, example)?;
+        let command_path = fields.path("command");
+        let timeout = self
+            .integer(
+                fields.get("timeoutInS"),
+                &fields.path("timeoutInS"),
+                1,
+                86_400,
+            )
+            .value()
+            .map_or(DEFAULT_RELOAD_TIMEOUT, Duration::from_secs);
+        let command = match fields.get("command") {
+            None => {
+                self.error(
+                    "missing-key",
+                    &command_path,
+                    "a reload hook needs a command",
+                )
+                .help(format!("write {example}"));
+                return None;
+            }
+            Some(c) if self.arm_expression(c, &command_path) => return None,
+            Some(Value::String(s)) => {
+                self.error(
+                    "reload-command-string",
+                    &command_path,
+                    format!("command {s:?} is a string; akvvm runs an argument list and never a shell string"),
+                )
+                .help(format!("write [{}]", s.split_whitespace().map(|w| Value::from(w).to_string()).collect::<Vec<_>>().join(", ")));
+                return None;
+            }
+            Some(Value::Array(items))
+                if !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|i| i.as_str().is_some_and(|s| !s.is_empty())) =>
+            {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect()
+            }
+            Some(other) => {
+                self.error(
+                    "bad-reload-command",
+                    &command_path,
+                    format!(
+                        "command must be a non-empty list of non-empty strings, found {}",
+                        compact(other)
+                    ),
+                )
+                .help(format!("write {example}"));
+                return None;
+            }
+        };
+        Some(ReloadHook { command, timeout })
+    }
+}
