@@ -49,8 +49,8 @@ impl Rendered {
         let pfx = if with_pfx {
             let mut certs = vec![bundle.leaf.der().to_vec()];
             certs.extend(bundle.chain.iter().map(|c| c.der().to_vec()));
-            let der =
-                crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs).map_err(StoreError::Encode)?;
+            let der = crate::pkcs12::encode_keyvault(bundle.key.pkcs8_der(), &certs)
+                .map_err(StoreError::Encode)?;
             Some(Zeroizing::new(der))
         } else {
             None
