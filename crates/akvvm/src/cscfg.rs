@@ -47,6 +47,13 @@ pub enum CscfgError {
     NotServiceConfiguration { path: PathBuf, found: String },
 }
 
+akvvm_cert::error_codes! {
+    CscfgError {
+        CscfgError::Xml { .. } => "cscfg.not_xml",
+        CscfgError::NotServiceConfiguration { .. } => "cscfg.not_service_configuration",
+    }
+}
+
 /// Reads every role's certificates from the text of a `.cscfg` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<CscfgCertificate>, CscfgError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
