@@ -4,6 +4,7 @@
 mod demo;
 mod serve;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| command.default_log_filter().into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     command.run().await.unwrap_or_else(|e| {
         tracing::error!("{e:#}");
