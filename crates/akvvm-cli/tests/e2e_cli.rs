@@ -1,6 +1,6 @@
 //! End-to-end: the `akvvm` binary against the local vault (started in this test process):
-//! `demo` (the README's first command), `sync --once`, `status`, `list`, and `run` with
-//! `sync --now` (SIGHUP) and SIGTERM.
+//! `sync --once`, `status`, `list`, and `run` with `sync --now` (SIGHUP) and SIGTERM. The
+//! README's first command, the demo, is tested next to it in the emulator crate.
 
 #[path = "../../akvvm/tests/common/mod.rs"]
 mod common;
@@ -25,34 +25,6 @@ async fn output(mut command: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
         .await
         .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_readme_demo_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = akvvm();
-    command.arg("demo").arg("--dir").arg(dir.path());
-    let out = output(command).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(
-        stdout.contains("Every certificate was installed and the rotation followed."),
-        "{stdout}"
-    );
-    assert!(stdout.contains("nginx-web -> akvvm-demo.web."), "{stdout}");
-    assert!(!stdout.contains("PRIVATE KEY") && !stderr.contains("PRIVATE KEY"));
-    assert!(!stderr.contains("eyJ"), "no token in the logs");
-    // The link moved to the rotated version; the previous one stays.
-    let store = dir.path().join("store");
-    let target = link_target(&store.join("akvvm-demo.web"));
-    let versions: Vec<_> = std::fs::read_dir(&store)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("akvvm-demo.web."))
-        .collect();
-    assert_eq!(versions.len(), 2, "{versions:?}");
-    assert!(versions.contains(&target));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,14 +15,10 @@ use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha1::Digest;
 
 use crate::keyvault::request_host;
-use crate::state::{AdminError, App, RegisteredCertificate, State, new_id};
+use crate::state::{App, State, new_id};
 use crate::token::{AccessClaims, Jwt, now_unix};
 
 /// Lifetime of tokens from the token endpoint, in seconds.
@@ -193,17 +189,14 @@ fn issue(
     let assertion = field("client_assertion")?;
     verify_assertion(&app, assertion, token_url, now_unix())?;
     let now = now_unix();
-    let claims = AccessClaims {
-        aud: resource.to_owned(),
-        iss: format!("https://sts.windows.net/{}/", app.tenant_id),
-        iat: now,
-        nbf: now,
-        exp: now + TOKEN_LIFETIME_S,
-        tid: app.tenant_id.clone(),
-        oid: app.object_id.clone(),
-        sub: app.object_id.clone(),
-        appid: app.client_id.clone(),
-    };
+    let claims = AccessClaims::new(
+        resource,
+        &app.tenant_id,
+        &app.object_id,
+        &app.client_id,
+        now,
+        now + TOKEN_LIFETIME_S,
+    );
     let access_token = state.issuer.issue(&claims).map_err(|e| {
         aad_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -350,142 +343,4 @@ async fn instance_discovery(headers: HeaderMap, uri: Uri) -> Response {
         "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
     }))
     .into_response()
-}
-
-/// A new app registration; ids not given are generated, and so is a certificate when none is given.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppSpec {
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub object_id: Option<String>,
-    #[serde(default)]
-    pub tenant_id: Option<String>,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// The app's certificate (PEM, public part). When absent, one is generated with subject
-    /// `CN=<subjectName or displayName>` and its key is returned.
-    #[serde(default)]
-    pub certificate_pem: Option<String>,
-    #[serde(default)]
-    pub subject_name: Option<String>,
-}
-
-/// What a new app registration needs to sign in. `Debug` never shows the private key.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppCredentials {
-    pub client_id: String,
-    pub object_id: String,
-    pub tenant_id: String,
-    pub certificate_pem: String,
-    /// base64url SHA-1 of the certificate (the `x5t` a client assertion carries).
-    pub x5t: String,
-    /// Upper-case hex SHA-1 thumbprint.
-    pub thumbprint: String,
-    /// PKCS#8 PEM of the generated key; absent when the certificate was given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key_pem: Option<String>,
-}
-
-impl std::fmt::Debug for AppCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppCredentials")
-            .field("client_id", &self.client_id)
-            .field("object_id", &self.object_id)
-            .field("tenant_id", &self.tenant_id)
-            .field("thumbprint", &self.thumbprint)
-            .field(
-                "private_key_pem",
-                &self
-                    .private_key_pem
-                    .as_ref()
-                    .map(|k| crate::state::Redacted(k.len())),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-/// Reads a registered certificate's thumbprints and public key.
-pub fn registered_certificate(der: &[u8]) -> Result<RegisteredCertificate, AdminError> {
-    use der::{Decode, Encode};
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
-        AdminError::Invalid(format!(
-            "the app certificate is not an X.509 certificate: {e}"
-        ))
-    })?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| {
-            AdminError::Invalid(format!(
-                "the app certificate's public key does not encode: {e}"
-            ))
-        })?;
-    Ok(RegisteredCertificate {
-        der: der.to_vec(),
-        spki,
-        x5t: URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)),
-        x5t_s256: URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der)),
-    })
-}
-
-/// Registers an app.
-pub fn register_app(state: &State, spec: AppSpec) -> Result<AppCredentials, AdminError> {
-    let display_name = spec
-        .display_name
-        .clone()
-        .unwrap_or_else(|| "akvvm-app".to_owned());
-    let (cert_der, certificate_pem, private_key_pem) = match &spec.certificate_pem {
-        Some(pem) => {
-            let der: rustls::pki_types::CertificateDer<'static> =
-                rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).map_err(|e| {
-                    AdminError::Invalid(format!("certificatePem holds no PEM CERTIFICATE: {e:?}"))
-                })?;
-            (der.to_vec(), pem.clone(), None)
-        }
-        None => {
-            let subject = spec
-                .subject_name
-                .clone()
-                .unwrap_or_else(|| display_name.clone());
-            let key =
-                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-                    .map_err(|e| {
-                        AdminError::Invalid(format!("failed to generate the app key: {e}"))
-                    })?;
-            let mut params = rcgen::CertificateParams::default();
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, subject);
-            params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
-            params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(365);
-            let cert = params.self_signed(&key).map_err(|e| {
-                AdminError::Invalid(format!("failed to create the app certificate: {e}"))
-            })?;
-            (cert.der().to_vec(), cert.pem(), Some(key.serialize_pem()))
-        }
-    };
-    let registered = registered_certificate(&cert_der)?;
-    let thumbprint = hex::encode_upper(sha1::Sha1::digest(&cert_der));
-    let x5t = registered.x5t.clone();
-    let app = App {
-        client_id: spec.client_id.unwrap_or_else(new_id),
-        object_id: spec.object_id.unwrap_or_else(new_id),
-        tenant_id: spec.tenant_id.unwrap_or_else(|| state.default_tenant()),
-        display_name,
-        certificates: vec![registered],
-    };
-    let app = state.add_app(app)?;
-    Ok(AppCredentials {
-        client_id: app.client_id,
-        object_id: app.object_id,
-        tenant_id: app.tenant_id,
-        certificate_pem,
-        x5t,
-        thumbprint,
-        private_key_pem,
-    })
 }

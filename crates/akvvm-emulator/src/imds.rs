@@ -194,17 +194,14 @@ async fn token(
         Err(description) => return bad_request(&description),
     };
     let now = now_unix();
-    let claims = AccessClaims {
-        aud: resource.clone(),
-        iss: format!("https://sts.windows.net/{}/", identity.tenant_id),
-        iat: now,
-        nbf: now,
-        exp: now + TOKEN_LIFETIME_S,
-        tid: identity.tenant_id.clone(),
-        oid: identity.object_id.clone(),
-        sub: identity.object_id.clone(),
-        appid: identity.client_id.clone(),
-    };
+    let claims = AccessClaims::new(
+        resource,
+        &identity.tenant_id,
+        &identity.object_id,
+        &identity.client_id,
+        now,
+        now + TOKEN_LIFETIME_S,
+    );
     let access_token = match state.issuer.issue(&claims) {
         Ok(t) => t,
         Err(e) => {

@@ -23,9 +23,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::admin::{VaultSpec, create_vault};
-use crate::entra::AppSpec;
-use crate::state::{IdentitySpec, State};
+use crate::state::{AppSpec, IdentitySpec, State, VaultSpec};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -100,14 +98,16 @@ pub fn apply(state: &State, seed: &Seed) -> anyhow::Result<()> {
             .as_ref()
             .is_some_and(|c| state.read(|m| m.apps.contains_key(c)));
         if !exists {
-            crate::entra::register_app(state, app.clone())
+            state
+                .register_app(app.clone())
                 .with_context(|| format!("apps[{index}]"))?;
         }
     }
     for (index, vault) in seed.vaults.iter().enumerate() {
         let exists = state.read(|m| m.vaults.contains_key(&vault.name.to_ascii_lowercase()));
         if !exists {
-            create_vault(state, vault)
+            state
+                .create_vault_from_spec(vault)
                 .with_context(|| format!("vaults[{index}] ({})", vault.name))?;
         }
     }

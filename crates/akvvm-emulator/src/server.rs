@@ -1,13 +1,13 @@
-//! Listeners: HTTPS (Key Vault by host name, Entra ID and the admin API on other hosts) and plain
-//! http (IMDS). Each connection is served by hyper; faults (latency, dropped connections,
-//! injected statuses, throttling) and request counters are applied here, in front of the routers.
+//! Listeners and routing: HTTPS (Key Vault by host name, Entra ID and the admin API on other
+//! hosts) and plain http (IMDS). Each connection is served by hyper; faults (latency, dropped
+//! connections, injected statuses, throttling) and request counters are applied here, in front of
+//! the routers, each answering in its service's own error format. Starting the emulator is
+//! [`crate::emulator`]; the services are [`crate::keyvault`], [`crate::entra`], [`crate::imds`]
+//! and [`crate::admin`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::admin::ADMIN_PREFIX;
+use crate::imds::ArcChallenge;
 use crate::keyvault::{request_host, vault_from_host};
 use crate::state::{FaultAction, State};
 
@@ -67,14 +68,14 @@ fn status_fault(scope: &str, status: u16) -> Response<Body> {
             50089,
             &format!("Injected fault: Entra ID answered {status}."),
         ),
-        _ => crate::keyvault::fault_status(status),
+        _ => crate::keyvault::wire::fault_status(status),
     }
 }
 
 /// The answer to a throttled request: Key Vault's 429 body for vaults.
 fn throttle_fault(scope: &str, retry_after_s: Option<u64>) -> Response<Body> {
     if scope != IMDS_SCOPE && scope != ENTRA_SCOPE {
-        return crate::keyvault::throttled(retry_after_s);
+        return crate::keyvault::wire::throttled(retry_after_s);
     }
     let mut response = too_many(scope);
     if let Some(seconds) = retry_after_s {
@@ -127,14 +128,14 @@ async fn dispatch(
             .unwrap_or_else(|e: Infallible| match e {}));
     }
     // Held until the answer is ready: injected latency counts as time in flight.
-    let _in_flight = state.enter(&scope);
-    let (action, latency) = state.take_fault(&scope);
+    let _in_flight = state.traffic.enter(&scope);
+    let (action, latency) = state.traffic.take_fault(&scope);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let response = match action {
         FaultAction::Drop => {
-            state.count(&scope, &method, &path, 0);
+            state.traffic.count(&scope, &method, &path, 0);
             tracing::info!(%scope, %path, "fault: dropping the connection");
             return Err(DroppedConnection);
         }
@@ -146,7 +147,9 @@ async fn dispatch(
         FaultAction::Status(status) => status_fault(&scope, status),
         FaultAction::Throttled { retry_after_s } => throttle_fault(&scope, retry_after_s),
     };
-    state.count(&scope, &method, &path, response.status().as_u16());
+    state
+        .traffic
+        .count(&scope, &method, &path, response.status().as_u16());
     tracing::debug!(%scope, %method, %path, status = response.status().as_u16(), "request");
     Ok(response)
 }
@@ -200,153 +203,33 @@ async fn accept_loop(
     }
 }
 
-/// How to start the emulator.
-#[derive(Debug, Clone)]
-pub struct EmulatorConfig {
-    /// The HTTPS listener (Key Vault, Entra ID, admin). Default `127.0.0.1:0`.
-    pub https_addr: SocketAddr,
-    /// The plain-http IMDS listener. Default `127.0.0.1:0`.
-    pub imds_addr: SocketAddr,
-    /// Where the CA (and with `persist`, the state and signing key) is kept; none keeps
-    /// everything in memory.
-    pub data_dir: Option<PathBuf>,
-    /// Save the state to `data_dir/state.json` after every change and load it at start.
-    pub persist: bool,
-    /// Applied at start.
-    pub seed: Option<crate::seed::Seed>,
-    /// Answer IMDS as Azure Arc's agent does: a request without the key of a fresh key file in
-    /// this directory gets a 401 naming the file ([`crate::imds::ArcChallenge`]).
-    pub arc_key_directory: Option<PathBuf>,
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        EmulatorConfig {
-            https_addr: loopback,
-            imds_addr: loopback,
-            data_dir: None,
-            persist: false,
-            seed: None,
-            arc_key_directory: None,
-        }
-    }
-}
-
-/// The emulator; see [`Emulator::start`].
-pub struct Emulator;
-
-impl Emulator {
-    /// Binds the listeners and starts serving; the emulator stops when the handle is dropped or
-    /// [`RunningEmulator::shutdown`] is called.
-    pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
-        let data_dir = config.data_dir.as_deref();
-        if config.persist && data_dir.is_none() {
-            anyhow::bail!("persisting the state needs a data directory (--data-dir)");
-        }
-        let authority = crate::tls::Authority::load_or_create(data_dir)?;
-        let (model, issuer, persist_path) = crate::persist::load(data_dir, config.persist)?;
-        let state = Arc::new(State::new(model, issuer, persist_path));
-        if let Some(seed) = &config.seed {
-            crate::seed::apply(&state, seed).context("failed to apply the seed")?;
-        }
-        let ca_pem = Arc::new(authority.ca_pem.clone());
-        let https = TcpListener::bind(config.https_addr)
-            .await
-            .with_context(|| format!("failed to listen on {} (https)", config.https_addr))?;
-        let imds = TcpListener::bind(config.imds_addr)
-            .await
-            .with_context(|| format!("failed to listen on {} (imds)", config.imds_addr))?;
-        let https_addr = https.local_addr()?;
-        let imds_addr = imds.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config()?);
-        let routers = Arc::new(https_router(state.clone(), ca_pem.clone()));
-        let arc = config
-            .arc_key_directory
-            .clone()
-            .map(crate::imds::ArcChallenge::new);
-        let imds_routers = Arc::new((crate::imds::router(state.clone(), arc), Router::new()));
-        let cancel = CancellationToken::new();
-        tokio::spawn(accept_loop(
-            https,
-            Some(acceptor),
-            Listener::Https,
-            state.clone(),
-            routers,
-            cancel.clone(),
-        ));
-        tokio::spawn(accept_loop(
-            imds,
-            None,
-            Listener::Imds,
-            state.clone(),
-            imds_routers,
-            cancel.clone(),
-        ));
-        tracing::info!(%https_addr, %imds_addr, "local vault listening");
-        Ok(RunningEmulator {
-            state,
-            https_addr,
-            imds_addr,
-            ca_pem,
-            cancel,
-        })
-    }
-}
-
-/// A running emulator: its addresses, CA, and the admin API as methods.
-pub struct RunningEmulator {
-    pub(crate) state: Arc<State>,
-    https_addr: SocketAddr,
-    imds_addr: SocketAddr,
+/// Serves `https` (TLS through `acceptor`) and `imds` (plain http, answering as Azure Arc does
+/// with `arc`) until `cancel` is cancelled.
+pub fn spawn(
+    state: Arc<State>,
     ca_pem: Arc<String>,
-    cancel: CancellationToken,
-}
-
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-impl RunningEmulator {
-    /// The HTTPS listener's address; map vault host names to it.
-    pub fn https_addr(&self) -> SocketAddr {
-        self.https_addr
-    }
-
-    /// The IMDS listener's address.
-    pub fn imds_addr(&self) -> SocketAddr {
-        self.imds_addr
-    }
-
-    /// The IMDS identity endpoint (an `msiEndpoint`): `http://127.0.0.1:PORT/metadata/identity`.
-    pub fn imds_url(&self) -> String {
-        format!("http://{}/metadata/identity", self.imds_addr)
-    }
-
-    /// The Entra ID authority host: `https://localhost:PORT`.
-    pub fn authority_host(&self) -> String {
-        format!("https://localhost:{}", self.https_addr.port())
-    }
-
-    /// The vault URL clients use: `https://<vault>.vault.azure.net:PORT` (map the host to
-    /// [`Self::https_addr`]).
-    pub fn vault_url(&self, vault: &str) -> String {
-        format!("https://{vault}.vault.azure.net:{}", self.https_addr.port())
-    }
-
-    /// The CA certificate (PEM) that issued the server certificate.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
-    /// The shared state, for the admin operations not wrapped below.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
-    pub fn shutdown(&self) {
-        self.cancel.cancel();
-    }
+    https: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    imds: TcpListener,
+    arc: Option<Arc<ArcChallenge>>,
+    cancel: &CancellationToken,
+) {
+    let routers = Arc::new(https_router(state.clone(), ca_pem));
+    let imds_routers = Arc::new((crate::imds::router(state.clone(), arc), Router::new()));
+    tokio::spawn(accept_loop(
+        https,
+        Some(acceptor),
+        Listener::Https,
+        state.clone(),
+        routers,
+        cancel.clone(),
+    ));
+    tokio::spawn(accept_loop(
+        imds,
+        None,
+        Listener::Imds,
+        state,
+        imds_routers,
+        cancel.clone(),
+    ));
 }

@@ -27,6 +27,32 @@ pub struct AccessClaims {
     pub appid: String,
 }
 
+impl AccessClaims {
+    /// The claims of a token for `resource`, issued in `tenant_id` (`iss`
+    /// `https://sts.windows.net/{tenant_id}/`) to the principal with `object_id` and `client_id`,
+    /// valid from `not_before` (also its `iat`) to `expires_on` (Unix seconds).
+    pub fn new(
+        resource: &str,
+        tenant_id: &str,
+        object_id: &str,
+        client_id: &str,
+        not_before: i64,
+        expires_on: i64,
+    ) -> Self {
+        AccessClaims {
+            aud: resource.to_owned(),
+            iss: format!("https://sts.windows.net/{tenant_id}/"),
+            iat: not_before,
+            nbf: not_before,
+            exp: expires_on,
+            tid: tenant_id.to_owned(),
+            oid: object_id.to_owned(),
+            sub: object_id.to_owned(),
+            appid: client_id.to_owned(),
+        }
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {

@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use akvvm_emulator::admin::{NamedSecret, RoleSpec, VaultSpec};
 use akvvm_emulator::seed::{Seed, SeedIdentities};
 use akvvm_emulator::{
-    AppCredentials, AppSpec, Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec,
+    AppCredentials, AppSpec, Emulator, EmulatorConfig, IdentitySpec, NamedSecret, RoleSpec,
+    RunningEmulator, SecretSpec, VaultSpec,
 };
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};

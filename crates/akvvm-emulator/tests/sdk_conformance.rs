@@ -526,7 +526,7 @@ async fn throttling_and_injected_failures_are_retried_by_the_sdk() {
 #[tokio::test]
 async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let spec = akvvm_emulator::admin::VaultSpec {
+    let spec = akvvm_emulator::VaultSpec {
         name: "scopevault".into(),
         challenge: akvvm_emulator::state::ChallengeForm::Scope,
         ..Default::default()

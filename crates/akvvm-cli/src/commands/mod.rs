@@ -1,7 +1,6 @@
 //! The command line: one struct per subcommand, each with its own `run()`.
 
 mod cscfg;
-mod demo;
 mod handler;
 mod inspect;
 mod list;
@@ -44,8 +43,6 @@ enum Command {
     Cscfg(cscfg::CscfgArgs),
     /// The VM extension's handler commands (run by the Azure guest agent).
     Handler(handler::HandlerArgs),
-    /// Try akvvm without Azure: the local vault, a sync, a rotation, in one command.
-    Demo(demo::DemoArgs),
 }
 
 impl Cli {
@@ -63,7 +60,6 @@ impl Cli {
             Command::List(args) => args.run(),
             Command::Cscfg(args) => args.run(),
             Command::Handler(args) => args.run(),
-            Command::Demo(args) => args.run(),
         }
     }
 }

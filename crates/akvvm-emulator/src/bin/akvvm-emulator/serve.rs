@@ -1,33 +1,15 @@
-//! `akvvm-emulator`: the local vault.
+//! `akvvm-emulator serve`: the local vault on fixed addresses until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 
 use akvvm_emulator::seed::Seed;
 use akvvm_emulator::{Emulator, EmulatorConfig};
 
-#[derive(Parser)]
-#[command(
-    name = "akvvm-emulator",
-    version,
-    about = "The local vault: Azure Key Vault, Entra ID and IMDS on loopback"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve Key Vault and Entra ID over HTTPS and IMDS over http until interrupted.
-    Serve(Serve),
-}
-
 #[derive(clap::Args)]
-struct Serve {
+pub struct Serve {
     /// Answer IMDS as an Azure Arc server does (a 401 naming a key file written in DIR, whose
     /// content the next request must present).
     #[arg(long, value_name = "DIR")]
@@ -51,7 +33,7 @@ struct Serve {
 }
 
 impl Serve {
-    async fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<()> {
         let seed = self.seed.as_deref().map(Seed::from_file).transpose()?;
         let emulator = Emulator::start(EmulatorConfig {
             https_addr: self.https,
@@ -84,37 +66,5 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("failed to watch SIGINT"),
         _ = term.recv() => Ok(()),
-    }
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "akvvm_emulator=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
-        Command::Serve(serve) => serve.run().await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("akvvm-emulator: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        super::Cli::command().debug_assert();
     }
 }

@@ -1,8 +1,10 @@
-//! `akvvm demo`: the README's first command. Starts the local vault in-process, creates a vault,
-//! an identity and a few certificates (RSA and EC, PFX and PEM), runs the agent against real
-//! vault URLs (mapped to loopback through `akvvm.resolve`, trusting the local vault's CA through
-//! `akvvm.caCertificates`), shows the installed files and thumbprints, rotates a certificate,
-//! syncs again and shows the link move to the new version, then stops.
+//! `akvvm-emulator demo`: the README's first command. Starts the local vault in-process, creates
+//! a vault, an identity and a few certificates (RSA and EC, PFX and PEM), runs the akvvm agent
+//! (the `akvvm` library's sync engine) against real vault URLs (mapped to loopback through
+//! `akvvm.resolve`, trusting the local vault's CA through `akvvm.caCertificates`), shows the
+//! installed files and thumbprints, rotates a certificate, syncs again and shows the link move
+//! to the new version, then stops. It lives here, not in the `akvvm` binary, so that the agent
+//! deployed to VMs does not carry the local vault.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,8 +15,6 @@ use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec};
 use anyhow::Context;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-use crate::output;
 
 /// The demo's vault.
 const VAULT: &str = "akvvm-demo";
@@ -27,14 +27,14 @@ const CERTIFICATES: &[(&str, &str, &str)] = &[
 ];
 
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+pub struct Demo {
     /// Keep the demo's files (settings, CA, store, state) in DIR instead of a temp directory.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
-impl DemoArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+impl Demo {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
         let temp;
         let dir = match &self.dir {
             Some(dir) => {
@@ -51,11 +51,9 @@ impl DemoArgs {
                 temp.path().to_path_buf()
             }
         };
-        let runtime =
-            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-        let complete = runtime.block_on(demo(&dir))?;
+        let complete = demo(&dir).await?;
         if self.dir.is_some() {
-            output::line(format!("\nThe files stay in {}.", dir.display()));
+            line(format!("\nThe files stay in {}.", dir.display()));
         }
         Ok(if complete {
             ExitCode::SUCCESS
@@ -65,12 +63,18 @@ impl DemoArgs {
     }
 }
 
+/// Prints a line of the demo's output to stdout (its logs go to stderr).
+#[allow(clippy::print_stdout)]
+fn line(text: impl std::fmt::Display) {
+    println!("{text}");
+}
+
 fn policy(kty: &str, content_type: &str, name: &str) -> serde_json::Value {
     akvvm_emulator::certs::self_signed_policy(kty, content_type, &format!("CN={name}.demo.example"))
 }
 
 async fn demo(dir: &Path) -> anyhow::Result<bool> {
-    output::line("akvvm demo: the local vault, the agent, a rotation.\n");
+    line("akvvm demo: the local vault, the agent, a rotation.\n");
     let emulator = Emulator::start(EmulatorConfig::default())
         .await
         .context("failed to start the local vault")?;
@@ -78,7 +82,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, emulator.ca_pem())
         .with_context(|| format!("failed to write {}", ca.display()))?;
-    output::line(format!(
+    line(format!(
         "1. Local vault (Key Vault, Entra ID, IMDS) on https://127.0.0.1:{port} and {}; its CA is {}",
         emulator.imds_url(),
         ca.display()
@@ -93,7 +97,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
     emulator
         .assign_roles(VAULT, "system", &["Key Vault Secrets User"])
         .map_err(|e| anyhow::anyhow!("failed to assign the role: {e:?}"))?;
-    output::line(format!(
+    line(format!(
         "2. Vault https://{VAULT}.vault.azure.net; the VM's managed identity (object id {}) has the \"Key Vault Secrets User\" role",
         identity.object_id
     ));
@@ -101,7 +105,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
         let created = emulator
             .create_certificate(VAULT, name, &policy(kty, content_type, name))
             .map_err(|e| anyhow::anyhow!("failed to create certificate {name}: {e:?}"))?;
-        output::line(format!(
+        line(format!(
             "   certificate {name:<5} {kty} key, secret {content_type:<22} version {}  thumbprint {}",
             created.version, created.thumbprint
         ));
@@ -128,7 +132,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
     let settings_path = dir.join("settings.json");
     std::fs::write(&settings_path, serde_json::to_vec_pretty(&settings_json)?)
         .with_context(|| format!("failed to write {}", settings_path.display()))?;
-    output::line(format!(
+    line(format!(
         "3. Settings {} observe https://{VAULT}.vault.azure.net/secrets/{{web,api,mail}}; akvvm.resolve maps the vault to 127.0.0.1:{port}",
         settings_path.display()
     ));
@@ -138,26 +142,26 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
         .context("failed to start the sync engine")?;
     let cancel = CancellationToken::new();
 
-    output::line("\n4. Sync (as `akvvm sync --once --settings settings.json` would):");
+    line("\n4. Sync (as `akvvm sync --once --settings settings.json` would):");
     let first = engine.cycle(|_| true, &cancel).await;
     print_cycle(&first);
-    output::line(format!("\n   The store {}:", store.display()));
+    line(format!("\n   The store {}:", store.display()));
     print_store(&store)?;
 
     let rotated = emulator
         .rotate_certificate(VAULT, "web")
         .map_err(|e| anyhow::anyhow!("failed to rotate certificate web: {e:?}"))?;
-    output::line(format!(
+    line(format!(
         "\n5. Rotated certificate web in the vault: new version {}, thumbprint {}",
         rotated.version, rotated.thumbprint
     ));
     let link = store.join(format!("{VAULT}.web"));
     let before = std::fs::read_link(&link).ok();
-    output::line("\n6. Sync again: only the new version is fetched, decoded and installed:");
+    line("\n6. Sync again: only the new version is fetched, decoded and installed:");
     let second = engine.cycle(|_| true, &cancel).await;
     print_cycle(&second);
     let after = std::fs::read_link(&link).ok();
-    output::line(format!(
+    line(format!(
         "\n   {} -> {} (was {})",
         link.display(),
         after
@@ -169,12 +173,12 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(missing)".into()),
     ));
-    output::line(format!("\n   The store {}:", store.display()));
+    line(format!("\n   The store {}:", store.display()));
     print_store(&store)?;
 
     emulator.shutdown();
     let moved = after.is_some() && before != after;
-    output::line(format!(
+    line(format!(
         "\n7. Stopped the local vault. {}",
         if first.complete() && second.complete() && moved {
             "Every certificate was installed and the rotation followed."
@@ -187,7 +191,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
 
 fn print_cycle(report: &CycleReport) {
     for cert in &report.certificates {
-        let line = match &cert.outcome {
+        let text = match &cert.outcome {
             CertOutcome::Installed(info) => format!(
                 "   installed {}  version {}  thumbprint {}",
                 cert.url,
@@ -204,7 +208,7 @@ fn print_cycle(report: &CycleReport) {
                 format!("   FAILED    {}  [{code}] {message}", cert.url)
             }
         };
-        output::line(line);
+        line(text);
     }
 }
 
@@ -222,9 +226,9 @@ fn print_store(store: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("failed to stat {}", entry.path().display()))?;
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(entry.path()).unwrap_or_default();
-            output::line(format!("     {name} -> {}", target.display()));
+            line(format!("     {name} -> {}", target.display()));
         } else {
-            output::line(format!(
+            line(format!(
                 "     {name}  ({:o}, {} bytes)",
                 meta.permissions().mode() & 0o777,
                 meta.len()

@@ -1,0 +1,384 @@
+//! Starting the local vault ([`Emulator::start`] with an [`EmulatorConfig`]) and the handle to a
+//! running one ([`RunningEmulator`]): its addresses and CA, and the Rust admin API as methods
+//! (vaults, identities, apps, roles, secrets, certificates, faults, counters), each one call of
+//! an operation of [`crate::state`], as the HTTP admin API's routes are.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::certs::{CertificateCreated, CertificateImport};
+use crate::error::AdminError;
+use crate::state::{
+    AppCredentials, AppSpec, AuthorizationModel, Faults, Identity, IdentitySpec, RequestCount,
+    SecretSpec, SecretVersion, State, Throttle, Vault, VaultSpec,
+};
+use crate::token::AccessClaims;
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The HTTPS listener (Key Vault, Entra ID, admin). Default `127.0.0.1:0`.
+    pub https_addr: SocketAddr,
+    /// The plain-http IMDS listener. Default `127.0.0.1:0`.
+    pub imds_addr: SocketAddr,
+    /// Where the CA (and with `persist`, the state and signing key) is kept; none keeps
+    /// everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Save the state to `data_dir/state.json` after every change and load it at start.
+    pub persist: bool,
+    /// Applied at start.
+    pub seed: Option<crate::seed::Seed>,
+    /// Answer IMDS as Azure Arc's agent does: a request without the key of a fresh key file in
+    /// this directory gets a 401 naming the file ([`crate::imds::ArcChallenge`]).
+    pub arc_key_directory: Option<PathBuf>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        EmulatorConfig {
+            https_addr: loopback,
+            imds_addr: loopback,
+            data_dir: None,
+            persist: false,
+            seed: None,
+            arc_key_directory: None,
+        }
+    }
+}
+
+/// The emulator; see [`Emulator::start`].
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds the listeners and starts serving; the emulator stops when the handle is dropped or
+    /// [`RunningEmulator::shutdown`] is called.
+    pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
+        let data_dir = config.data_dir.as_deref();
+        if config.persist && data_dir.is_none() {
+            anyhow::bail!("persisting the state needs a data directory (--data-dir)");
+        }
+        let authority = crate::tls::Authority::load_or_create(data_dir)?;
+        let (model, issuer, persist_path) = crate::persist::load(data_dir, config.persist)?;
+        let state = Arc::new(State::new(model, issuer, persist_path));
+        if let Some(seed) = &config.seed {
+            crate::seed::apply(&state, seed).context("failed to apply the seed")?;
+        }
+        let ca_pem = Arc::new(authority.ca_pem.clone());
+        let https = TcpListener::bind(config.https_addr)
+            .await
+            .with_context(|| format!("failed to listen on {} (https)", config.https_addr))?;
+        let imds = TcpListener::bind(config.imds_addr)
+            .await
+            .with_context(|| format!("failed to listen on {} (imds)", config.imds_addr))?;
+        let https_addr = https.local_addr()?;
+        let imds_addr = imds.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config()?);
+        let arc = config
+            .arc_key_directory
+            .clone()
+            .map(crate::imds::ArcChallenge::new);
+        let cancel = CancellationToken::new();
+        crate::server::spawn(
+            state.clone(),
+            ca_pem.clone(),
+            https,
+            acceptor,
+            imds,
+            arc,
+            &cancel,
+        );
+        tracing::info!(%https_addr, %imds_addr, "local vault listening");
+        Ok(RunningEmulator {
+            state,
+            https_addr,
+            imds_addr,
+            ca_pem,
+            cancel,
+        })
+    }
+}
+
+/// A running emulator: its addresses, CA, and the admin API as methods.
+pub struct RunningEmulator {
+    state: Arc<State>,
+    https_addr: SocketAddr,
+    imds_addr: SocketAddr,
+    ca_pem: Arc<String>,
+    cancel: CancellationToken,
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl RunningEmulator {
+    /// The HTTPS listener's address; map vault host names to it.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// The IMDS listener's address.
+    pub fn imds_addr(&self) -> SocketAddr {
+        self.imds_addr
+    }
+
+    /// The IMDS identity endpoint (an `msiEndpoint`): `http://127.0.0.1:PORT/metadata/identity`.
+    pub fn imds_url(&self) -> String {
+        format!("http://{}/metadata/identity", self.imds_addr)
+    }
+
+    /// The Entra ID authority host: `https://localhost:PORT`.
+    pub fn authority_host(&self) -> String {
+        format!("https://localhost:{}", self.https_addr.port())
+    }
+
+    /// The vault URL clients use: `https://<vault>.vault.azure.net:PORT` (map the host to
+    /// [`Self::https_addr`]).
+    pub fn vault_url(&self, vault: &str) -> String {
+        format!("https://{vault}.vault.azure.net:{}", self.https_addr.port())
+    }
+
+    /// The CA certificate (PEM) that issued the server certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The shared state, for the admin operations not wrapped below.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl RunningEmulator {
+    /// Creates a vault (with its roles, secrets and certificates).
+    pub fn create_vault(&self, spec: &VaultSpec) -> Result<Vault, AdminError> {
+        self.state.create_vault_from_spec(spec)
+    }
+
+    /// Creates an empty vault in the default tenant with RBAC authorization.
+    pub fn add_vault(&self, name: &str) -> Result<Vault, AdminError> {
+        self.state
+            .create_vault(name, None, AuthorizationModel::Rbac)
+    }
+
+    /// The default tenant (vaults, identities and apps without one are in it).
+    pub fn tenant_id(&self) -> String {
+        self.state.default_tenant()
+    }
+
+    /// Signs an access token for `identity` and `resource` valid from `not_before` to
+    /// `expires_on` (Unix seconds), as IMDS would issue it: for tests of tokens that IMDS never
+    /// hands out (expired, not yet valid).
+    pub fn issue_token(
+        &self,
+        identity: &Identity,
+        resource: &str,
+        not_before: i64,
+        expires_on: i64,
+    ) -> anyhow::Result<String> {
+        self.state.issuer.issue(&AccessClaims::new(
+            resource,
+            &identity.tenant_id,
+            &identity.object_id,
+            &identity.client_id,
+            not_before,
+            expires_on,
+        ))
+    }
+
+    /// Creates or replaces the system-assigned identity.
+    pub fn set_system_identity(&self, spec: IdentitySpec) -> Result<Identity, AdminError> {
+        self.state.set_system_identity(spec)
+    }
+
+    pub fn add_user_identity(&self, spec: IdentitySpec) -> Result<Identity, AdminError> {
+        self.state.add_user_identity(spec)
+    }
+
+    /// Registers an app with a certificate (generated when the spec has none).
+    pub fn register_app(&self, spec: AppSpec) -> Result<AppCredentials, AdminError> {
+        self.state.register_app(spec)
+    }
+
+    /// Grants roles or permissions (see [`crate::state::expand_role`]) to a principal in a vault.
+    pub fn assign_roles(
+        &self,
+        vault: &str,
+        principal: &str,
+        roles: &[&str],
+    ) -> Result<(), AdminError> {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.state.assign_roles(vault, principal, &roles)
+    }
+
+    pub fn revoke_roles(&self, vault: &str, principal: &str) -> Result<(), AdminError> {
+        self.state.revoke_roles(vault, principal)
+    }
+
+    /// Sets a secret (a new version each time).
+    pub fn set_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        spec: SecretSpec,
+    ) -> Result<SecretVersion, AdminError> {
+        self.state.set_secret(vault, name, spec)
+    }
+
+    pub fn set_secret_enabled(
+        &self,
+        vault: &str,
+        name: &str,
+        version: Option<&str>,
+        enabled: bool,
+    ) -> Result<(), AdminError> {
+        self.state.set_secret_enabled(vault, name, version, enabled)
+    }
+
+    pub fn delete_secret(&self, vault: &str, name: &str) -> Result<(), AdminError> {
+        self.state.delete_secret(vault, name).map(|_| ())
+    }
+
+    pub fn import_certificate(
+        &self,
+        vault: &str,
+        name: &str,
+        import: &CertificateImport,
+    ) -> Result<CertificateCreated, AdminError> {
+        self.state.import_certificate(vault, name, import)
+    }
+
+    /// Creates a self-signed certificate from a Key Vault certificate policy (JSON).
+    pub fn create_certificate(
+        &self,
+        vault: &str,
+        name: &str,
+        policy: &Value,
+    ) -> Result<CertificateCreated, AdminError> {
+        self.state.create_certificate(vault, name, policy)
+    }
+
+    /// Adds a new version to a certificate.
+    pub fn rotate_certificate(
+        &self,
+        vault: &str,
+        name: &str,
+    ) -> Result<CertificateCreated, AdminError> {
+        self.state.rotate_certificate(vault, name)
+    }
+
+    pub fn set_certificate_enabled(
+        &self,
+        vault: &str,
+        name: &str,
+        version: Option<&str>,
+        enabled: bool,
+    ) -> Result<(), AdminError> {
+        self.state
+            .set_certificate_enabled(vault, name, version, enabled)
+            .map(|_| ())
+    }
+
+    /// Deletes a certificate and its managed secret.
+    pub fn delete_certificate(&self, vault: &str, name: &str) -> Result<(), AdminError> {
+        self.state.delete_certificate(vault, name).map(|_| ())
+    }
+
+    /// Replaces the faults of a scope (a vault name, `imds` or `entra`).
+    pub fn set_faults(&self, scope: &str, faults: Faults) {
+        self.state.traffic.set_faults(scope, faults);
+    }
+
+    /// Throttles a scope: at most `limit` requests per `window`, the rest get 429.
+    pub fn throttle(
+        &self,
+        scope: &str,
+        limit: u32,
+        window: std::time::Duration,
+        retry_after_s: Option<u64>,
+    ) {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.state.traffic.update_faults(scope, |f| {
+            f.throttle = Some(Throttle {
+                limit,
+                window_ms,
+                retry_after_s,
+            })
+        });
+    }
+
+    /// Answers the next requests of a scope with `statuses`, one each.
+    pub fn fail_next(&self, scope: &str, statuses: &[u16]) {
+        self.state
+            .traffic
+            .update_faults(scope, |f| f.statuses.extend(statuses.iter().copied()));
+    }
+
+    pub fn add_latency(&self, scope: &str, latency: std::time::Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.state
+            .traffic
+            .update_faults(scope, |f| f.latency_ms = ms);
+    }
+
+    /// Closes the connection of the next `count` requests of a scope without answering.
+    pub fn drop_next(&self, scope: &str, count: u32) {
+        self.state
+            .traffic
+            .update_faults(scope, |f| f.drop_next += count);
+    }
+
+    pub fn clear_faults(&self, scope: &str) {
+        self.state.traffic.set_faults(scope, Faults::default());
+    }
+
+    pub fn counters(&self) -> Vec<RequestCount> {
+        self.state.traffic.counters()
+    }
+
+    /// Requests seen in `scope` (a vault name, `imds`, `entra`) for `path`, any method and status
+    /// (dropped connections count with status 0).
+    pub fn request_count(&self, scope: &str, path: &str) -> u64 {
+        self.state
+            .traffic
+            .counters()
+            .iter()
+            .filter(|c| c.scope == scope && c.path == path)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Requests in `scope` answered with `status`.
+    pub fn status_count(&self, scope: &str, status: u16) -> u64 {
+        self.state
+            .traffic
+            .counters()
+            .iter()
+            .filter(|c| c.scope == scope && c.status == status)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// The most requests to `scope` (a vault name, `imds` or `entra`) that were being handled at
+    /// the same time since the start or the last [`reset_counters`](Self::reset_counters).
+    pub fn peak_in_flight(&self, scope: &str) -> u32 {
+        self.state.traffic.peak_in_flight(scope)
+    }
+
+    pub fn reset_counters(&self) {
+        self.state.traffic.reset_counters();
+    }
+}

@@ -1,0 +1,400 @@
+//! `/certificates` and `/deletedcertificates`: create (self-signed from a policy; the answer is
+//! the pending operation, as Key Vault's), import, get, list, versions, the pending operation,
+//! policy, update and delete (soft), and get, list, purge and recover deleted certificates.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha1::Digest;
+
+use super::wire::{
+    Ctx, admin_to_response, bad_parameter, check_name, deleted_not_found, kv_error, list_page,
+    method_not_allowed, no_content, not_found_path, ok_json, parse_body, with_deletion,
+};
+use crate::certs::CertificateImport;
+use crate::error::AdminError;
+use crate::state::certificates::{
+    create_in, import_in, purge_deleted_certificate, recover_deleted_certificate, set_version,
+    soft_delete_in,
+};
+use crate::state::model::version_index;
+use crate::state::{
+    Certificate, CertificateVersion, DeletedCertificate, Permission, RECOVERABLE_DAYS,
+    RECOVERY_LEVEL, new_version,
+};
+
+fn x5t(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der))
+}
+
+fn cert_attributes(v: &CertificateVersion) -> Value {
+    json!({
+        "enabled": v.enabled,
+        "nbf": v.nbf,
+        "exp": v.exp,
+        "created": v.created,
+        "updated": v.updated,
+        "recoveryLevel": RECOVERY_LEVEL,
+        "recoverableDays": RECOVERABLE_DAYS,
+    })
+}
+
+fn policy_body(ctx: &Ctx<'_>, cert: &Certificate) -> Value {
+    let mut p = cert.policy.clone();
+    p["id"] = json!(format!("{}/certificates/{}/policy", ctx.base, cert.name));
+    p["attributes"]["created"] = json!(cert.policy_created);
+    p["attributes"]["updated"] = json!(cert.policy_created);
+    p
+}
+
+fn bundle_body(ctx: &Ctx<'_>, cert: &Certificate, v: &CertificateVersion) -> Value {
+    let mut body = json!({
+        "id": format!("{}/certificates/{}/{}", ctx.base, cert.name, v.version),
+        "kid": format!("{}/keys/{}/{}", ctx.base, cert.name, v.version),
+        "sid": format!("{}/secrets/{}/{}", ctx.base, cert.name, v.version),
+        "x5t": x5t(&v.cer),
+        "cer": STANDARD.encode(&v.cer),
+        "attributes": cert_attributes(v),
+        "policy": policy_body(ctx, cert),
+    });
+    if !v.tags.is_empty() {
+        body["tags"] = json!(v.tags);
+    }
+    body
+}
+
+fn item_body(id: String, v: &CertificateVersion) -> Value {
+    let mut body = json!({"id": id, "x5t": x5t(&v.cer), "attributes": cert_attributes(v)});
+    if !v.tags.is_empty() {
+        body["tags"] = json!(v.tags);
+    }
+    body
+}
+
+fn cert_not_found(name: &str, version: Option<&str>) -> Response {
+    let id = version.map_or_else(|| name.to_owned(), |v| format!("{name}/{v}"));
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "CertificateNotFound",
+        &format!(
+            "A certificate with (name/id) {id} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
+        None,
+    )
+}
+
+#[derive(Deserialize)]
+struct AttributesIn {
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct CreateIn {
+    policy: Option<Value>,
+    attributes: Option<AttributesIn>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct ImportIn {
+    value: Option<String>,
+    pwd: Option<String>,
+    policy: Option<Value>,
+    attributes: Option<AttributesIn>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct UpdateIn {
+    attributes: Option<AttributesIn>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// Checks that the caller holds `perm` on the certificate `name` (Key Vault's 403 names it).
+fn require(ctx: &Ctx<'_>, perm: Permission, name: &str) -> Result<(), Response> {
+    ctx.require(perm, &format!("/certificates/{name}"))
+}
+
+fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
+    ctx.read_vault(|vault| vault.certificates.get(&name.to_ascii_lowercase()).cloned())
+}
+
+/// The certificate operation. Creation is synchronous here, but the create answer says
+/// `inProgress` as Key Vault's does (the SDKs' pollers only fetch the certificate after seeing the
+/// pending operation complete); the pending operation then reads `completed`.
+fn operation_body(ctx: &Ctx<'_>, cert: &Certificate, completed: bool) -> Value {
+    let mut body = json!({
+        "id": format!("{}/certificates/{}/pending", ctx.base, cert.name),
+        "issuer": {"name": cert.policy["issuer"]["name"].as_str().unwrap_or("Self")},
+        "csr": cert.versions.last().map(|v| STANDARD.encode(&v.cer)).unwrap_or_default(),
+        "cancellation_requested": false,
+        "request_id": new_version(),
+    });
+    if completed {
+        body["status"] = json!("completed");
+        body["target"] = json!(format!("{}/certificates/{}", ctx.base, cert.name));
+    } else {
+        body["status"] = json!("inProgress");
+        body["status_details"] = json!(
+            "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+        );
+    }
+    body
+}
+
+/// Handles `/certificates/...`.
+pub fn handle(
+    ctx: &Ctx<'_>,
+    method: &Method,
+    rest: &[&str],
+    body: &Bytes,
+) -> Result<Response, Response> {
+    match (rest, method) {
+        ([] | [""], &Method::GET) => {
+            ctx.list(Permission::CertificatesList, "/certificates", |vault| {
+                vault
+                    .certificates
+                    .values()
+                    .filter_map(|c| {
+                        c.versions
+                            .last()
+                            .map(|v| item_body(format!("{}/certificates/{}", ctx.base, c.name), v))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        }
+        ([name, "create"], &Method::POST) => {
+            check_name("Certificate", name)?;
+            require(ctx, Permission::CertificatesCreate, name)?;
+            let input: CreateIn = parse_body(body)?;
+            let policy = input.policy.unwrap_or(Value::Null);
+            let enabled = input.attributes.and_then(|a| a.enabled).unwrap_or(true);
+            ctx.change_vault(|v| {
+                create_in(v, name, &policy, enabled, input.tags.unwrap_or_default())
+            })?;
+            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            let mut response = ok_json(StatusCode::ACCEPTED, operation_body(ctx, &cert, false));
+            let location = format!(
+                "{}/certificates/{}/pending?api-version={}",
+                ctx.base, cert.name, ctx.api_version
+            );
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(response)
+        }
+        ([name, "import"], &Method::POST) => {
+            check_name("Certificate", name)?;
+            require(ctx, Permission::CertificatesImport, name)?;
+            let input: ImportIn = parse_body(body)?;
+            let Some(value) = input.value else {
+                return Err(bad_parameter(
+                    "The request body must contain the property 'value'.",
+                ));
+            };
+            let policy = input.policy.unwrap_or(Value::Null);
+            let is_pem = value.trim_start().starts_with("-----BEGIN");
+            let import = CertificateImport {
+                pfx: (!is_pem).then(|| value.clone()),
+                pem: is_pem.then_some(value),
+                password: input.pwd,
+                content_type: None,
+                tags: input.tags.unwrap_or_default(),
+            };
+            let created = ctx.change_vault(|v| {
+                let created = import_in(v, name, &import, &policy)?;
+                if let Some(false) = input.attributes.and_then(|a| a.enabled)
+                    && let Some(c) = v.certificates.get_mut(&name.to_ascii_lowercase())
+                    && let Some(last) = c.versions.last_mut()
+                {
+                    last.enabled = false;
+                }
+                Ok(created)
+            })?;
+            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            let v = cert
+                .versions
+                .iter()
+                .find(|v| v.version == created.version)
+                .ok_or_else(|| cert_not_found(name, None))?;
+            Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+        }
+        ([name, "pending"], &Method::GET) => {
+            require(ctx, Permission::CertificatesGet, name)?;
+            let cert = get_cert(ctx, name).ok_or_else(|| {
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "PendingCertificateNotFound",
+                    &format!("Pending certificate not found: {name}"),
+                    None,
+                )
+            })?;
+            Ok(ok_json(StatusCode::OK, operation_body(ctx, &cert, true)))
+        }
+        ([name, "policy"], &Method::GET) => {
+            require(ctx, Permission::CertificatesGet, name)?;
+            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            Ok(ok_json(StatusCode::OK, policy_body(ctx, &cert)))
+        }
+        ([name, "versions"], &Method::GET) => {
+            require(ctx, Permission::CertificatesList, name)?;
+            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            let items = cert
+                .versions
+                .iter()
+                .map(|v| {
+                    item_body(
+                        format!("{}/certificates/{}/{}", ctx.base, cert.name, v.version),
+                        v,
+                    )
+                })
+                .collect();
+            list_page(ctx, items, &format!("/certificates/{name}/versions"))
+        }
+        ([name] | [name, ""], &Method::GET) => get_version(ctx, name, None),
+        ([name, version], &Method::GET) => get_version(ctx, name, Some(version)),
+        ([name] | [name, ""], &Method::PATCH) => update(ctx, name, None, body),
+        ([name, version], &Method::PATCH) => update(ctx, name, Some(version), body),
+        ([name], &Method::DELETE) => {
+            require(ctx, Permission::CertificatesDelete, name)?;
+            let deleted = ctx
+                .state
+                .with_vault(&ctx.vault, |v| soft_delete_in(v, name))
+                .map_err(|e| match e {
+                    AdminError::NotFound { .. } => cert_not_found(name, None),
+                    other => admin_to_response(other),
+                })?;
+            deleted_bundle(ctx, &deleted)
+                .map(|body| ok_json(StatusCode::OK, body))
+                .ok_or_else(|| cert_not_found(name, None))
+        }
+        ([_] | [_, _], _) => Err(method_not_allowed(method)),
+        _ => Err(not_found_path(&format!("/certificates/{}", rest.join("/")))),
+    }
+}
+
+fn get_version(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, Response> {
+    check_name("Certificate", name)?;
+    require(ctx, Permission::CertificatesGet, name)?;
+    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, version))?;
+    let v = version_index(&cert.versions, version, |v| &v.version)
+        .map(|i| &cert.versions[i])
+        .ok_or_else(|| cert_not_found(name, version))?;
+    Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+}
+
+fn update(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, Response> {
+    check_name("Certificate", name)?;
+    require(ctx, Permission::CertificatesCreate, name)?;
+    let input: UpdateIn = parse_body(body)?;
+    let enabled = input.attributes.and_then(|a| a.enabled);
+    let tags = input.tags;
+    let found = ctx.change_vault(|v| Ok(set_version(v, name, version, enabled, tags)))?;
+    let Some(ver) = found else {
+        return Err(cert_not_found(name, version));
+    };
+    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, version))?;
+    let v = cert
+        .versions
+        .iter()
+        .find(|v| v.version == ver)
+        .ok_or_else(|| cert_not_found(name, version))?;
+    Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+}
+
+/// A `DeletedCertificateBundle`: the latest version with where to recover it from.
+fn deleted_bundle(ctx: &Ctx<'_>, d: &DeletedCertificate) -> Option<Value> {
+    let cert = &d.certificate;
+    let body = bundle_body(ctx, cert, cert.versions.last()?);
+    Some(deletion(ctx, body, d))
+}
+
+/// `body` with what a deleted certificate's answer carries ([`with_deletion`]).
+fn deletion(ctx: &Ctx<'_>, body: Value, d: &DeletedCertificate) -> Value {
+    let name = &d.certificate.name;
+    with_deletion(
+        ctx,
+        body,
+        "deletedcertificates",
+        name,
+        d.deleted_date,
+        d.scheduled_purge_date,
+    )
+}
+
+/// Handles `/deletedcertificates/...`: get, list, purge and recover certificates that the
+/// data plane deleted.
+pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response, Response> {
+    let not_found = |name: &str| deleted_not_found("Certificate", name);
+    let find = |name: &str| {
+        ctx.read_vault(|vault| {
+            vault
+                .deleted_certificates
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+        })
+    };
+    match (rest, method) {
+        ([] | [""], &Method::GET) => ctx.list(
+            Permission::CertificatesList,
+            "/deletedcertificates",
+            |vault| {
+                vault
+                    .deleted_certificates
+                    .values()
+                    .filter_map(|d| {
+                        let cert = &d.certificate;
+                        let item = item_body(
+                            format!("{}/certificates/{}", ctx.base, cert.name),
+                            cert.versions.last()?,
+                        );
+                        Some(deletion(ctx, item, d))
+                    })
+                    .collect::<Vec<_>>()
+            },
+        ),
+        ([name], &Method::GET) => {
+            ctx.require(
+                Permission::CertificatesList,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let d = find(name).ok_or_else(|| not_found(name))?;
+            deleted_bundle(ctx, &d)
+                .map(|body| ok_json(StatusCode::OK, body))
+                .ok_or_else(|| not_found(name))
+        }
+        ([name], &Method::DELETE) => {
+            ctx.require(
+                Permission::CertificatesDelete,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let purged = ctx.change_vault(|v| Ok(purge_deleted_certificate(v, name)))?;
+            purged.map(|_| no_content()).ok_or_else(|| not_found(name))
+        }
+        ([name, "recover"], &Method::POST) => {
+            ctx.require(
+                Permission::CertificatesCreate,
+                &format!("/deletedcertificates/{name}"),
+            )?;
+            let recovered = ctx.change_vault(|v| Ok(recover_deleted_certificate(v, name)))?;
+            let cert = recovered.ok_or_else(|| not_found(name))?;
+            let last = cert.versions.last().ok_or_else(|| not_found(name))?;
+            Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, last)))
+        }
+        _ => Err(not_found_path(&format!(
+            "/deletedcertificates/{}",
+            rest.join("/")
+        ))),
+    }
+}

@@ -1,0 +1,355 @@
+//! What every Key Vault handler shares: the request context ([`Ctx`]) with its permission check
+//! (Key Vault's 403 bodies, RBAC or access policy), Key Vault's answers and error bodies (with
+//! the headers Key Vault sends), the answers to injected faults, the mapping of a model error to
+//! Key Vault's answer, and list paging (`maxresults`, `$skiptoken`, `nextLink`).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::error::AdminError;
+use crate::state::{AuthorizationModel, Permission, State, Vault, valid_object_name};
+
+/// Page size limit of list operations (Key Vault's maximum for `maxresults`).
+pub const MAX_RESULTS: usize = 25;
+
+/// A Key Vault error answer.
+pub fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(inner) = inner {
+        error["innererror"] = json!({"code": inner});
+    }
+    with_kv_headers((status, axum::Json(json!({ "error": error }))).into_response())
+}
+
+fn with_kv_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("x-ms-request-id", id);
+    }
+    headers.insert(
+        "x-ms-keyvault-service-version",
+        HeaderValue::from_static("1.9.2000.1"),
+    );
+    headers.insert("x-ms-keyvault-region", HeaderValue::from_static("local"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// An empty 204 answer (a purge).
+pub fn no_content() -> Response {
+    with_kv_headers(StatusCode::NO_CONTENT.into_response())
+}
+
+pub fn ok_json(status: StatusCode, body: Value) -> Response {
+    with_kv_headers((status, axum::Json(body)).into_response())
+}
+
+/// The answer Key Vault gives to a fault-injected status.
+pub fn fault_status(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if code == StatusCode::TOO_MANY_REQUESTS {
+        return throttled(None);
+    }
+    let name = match status {
+        500 => "InternalServerError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        _ => code.canonical_reason().unwrap_or("Error"),
+    };
+    kv_error(
+        code,
+        name,
+        &format!("Injected fault: the emulator answered {status}."),
+        None,
+    )
+}
+
+/// Key Vault's 429 answer.
+pub fn throttled(retry_after_s: Option<u64>) -> Response {
+    let mut response = kv_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Throttled",
+        "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+        None,
+    );
+    if let Some(seconds) = retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// The caller named by a valid token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub oid: String,
+    pub appid: String,
+    pub iss: String,
+}
+
+/// What a handler needs about the request.
+pub struct Ctx<'a> {
+    pub state: &'a State,
+    pub vault: String,
+    /// `https://{host}`, the base of every id in answers.
+    pub base: String,
+    pub api_version: String,
+    pub query: BTreeMap<String, String>,
+    pub caller: Caller,
+}
+
+impl Ctx<'_> {
+    /// Reads the request's vault.
+    pub fn read_vault<R>(&self, f: impl FnOnce(&Vault) -> R) -> R {
+        self.state.read(|m| f(&m.vaults[&self.vault]))
+    }
+
+    /// Changes the request's vault; a refused change is answered as Key Vault would
+    /// ([`admin_to_response`]).
+    pub fn change_vault<R>(
+        &self,
+        f: impl FnOnce(&mut Vault) -> Result<R, AdminError>,
+    ) -> Result<R, Response> {
+        self.state
+            .with_vault(&self.vault, f)
+            .map_err(admin_to_response)
+    }
+
+    /// A list operation: the caller needs `perm` on the whole vault; `items` are what the vault
+    /// holds as list items, paged under `path` ([`list_page`]).
+    pub fn list(
+        &self,
+        perm: Permission,
+        path: &str,
+        items: impl FnOnce(&Vault) -> Vec<Value>,
+    ) -> Result<Response, Response> {
+        self.require(perm, "")?;
+        let items = self.read_vault(items);
+        list_page(self, items, path)
+    }
+
+    /// [`Ctx::base`] with the port always written (`https://myvault.vault.azure.net:443`), as
+    /// Key Vault writes the `nextLink` of list answers.
+    pub fn base_with_port(&self) -> String {
+        let host = self.base.trim_start_matches("https://");
+        if host.contains(':') {
+            self.base.clone()
+        } else {
+            format!("{}:443", self.base)
+        }
+    }
+
+    /// Checks that the caller holds `perm`, or gives Key Vault's 403. `resource_path` is the
+    /// object the message names (`/secrets/db`), empty for the whole vault (list operations).
+    pub fn require(&self, perm: Permission, resource_path: &str) -> Result<(), Response> {
+        let (allowed, model, tenant) = self.state.read(|m| {
+            m.vaults.get(&self.vault).map_or(
+                (false, AuthorizationModel::Rbac, String::new()),
+                |v| {
+                    (
+                        v.allows(&self.caller.oid, &self.caller.appid, perm),
+                        v.authorization,
+                        v.tenant_id.clone(),
+                    )
+                },
+            )
+        });
+        if allowed {
+            return Ok(());
+        }
+        let c = &self.caller;
+        Err(match model {
+            AuthorizationModel::Rbac => kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss={}\r\nAction: '{}'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{}{}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {};location=local\r\n",
+                    c.appid,
+                    c.oid,
+                    c.iss,
+                    perm.data_action(),
+                    self.vault,
+                    resource_path.to_ascii_lowercase(),
+                    self.vault
+                ),
+                Some("ForbiddenByRbac"),
+            ),
+            AuthorizationModel::AccessPolicy => {
+                let (kind, op) = perm.policy_words();
+                kv_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!(
+                        "The user, group or application 'appid={};oid={};iscompound=false;iss=https://sts.windows.net/{tenant}/' does not have {kind} {op} permission on key vault '{};location=local'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+                        c.appid, c.oid, self.vault
+                    ),
+                    Some("AccessDenied"),
+                )
+            }
+        })
+    }
+}
+
+pub fn not_found_path(path: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("The operation {path:?} is not supported by the local vault."),
+        None,
+    )
+}
+
+pub fn bad_parameter(message: &str) -> Response {
+    kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None)
+}
+
+pub fn method_not_allowed(method: &Method) -> Response {
+    kv_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        &format!("The requested resource does not support http method '{method}'."),
+        None,
+    )
+}
+
+pub fn check_name(kind: &str, name: &str) -> Result<(), Response> {
+    if valid_object_name(name) {
+        Ok(())
+    } else {
+        Err(bad_parameter(&format!(
+            "The request URI contains an invalid name: {name}. {kind} names may contain only letters, digits and dashes, 1 to 127 characters."
+        )))
+    }
+}
+
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| bad_parameter(&format!("The request body is not valid: {e}")))
+}
+
+pub fn admin_to_response(e: AdminError) -> Response {
+    match e {
+        AdminError::NotFound { what, name } => kv_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("{what} {name} was not found"),
+            None,
+        ),
+        AdminError::Conflict { what, name } if what.contains("deleted") => {
+            let (kind, object) = if what.starts_with("certificate") {
+                ("Certificate", "certificate")
+            } else {
+                ("Secret", "secret")
+            };
+            kv_error(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!(
+                    "{kind} {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the {object} can only be recovered or purged."
+                ),
+                Some("ObjectIsDeletedButRecoverable"),
+            )
+        }
+        AdminError::Conflict { what, name } => kv_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!("{what} {name} already exists"),
+            None,
+        ),
+        AdminError::Invalid(message) => bad_parameter(&message),
+    }
+}
+
+/// Key Vault's 404 for a deleted object that is not there; `kind` is `Secret` or `Certificate`.
+pub fn deleted_not_found(kind: &str, name: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        &format!("{kind}NotFound"),
+        &format!("Deleted {kind} not found: {name}"),
+        None,
+    )
+}
+
+/// A deleted object's answer: `body` with where to recover it from (`recoveryId`:
+/// `/{collection}/{name}`), when it was deleted and when it will be purged.
+pub fn with_deletion(
+    ctx: &Ctx<'_>,
+    mut body: Value,
+    collection: &str,
+    name: &str,
+    deleted_date: i64,
+    scheduled_purge_date: i64,
+) -> Value {
+    body["recoveryId"] = json!(format!("{}/{collection}/{name}", ctx.base));
+    body["deletedDate"] = json!(deleted_date);
+    body["scheduledPurgeDate"] = json!(scheduled_purge_date);
+    body
+}
+
+/// A list answer, `{"value": [...], "nextLink": ...}`: the page of `items` that `maxresults`
+/// and `$skiptoken` select, and the link to the next page of `path` (null on the last page).
+pub fn list_page(ctx: &Ctx<'_>, items: Vec<Value>, path: &str) -> Result<Response, Response> {
+    let max = match ctx.query.get("maxresults") {
+        None => MAX_RESULTS,
+        Some(m) => match m.parse::<usize>() {
+            Ok(n) if (1..=MAX_RESULTS).contains(&n) => n,
+            _ => {
+                return Err(bad_parameter(&format!(
+                    "Invalid value for maxresults: {m}. It must be an integer from 1 to {MAX_RESULTS}."
+                )));
+            }
+        },
+    };
+    let offset = match ctx.query.get("$skiptoken") {
+        None => 0,
+        Some(token) => URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.strip_prefix("akvvm:")
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .ok_or_else(|| {
+                bad_parameter("The $skiptoken parameter is not one this vault issued.")
+            })?,
+    };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
+    // As Key Vault writes it: the port always named, `maxresults` only when the request gave it.
+    let next = if offset + max < total {
+        let mut link = format!(
+            "{}{path}?api-version={}&$skiptoken={}",
+            ctx.base_with_port(),
+            ctx.api_version,
+            URL_SAFE_NO_PAD.encode(format!("akvvm:{}", offset + max))
+        );
+        if ctx.query.contains_key("maxresults") {
+            link.push_str(&format!("&maxresults={max}"));
+        }
+        json!(link)
+    } else {
+        Value::Null
+    };
+    Ok(ok_json(
+        StatusCode::OK,
+        json!({"value": page, "nextLink": next}),
+    ))
+}

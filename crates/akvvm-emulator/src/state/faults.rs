@@ -1,0 +1,259 @@
+//! Faults and counters: what the emulator does to requests before they reach their service
+//! (latency, dropped connections, injected statuses, throttling), per scope (a vault name,
+//! `imds` or `entra`), and what it counts (requests per scope, method, path and status, and the
+//! requests in flight). Memory only: nothing here is persisted.
+//!
+//! The listeners apply them ([`crate::server`]); the admin API sets and reads them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::lock;
+
+/// Throttling: at most `limit` requests per `window_ms` pass; the rest get 429.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Throttle {
+    pub limit: u32,
+    pub window_ms: u64,
+    /// `Retry-After` seconds on 429 answers; none when absent (Key Vault often sends none).
+    #[serde(default)]
+    pub retry_after_s: Option<u64>,
+}
+
+/// Faults for one scope (a vault name, `imds` or `entra`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Faults {
+    #[serde(default)]
+    pub throttle: Option<Throttle>,
+    /// Answer the next requests with these statuses, in order (one entry per request).
+    #[serde(default)]
+    pub statuses: VecDeque<u16>,
+    /// Added before every answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Close the connection without answering the next this many requests.
+    #[serde(default)]
+    pub drop_next: u32,
+}
+
+/// What to do to a request before it reaches its service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    Pass,
+    Drop,
+    Status(u16),
+    Throttled { retry_after_s: Option<u64> },
+}
+
+#[derive(Default)]
+struct Runtime {
+    faults: BTreeMap<String, Faults>,
+    throttle_log: BTreeMap<String, VecDeque<Instant>>,
+    counters: BTreeMap<(String, String, String, u16), u64>,
+    /// Per scope: requests being handled now, and the most there have been at once.
+    in_flight: BTreeMap<String, InFlight>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct InFlight {
+    now: u32,
+    peak: u32,
+}
+
+/// Counts a request as in flight for its scope until dropped (see [`Traffic::enter`]).
+pub struct InFlightGuard {
+    runtime: Arc<Mutex<Runtime>>,
+    scope: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut rt = lock(&self.runtime);
+        if let Some(gauge) = rt.in_flight.get_mut(&self.scope) {
+            gauge.now = gauge.now.saturating_sub(1);
+        }
+    }
+}
+
+/// One row of the request counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCount {
+    pub scope: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub count: u64,
+}
+
+/// The faults of every scope and the request counters, shared by the listeners and the admin API.
+#[derive(Default)]
+pub struct Traffic {
+    runtime: Arc<Mutex<Runtime>>,
+}
+
+impl Traffic {
+    pub fn set_faults(&self, scope: &str, faults: Faults) {
+        let scope = scope.to_ascii_lowercase();
+        let mut rt = lock(&self.runtime);
+        rt.throttle_log.remove(&scope);
+        if faults == Faults::default() {
+            rt.faults.remove(&scope);
+        } else {
+            rt.faults.insert(scope, faults);
+        }
+    }
+
+    pub fn update_faults(&self, scope: &str, f: impl FnOnce(&mut Faults)) {
+        let mut rt = lock(&self.runtime);
+        let entry = rt.faults.entry(scope.to_ascii_lowercase()).or_default();
+        f(entry);
+    }
+
+    pub fn faults(&self, scope: &str) -> Faults {
+        lock(&self.runtime)
+            .faults
+            .get(&scope.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Decides the fault for one request in `scope` and its added latency.
+    pub fn take_fault(&self, scope: &str) -> (FaultAction, Duration) {
+        let mut guard = lock(&self.runtime);
+        let rt = &mut *guard;
+        let Some(faults) = rt.faults.get_mut(scope) else {
+            return (FaultAction::Pass, Duration::ZERO);
+        };
+        let latency = Duration::from_millis(faults.latency_ms);
+        if faults.drop_next > 0 {
+            faults.drop_next -= 1;
+            return (FaultAction::Drop, latency);
+        }
+        if let Some(status) = faults.statuses.pop_front() {
+            return (FaultAction::Status(status), latency);
+        }
+        if let Some(throttle) = &faults.throttle {
+            let now = Instant::now();
+            let window = Duration::from_millis(throttle.window_ms);
+            let log = rt.throttle_log.entry(scope.to_owned()).or_default();
+            while log
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
+                log.pop_front();
+            }
+            if log.len() >= throttle.limit as usize {
+                return (
+                    FaultAction::Throttled {
+                        retry_after_s: throttle.retry_after_s,
+                    },
+                    latency,
+                );
+            }
+            log.push_back(now);
+        }
+        (FaultAction::Pass, latency)
+    }
+
+    pub fn count(&self, scope: &str, method: &str, path: &str, status: u16) {
+        let mut rt = lock(&self.runtime);
+        *rt.counters
+            .entry((scope.to_owned(), method.to_owned(), path.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    pub fn counters(&self) -> Vec<RequestCount> {
+        lock(&self.runtime)
+            .counters
+            .iter()
+            .map(|((scope, method, path, status), count)| RequestCount {
+                scope: scope.clone(),
+                method: method.clone(),
+                path: path.clone(),
+                status: *status,
+                count: *count,
+            })
+            .collect()
+    }
+
+    pub fn reset_counters(&self) {
+        let mut rt = lock(&self.runtime);
+        rt.counters.clear();
+        for gauge in rt.in_flight.values_mut() {
+            gauge.peak = gauge.now;
+        }
+    }
+
+    /// Marks a request of `scope` as in flight until the guard is dropped, keeping the peak.
+    pub fn enter(&self, scope: &str) -> InFlightGuard {
+        let mut rt = lock(&self.runtime);
+        let gauge = rt.in_flight.entry(scope.to_owned()).or_default();
+        gauge.now += 1;
+        gauge.peak = gauge.peak.max(gauge.now);
+        InFlightGuard {
+            runtime: Arc::clone(&self.runtime),
+            scope: scope.to_owned(),
+        }
+    }
+
+    /// The most requests of `scope` handled at the same time since the counters were reset.
+    pub fn peak_in_flight(&self, scope: &str) -> u32 {
+        lock(&self.runtime)
+            .in_flight
+            .get(scope)
+            .map_or(0, |gauge| gauge.peak)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_lets_limit_requests_through_per_window() {
+        let s = Traffic::default();
+        s.set_faults(
+            "v",
+            Faults {
+                throttle: Some(Throttle {
+                    limit: 2,
+                    window_ms: 60_000,
+                    retry_after_s: Some(3),
+                }),
+                ..Faults::default()
+            },
+        );
+        assert_eq!(s.take_fault("v").0, FaultAction::Pass);
+        assert_eq!(s.take_fault("v").0, FaultAction::Pass);
+        assert_eq!(
+            s.take_fault("v").0,
+            FaultAction::Throttled {
+                retry_after_s: Some(3)
+            }
+        );
+        assert_eq!(s.take_fault("other").0, FaultAction::Pass);
+    }
+
+    #[test]
+    fn statuses_and_drops_apply_to_the_next_requests_only() {
+        let s = Traffic::default();
+        s.set_faults(
+            "v",
+            Faults {
+                statuses: [503, 500].into(),
+                drop_next: 1,
+                ..Faults::default()
+            },
+        );
+        assert_eq!(s.take_fault("v").0, FaultAction::Drop);
+        assert_eq!(s.take_fault("v").0, FaultAction::Status(503));
+        assert_eq!(s.take_fault("v").0, FaultAction::Status(500));
+        assert_eq!(s.take_fault("v").0, FaultAction::Pass);
+    }
+}

@@ -1,0 +1,205 @@
+//! The persisted model: vaults with their secrets, certificates (and the deleted ones kept for
+//! recovery) and role assignments, managed identities and app registrations. Plain data; the
+//! operations that change it are in the sibling modules, called through [`super::State`].
+//! `Debug` never shows a secret value or a key.
+//!
+//! To add a kind of object, add it here and give it operations in a sibling module.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::rbac::{AuthorizationModel, Permission, RoleAssignment};
+use crate::redact::Redacted;
+
+/// Soft-deleted secrets are kept this many days, as Key Vault's default.
+pub const RECOVERABLE_DAYS: i64 = 90;
+/// The recovery level Key Vault reports for a vault with soft delete and purge protection off.
+pub const RECOVERY_LEVEL: &str = "Recoverable+Purgeable";
+
+/// Where the version named `version` is among `versions` (oldest first; version ids compare
+/// without case), or the current (last) one when `version` is None.
+pub fn version_index<V>(
+    versions: &[V],
+    version: Option<&str>,
+    id: impl Fn(&V) -> &str,
+) -> Option<usize> {
+    match version {
+        Some(ver) => versions
+            .iter()
+            .position(|v| id(v).eq_ignore_ascii_case(ver)),
+        None => versions.len().checked_sub(1),
+    }
+}
+
+/// The form of the 401 challenge a vault sends: Key Vault's classic `resource=` form, or the newer
+/// `scope=` form (`authorization="https://login.microsoftonline.com/{tenant}"`,
+/// `scope="https://vault.azure.net/.default"`). Clients must handle both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChallengeForm {
+    #[default]
+    Resource,
+    Scope,
+}
+
+/// One version of a secret; `Debug` never shows the value.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretVersion {
+    pub version: String,
+    pub value: String,
+    pub content_type: Option<String>,
+    pub enabled: bool,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+    pub tags: BTreeMap<String, String>,
+    /// Set for the secret backing a certificate.
+    pub managed: bool,
+}
+
+impl std::fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("version", &self.version)
+            .field("value", &Redacted(self.value.len()))
+            .field("content_type", &self.content_type)
+            .field("enabled", &self.enabled)
+            .field("nbf", &self.nbf)
+            .field("exp", &self.exp)
+            .field("managed", &self.managed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Secret {
+    pub name: String,
+    /// Oldest first; the last one is the current version.
+    pub versions: Vec<SecretVersion>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedSecret {
+    pub secret: Secret,
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
+
+/// A certificate deleted through Key Vault's API, kept (with its managed secret) until it is
+/// purged or recovered, as soft delete does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedCertificate {
+    pub certificate: Certificate,
+    pub secret: Option<Secret>,
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
+
+/// One version of a certificate: the DER certificate and its PKCS#8 key (`Debug` never shows
+/// the key).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CertificateVersion {
+    pub version: String,
+    pub cer: Vec<u8>,
+    /// The chain above the leaf (DER), as imported.
+    pub chain: Vec<Vec<u8>>,
+    pub key_pkcs8: Vec<u8>,
+    pub enabled: bool,
+    pub nbf: i64,
+    pub exp: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for CertificateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateVersion")
+            .field("version", &self.version)
+            .field("cer", &format_args!("<{} bytes>", self.cer.len()))
+            .field("chain", &self.chain.len())
+            .field("key_pkcs8", &Redacted(self.key_pkcs8.len()))
+            .field("enabled", &self.enabled)
+            .field("nbf", &self.nbf)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Certificate {
+    pub name: String,
+    pub policy: serde_json::Value,
+    pub policy_created: i64,
+    pub versions: Vec<CertificateVersion>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vault {
+    pub name: String,
+    pub tenant_id: String,
+    pub authorization: AuthorizationModel,
+    #[serde(default)]
+    pub challenge: ChallengeForm,
+    pub assignments: Vec<RoleAssignment>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub deleted_secrets: BTreeMap<String, DeletedSecret>,
+    pub certificates: BTreeMap<String, Certificate>,
+    #[serde(default)]
+    pub deleted_certificates: BTreeMap<String, DeletedCertificate>,
+}
+
+impl Vault {
+    /// Whether `oid`/`appid` holds `perm` here.
+    pub fn allows(&self, oid: &str, appid: &str, perm: Permission) -> bool {
+        self.assignments.iter().any(|a| {
+            (a.principal.eq_ignore_ascii_case(oid) || a.principal.eq_ignore_ascii_case(appid))
+                && a.permissions.contains(&perm)
+        })
+    }
+}
+
+/// A managed identity served by IMDS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub client_id: String,
+    pub object_id: String,
+    pub tenant_id: String,
+    /// `msi_res_id`: the ARM resource id of a user-assigned identity.
+    pub resource_id: Option<String>,
+}
+
+/// A certificate registered on an app (its public part only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisteredCertificate {
+    pub der: Vec<u8>,
+    /// The public key (SubjectPublicKeyInfo DER).
+    pub spki: Vec<u8>,
+    /// base64url SHA-1 of the DER certificate.
+    pub x5t: String,
+    /// base64url SHA-256 of the DER certificate.
+    pub x5t_s256: String,
+}
+
+/// An Entra app registration (service principal) that authenticates with a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub client_id: String,
+    pub object_id: String,
+    pub tenant_id: String,
+    pub display_name: String,
+    pub certificates: Vec<RegisteredCertificate>,
+}
+
+/// Everything that is persisted.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Model {
+    pub default_tenant: String,
+    pub vaults: BTreeMap<String, Vault>,
+    pub system_identity: Option<Identity>,
+    pub user_identities: Vec<Identity>,
+    pub apps: BTreeMap<String, App>,
+}
