@@ -11,7 +11,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -154,53 +153,28 @@ async fn dispatch(
     Ok(response)
 }
 
-async fn accept_loop(
+/// The listener's service: every request goes through [`dispatch`] with its listener kind.
+fn spawn_listener(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     kind: Listener,
     state: Arc<State>,
     routers: Arc<(Router, Router)>,
-    cancel: CancellationToken,
+    cancel: &CancellationToken,
 ) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let (tls, state, routers, cancel) =
-            (tls.clone(), state.clone(), routers.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                dispatch(state.clone(), kind, routers.clone(), req)
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let served = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
-                    }
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+    let service =
+        hyper::service::service_fn(move |req| dispatch(state.clone(), kind, routers.clone(), req));
+    let name = match kind {
+        Listener::Https => "local vault https",
+        Listener::Imds => "local vault imds",
+    };
+    tokio::spawn(akvvm::listener::serve(
+        name,
+        listener,
+        tls,
+        service,
+        cancel.clone(),
+    ));
 }
 
 /// Serves `https` (TLS through `acceptor`) and `imds` (plain http, answering as Azure Arc does
@@ -216,20 +190,13 @@ pub fn spawn(
 ) {
     let routers = Arc::new(https_router(state.clone(), ca_pem));
     let imds_routers = Arc::new((crate::imds::router(state.clone(), arc), Router::new()));
-    tokio::spawn(accept_loop(
+    spawn_listener(
         https,
         Some(acceptor),
         Listener::Https,
         state.clone(),
         routers,
-        cancel.clone(),
-    ));
-    tokio::spawn(accept_loop(
-        imds,
-        None,
-        Listener::Imds,
-        state,
-        imds_routers,
-        cancel.clone(),
-    ));
+        cancel,
+    );
+    spawn_listener(imds, None, Listener::Imds, state, imds_routers, cancel);
 }

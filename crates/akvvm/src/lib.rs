@@ -1,17 +1,41 @@
 //! The akvvm agent library: everything the `akvvm` binary does, as functions and types.
 //!
-//! One module per domain:
-//! - [`settings`]: the extension's public settings, parsed from the documented JSON and validated.
-//! - [`validate`]: `akvvm validate`: finding settings inside ARM templates, extension resources
-//!   and handler settings files, resolving ARM parameters, and producing a report.
-//! - [`http`]: the one HTTP client builder (extra CA roots, host overrides, proxies) and the
-//!   retry policy as data.
-//! - [`identity`]: Entra ID tokens: managed identity through IMDS, and the bootstrap
-//!   certificate (`KeyVaultForPaaS`) with JWT client assertions; token caching.
-//! - [`vault`]: reading secrets through the official Key Vault SDK, with akvvm's credentials,
-//!   transport and retries, and errors that name the identity, the vault and the missing right.
+//! Dependencies follow the data: settings are read, an identity gets a token, the vault client
+//! reads secrets with it, the sync engine installs them in the store (`akvvm-cert`) and writes
+//! the status. No module imports one that imports it back; `metrics` and `status` import
+//! nothing of the crate, and the webhook feeds the daemon's queue.
 //!
-//! Certificates and the store live in the `akvvm-cert` crate, re-exported as [`cert`].
+//! Modules, one line each:
+//! - [`settings`]: the extension's public settings, validated from JSON (`read` the field
+//!   reader and diagnostic builder, `parse` the settings object, `secrets` observed
+//!   certificates, `authentication`, `akvvm` akvvm's own options, `secret_url`, `diagnostic`).
+//! - [`validate`]: `akvvm validate`: settings inside ARM templates, extension resources and
+//!   handler settings files (`input`), ARM expressions and parameters (`arm`), the report
+//!   (`report`).
+//! - [`http`]: the one HTTP client builder (CA roots, host overrides, proxies) and the retry
+//!   policy as data.
+//! - [`identity`]: Entra ID tokens: the managed identity through IMDS or Azure Arc (`imds`), the
+//!   bootstrap certificate with JWT client assertions (`bootstrap`, `assertion`), token
+//!   caching (`cache`).
+//! - [`vault`]: reading secrets through the official Key Vault SDK (`client`), the transport
+//!   with akvvm's retries (`transport`), the 401 challenge (`challenge`), and errors that name
+//!   the identity, the vault and the missing right (`errors`).
+//! - [`sync`]: the engine that keeps every observed certificate installed and current
+//!   (`engine`, `report`, `errors`), one vault client per vault (`connect`), the polling loop and
+//!   its push queue (`daemon`), reload hooks and their journal (`hook`).
+//! - [`status`]: the VM extension status file.
+//! - [`handler`]: running as a VM extension handler: `HandlerEnvironment.json` (`environment`),
+//!   `<seq>.settings` (`settings`), the systemd unit (`systemd`), the pid file (`pid`).
+//! - [`listener`]: the one accept loop (HTTP or TLS) of the webhook, the metrics endpoint and
+//!   the local vault.
+//! - [`metrics`]: Prometheus metrics and their `/metrics` listener, fed through a
+//!   `MetricsSource`.
+//! - [`webhook`]: the Event Grid webhook that queues pushed certificates for the daemon.
+//! - [`cscfg`]: Cloud Services `.cscfg` files for `akvvm cscfg check`.
+//!
+//! Certificates and the store live in the `akvvm-cert` crate, re-exported as [`cert`]. Every
+//! error type has stable codes (`domain.reason`, see `docs/errors.md`) from
+//! [`cert::error_codes!`].
 
 pub use akvvm_cert as cert;
 
@@ -19,6 +43,7 @@ pub mod cscfg;
 pub mod handler;
 pub mod http;
 pub mod identity;
+pub mod listener;
 pub mod metrics;
 pub mod settings;
 pub mod status;

@@ -391,7 +391,7 @@ pub async fn serve(
     listener: TcpListener,
     source: Arc<dyn MetricsSource>,
     cancel: CancellationToken,
-) -> std::io::Result<()> {
+) {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
 
@@ -414,9 +414,7 @@ pub async fn serve(
                 "akvvm serves Prometheus metrics at /metrics\n",
             )
         });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    crate::listener::serve_router("metrics", listener, None, router, cancel).await;
 }
 
 #[cfg(test)]

@@ -338,7 +338,9 @@ pub async fn start(
         "listening for Event Grid deliveries"
     );
     let router = router(&settings.path, targets, secret, requests, metrics);
-    let task = tokio::spawn(serve(listener, router, acceptor, cancel));
+    let task = tokio::spawn(crate::listener::serve_router(
+        "webhook", listener, acceptor, router, cancel,
+    ));
     Ok((address, task))
 }
 
@@ -356,53 +358,6 @@ fn tls_acceptor(path: PathBuf) -> Result<tokio_rustls::TlsAcceptor, WebhookError
     .with_no_client_auth()
     .with_cert_resolver(Arc::new(resolver));
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `router` on `listener` until `cancel`, over TLS with `acceptor` or plain HTTP.
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    cancel: CancellationToken,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "webhook accept failed");
-                    continue;
-                }
-            },
-        };
-        let (acceptor, router, cancel) = (acceptor.clone(), router.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let served = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%peer, %error, "webhook TLS handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    tokio::select! { r = conn => r, () = cancel.cancelled() => Ok(()) }
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%peer, %error, "webhook connection ended with an error");
-            }
-        });
-    }
 }
 
 mod tls {

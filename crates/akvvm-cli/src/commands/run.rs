@@ -248,9 +248,7 @@ async fn serve_metrics(
     };
     let bound = listener.local_addr().unwrap_or(address);
     tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
-    Some(tokio::spawn(async move {
-        if let Err(error) = akvvm::metrics::serve(listener, engine, cancel).await {
-            tracing::error!(%error, "the metrics listener stopped");
-        }
-    }))
+    Some(tokio::spawn(akvvm::metrics::serve(
+        listener, engine, cancel,
+    )))
 }
