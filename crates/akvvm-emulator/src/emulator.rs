@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::certs::{CertificateCreated, CertificateImport};
 use crate::error::AdminError;
 use crate::state::{
-    AppCredentials, AppSpec, AuthorizationModel, Faults, Identity, IdentitySpec, RequestCount,
-    SecretSpec, SecretVersion, State, Throttle, Vault, VaultSpec,
+    AppCredentials, AppSpec, AuthorizationModel, Booting, Faults, Identity, IdentitySpec,
+    ListPaging, RequestCount, SecretSpec, SecretVersion, State, Throttle, Vault, VaultSpec,
 };
 use crate::token::AccessClaims;
 
@@ -144,7 +144,14 @@ impl RunningEmulator {
     /// The vault URL clients use: `https://<vault>.vault.azure.net:PORT` (map the host to
     /// [`Self::https_addr`]).
     pub fn vault_url(&self, vault: &str) -> String {
-        format!("https://{vault}.vault.azure.net:{}", self.https_addr.port())
+        self.vault_url_in(vault, ".vault.azure.net")
+    }
+
+    /// The vault URL under another of [`crate::keyvault::VAULT_SUFFIXES`]
+    /// (`.vault.localhost`, `.vault.azure.cn`, ...): `https://<vault><suffix>:PORT`. The
+    /// challenge and the accepted token audience follow the suffix.
+    pub fn vault_url_in(&self, vault: &str, suffix: &str) -> String {
+        format!("https://{vault}{suffix}:{}", self.https_addr.port())
     }
 
     /// The CA certificate (PEM) that issued the server certificate.
@@ -339,6 +346,28 @@ impl RunningEmulator {
         self.state
             .traffic
             .update_faults(scope, |f| f.drop_next += count);
+    }
+
+    /// Makes IMDS answer as it does while booting: the next `not_found` token requests get 404,
+    /// then the next `gone` get 410 (IMDS's error body), then it answers again.
+    pub fn imds_booting(&self, not_found: u32, gone: u32) {
+        self.state
+            .traffic
+            .update_faults(crate::server::IMDS_SCOPE, |f| {
+                f.booting = Some(Booting { not_found, gone })
+            });
+    }
+
+    /// Serves the list answers of `vault` in short pages, as Key Vault can: at most `page_size`
+    /// items a page, each preceded by `empty_pages` empty pages, every one but the last with a
+    /// `nextLink`.
+    pub fn short_list_pages(&self, vault: &str, page_size: u32, empty_pages: u32) {
+        self.state.traffic.update_faults(vault, |f| {
+            f.list_paging = Some(ListPaging {
+                page_size,
+                empty_pages,
+            })
+        });
     }
 
     pub fn clear_faults(&self, scope: &str) {

@@ -1,7 +1,11 @@
 //! The instance metadata service's managed identity endpoint, on plain http:
 //! `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with `Metadata: true`,
 //! and optionally `client_id`, `object_id` or `msi_res_id` to pick a user-assigned identity.
-//! Answers carry their numbers as strings, as IMDS does.
+//! Answers carry their numbers as strings, as IMDS does. The path is accepted with a trailing
+//! slash too (`/metadata/identity/oauth2/token/`), as IMDS accepts it. As IMDS does, a request
+//! carrying `X-Forwarded-For` is refused (400), and a resource Entra ID does not know gets
+//! `400 invalid_resource` with AADSTS500011. While "booting" (a fault, [`crate::state::Booting`])
+//! it answers 404 and 410 as IMDS does while it updates.
 //!
 //! With an [`ArcChallenge`], the endpoint behaves as Azure Arc's agent (himds) does on a Linux
 //! server: a request without credentials gets a 401 whose `WWW-Authenticate: Basic realm=...`
@@ -24,6 +28,35 @@ use crate::token::{AccessClaims, now_unix};
 /// Lifetime of IMDS tokens, in seconds (IMDS hands out tokens valid for about a day).
 pub const TOKEN_LIFETIME_S: i64 = 86_399;
 pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+
+/// The resources (App ID URIs, and the application ids of Key Vault, Azure Resource Manager and
+/// Microsoft Graph) IMDS hands out tokens for, besides the Key Vault resource of every cloud the
+/// local vault serves ([`crate::keyvault::vault_resources`]). Compared without a trailing `/`.
+pub const KNOWN_RESOURCES: &[&str] = &[
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://management.chinacloudapi.cn",
+    "https://management.usgovcloudapi.net",
+    "https://graph.microsoft.com",
+    "https://storage.azure.com",
+    "https://database.windows.net",
+    "https://ossrdbms-aad.database.windows.net",
+    "https://servicebus.azure.net",
+    "https://eventhubs.azure.net",
+    "https://monitor.azure.com",
+    "cfa8b339-82a2-471a-a3c9-0fc0be7a4093",
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+    "00000003-0000-0000-c000-000000000000",
+];
+
+/// Whether Entra ID knows `resource` (see [`KNOWN_RESOURCES`]).
+pub fn known_resource(resource: &str) -> bool {
+    let resource = resource.trim_end_matches('/');
+    KNOWN_RESOURCES
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(resource))
+        || crate::keyvault::vault_resources().any(|known| known.eq_ignore_ascii_case(resource))
+}
 
 /// Azure Arc's challenge: key files written in a directory, each accepted once.
 #[derive(Debug)]
@@ -99,6 +132,7 @@ struct Imds {
 pub fn router(state: Arc<State>, arc: Option<Arc<ArcChallenge>>) -> Router {
     Router::new()
         .route(TOKEN_PATH, get(token))
+        .route(&format!("{TOKEN_PATH}/"), get(token))
         .with_state(Arc::new(Imds { state, arc }))
 }
 
@@ -106,6 +140,56 @@ pub fn imds_error(status: StatusCode, error: &str, description: &str) -> Respons
     (
         status,
         axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// IMDS's answer while it boots or updates: 404 ("IMDS endpoint is updating") or 410 ("IMDS is
+/// going through updates", available again within 70 seconds), the reasons the managed identity
+/// documentation gives for them.
+pub fn booting(status: u16) -> Response {
+    if status == 410 {
+        imds_error(
+            StatusCode::GONE,
+            "service_unavailable",
+            "IMDS is going through updates; it will be available within 70 seconds.",
+        )
+    } else {
+        imds_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "IMDS endpoint is updating.",
+        )
+    }
+}
+
+/// Entra ID's answer for a resource it does not know, which IMDS passes on (400).
+fn invalid_resource(resource: &str, tenant: &str) -> Response {
+    let now = time::OffsetDateTime::now_utc();
+    let timestamp = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let trace_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({
+            "error": "invalid_resource",
+            "error_description": format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}"
+            ),
+            "error_codes": [500011],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": "https://login.microsoftonline.com/error?code=500011",
+        })),
     )
         .into_response()
 }
@@ -161,6 +245,10 @@ async fn token(
     if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return bad_request("Required metadata header not specified");
     }
+    // IMDS refuses any request that went through a proxy.
+    if headers.contains_key("x-forwarded-for") {
+        return bad_request("Request contains X-Forwarded-For header");
+    }
     match query.get("api-version").map(String::as_str) {
         None => return bad_request("Required query variable 'api-version' is missing"),
         Some(
@@ -180,19 +268,13 @@ async fn token(
             return arc.challenge();
         }
     }
-    if url::Url::parse(resource).is_err() {
-        return imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_resource",
-            &format!(
-                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
-            ),
-        );
-    }
     let identity = match state.read(|m| select_identity(m, &query)) {
         Ok(i) => i,
         Err(description) => return bad_request(&description),
     };
+    if !known_resource(resource) {
+        return invalid_resource(resource, &identity.tenant_id);
+    }
     let now = now_unix();
     let claims = AccessClaims::new(
         resource,

@@ -43,6 +43,7 @@ pub mod token;
 pub use emulator::{Emulator, EmulatorConfig, RunningEmulator};
 pub use error::AdminError;
 pub use state::{
-    AppCredentials, AppSpec, AuthorizationModel, Faults, Identity, IdentitySpec, NamedCertificate,
-    NamedSecret, RequestCount, RoleSpec, SecretSpec, Throttle, VaultSpec,
+    AppCredentials, AppSpec, AuthorizationModel, Booting, Faults, Identity, IdentitySpec,
+    ListPaging, NamedCertificate, NamedSecret, RequestCount, RoleSpec, SecretSpec, Throttle,
+    VaultSpec,
 };

@@ -118,6 +118,7 @@ async fn dispatch(
         (Listener::Https, None) => (ENTRA_SCOPE.to_owned(), &routers.1),
     };
     let is_admin = listener == Listener::Https && vault.is_none() && path.starts_with(ADMIN_PREFIX);
+    let client_request_id = req.headers().get("x-ms-client-request-id").cloned();
     let req = req.map(Body::new);
     if is_admin {
         return Ok(router
@@ -144,8 +145,14 @@ async fn dispatch(
             .await
             .unwrap_or_else(|e: Infallible| match e {}),
         FaultAction::Status(status) => status_fault(&scope, status),
+        FaultAction::Booting(status) => crate::imds::booting(status),
         FaultAction::Throttled { retry_after_s } => throttle_fault(&scope, retry_after_s),
     };
+    let mut response = response;
+    // Key Vault echoes the client's request id on every answer, injected faults included.
+    if let (Some(id), Listener::Https, Some(_)) = (client_request_id, listener, &vault) {
+        response.headers_mut().insert("x-ms-client-request-id", id);
+    }
     state
         .traffic
         .count(&scope, &method, &path, response.status().as_u16());

@@ -14,11 +14,15 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// The names the server certificate covers: real vault URLs, `*.vault.localhost`, loopback, and
+/// The names the server certificate covers: real vault URLs (every cloud's suffix in
+/// [`crate::keyvault::VAULT_SUFFIXES`]), `*.vault.localhost`, loopback, and
 /// the Entra authority host so clients may keep `https://login.microsoftonline.com` too.
 pub const SERVER_NAMES: &[&str] = &[
     "*.vault.azure.net",
     "*.vault.localhost",
+    "*.vault.azure.cn",
+    "*.vault.usgovcloudapi.net",
+    "*.vault.microsoftazure.de",
     "localhost",
     "127.0.0.1",
     "login.microsoftonline.com",

@@ -28,7 +28,7 @@ use crate::state::{ChallengeForm, State, Vault};
 use crate::token::{TokenError, now_unix};
 use wire::{Caller, Ctx, kv_error, not_found_path};
 
-/// The audience (resource) of Key Vault tokens.
+/// The audience (resource) of Key Vault tokens in the public cloud (`*.vault.azure.net`).
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 /// The newest api-version accepted. The current SDKs (Python azure-keyvault-* 4.12) default to it.
 pub const LATEST_API_VERSION: &str = "2026-04-01";
@@ -41,6 +41,37 @@ pub const VAULT_SUFFIXES: &[&str] = &[
     ".vault.usgovcloudapi.net",
     ".vault.microsoftazure.de",
 ];
+
+/// The Key Vault resource (token audience, and `resource` in the 401 challenge) of a vault
+/// host: the host's DNS suffix without its first label, as Key Vault names it in each cloud
+/// (`myvault.vault.azure.cn` -> `https://vault.azure.cn`, `kv.vault.localhost:8443` ->
+/// `https://vault.localhost`). The Azure SDKs check that the challenge's resource is a domain
+/// suffix of the vault's host.
+pub fn vault_resource(host: &str) -> Option<String> {
+    vault_from_host(host)?;
+    let name = strip_port(host).to_ascii_lowercase();
+    VAULT_SUFFIXES
+        .iter()
+        .find(|suffix| name.ends_with(*suffix))
+        .map(|suffix| format!("https://{}", &suffix[1..]))
+}
+
+/// The Key Vault resources of every cloud the local vault serves, one per [`VAULT_SUFFIXES`].
+pub fn vault_resources() -> impl Iterator<Item = String> {
+    VAULT_SUFFIXES
+        .iter()
+        .map(|s| format!("https://{}", &s[1..]))
+}
+
+fn strip_port(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new().fallback(handle).with_state(state)
@@ -58,14 +89,7 @@ pub fn request_host(headers: &HeaderMap, uri: &Uri) -> String {
 
 /// The vault named by a host (`myvault.vault.azure.net:8443` -> `myvault`).
 pub fn vault_from_host(host: &str) -> Option<String> {
-    let name = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let name = name.to_ascii_lowercase();
+    let name = strip_port(host).to_ascii_lowercase();
     VAULT_SUFFIXES
         .iter()
         .find_map(|suffix| name.strip_suffix(suffix))
@@ -89,15 +113,16 @@ fn parse_query(uri: &Uri) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn challenge(vault: &Vault, message: &str) -> Response {
+/// Key Vault's 401 with its challenge, naming `resource` (the vault host's [`vault_resource`]).
+fn challenge(vault: &Vault, resource: &str, message: &str) -> Response {
     let tenant = &vault.tenant_id;
     let mut response = kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
     let value = match vault.challenge {
         ChallengeForm::Resource => format!(
-            "Bearer authorization=\"https://login.windows.net/{tenant}\", resource=\"{KEY_VAULT_RESOURCE}\""
+            "Bearer authorization=\"https://login.windows.net/{tenant}\", resource=\"{resource}\""
         ),
         ChallengeForm::Scope => format!(
-            "Bearer authorization=\"https://login.microsoftonline.com/{tenant}\", scope=\"{KEY_VAULT_RESOURCE}/.default\""
+            "Bearer authorization=\"https://login.microsoftonline.com/{tenant}\", scope=\"{resource}/.default\""
         ),
     };
     if let Ok(v) = HeaderValue::from_str(&value) {
@@ -106,14 +131,21 @@ fn challenge(vault: &Vault, message: &str) -> Response {
     response
 }
 
-fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Caller, Response> {
+/// Checks the bearer token: signed by the emulator, not expired, for `resource` (the vault
+/// host's cloud) and the vault's tenant.
+fn authenticate(
+    state: &State,
+    vault: &Vault,
+    resource: &str,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
     let tenant = &vault.tenant_id;
+    let challenge = |message: &str| challenge(vault, resource, message);
     let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
     else {
         return Err(challenge(
-            vault,
             "AKV10000: Request is missing a Bearer or PoP token.",
         ));
     };
@@ -122,7 +154,6 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
         .or_else(|| auth.strip_prefix("bearer "))
     else {
         return Err(challenge(
-            vault,
             "AKV10001: The authorization header is not a Bearer token.",
         ));
     };
@@ -132,27 +163,25 @@ fn authenticate(state: &State, vault: &Vault, headers: &HeaderMap) -> Result<Cal
         .map_err(|e| match e {
             // Key Vault's own words for an expired token.
             TokenError::Expired { .. } => {
-                challenge(vault, "[TokenExpired] Error validating token: 'S2S12086'.")
+                challenge("[TokenExpired] Error validating token: 'S2S12086'.")
             }
-            other => challenge(vault, &format!("AKV10013: Invalid token: {other}.")),
+            other => challenge(&format!("AKV10013: Invalid token: {other}.")),
         })?;
-    if claims.aud.trim_end_matches('/') != KEY_VAULT_RESOURCE {
-        return Err(challenge(
-            vault,
-            &format!(
-                "AKV10022: Invalid audience. Expected {KEY_VAULT_RESOURCE}, found: {}.",
-                claims.aud
-            ),
-        ));
+    if !claims
+        .aud
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(resource)
+    {
+        return Err(challenge(&format!(
+            "AKV10022: Invalid audience. Expected {resource}, found: {}.",
+            claims.aud
+        )));
     }
     if !claims.tid.eq_ignore_ascii_case(tenant) {
-        return Err(challenge(
-            vault,
-            &format!(
-                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found {}.",
-                claims.iss
-            ),
-        ));
+        return Err(challenge(&format!(
+            "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found {}.",
+            claims.iss
+        )));
     }
     Ok(Caller {
         oid: claims.oid,
@@ -211,7 +240,8 @@ async fn handle(
         }
         Some(v) => v.clone(),
     };
-    let caller = match authenticate(&state, &vault, &headers) {
+    let resource = vault_resource(&host).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned());
+    let caller = match authenticate(&state, &vault, &resource, &headers) {
         Ok(c) => c,
         Err(response) => return response,
     };
@@ -222,6 +252,7 @@ async fn handle(
         api_version,
         query,
         caller,
+        rbac_assignment: std::sync::OnceLock::new(),
     };
     let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let result = match segments
@@ -236,7 +267,16 @@ async fn handle(
         Some("deletedcertificates") => certificates::deleted(&ctx, &method, &segments[1..]),
         _ => Err(not_found_path(uri.path())),
     };
-    result.unwrap_or_else(|r| r)
+    let mut response = result.unwrap_or_else(|r| r);
+    // Key Vault names the role assignment that allowed an RBAC-authorised request.
+    if let Some(id) = ctx.rbac_assignment.get()
+        && let Ok(value) = HeaderValue::from_str(id)
+    {
+        response
+            .headers_mut()
+            .insert("x-ms-keyvault-rbac-assignment-id", value);
+    }
+    response
 }
 
 #[cfg(test)]

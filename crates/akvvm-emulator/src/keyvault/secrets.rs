@@ -159,21 +159,25 @@ pub fn handle(
         ([name, "versions"], &Method::GET) => {
             check_name("Secret", name)?;
             ctx.require(Permission::SecretsList, &format!("/secrets/{name}"))?;
-            let Some(items) = ctx.read_vault(|vault| {
-                vault.secrets.get(&name.to_ascii_lowercase()).map(|s| {
-                    s.versions
-                        .iter()
-                        .map(|v| {
-                            secret_common(
-                                v,
-                                format!("{}/secrets/{}/{}", ctx.base, s.name, v.version),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            }) else {
-                return Err(secret_not_found(name, None));
-            };
+            // An unknown name has no versions: Key Vault answers an empty list, not a 404
+            // (azure-sdk-for-js recording_can_list_secret_versions_non_existing.json).
+            let items = ctx.read_vault(|vault| {
+                vault
+                    .secrets
+                    .get(&name.to_ascii_lowercase())
+                    .map(|s| {
+                        s.versions
+                            .iter()
+                            .map(|v| {
+                                secret_common(
+                                    v,
+                                    format!("{}/secrets/{}/{}", ctx.base, s.name, v.version),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            });
             list_page(ctx, items, &format!("/secrets/{name}/versions"))
         }
         ([name] | [name, ""], &Method::GET) => get_secret(ctx, name, None),

@@ -27,6 +27,10 @@ pub fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&st
     with_kv_headers((status, axum::Json(json!({ "error": error }))).into_response())
 }
 
+/// The headers Key Vault sends on every data-plane answer, with the value shapes of the Azure
+/// SDKs' recordings (e.g. azure-sdk-for-js `recording_can_list_secret_versions_non_existing.json`).
+/// `x-ms-client-request-id` (echoed) and `x-ms-keyvault-rbac-assignment-id` (RBAC-authorised
+/// answers) depend on the request and are added by the caller.
 fn with_kv_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
@@ -37,7 +41,21 @@ fn with_kv_headers(mut response: Response) -> Response {
         HeaderValue::from_static("1.9.2000.1"),
     );
     headers.insert("x-ms-keyvault-region", HeaderValue::from_static("local"));
+    headers.insert(
+        "x-ms-keyvault-network-info",
+        HeaderValue::from_static("conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000;includeSubDomains"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if headers.contains_key(header::CONTENT_TYPE) {
         headers.insert(
             header::CONTENT_TYPE,
@@ -113,6 +131,21 @@ pub struct Ctx<'a> {
     pub api_version: String,
     pub query: BTreeMap<String, String>,
     pub caller: Caller,
+    /// Set by [`Ctx::require`] when an RBAC role assignment allowed the request: the
+    /// `x-ms-keyvault-rbac-assignment-id` of the answer.
+    pub rbac_assignment: std::sync::OnceLock<String>,
+}
+
+/// The id of the role assignment that lets `principal` act in `vault`: stable, shaped as Key
+/// Vault's (a name-based UUID, version 5).
+pub fn rbac_assignment_id(vault: &str, principal: &str) -> String {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(format!("akvvm/{vault}/{principal}").to_ascii_lowercase());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 impl Ctx<'_> {
@@ -172,6 +205,11 @@ impl Ctx<'_> {
             )
         });
         if allowed {
+            if model == AuthorizationModel::Rbac {
+                let _ = self
+                    .rbac_assignment
+                    .set(rbac_assignment_id(&self.vault, &self.caller.oid));
+            }
             return Ok(());
         }
         let c = &self.caller;
@@ -317,36 +355,65 @@ pub fn list_page(ctx: &Ctx<'_>, items: Vec<Value>, path: &str) -> Result<Respons
             }
         },
     };
-    let offset = match ctx.query.get("$skiptoken") {
-        None => 0,
+    // The skiptoken is `akvvm:{offset}`, or `akvvm:{offset}:{empty pages served}` under the
+    // short-pages fault.
+    let (offset, empties) = match ctx.query.get("$skiptoken") {
+        None => (0, 0),
         Some(token) => URL_SAFE_NO_PAD
             .decode(token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| {
-                s.strip_prefix("akvvm:")
-                    .and_then(|n| n.parse::<usize>().ok())
+                let rest = s.strip_prefix("akvvm:")?;
+                let (offset, empties) = rest.split_once(':').unwrap_or((rest, "0"));
+                Some((offset.parse::<usize>().ok()?, empties.parse::<u32>().ok()?))
             })
             .ok_or_else(|| {
                 bad_parameter("The $skiptoken parameter is not one this vault issued.")
             })?,
     };
+    let paging = ctx.state.traffic.faults(&ctx.vault).list_paging;
     let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
     // As Key Vault writes it: the port always named, `maxresults` only when the request gave it.
-    let next = if offset + max < total {
+    let link = |offset: usize, empties: u32| {
+        let token = if empties == 0 {
+            format!("akvvm:{offset}")
+        } else {
+            format!("akvvm:{offset}:{empties}")
+        };
         let mut link = format!(
             "{}{path}?api-version={}&$skiptoken={}",
             ctx.base_with_port(),
             ctx.api_version,
-            URL_SAFE_NO_PAD.encode(format!("akvvm:{}", offset + max))
+            URL_SAFE_NO_PAD.encode(token)
         );
         if ctx.query.contains_key("maxresults") {
             link.push_str(&format!("&maxresults={max}"));
         }
         json!(link)
-    } else {
-        Value::Null
+    };
+    let (page, next) = match paging {
+        // Empty pages first, each still linking to the next one, then a short page.
+        Some(p) if empties < p.empty_pages => (Vec::new(), link(offset, empties + 1)),
+        Some(p) => {
+            let size = (p.page_size.max(1) as usize).min(max);
+            let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+            let next = if offset + size < total {
+                link(offset + size, 0)
+            } else {
+                Value::Null
+            };
+            (page, next)
+        }
+        None => {
+            let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
+            let next = if offset + max < total {
+                link(offset + max, 0)
+            } else {
+                Value::Null
+            };
+            (page, next)
+        }
     };
     Ok(ok_json(
         StatusCode::OK,

@@ -24,6 +24,28 @@ pub struct Throttle {
     pub retry_after_s: Option<u64>,
 }
 
+/// Short list pages, as Key Vault can serve them: every list answer of the vault holds at most
+/// `page_size` items, and `empty_pages` empty pages (each with a `nextLink`) come before each of
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPaging {
+    pub page_size: u32,
+    #[serde(default)]
+    pub empty_pages: u32,
+}
+
+/// IMDS while its host boots or updates: the next `not_found` token requests get 404 ("IMDS
+/// endpoint is updating"), then the next `gone` get 410 ("IMDS is going through updates").
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Booting {
+    #[serde(default)]
+    pub not_found: u32,
+    #[serde(default)]
+    pub gone: u32,
+}
+
 /// Faults for one scope (a vault name, `imds` or `entra`).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -39,6 +61,12 @@ pub struct Faults {
     /// Close the connection without answering the next this many requests.
     #[serde(default)]
     pub drop_next: u32,
+    /// Vaults only: list answers in short or empty pages that still carry a `nextLink`.
+    #[serde(default)]
+    pub list_paging: Option<ListPaging>,
+    /// `imds` only: answer as IMDS does while booting (404s, then 410s).
+    #[serde(default)]
+    pub booting: Option<Booting>,
 }
 
 /// What to do to a request before it reaches its service.
@@ -47,7 +75,11 @@ pub enum FaultAction {
     Pass,
     Drop,
     Status(u16),
-    Throttled { retry_after_s: Option<u64> },
+    /// IMDS booting: 404 or 410.
+    Booting(u16),
+    Throttled {
+        retry_after_s: Option<u64>,
+    },
 }
 
 #[derive(Default)]
@@ -134,6 +166,16 @@ impl Traffic {
         if faults.drop_next > 0 {
             faults.drop_next -= 1;
             return (FaultAction::Drop, latency);
+        }
+        if let Some(booting) = &mut faults.booting {
+            if booting.not_found > 0 {
+                booting.not_found -= 1;
+                return (FaultAction::Booting(404), latency);
+            }
+            if booting.gone > 0 {
+                booting.gone -= 1;
+                return (FaultAction::Booting(410), latency);
+            }
         }
         if let Some(status) = faults.statuses.pop_front() {
             return (FaultAction::Status(status), latency);
@@ -255,5 +297,24 @@ mod tests {
         assert_eq!(s.take_fault("v").0, FaultAction::Status(503));
         assert_eq!(s.take_fault("v").0, FaultAction::Status(500));
         assert_eq!(s.take_fault("v").0, FaultAction::Pass);
+    }
+
+    #[test]
+    fn booting_answers_404s_then_410s() {
+        let s = Traffic::default();
+        s.set_faults(
+            "imds",
+            Faults {
+                booting: Some(Booting {
+                    not_found: 2,
+                    gone: 1,
+                }),
+                ..Faults::default()
+            },
+        );
+        assert_eq!(s.take_fault("imds").0, FaultAction::Booting(404));
+        assert_eq!(s.take_fault("imds").0, FaultAction::Booting(404));
+        assert_eq!(s.take_fault("imds").0, FaultAction::Booting(410));
+        assert_eq!(s.take_fault("imds").0, FaultAction::Pass);
     }
 }

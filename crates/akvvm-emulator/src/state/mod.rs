@@ -28,7 +28,9 @@ pub mod vaults;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-pub use faults::{FaultAction, Faults, InFlightGuard, RequestCount, Throttle, Traffic};
+pub use faults::{
+    Booting, FaultAction, Faults, InFlightGuard, ListPaging, RequestCount, Throttle, Traffic,
+};
 pub use model::{
     App, Certificate, CertificateVersion, ChallengeForm, DeletedCertificate, DeletedSecret,
     Identity, Model, RECOVERABLE_DAYS, RECOVERY_LEVEL, RegisteredCertificate, Secret,
