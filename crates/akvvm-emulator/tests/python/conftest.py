@@ -1,9 +1,10 @@
 """Points the official Azure SDKs at the local vault started by run.sh.
 
 Only two things are configured, as a real client of Key Vault would be: the CA to trust
-(REQUESTS_CA_BUNDLE) and the host mapping (vault host names and `localhost` resolve to the
-emulator's HTTPS listener; clients keep real URLs such as https://pyvault.vault.azure.net, so
-the SDKs' challenge-resource verification stays on).
+(REQUESTS_CA_BUNDLE) and the host mapping (vault host names under `.vault.azure.net` and
+`.vault.localhost`, and `localhost`, resolve to the emulator's HTTPS listener; clients keep real
+URLs such as https://pyvault.vault.azure.net, so the SDKs' challenge-resource verification stays
+on).
 """
 
 import os
@@ -27,7 +28,7 @@ _real_getaddrinfo = socket.getaddrinfo
 
 def _mapped_getaddrinfo(host, port, *args, **kwargs):
     name = host.decode() if isinstance(host, bytes) else host
-    if name and (name.endswith(".vault.azure.net") or name == "localhost"):
+    if name and (name.endswith((".vault.azure.net", ".vault.localhost")) or name == "localhost"):
         return _real_getaddrinfo(HTTPS_HOST, int(HTTPS_PORT), *args, **kwargs)
     return _real_getaddrinfo(host, port, *args, **kwargs)
 
