@@ -321,6 +321,27 @@ mod tests {
     }
 
     #[test]
+    fn known_resources_with_or_without_the_trailing_slash() {
+        for known in [
+            "https://vault.azure.net",
+            "https://vault.azure.net/",
+            "https://vault.localhost",
+            "https://VAULT.azure.cn",
+            "https://management.azure.com/",
+            "cfa8b339-82a2-471a-a3c9-0fc0be7a4093",
+        ] {
+            assert!(known_resource(known), "{known}");
+        }
+        for unknown in [
+            "https://unknown.example.com",
+            "https://vault.azure.net.evil",
+            "",
+        ] {
+            assert!(!known_resource(unknown), "{unknown}");
+        }
+    }
+
+    #[test]
     fn identity_selection_follows_imds() {
         let q = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
         let mut m = Model {

@@ -303,6 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn the_resource_follows_the_hosts_dns_suffix() {
+        for (host, resource) in [
+            ("myvault.vault.azure.net", "https://vault.azure.net"),
+            ("MyVault.Vault.Azure.CN:8443", "https://vault.azure.cn"),
+            (
+                "kv.vault.usgovcloudapi.net",
+                "https://vault.usgovcloudapi.net",
+            ),
+            (
+                "kv.vault.microsoftazure.de",
+                "https://vault.microsoftazure.de",
+            ),
+            ("kv.vault.localhost:443", "https://vault.localhost"),
+        ] {
+            assert_eq!(vault_resource(host).as_deref(), Some(resource), "{host}");
+        }
+        assert_eq!(vault_resource("localhost:8443"), None);
+        assert_eq!(vault_resource("a.b.vault.azure.net"), None);
+        assert_eq!(vault_resources().count(), VAULT_SUFFIXES.len());
+    }
+
+    #[test]
     fn api_versions_the_sdks_know_are_accepted() {
         for v in [
             "7.0",
