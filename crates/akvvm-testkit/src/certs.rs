@@ -1,8 +1,6 @@
 //! Real certificates for the store tests: a root, an intermediate and a leaf made with rcgen,
 //! decoded through akvvm's own PEM decoder so the store gets what the agent would give it.
 
-#![allow(dead_code)] // each test binary uses a part of this module
-
 use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CertificateBundle, decode_secret};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,

@@ -1,8 +1,6 @@
-//! What the emulator's integration tests share: an HTTP client that trusts the local vault, a
-//! managed-identity credential for the official SDK, the SDK's secret client, and a comparison
-//! of secret values that never prints them.
-
-#![allow(dead_code)] // each test binary uses a part of this module
+//! The official SDK against the local vault (the emulator's tests): an HTTP client that trusts
+//! the local vault, a managed-identity credential for the official SDK, the SDK's secret client,
+//! and a comparison of secret values that never prints them.
 
 use std::sync::Arc;
 

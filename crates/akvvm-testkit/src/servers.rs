@@ -1,6 +1,5 @@
 //! Real HTTP(S) stand-ins on 127.0.0.1:0 for the identity and vault tests: a test CA (rcgen),
 //! an https server (rustls with aws-lc-rs) and a plain http server, both serving axum routers.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +23,12 @@ pub struct TestCa {
     pub pem: String,
     params: CertificateParams,
     key: KeyPair,
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestCa {

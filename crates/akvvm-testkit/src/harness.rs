@@ -1,8 +1,7 @@
-//! Shared set-up of the end-to-end tests: the local vault in-process on 127.0.0.1:0 (HTTPS with
-//! its generated CA, IMDS on http, Entra), and settings that keep real vault URLs
-//! (`https://<vault>.vault.azure.net/...`) mapped to loopback through `akvvm.resolve`. Every test
-//! gets its own temp store and state directory.
-#![allow(dead_code)]
+//! The end-to-end harness (the agent's and the CLI's tests): the local vault in-process on
+//! 127.0.0.1:0 (HTTPS with its generated CA, IMDS on http, Entra), and settings that keep real
+//! vault URLs (`https://<vault>.vault.azure.net/...`) mapped to loopback through `akvvm.resolve`.
+//! Every test gets its own temp store and state directory.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
