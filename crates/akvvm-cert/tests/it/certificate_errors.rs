@@ -5,23 +5,13 @@ use std::path::PathBuf;
 
 use akvvm_cert::certificate::{decode_pem, decode_pfx, decode_secret};
 use akvvm_cert::{CertError, pkcs12};
+use akvvm_testkit::fixtures;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use proptest::prelude::*;
 
-fn fixture_bytes(path: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_text(path: &str) -> String {
-    String::from_utf8(fixture_bytes(path)).expect("UTF-8 fixture")
-}
-
 fn keyvault_pfx() -> Vec<u8> {
-    let text = fixture_text("pkcs12/kv-rsa2048-rc2-2020.pfx.b64");
+    let text = fixtures::text("pkcs12/kv-rsa2048-rc2-2020.pfx.b64");
     BASE64.decode(text.trim()).expect("base64 fixture")
 }
 
@@ -101,14 +91,14 @@ fn pfx_bad_password() {
         code(decode_pfx(&keyvault_pfx(), "guess")),
         "cert.pfx_bad_password"
     );
-    let openssl = fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx");
+    let openssl = fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx");
     assert_eq!(code(decode_pfx(&openssl, "")), "cert.pfx_bad_password");
     assert_eq!(
         code(decode_pfx(&openssl, "correct horse battery")),
         "cert.pfx_bad_password"
     );
     // Without a MAC, the decryption itself tells.
-    let nomac = fixture_bytes("pkcs12/openssl3-nomac-rsa2048.pfx");
+    let nomac = fixtures::bytes("pkcs12/openssl3-nomac-rsa2048.pfx");
     assert_eq!(code(decode_pfx(&nomac, "wrong")), "cert.pfx_bad_password");
     let err = decode_pfx(&keyvault_pfx(), "")
         .map(|_| ())
@@ -120,7 +110,7 @@ fn pfx_bad_password() {
 #[test]
 fn a_password_protected_pfx_in_a_secret_says_to_import_it_as_a_certificate() {
     // The agent cannot be given a password: the way out is Key Vault's certificate import.
-    let value = BASE64.encode(fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx"));
+    let value = BASE64.encode(fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx"));
     for content_type in [Some("application/x-pkcs12"), None] {
         let err = decode_secret(content_type, &value).expect_err("needs a password");
         assert_eq!(err.code(), "cert.pfx_bad_password");
@@ -139,7 +129,7 @@ fn a_password_protected_pfx_in_a_secret_says_to_import_it_as_a_certificate() {
 
 #[test]
 fn every_error_from_real_input_says_what_to_do() {
-    let openssl = fixture_bytes("pkcs12/openssl3-aes-rsa2048.pfx");
+    let openssl = fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx");
     let mut damaged = keyvault_pfx();
     let last = damaged.len() - 1;
     damaged[last] ^= 0x01;
@@ -149,7 +139,7 @@ fn every_error_from_real_input_says_what_to_do() {
         (decode_pfx(&openssl, "wrong"), "check the password"),
         (decode_pfx(&damaged, ""), "re-import"),
         (
-            decode_pem(&fixture_text("pem/nokey.pem")),
+            decode_pem(&fixtures::text("pem/nokey.pem")),
             "PRIVATE KEY block",
         ),
         (
@@ -157,22 +147,22 @@ fn every_error_from_real_input_says_what_to_do() {
             "export the PEM again",
         ),
         (
-            decode_pfx(&fixture_bytes("pkcs12/openssl3-nokey.pfx"), ""),
+            decode_pfx(&fixtures::bytes("pkcs12/openssl3-nokey.pfx"), ""),
             "export it with its private key",
         ),
         (
-            decode_pem(&fixture_text("pem/mismatch.pem")),
+            decode_pem(&fixtures::text("pem/mismatch.pem")),
             "must belong together",
         ),
         (
-            decode_pem(&fixture_text("pem/keyonly.pem")),
+            decode_pem(&fixtures::text("pem/keyonly.pem")),
             "add the certificate",
         ),
         (
             decode_pem(&format!(
                 "{}{}",
-                fixture_text("pem/ecp256.pem"),
-                fixture_text("pem/keyonly.pem")
+                fixtures::text("pem/ecp256.pem"),
+                fixtures::text("pem/keyonly.pem")
             )),
             "keep only the key of the leaf",
         ),
@@ -198,7 +188,10 @@ fn pfx_mac_mismatch_when_the_content_opens_but_the_mac_does_not_verify() {
 #[test]
 fn pfx_no_key() {
     assert_eq!(
-        code(decode_pfx(&fixture_bytes("pkcs12/openssl3-nokey.pfx"), "")),
+        code(decode_pfx(
+            &fixtures::bytes("pkcs12/openssl3-nokey.pfx"),
+            ""
+        )),
         "cert.pfx_no_key"
     );
 }
@@ -206,13 +199,13 @@ fn pfx_no_key() {
 #[test]
 fn pem_no_key() {
     assert_eq!(
-        code(decode_pem(&fixture_text("pem/nokey.pem"))),
+        code(decode_pem(&fixtures::text("pem/nokey.pem"))),
         "cert.pem_no_key"
     );
     assert_eq!(
         code(decode_secret(
             Some("application/x-pem-file"),
-            &fixture_text("pem/ca-chain.pem")
+            &fixtures::text("pem/ca-chain.pem")
         )),
         "cert.pem_no_key"
     );
@@ -220,7 +213,7 @@ fn pem_no_key() {
 
 #[test]
 fn pem_invalid() {
-    let good = fixture_text("pem/ecp256.pem");
+    let good = fixtures::text("pem/ecp256.pem");
     // A truncated bundle: the last END line is gone.
     let truncated = &good[..good.len() - 10];
     assert_eq!(code(decode_pem(truncated)), "cert.pem_invalid");
@@ -232,8 +225,8 @@ fn pem_invalid() {
 fn multiple_keys() {
     let two = format!(
         "{}{}",
-        fixture_text("pem/keyonly.pem"),
-        fixture_text("pem/ecp256.pem")
+        fixtures::text("pem/keyonly.pem"),
+        fixtures::text("pem/ecp256.pem")
     );
     assert_eq!(code(decode_pem(&two)), "cert.multiple_keys");
 }
@@ -241,12 +234,12 @@ fn multiple_keys() {
 #[test]
 fn key_mismatch() {
     assert_eq!(
-        code(decode_pem(&fixture_text("pem/mismatch.pem"))),
+        code(decode_pem(&fixtures::text("pem/mismatch.pem"))),
         "cert.key_mismatch"
     );
     // The same in a PFX: the P-256 key with the RSA leaf and its chain.
-    let ec = decode_pem(&fixture_text("pem/ecp256.pem")).expect("fixture");
-    let rsa = decode_pem(&fixture_text("pem/rsa2048-shuffled.pem")).expect("fixture");
+    let ec = decode_pem(&fixtures::text("pem/ecp256.pem")).expect("fixture");
+    let rsa = decode_pem(&fixtures::text("pem/rsa2048-shuffled.pem")).expect("fixture");
     let pfx = pkcs12::encode_keyvault(
         ec.key.pkcs8_der(),
         &[rsa.leaf.der().to_vec(), rsa.chain[0].der().to_vec()],
@@ -261,7 +254,7 @@ fn key_mismatch() {
 #[test]
 fn empty_chain() {
     assert_eq!(
-        code(decode_pem(&fixture_text("pem/keyonly.pem"))),
+        code(decode_pem(&fixtures::text("pem/keyonly.pem"))),
         "cert.empty_chain"
     );
 }
@@ -270,7 +263,7 @@ fn empty_chain() {
 fn certificate_invalid() {
     let bundle = format!(
         "{}-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",
-        fixture_text("pem/keyonly.pem")
+        fixtures::text("pem/keyonly.pem")
     );
     assert_eq!(code(decode_pem(&bundle)), "cert.certificate_invalid");
 }
@@ -279,7 +272,7 @@ fn certificate_invalid() {
 fn key_invalid() {
     let bundle = format!(
         "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n{}",
-        fixture_text("pem/nokey.pem")
+        fixtures::text("pem/nokey.pem")
     );
     assert_eq!(code(decode_pem(&bundle)), "cert.key_invalid");
 }
@@ -291,7 +284,7 @@ fn unsupported_algorithm() {
         "-----BEGIN PRIVATE KEY-----\n\
          MC4CAQAwBQYDK2VwBCIEIFplx9SdBg9VnuuSpDIGeC1shBtUntZuxn/ps932bpG6\n\
          -----END PRIVATE KEY-----\n{}",
-        fixture_text("pem/nokey.pem")
+        fixtures::text("pem/nokey.pem")
     );
     assert_eq!(code(decode_pem(&ed25519)), "cert.unsupported_algorithm");
     let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAMCAQE=\n\
@@ -337,7 +330,7 @@ proptest! {
 
     #[test]
     fn decoders_never_panic_on_damaged_pem(cut in any::<prop::sample::Index>(), junk in "[ -~\n]{0,40}") {
-        let pem = fixture_text("pem/rsa2048-shuffled.pem");
+        let pem = fixtures::text("pem/rsa2048-shuffled.pem");
         let at = cut.index(pem.len());
         let damaged = format!("{}{junk}{}", &pem[..at], &pem[at..]);
         let _ = decode_pem(&damaged);
@@ -347,7 +340,7 @@ proptest! {
 
 #[test]
 fn pem_blocks_split_in_order_and_skip_text_between() {
-    let pem = fixture_text("pem/mismatch.pem");
+    let pem = fixtures::text("pem/mismatch.pem");
     let blocks =
         akvvm_cert::certificate::pem_blocks(&format!("a comment\n{pem}\ntrailing text")).unwrap();
     let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();

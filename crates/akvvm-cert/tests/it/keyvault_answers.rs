@@ -1,31 +1,22 @@
 //! Real Key Vault secret values for certificates (issue 4 item 1), taken from the Azure SDK for
-//! .NET's public test recordings (tests/fixtures/pkcs12/README.md says which test and when). Each
+//! .NET's public test recordings (crates/akvvm-testkit/fixtures/pkcs12/README.md says which test and when). Each
 //! is compared with what the same recording says about the certificate: its `x5t` (the SHA-1
 //! thumbprint), serial, `nbf`/`exp` and the public key of the key Key Vault made for it.
 
-mod store_support;
-
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
 use akvvm_cert::certificate::{CertificateBundle, EcCurve, KeyType, decode_pem, decode_secret};
 use akvvm_cert::store::{DEFAULT_KEEP, InstallRequest, Store};
-use store_support::{assert_same_secret, pem_labels};
+use akvvm_testkit::certs::{assert_same_secret, pem_labels};
+use akvvm_testkit::fixtures;
 use time::macros::datetime;
 
 const KEY_VAULT_MAC: (&str, Option<u32>) = ("1.3.14.3.2.26", Some(2000));
 
-fn fixture(path: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
 /// Decodes a base64 PFX answer the way the agent does (content type from the answer, empty
 /// password) and checks Key Vault's MAC parameters on the way.
 fn pfx_answer(name: &str) -> CertificateBundle {
-    let value = fixture(&format!("pkcs12/{name}"));
+    let value = fixtures::text(&format!("pkcs12/{name}"));
     let der = akvvm_cert::certificate::pfx_base64(&value).expect("base64 PFX");
     let mac = akvvm_cert::pkcs12::mac_summary(&der).expect("a PFX with MacData");
     assert_eq!(
@@ -186,7 +177,7 @@ fn keyvault_rsa_pfx_from_a_2022_service_version() {
 fn keyvault_ec_p256_pem_key_first_with_pkcs8_attributes() {
     // Key Vault's PEM answer lists the key before the certificate, and its PKCS#8 key carries an
     // attribute (key usage) that a strict reader could trip on.
-    let value = fixture("pem/kv-ecp256-net-2021.pem");
+    let value = fixtures::text("pem/kv-ecp256-net-2021.pem");
     let labels: Vec<&str> = value
         .lines()
         .filter(|l| l.starts_with("-----BEGIN "))
@@ -236,7 +227,7 @@ fn every_keyvault_answer_is_recognised_without_its_content_type() {
         "pkcs12/kv-rsa2048-net-2022.pfx.b64",
         "pem/kv-ecp256-net-2021.pem",
     ] {
-        let bundle = decode_secret(None, &fixture(name))
+        let bundle = decode_secret(None, &fixtures::text(name))
             .unwrap_or_else(|e| panic!("{name}: [{}] {e}", e.code()));
         assert!(bundle.key.matches(&bundle.leaf), "{name}");
     }
@@ -245,7 +236,7 @@ fn every_keyvault_answer_is_recognised_without_its_content_type() {
 #[test]
 fn a_pem_answer_saved_with_crlf_line_ends_and_a_byte_order_mark_reads_the_same() {
     // What Windows tools make of the same value when it is saved and uploaded again.
-    let value = fixture("pem/kv-ecp256-net-2021.pem");
+    let value = fixtures::text("pem/kv-ecp256-net-2021.pem");
     let windows = format!("\u{feff}{}", value.replace('\n', "\r\n"));
     for content_type in [Some("application/x-pem-file"), None] {
         let bundle = decode_secret(content_type, &windows)
@@ -257,7 +248,7 @@ fn a_pem_answer_saved_with_crlf_line_ends_and_a_byte_order_mark_reads_the_same()
         assert!(bundle.key.matches(&bundle.leaf));
     }
     // A base64 PFX value with a byte order mark and CRLF-wrapped lines, likewise.
-    let pfx = fixture("pkcs12/kv-ecp256-net-2021.pfx.b64");
+    let pfx = fixtures::text("pkcs12/kv-ecp256-net-2021.pfx.b64");
     let wrapped: Vec<String> = pfx
         .trim()
         .as_bytes()
@@ -313,7 +304,7 @@ fn every_keyvault_answer_installs_into_the_store_and_reads_back() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(&root.path().join("store")).unwrap();
     for (file, content_type, name, version) in answers {
-        let bundle = decode_secret(Some(content_type), &fixture(file)).expect(file);
+        let bundle = decode_secret(Some(content_type), &fixtures::text(file)).expect(file);
         let installed = store
             .install(&InstallRequest {
                 vault: "heathskvtest",

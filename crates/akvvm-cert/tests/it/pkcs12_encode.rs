@@ -1,23 +1,15 @@
 //! `encode_keyvault` writes a PFX the way Key Vault does, and both akvvm and OpenSSL read it.
 
-mod store_support;
-
-use std::path::PathBuf;
 use std::process::Command;
 
 use akvvm_cert::certificate::{decode_pem, decode_pfx, decode_secret};
 use akvvm_cert::pkcs12;
-
-fn pem_fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pem")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use akvvm_testkit::certs::assert_same_secret;
+use akvvm_testkit::fixtures;
 
 /// Key, leaf and chain of a fixture, as DER, leaf first.
 fn parts(name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let bundle = decode_pem(&pem_fixture(name)).expect("fixture bundle");
+    let bundle = decode_pem(&fixtures::text(&format!("pem/{name}"))).expect("fixture bundle");
     let mut certs = vec![bundle.leaf.der().to_vec()];
     certs.extend(bundle.chain.iter().map(|c| c.der().to_vec()));
     (bundle.key.pkcs8_der().to_vec(), certs)
@@ -34,7 +26,7 @@ fn round_trip_rsa_and_ec_with_chains() {
         let pfx = pkcs12::encode_keyvault(&key, &certs).expect("encode");
         let contents = pkcs12::decode(&pfx, "").expect("decode our own PFX");
         assert_eq!(contents.keys.len(), 1);
-        store_support::assert_same_secret(&contents.keys[0], &key, name);
+        assert_same_secret(&contents.keys[0], &key, name);
         assert_eq!(contents.certs, certs, "{name}: certificates in order");
         let bundle = decode_pfx(&pfx, "").expect("bundle");
         assert_eq!(bundle.leaf.der(), certs[0].as_slice());
@@ -154,7 +146,7 @@ fn openssl_reads_our_encoding() {
     let bundle = decode_pem(&format!(
         "{}{}",
         &extracted[start..],
-        pem_fixture("rsa2048-shuffled.pem")
+        fixtures::text("pem/rsa2048-shuffled.pem")
             .split("-----END PRIVATE KEY-----")
             .nth(1)
             .expect("certificates after the key")

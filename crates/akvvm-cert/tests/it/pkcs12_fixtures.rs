@@ -1,14 +1,11 @@
 //! Every PKCS#12 variant akvvm must open (issue 4 item 1), from real Key Vault answers and from
-//! OpenSSL 3 (tests/fixtures/pkcs12/README.md), compared against fully spelled-out values.
-
-mod store_support;
-
-use std::path::PathBuf;
+//! OpenSSL 3 (crates/akvvm-testkit/fixtures/pkcs12/README.md), compared against fully spelled-out values.
 
 use akvvm_cert::certificate::{
     CertificateBundle, EcCurve, KeyType, San, decode_pfx, decode_secret,
 };
-use store_support::assert_same_secret;
+use akvvm_testkit::certs::assert_same_secret;
+use akvvm_testkit::fixtures;
 use time::macros::datetime;
 
 const PASSWORD: &str = "correct horse";
@@ -17,18 +14,9 @@ const INTERMEDIATE: &str = "CN=akvvm Test Intermediate CA,O=akvvm test,C=US";
 const ROOT_THUMBPRINT: &str = "9AC8EB76BAA4CDB379A2A5A152EF4192FBD9C972";
 const INTERMEDIATE_THUMBPRINT: &str = "9AB05F3C22EF7DE47769263835F5FB0EBCD3C3A0";
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pkcs12")
-        .join(name)
-}
-
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("reading fixture {name}: {e}"))
-}
-
 fn open(name: &str, password: &str) -> CertificateBundle {
-    decode_pfx(&read(name), password).unwrap_or_else(|e| panic!("{name}: [{}] {e}", e.code()))
+    decode_pfx(&fixtures::bytes(&format!("pkcs12/{name}")), password)
+        .unwrap_or_else(|e| panic!("{name}: [{}] {e}", e.code()))
 }
 
 /// What the tests expect of one of the OpenSSL-made leaves.
@@ -131,7 +119,7 @@ fn assert_full_chain(bundle: &CertificateBundle) {
 
 #[test]
 fn keyvault_2020_pfx_3des_key_rc2_certs_mac_iterations_left_out() {
-    let value = std::fs::read_to_string(fixture("kv-rsa2048-rc2-2020.pfx.b64")).expect("fixture");
+    let value = fixtures::text("pkcs12/kv-rsa2048-rc2-2020.pfx.b64");
     let der = base64_decode(&value);
     assert_eq!(
         akvvm_cert::pkcs12::mac_summary(&der).expect("MacData"),
@@ -171,7 +159,7 @@ fn keyvault_2020_pfx_3des_key_rc2_certs_mac_iterations_left_out() {
 
 #[test]
 fn keyvault_2021_pfx_3des_everywhere_mac_with_2000_iterations() {
-    let value = std::fs::read_to_string(fixture("kv-rsa2048-js.pfx.b64")).expect("fixture");
+    let value = fixtures::text("pkcs12/kv-rsa2048-js.pfx.b64");
     assert_eq!(
         akvvm_cert::pkcs12::mac_summary(&base64_decode(&value)).expect("MacData"),
         Some(("1.3.14.3.2.26".to_string(), Some(2000)))
@@ -211,7 +199,7 @@ fn openssl3_default_aes256_sha256_mac_with_password() {
     assert_leaf(&bundle, &RSA2048);
     assert_full_chain(&bundle);
     assert_eq!(
-        akvvm_cert::pkcs12::mac_summary(&read("openssl3-aes-rsa2048.pfx"))
+        akvvm_cert::pkcs12::mac_summary(&fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx"))
             .expect("MacData")
             .map(|(oid, _)| oid),
         Some("2.16.840.1.101.3.4.2.1".to_string()),
@@ -252,7 +240,8 @@ fn openssl_legacy_rc2_and_3des_with_and_without_password() {
 #[test]
 fn without_mac_and_without_encryption() {
     assert_eq!(
-        akvvm_cert::pkcs12::mac_summary(&read("openssl3-nomac-rsa2048.pfx")).expect("PFX"),
+        akvvm_cert::pkcs12::mac_summary(&fixtures::bytes("pkcs12/openssl3-nomac-rsa2048.pfx"))
+            .expect("PFX"),
         None
     );
     let bundle = open("openssl3-nomac-rsa2048.pfx", PASSWORD);

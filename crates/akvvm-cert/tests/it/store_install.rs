@@ -1,8 +1,6 @@
 //! The store with real certificates: what lands on disk, in which order, with which permissions,
 //! and that a bad secret or a failed install never disturbs the installed version.
 
-mod store_support;
-
 use std::num::NonZeroU32;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,7 +10,8 @@ use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, decode_pem,
 use akvvm_cert::store::{
     Acl, DEFAULT_KEEP, InstallRequest, PosixAcl, StateFile, Store, TEMP_PREFIX,
 };
-use store_support::{assert_same_secret, generate, pem_labels};
+use akvvm_testkit::certs::{assert_same_secret, generate, pem_labels};
+use akvvm_testkit::fixtures;
 use time::OffsetDateTime;
 
 fn request<'a>(
@@ -147,14 +146,6 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         .unwrap();
     let certs_of_good = &good.pem[good.pem.find("-----BEGIN CERTIFICATE-----").unwrap()..];
     let truncated = &good.pem[..good.pem.len() / 2];
-    let fixture = |name: &str| {
-        std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(name),
-        )
-        .unwrap()
-    };
     let b64 = |bytes: &[u8]| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -162,7 +153,7 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
     // A real Key Vault PFX cut short, and one with a byte of its MAC salt changed.
     let keyvault = {
         use base64::Engine as _;
-        let text = String::from_utf8(fixture("pkcs12/kv-ecp256-net-2021.pfx.b64")).unwrap();
+        let text = fixtures::text("pkcs12/kv-ecp256-net-2021.pfx.b64");
         base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .unwrap()
@@ -205,17 +196,17 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         (
             "cert.pfx_bad_password",
             Some(CONTENT_TYPE_PKCS12),
-            b64(&fixture("pkcs12/openssl3-aes-rsa2048.pfx")),
+            b64(&fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx")),
         ),
         (
             "cert.empty_chain",
             Some(CONTENT_TYPE_PEM),
-            String::from_utf8(fixture("pem/keyonly.pem")).unwrap(),
+            fixtures::text("pem/keyonly.pem"),
         ),
         (
             "cert.pfx_no_key",
             Some(CONTENT_TYPE_PKCS12),
-            b64(&fixture("pkcs12/openssl3-nokey.pfx")),
+            b64(&fixtures::bytes("pkcs12/openssl3-nokey.pfx")),
         ),
     ];
     for (what, content_type, value) in &cases {
