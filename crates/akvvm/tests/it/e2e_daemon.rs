@@ -1,8 +1,6 @@
 //! End-to-end: the polling loop with its status file, `requireInitialSync`, the immediate-sync
 //! trigger (SIGHUP) and clean cancellation (SIGTERM), against the local vault.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +8,7 @@ use std::time::Duration;
 use akvvm::status::StatusFile;
 use akvvm::sync::daemon::{self, DaemonOptions};
 use akvvm::sync::{Engine, EngineOptions};
-use common::{Harness, PEM, PFX, eventually};
+use akvvm_testkit::harness::{Harness, PEM, PFX, eventually};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

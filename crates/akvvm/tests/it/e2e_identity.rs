@@ -1,12 +1,10 @@
 //! End-to-end: the identities the agent authenticates as, against the local vault's IMDS and
 //! Entra ID.
 
-mod common;
-
 use akvvm::identity::IdentityError;
 use akvvm::sync::CertOutcome;
 use akvvm_emulator::{AppSpec, IdentitySpec};
-use common::{Harness, PFX, READER_ROLE, cycle};
+use akvvm_testkit::harness::{Harness, PFX, READER_ROLE, cycle};
 use serde_json::json;
 
 #[tokio::test]

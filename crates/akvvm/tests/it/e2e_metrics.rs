@@ -1,11 +1,9 @@
 //! End-to-end: the Prometheus metrics of an engine syncing against the local vault, scraped over
 //! HTTP from `akvvm::metrics::serve` as `akvvm run` serves them.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Harness, PEM, PFX, cycle};
+use akvvm_testkit::harness::{self, Harness, PEM, PFX, cycle};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +57,7 @@ async fn metrics_follow_installs_rotations_and_failures() {
     h.vault("contoso");
     let created = h
         .emulator
-        .create_certificate("contoso", "web", &common::policy("RSA", PFX, "web"))
+        .create_certificate("contoso", "web", &harness::policy("RSA", PFX, "web"))
         .unwrap();
     let v1 = created.version.clone();
     h.certificate("contoso", "api", "EC", PEM);

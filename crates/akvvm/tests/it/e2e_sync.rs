@@ -1,14 +1,12 @@
 //! End-to-end: the sync engine against the local vault over HTTPS, real vault URLs mapped to
 //! loopback. Each test has its own store and state directory.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
 use akvvm::cert::store::StateFile;
 use akvvm::sync::{CertOutcome, state_file_path};
 use akvvm_emulator::SecretSpec;
-use common::{Harness, PEM, PFX, cycle, link_target, snapshot};
+use akvvm_testkit::harness::{Harness, PEM, PFX, cycle, link_target, snapshot};
 use serde_json::json;
 
 fn requests_to(h: &Harness, vault: &str) -> u64 {

@@ -2,15 +2,13 @@
 //! webhook (served over HTTPS with a certificate akvvm itself installed) brings a new version in
 //! at once, checking only the certificate the event names.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use akvvm::metrics::MetricsSource;
 use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
 use akvvm::webhook::Targets;
-use common::{Harness, PEM, PFX, eventually, link_target};
+use akvvm_testkit::harness::{self, Harness, PEM, PFX, eventually, link_target};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -58,7 +56,7 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
     h.vault("contoso");
     let v1 = h.certificate("contoso", "web", "RSA", PFX);
     // The webhook's own TLS certificate, kept by akvvm like any other.
-    let mut hook_policy = common::policy("EC", PEM, "localhost");
+    let mut hook_policy = harness::policy("EC", PEM, "localhost");
     hook_policy["x509_props"]["sans"] = json!({"dns_names": ["localhost"]});
     let hook_v1 = h
         .emulator

@@ -1,9 +1,6 @@
 //! The bootstrap certificate credential: finding the certificate on disk, and the JWT client
 //! assertion sent to a real Entra token endpoint stand-in over https on 127.0.0.1:0.
 
-#[path = "vault_support/mod.rs"]
-mod vault_support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +8,9 @@ use akvvm::http::{HostOverride, HttpOptions};
 use akvvm::identity::{
     AssertionAlgorithm, BootstrapCertificate, BootstrapCertificateCredential, BootstrapOptions,
     CertificateSource, IdentityError, KEY_VAULT_SCOPE, TenantSlot, find_bootstrap_certificate,
+};
+use akvvm_testkit::servers::{
+    Counter, TestCa, ec_client_cert, fast_retry, rsa_client_cert, serve_https,
 };
 use axum::Router;
 use axum::extract::{Path as AxumPath, State};
@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use sha1::Digest;
 use time::{Duration, OffsetDateTime};
 use url::Url;
-use vault_support::{Counter, TestCa, ec_client_cert, fast_retry, rsa_client_cert, serve_https};
 use x509_cert::der::{Decode, Encode};
 
 fn days(n: i64) -> Duration {

@@ -1,8 +1,5 @@
 //! The managed identity credential against a real IMDS stand-in on 127.0.0.1:0.
 
-#[path = "vault_support/mod.rs"]
-mod vault_support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +9,7 @@ use akvvm::identity::{
     IdentityError, KEY_VAULT_SCOPE, ManagedIdentityCredential, ManagedIdentityOptions,
 };
 use akvvm::settings::MsiEndpoint;
+use akvvm_testkit::servers::{Counter, fast_retry, serve_http};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +18,6 @@ use axum::routing::get;
 use azure_core::credentials::TokenCredential;
 use serde_json::json;
 use url::Url;
-use vault_support::{Counter, fast_retry, serve_http};
 
 /// What the stand-in answers, in order; the last entry repeats.
 #[derive(Clone)]

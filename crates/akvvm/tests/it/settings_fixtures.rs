@@ -4,20 +4,15 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use akvvm::settings::{
     AclEntry, AgentOptions, Authentication, CertificateOptions, LoadError, MsiEndpoint, ReloadHook,
     ResolveTarget, SecretUrl, Settings, Shape,
 };
+use akvvm_testkit::fixtures;
 use url::Url;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/settings")
-        .join(name)
-}
 
 fn url(s: &str) -> SecretUrl {
     SecretUrl::parse(s).unwrap()
@@ -36,7 +31,7 @@ const STORE: &str = "/var/lib/waagent/Microsoft.Azure.KeyVault.Store";
 
 #[test]
 fn v1_flat() {
-    let s = Settings::load(&fixture("valid/v1-flat.json")).unwrap();
+    let s = Settings::load(&fixtures::path("settings/valid/v1-flat.json")).unwrap();
     assert_eq!(s.shape, Shape::V1);
     assert_eq!(s.polling_interval, Duration::from_secs(600));
     assert!(!s.require_initial_sync);
@@ -72,10 +67,8 @@ fn v1_flat() {
 
 #[test]
 fn design_example_with_warnings() {
-    let value: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("valid/design-example.json")).unwrap(),
-    )
-    .unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(&fixtures::text("settings/valid/design-example.json")).unwrap();
     let (s, warnings) = Settings::from_json_value(&value).unwrap();
     let codes: Vec<(&str, &str)> = warnings.iter().map(|w| (w.code, w.path.as_str())).collect();
     assert_eq!(
@@ -130,7 +123,7 @@ fn design_example_with_warnings() {
 
 #[test]
 fn paas_bootstrap_certificate() {
-    let s = Settings::load(&fixture("valid/paas-settings.json")).unwrap();
+    let s = Settings::load(&fixtures::path("settings/valid/paas-settings.json")).unwrap();
     assert_eq!(s.shape, Shape::PaaS);
     assert_eq!(s.store, PathBuf::from(STORE));
     assert_eq!(s.certificate_store_name, "My");
@@ -145,7 +138,7 @@ fn paas_bootstrap_certificate() {
 
 #[test]
 fn akvvm_options_from_an_extension_resource() {
-    let text = std::fs::read_to_string(fixture("valid/vm-extension-linux-v3.json")).unwrap();
+    let text = fixtures::text("settings/valid/vm-extension-linux-v3.json");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let (s, warnings) = Settings::from_json_value(&value["properties"]["settings"]).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");

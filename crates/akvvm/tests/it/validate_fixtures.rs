@@ -1,20 +1,14 @@
 //! `akvvm validate` on the seed documents' snippets and on realistic templates: each is valid, or
 //! reports exactly the problem it really has.
 
-use std::path::{Path, PathBuf};
-
 use akvvm::settings::Shape;
 use akvvm::validate::{InputKind, ValidationReport, validate_file, validate_text, validate_value};
+use akvvm_testkit::fixtures;
 use serde_json::{Map, json};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/settings")
-        .join(name)
-}
-
+/// Validates the settings fixture `name` (relative to `fixtures/settings/`).
 fn validate(name: &str) -> ValidationReport {
-    validate_file(&fixture(name), None).unwrap()
+    validate_file(&fixtures::path(&format!("settings/{name}")), None).unwrap()
 }
 
 /// (code, path) of every error.
@@ -62,8 +56,10 @@ fn seed_000_cloud_services_snippet_has_an_unbalanced_expression() {
 #[test]
 fn seed_000_fixed_and_given_parameters_is_valid() {
     let r = validate_file(
-        &fixture("derived/000-cloud-services-fixed.json"),
-        Some(&fixture("derived/000-cloud-services-fixed.parameters.json")),
+        &fixtures::path("settings/derived/000-cloud-services-fixed.json"),
+        Some(&fixtures::path(
+            "settings/derived/000-cloud-services-fixed.parameters.json",
+        )),
     )
     .unwrap();
     assert!(r.valid, "{}", r.render_text());
@@ -334,8 +330,10 @@ fn valid_inputs_of_every_kind() {
 #[test]
 fn template_resolves_parameters_variables_and_defaults() {
     let r = validate_file(
-        &fixture("valid/vmss-template.json"),
-        Some(&fixture("valid/vmss-template.parameters.json")),
+        &fixtures::path("settings/valid/vmss-template.json"),
+        Some(&fixtures::path(
+            "settings/valid/vmss-template.parameters.json",
+        )),
     )
     .unwrap();
     assert_eq!(r.kind, InputKind::ArmTemplate);
@@ -454,7 +452,7 @@ fn values_set_at_deployment_are_not_shown_as_defaults() {
 fn every_diagnostic_has_help() {
     let mut reports = Vec::new();
     for dir in ["seeds", "derived", "valid"] {
-        for entry in std::fs::read_dir(fixture(dir)).unwrap() {
+        for entry in std::fs::read_dir(fixtures::path(&format!("settings/{dir}"))).unwrap() {
             let path = entry.unwrap().path();
             if path.to_string_lossy().ends_with(".parameters.json") {
                 continue;
@@ -523,7 +521,7 @@ fn files_with_a_byte_order_mark_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let with_bom = |name: &str| {
         let path = dir.path().join(name);
-        let text = std::fs::read_to_string(fixture(&format!("valid/{name}"))).unwrap();
+        let text = fixtures::text(&format!("settings/valid/{name}"));
         std::fs::write(&path, format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();
         path
     };
@@ -532,8 +530,10 @@ fn files_with_a_byte_order_mark_are_read() {
     let r = validate_file(&template, Some(&parameters)).unwrap();
     assert!(r.valid, "{}", r.render_text());
     let given = validate_file(
-        &fixture("valid/vmss-template.json"),
-        Some(&fixture("valid/vmss-template.parameters.json")),
+        &fixtures::path("settings/valid/vmss-template.json"),
+        Some(&fixtures::path(
+            "settings/valid/vmss-template.parameters.json",
+        )),
     )
     .unwrap();
     assert_eq!(

@@ -2,9 +2,6 @@
 //! Key Vault over https on 127.0.0.1:0 (reached through a host override), IMDS over http and
 //! Entra over https.
 
-#[path = "vault_support/mod.rs"]
-mod vault_support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +13,9 @@ use akvvm::identity::{
 };
 use akvvm::settings::MsiEndpoint;
 use akvvm::vault::{VaultClient, VaultError, VaultOptions};
+use akvvm_testkit::servers::{
+    Counter, TestCa, fast_retry, rsa_client_cert, serve_http, serve_https, serve_https_counted,
+};
 use axum::Router;
 use axum::extract::{Path as AxumPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -23,9 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use url::Url;
-use vault_support::{
-    Counter, TestCa, fast_retry, rsa_client_cert, serve_http, serve_https, serve_https_counted,
-};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const VAULT_HOST: &str = "myvault.vault.azure.net";
