@@ -2,14 +2,11 @@
 //! `sync --once`, `status`, `list`, and `run` with `sync --now` (SIGHUP) and SIGTERM. The
 //! README's first command, the demo, is tested next to it in the emulator crate.
 
-#[path = "../../akvvm/tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use akvvm_testkit::harness::{self, Harness, PEM, PFX, eventually, link_target};
 use assert_cmd::cargo::CommandCargoExt;
-use common::{Harness, PEM, PFX, eventually, link_target};
 use serde_json::json;
 
 fn akvvm() -> Command {
@@ -451,7 +448,7 @@ async fn cscfg_check_finds_each_role_certificate_or_says_why_not() {
     h.vault("contoso");
     let web = h
         .emulator
-        .create_certificate("contoso", "web", &common::policy("RSA", PFX, "web"))
+        .create_certificate("contoso", "web", &harness::policy("RSA", PFX, "web"))
         .unwrap();
     let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
     let settings = h.settings_file(&json);
@@ -570,7 +567,7 @@ async fn inspect_reads_a_certificate_straight_from_the_vault() {
     h.vault("contoso");
     let v1 = h
         .emulator
-        .create_certificate("contoso", "web", &common::policy("RSA", PFX, "web"))
+        .create_certificate("contoso", "web", &harness::policy("RSA", PFX, "web"))
         .unwrap();
     let v2 = h.emulator.rotate_certificate("contoso", "web").unwrap();
     let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);

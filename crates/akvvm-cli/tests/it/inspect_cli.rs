@@ -1,15 +1,8 @@
 //! `akvvm inspect` on a PFX, a base64 Key Vault secret value, a PEM bundle and a store entry.
 
-use std::path::PathBuf;
-
+use akvvm_testkit::fixtures;
 use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../akvvm-cert/tests/fixtures")
-        .join(path)
-}
 
 fn akvvm() -> Command {
     Command::cargo_bin("akvvm").expect("the akvvm binary")
@@ -19,7 +12,7 @@ fn akvvm() -> Command {
 fn a_pfx_with_its_password_prints_the_leaf_and_the_ordered_chain() {
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .arg(fixtures::path("pkcs12/openssl3-aes-ecp384.pfx"))
         .args(["--password", "correct horse"])
         .assert()
         .success()
@@ -49,7 +42,7 @@ fn a_pfx_with_its_password_prints_the_leaf_and_the_ordered_chain() {
 fn json_output_of_a_keyvault_secret_value() {
     let output = akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/kv-rsa2048-rc2-2020.pfx.b64"))
+        .arg(fixtures::path("pkcs12/kv-rsa2048-rc2-2020.pfx.b64"))
         .arg("--json")
         .output()
         .expect("run akvvm");
@@ -82,7 +75,7 @@ fn json_output_of_a_keyvault_secret_value() {
 fn json_output_of_a_shuffled_pem_lists_the_chain_leaf_to_root() {
     let output = akvvm()
         .arg("inspect")
-        .arg(fixture("pem/rsa2048-shuffled.pem"))
+        .arg(fixtures::path("pem/rsa2048-shuffled.pem"))
         .arg("--json")
         .output()
         .expect("run akvvm");
@@ -128,10 +121,8 @@ fn json_output_of_a_shuffled_pem_lists_the_chain_leaf_to_root() {
 
 #[test]
 fn a_store_entry_is_read_back_and_an_incomplete_chain_is_reported() {
-    let bundle = akvvm_cert::certificate::decode_pem(
-        &std::fs::read_to_string(fixture("pem/ecp384-sec1-noroot.pem")).expect("fixture"),
-    )
-    .expect("bundle");
+    let bundle = akvvm_cert::certificate::decode_pem(&fixtures::text("pem/ecp384-sec1-noroot.pem"))
+        .expect("bundle");
     let dir = tempfile::tempdir().expect("tempdir");
     let entry = dir.path().join("myvault.mycert.0123456789abcdef");
     std::fs::write(&entry, bundle.to_pem().as_bytes()).expect("write");
@@ -155,26 +146,26 @@ fn a_store_entry_is_read_back_and_an_incomplete_chain_is_reported() {
 fn bad_input_fails_with_the_error_code() {
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/openssl3-aes-rsa2048.pfx"))
+        .arg(fixtures::path("pkcs12/openssl3-aes-rsa2048.pfx"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("[cert.pfx_bad_password]"))
         .stderr(predicate::str::contains("openssl3-aes-rsa2048.pfx"));
     akvvm()
         .arg("inspect")
-        .arg(fixture("pem/nokey.pem"))
+        .arg(fixtures::path("pem/nokey.pem"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("[cert.pem_no_key]"));
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/README.md"))
+        .arg(fixtures::path("pkcs12/README.md"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("[cert.not_a_certificate]"));
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/does-not-exist.pfx"))
+        .arg(fixtures::path("pkcs12/does-not-exist.pfx"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("failed to read"))
@@ -184,7 +175,7 @@ fn bad_input_fails_with_the_error_code() {
 #[test]
 fn a_saved_keyvault_secret_answer_is_decoded_by_its_content_type() {
     // What `az keyvault secret show` prints for a certificate's secret (a real Key Vault value).
-    let value = std::fs::read_to_string(fixture("pkcs12/kv-ecp256-net-2021.pfx.b64")).unwrap();
+    let value = fixtures::text("pkcs12/kv-ecp256-net-2021.pfx.b64");
     let answer = serde_json::json!({
         "value": value.trim(),
         "contentType": "application/x-pkcs12",
@@ -225,7 +216,7 @@ fn a_saved_keyvault_secret_answer_is_decoded_by_its_content_type() {
 fn a_pfx_that_needs_a_password_says_to_give_it() {
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .arg(fixtures::path("pkcs12/openssl3-aes-ecp384.pfx"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("give it with --password"))
@@ -233,7 +224,7 @@ fn a_pfx_that_needs_a_password_says_to_give_it() {
     // A wrong password given: no such hint.
     akvvm()
         .arg("inspect")
-        .arg(fixture("pkcs12/openssl3-aes-ecp384.pfx"))
+        .arg(fixtures::path("pkcs12/openssl3-aes-ecp384.pfx"))
         .args(["--password", "wrong"])
         .assert()
         .code(2)
@@ -244,7 +235,7 @@ fn a_pfx_that_needs_a_password_says_to_give_it() {
 #[test]
 fn a_store_link_is_inspected_and_the_store_directory_names_its_certificates() {
     use akvvm_cert::store::{DEFAULT_KEEP, InstallRequest, Store};
-    let value = std::fs::read_to_string(fixture("pkcs12/kv-ecp384-net-2021.pfx.b64")).unwrap();
+    let value = fixtures::text("pkcs12/kv-ecp384-net-2021.pfx.b64");
     let bundle =
         akvvm_cert::certificate::decode_secret(Some("application/x-pkcs12"), &value).unwrap();
     let dir = tempfile::tempdir().unwrap();

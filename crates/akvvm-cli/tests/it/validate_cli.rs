@@ -1,15 +1,10 @@
 //! `akvvm validate` as users run it: output, `--json`, `--parameters`, exit statuses.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use akvvm_testkit::fixtures;
 use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../akvvm/tests/fixtures/settings")
-        .join(name)
-}
 
 fn akvvm() -> Command {
     Command::cargo_bin("akvvm").unwrap()
@@ -19,7 +14,7 @@ fn akvvm() -> Command {
 fn valid_settings_exit_0_and_list_the_certificates() {
     akvvm()
         .args(["validate"])
-        .arg(fixture("valid/design-example.json"))
+        .arg(fixtures::path("settings/valid/design-example.json"))
         .assert()
         .code(0)
         .stdout(predicate::str::contains("kind: extension settings"))
@@ -36,7 +31,7 @@ fn valid_settings_exit_0_and_list_the_certificates() {
 fn cloud_services_seed_exits_1_naming_the_expression() {
     akvvm()
         .arg("validate")
-        .arg(fixture("seeds/000-cloud-services-extension-profile.json"))
+        .arg(fixtures::path("settings/seeds/000-cloud-services-extension-profile.json"))
         .assert()
         .code(1)
         .stdout(predicate::str::contains("kind: Cloud Services extension (extensionProfile)"))
@@ -52,7 +47,7 @@ fn cloud_services_seed_exits_1_naming_the_expression() {
 fn placeholder_schema_is_not_json_and_exits_1() {
     akvvm()
         .arg("validate")
-        .arg(fixture("seeds/001-extension-schema.json"))
+        .arg(fixtures::path("settings/seeds/001-extension-schema.json"))
         .assert()
         .code(1)
         .stdout(predicate::str::contains("error[not-json] not JSON: documentation placeholder <string specifying polling interval"));
@@ -62,9 +57,9 @@ fn placeholder_schema_is_not_json_and_exits_1() {
 fn parameters_resolve_template_expressions() {
     akvvm()
         .arg("validate")
-        .arg(fixture("valid/vmss-template.json"))
+        .arg(fixtures::path("settings/valid/vmss-template.json"))
         .arg("--parameters")
-        .arg(fixture("valid/vmss-template.parameters.json"))
+        .arg(fixtures::path("settings/valid/vmss-template.parameters.json"))
         .assert()
         .code(0)
         .stdout(predicate::str::contains("kind: ARM template"))
@@ -78,7 +73,7 @@ fn parameters_resolve_template_expressions() {
 fn json_output_is_the_same_report() {
     let out = akvvm()
         .arg("validate")
-        .arg(fixture("valid/vm-extension-linux-v3.json"))
+        .arg(fixtures::path("settings/valid/vm-extension-linux-v3.json"))
         .arg("--json")
         .assert()
         .code(0)
@@ -105,7 +100,9 @@ fn json_output_is_the_same_report() {
 
     let out = akvvm()
         .arg("validate")
-        .arg(fixture("derived/001-az-cli-escaped-settings.json"))
+        .arg(fixtures::path(
+            "settings/derived/001-az-cli-escaped-settings.json",
+        ))
         .arg("--json")
         .assert()
         .code(1)
@@ -148,7 +145,7 @@ fn unreadable_files_and_bad_usage_exit_2() {
     std::fs::write(&params, r#"{"parameters": {"x": "no value wrapper"}}"#).unwrap();
     akvvm()
         .arg("validate")
-        .arg(fixture("valid/vmss-template.json"))
+        .arg(fixtures::path("settings/valid/vmss-template.json"))
         .arg("--parameters")
         .arg(&params)
         .assert()
@@ -160,7 +157,7 @@ fn unreadable_files_and_bad_usage_exit_2() {
 fn handler_settings_file_is_recognised() {
     akvvm()
         .arg("validate")
-        .arg(fixture("valid/handler-7.settings"))
+        .arg(fixtures::path("settings/valid/handler-7.settings"))
         .assert()
         .code(0)
         .stdout(predicate::str::contains("kind: handler settings file"))
@@ -189,7 +186,7 @@ fn docs_examples_are_current() {
             .collect();
         let dir = ["valid", "seeds", "derived"]
             .iter()
-            .map(|d| fixture(d))
+            .map(|d| fixtures::path(&format!("settings/{d}")))
             .find(|d| d.join(args[0]).exists())
             .unwrap_or_else(|| panic!("no fixture named {}", args[0]));
         let out = akvvm()
