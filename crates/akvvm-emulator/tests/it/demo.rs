@@ -1,18 +1,9 @@
 //! The README's first command: `akvvm-emulator demo` runs the agent against the local vault,
 //! installs every certificate and follows a rotation, without printing a key or a token.
 
-use std::path::Path;
 use std::process::Command;
 
-/// The name of the file a link points to.
-fn link_target(link: &Path) -> String {
-    std::fs::read_link(link)
-        .unwrap_or_else(|e| panic!("{} is not a link: {e}", link.display()))
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
-}
+use akvvm_testkit::harness::link_target;
 
 #[test]
 fn the_readme_demo_runs() {

@@ -1,8 +1,6 @@
 //! Entra ID client assertions, IMDS errors, certificates as managed secrets (read through the
 //! official Rust SDK and decoded with akvvm's own decoder), the seed file and persistence.
 
-mod common;
-
 use std::sync::Arc;
 
 use akvvm_emulator::seed::{Seed, SeedIdentities};
@@ -10,6 +8,7 @@ use akvvm_emulator::{
     AppCredentials, AppSpec, Emulator, EmulatorConfig, IdentitySpec, NamedSecret, RoleSpec,
     RunningEmulator, SecretSpec, VaultSpec,
 };
+use akvvm_testkit::sdk::{self, ImdsCredential, assert_value};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -18,7 +17,6 @@ use azure_security_keyvault_secrets::models::{ContentType, SecretClientGetSecret
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{ImdsCredential, assert_value};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -27,7 +25,7 @@ use sha2::Digest;
 const VAULT: &str = "certvault";
 
 fn http(emulator: &RunningEmulator) -> reqwest::Client {
-    common::http_client(emulator, &[VAULT])
+    sdk::http_client(emulator, &[VAULT])
 }
 
 fn now() -> i64 {
@@ -141,7 +139,7 @@ impl TokenCredential for AppCredential {
 }
 
 fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> SecretClient {
-    common::sdk_client(emulator, VAULT, credential, RetryOptions::none())
+    sdk::sdk_client(emulator, VAULT, credential, RetryOptions::none())
 }
 
 #[tokio::test]

@@ -2,11 +2,10 @@
 //! in-process on 127.0.0.1:0. Only the CA and the host mapping are configured: the SDK keeps
 //! its challenge-resource verification on.
 
-mod common;
-
 use std::sync::Arc;
 
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec};
+use akvvm_testkit::sdk::{self, ImdsCredential, assert_value};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
 use azure_security_keyvault_secrets::models::{
@@ -15,7 +14,6 @@ use azure_security_keyvault_secrets::models::{
     UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
-use common::{ImdsCredential, assert_value};
 use futures::TryStreamExt;
 
 const VAULT: &str = "myvault";
@@ -28,7 +26,7 @@ async fn start() -> RunningEmulator {
 
 /// A reqwest client that trusts the emulator's CA and maps this file's vaults to it.
 fn http_client(emulator: &RunningEmulator) -> reqwest::Client {
-    common::http_client(emulator, &[VAULT, "scopevault"])
+    sdk::http_client(emulator, &[VAULT, "scopevault"])
 }
 
 fn client(
@@ -54,7 +52,7 @@ fn client_for(
     credential: Arc<dyn TokenCredential>,
     retry: RetryOptions,
 ) -> SecretClient {
-    common::sdk_client(emulator, vault, credential, retry)
+    sdk::sdk_client(emulator, vault, credential, retry)
 }
 
 fn no_retry() -> RetryOptions {
