@@ -6,18 +6,11 @@
 #![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use akvvm_cert::certificate::{decode_pem, decode_pfx, decode_secret};
 use akvvm_cert::pkcs12;
-
-fn fixture(path: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use akvvm_testkit::fixtures;
 
 fn measure<T>(name: &str, iterations: u32, mut op: impl FnMut() -> T) {
     // One warm-up run, then the timed loop.
@@ -31,12 +24,12 @@ fn measure<T>(name: &str, iterations: u32, mut op: impl FnMut() -> T) {
 }
 
 fn main() {
-    let kv_value = String::from_utf8(fixture("pkcs12/kv-rsa2048-rc2-2020.pfx.b64")).expect("UTF-8");
-    let kv_2021 = String::from_utf8(fixture("pkcs12/kv-rsa2048-js.pfx.b64")).expect("UTF-8");
-    let openssl_rsa = fixture("pkcs12/openssl3-aes-rsa2048.pfx");
-    let openssl_p384 = fixture("pkcs12/openssl3-aes-ecp384.pfx");
-    let pem_rsa = String::from_utf8(fixture("pem/rsa2048-shuffled.pem")).expect("UTF-8");
-    let pem_p256 = String::from_utf8(fixture("pem/ecp256.pem")).expect("UTF-8");
+    let kv_value = fixtures::text("pkcs12/kv-rsa2048-rc2-2020.pfx.b64");
+    let kv_2021 = fixtures::text("pkcs12/kv-rsa2048-js.pfx.b64");
+    let openssl_rsa = fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx");
+    let openssl_p384 = fixtures::bytes("pkcs12/openssl3-aes-ecp384.pfx");
+    let pem_rsa = fixtures::text("pem/rsa2048-shuffled.pem");
+    let pem_p256 = fixtures::text("pem/ecp256.pem");
 
     let ok = |r: &Result<_, akvvm_cert::CertError>| assert!(r.is_ok(), "fixture must decode");
     measure(

@@ -4,13 +4,11 @@
 //! the same file system as `$TMPDIR`, and prints the latency distribution. Every install fsyncs
 //! its files and the directory, so the figures are dominated by the disk's fsync latency.
 
-#[path = "../tests/store_support/mod.rs"]
-mod store_support;
-
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use akvvm_cert::store::{Acl, InstallRequest, Store};
+use akvvm_testkit::certs;
 
 const INSTALLS: usize = 200;
 
@@ -23,7 +21,7 @@ struct Scenario {
 
 fn main() {
     let bundles: Vec<_> = (0..3)
-        .map(|i| store_support::generate(&format!("host{i}.example.com"), 90).bundle)
+        .map(|i| certs::generate(&format!("host{i}.example.com"), 90).bundle)
         .collect();
     let acls: &'static [Acl] = Box::leak(Box::new([Acl::User("4711".into())]));
     let scenarios = [

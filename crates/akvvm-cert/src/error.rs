@@ -140,7 +140,7 @@ impl CertError {
 mod tests {
     use super::CertError;
 
-    /// One of every variant; `tests/certificate_errors.rs` produces each from real input.
+    /// One of every variant; `tests/it/certificate_errors.rs` produces each from real input.
     fn all() -> Vec<CertError> {
         let s = || "x".to_string();
         vec![

@@ -6,8 +6,12 @@
 //! The same binary is the child: `crash_store --child STORE FIXTURES`. The number of kills is
 //! `AKVVM_CRASH_KILLS` (default 300); on a slow machine the test stops after 50 s once it has
 //! done 100.
-
-mod store_support;
+//!
+//! Why this is not a module of `tests/it` like every other test of the crate: the child must be a
+//! process that starts installing at once and whose first line on stdout is `ready`, which a
+//! libtest binary does not give (it prints its own header and would need a test that only exists
+//! to be the child); and the parent times installs to spread its kills, which the other tests of
+//! a shared binary, running beside it in the same process, would disturb for its 50 s.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -161,7 +165,8 @@ fn parent() -> Result<String, String> {
     let mut expected = BTreeMap::new();
     let mut bundle_expectations = Vec::new();
     for i in 0..BUNDLES {
-        let generated = store_support::generate(&format!("host{i}.example.com"), 30 + i as i64);
+        let generated =
+            akvvm_testkit::certs::generate(&format!("host{i}.example.com"), 30 + i as i64);
         std::fs::write(fixtures.join(format!("{i}.pem")), &generated.pem)
             .map_err(|e| e.to_string())?;
         let bundle = &generated.bundle;

@@ -1,7 +1,7 @@
 //! The cryptography of PKCS#12: the password in the byte forms the algorithms want, the PKCS#12
 //! key derivation (appendix B), the PBE ciphers (3DES, 2-key 3DES, RC2) and PBES2, and the
 //! integrity MAC. To support another cipher, add its OID to [`decrypt`] (and a fixture under
-//! `tests/fixtures/pkcs12/`).
+//! `crates/akvvm-testkit/fixtures/pkcs12/`).
 
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, InnerIvInit, KeyIvInit};

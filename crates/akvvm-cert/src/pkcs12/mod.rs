@@ -15,7 +15,8 @@
 //! - `asn1`: the PKCS#12 structures and object identifiers.
 //! - `ber`: BER input normalised to DER.
 //! - `crypto`: password forms, key derivation, the PBE ciphers and the MAC. To support another
-//!   cipher, add its OID to `crypto::decrypt` (and a fixture under `tests/fixtures/pkcs12/`).
+//!   cipher, add its OID to `crypto::decrypt` (and a fixture under
+//!   `crates/akvvm-testkit/fixtures/pkcs12/`).
 //! - `decode`: [`decode`] and [`mac_summary`].
 //! - `encode`: [`encode_keyvault`].
 

@@ -1,6 +1,7 @@
 //! Unit tests of the codec's internals: the two empty-password encodings, BER input, iteration
 //! limits.
 
+use akvvm_testkit::fixtures;
 use der::{Any, Decode, Encode};
 
 use super::asn1::{ContentInfo, Pfx, SafeBag};
@@ -92,25 +93,30 @@ fn ber_element(any: &Any, deep: bool, out: &mut Vec<u8>) {
     }
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pkcs12")
-        .join(name);
-    std::fs::read(&path).expect("fixture")
-}
-
 #[test]
 fn ber_encoded_pfx_files_open() {
     use base64::Engine as _;
-    let kv_text = String::from_utf8(fixture("kv-rsa2048-rc2-2020.pfx.b64")).expect("text");
+    let kv_text = fixtures::text("pkcs12/kv-rsa2048-rc2-2020.pfx.b64");
     let kv = base64::engine::general_purpose::STANDARD
         .decode(kv_text.trim())
         .expect("base64");
     let cases = [
         (kv, "", false),
-        (fixture("openssl3-aes-rsa2048.pfx"), "correct horse", false),
-        (fixture("openssl3-nomac-rsa2048.pfx"), "correct horse", true),
-        (fixture("openssl3-unencrypted-ecp384.pfx"), "", true),
+        (
+            fixtures::bytes("pkcs12/openssl3-aes-rsa2048.pfx"),
+            "correct horse",
+            false,
+        ),
+        (
+            fixtures::bytes("pkcs12/openssl3-nomac-rsa2048.pfx"),
+            "correct horse",
+            true,
+        ),
+        (
+            fixtures::bytes("pkcs12/openssl3-unencrypted-ecp384.pfx"),
+            "",
+            true,
+        ),
     ];
     for (der, password, deep) in cases {
         let expected = decode(&der, password).expect("DER original");

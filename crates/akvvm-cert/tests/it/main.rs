@@ -1,0 +1,10 @@
+//! akvvm-cert's integration tests, one binary with one module per area (one link instead of one
+//! per file, as uv and ripgrep do). Helpers and fixture files come from `akvvm-testkit`. The
+//! SIGKILL crash test is a binary of its own: `tests/crash_store.rs` says why.
+
+mod certificate_chain;
+mod certificate_errors;
+mod keyvault_answers;
+mod pkcs12_encode;
+mod pkcs12_fixtures;
+mod store_install;

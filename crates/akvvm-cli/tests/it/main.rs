@@ -1,0 +1,8 @@
+//! The `akvvm` binary's tests, one test binary with one module per area (one link instead of one
+//! per file, as uv and ripgrep do): end to end against the local vault (`e2e_cli`), `inspect`,
+//! `validate`, and the README's commands. Helpers and fixture files come from `akvvm-testkit`.
+
+mod e2e_cli;
+mod inspect_cli;
+mod readme;
+mod validate_cli;
