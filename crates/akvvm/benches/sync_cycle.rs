@@ -115,9 +115,8 @@ async fn push_latency(n: usize) {
     let daemon = tokio::spawn(daemon::run(
         engine.clone(),
         DaemonOptions {
-            status_file: None,
-            notify_systemd: false,
             requests: Some(requests),
+            ..DaemonOptions::default()
         },
         cancel.clone(),
         Arc::new(tokio::sync::Notify::new()),

@@ -4,6 +4,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use zeroize::Zeroizing;
 
+use akvvm_testkit::files::{mode, names};
+
 use super::install::{Rendered, Target};
 use super::names::{check_key_vault_name, check_link_name};
 use super::*;
@@ -30,23 +32,6 @@ fn target<'a>(version: &'a str) -> Target<'a> {
         keep: DEFAULT_KEEP,
         certbot_layout: false,
     }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 fn new_store() -> (tempfile::TempDir, Store) {

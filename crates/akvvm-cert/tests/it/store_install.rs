@@ -2,7 +2,6 @@
 //! and that a bad secret or a failed install never disturbs the installed version.
 
 use std::num::NonZeroU32;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -11,6 +10,7 @@ use akvvm_cert::store::{
     Acl, DEFAULT_KEEP, InstallRequest, PosixAcl, StateFile, Store, TEMP_PREFIX,
 };
 use akvvm_testkit::certs::{assert_same_secret, generate, pem_labels};
+use akvvm_testkit::files::{mode, names};
 use akvvm_testkit::fixtures;
 use time::OffsetDateTime;
 
@@ -28,23 +28,6 @@ fn request<'a>(
         keep: DEFAULT_KEEP,
         certbot_layout: false,
     }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -114,7 +97,7 @@ fn a_renewal_moves_both_links_and_keeps_the_previous_version() {
         assert_same_secret(&text, &*new.bundle.to_pem(), link);
     }
     assert_eq!(
-        entries(store.path()),
+        names(store.path()),
         [
             "myvault.web-cert",
             "myvault.web-cert.v1",
@@ -220,7 +203,7 @@ fn bad_secrets_fail_to_decode_and_leave_the_installed_version_untouched() {
         );
     }
     assert_eq!(
-        entries(store.path()),
+        names(store.path()),
         ["myvault.web-cert", "myvault.web-cert.v1"]
     );
 }
@@ -265,7 +248,7 @@ fn an_install_failing_half_way_leaves_the_old_version_linked_and_readable() {
         "v1"
     );
     assert!(
-        entries(store.path())
+        names(store.path())
             .iter()
             .all(|n| !n.starts_with(TEMP_PREFIX))
     );

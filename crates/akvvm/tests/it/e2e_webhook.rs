@@ -97,9 +97,8 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
     let daemon = tokio::spawn(daemon::run(
         engine.clone(),
         DaemonOptions {
-            status_file: None,
-            notify_systemd: false,
             requests: Some(requests),
+            ..DaemonOptions::default()
         },
         cancel.clone(),
         Arc::new(Notify::new()),
