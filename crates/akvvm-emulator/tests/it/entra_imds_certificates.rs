@@ -146,7 +146,7 @@ fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> Secr
 async fn entra_checks_client_assertions_against_the_registered_certificate() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     emulator.add_vault(VAULT).unwrap();
-    let tenant = emulator.tenant_id();
+    let tenant = emulator.default_tenant();
     let app = emulator
         .register_app(AppSpec {
             display_name: Some("paas".into()),
@@ -620,7 +620,6 @@ async fn seed_and_persisted_state_survive_a_restart() {
     }
     // The seed applied again creates no second version.
     let versions = second
-        .state()
         .read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
     assert_eq!(versions, 1);
 }

@@ -228,7 +228,7 @@ async fn the_challenge_and_the_audience_follow_the_vault_hosts_suffix() {
     let (emulator, _) = start().await;
     emulator.set_secret(VAULT, "db", value("s3cret")).unwrap();
     let client = http(&emulator, &[VAULT]);
-    let tenant = emulator.tenant_id();
+    let tenant = emulator.default_tenant();
     for (suffix, resource) in CLOUDS {
         let url = format!(
             "{}/secrets/db?api-version=7.4",
@@ -497,7 +497,6 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
 
     // An access-policy vault names no role assignment.
     emulator
-        .state()
         .create_vault("policies", None, AuthorizationModel::AccessPolicy)
         .unwrap();
     emulator

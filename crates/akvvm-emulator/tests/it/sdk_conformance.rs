@@ -283,7 +283,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
     assert_eq!(raw.status(), 401);
     assert_eq!(
         raw.headers()["www-authenticate"],
-        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.default_tenant()).as_str()
     );
     assert_eq!(
         raw.headers()["content-type"],
@@ -356,7 +356,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
             "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{VAULT}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {VAULT};location=local\r\n",
             reader.client_id,
             reader.object_id,
-            emulator.tenant_id()
+            emulator.default_tenant()
         )
     );
 
@@ -404,7 +404,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
     assert_eq!(raw.status(), 401);
     assert_eq!(
         raw.headers()["www-authenticate"],
-        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.default_tenant()).as_str()
     );
     assert_eq!(
         raw.text().await.unwrap(),
@@ -529,7 +529,7 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
         challenge: akvvm_emulator::state::ChallengeForm::Scope,
         ..Default::default()
     };
-    emulator.create_vault(&spec).unwrap();
+    emulator.create_vault_from_spec(&spec).unwrap();
     emulator
         .set_system_identity(IdentitySpec::default())
         .unwrap();
@@ -559,7 +559,7 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
         raw.headers()["www-authenticate"],
         format!(
             "Bearer authorization=\"https://login.microsoftonline.com/{}\", scope=\"https://vault.azure.net/.default\"",
-            emulator.tenant_id()
+            emulator.default_tenant()
         )
         .as_str()
     );
