@@ -316,15 +316,9 @@ async fn entra_checks_client_assertions_against_the_registered_certificate() {
 async fn imds_errors_and_tokens_for_other_audiences() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     emulator.add_vault(VAULT).unwrap();
-    let url = format!(
-        "{}/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/",
-        emulator.imds_url()
-    );
-    let client = reqwest::Client::new();
+    let management = "https://management.azure.com/";
 
-    let none = client
-        .get(&url)
-        .header("Metadata", "true")
+    let none = sdk::imds_request(&emulator, management)
         .send()
         .await
         .unwrap();
@@ -333,7 +327,11 @@ async fn imds_errors_and_tokens_for_other_audiences() {
         none.json::<Value>().await.unwrap(),
         json!({"error": "invalid_request", "error_description": "Identity not found"})
     );
-    let no_header = client.get(&url).send().await.unwrap();
+    let no_header = reqwest::Client::new()
+        .get(sdk::imds_token_url(&emulator, management))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         no_header.json::<Value>().await.unwrap()["error_description"],
         "Required metadata header not specified"
@@ -343,9 +341,7 @@ async fn imds_errors_and_tokens_for_other_audiences() {
         .set_system_identity(IdentitySpec::default())
         .unwrap();
     emulator.assign_roles(VAULT, "system", &["get"]).unwrap();
-    let body: Value = client
-        .get(&url)
-        .header("Metadata", "true")
+    let body: Value = sdk::imds_request(&emulator, management)
         .send()
         .await
         .unwrap()
@@ -377,9 +373,7 @@ async fn imds_errors_and_tokens_for_other_audiences() {
 
     // Injected IMDS faults use IMDS's own error body.
     emulator.fail_next("imds", &[503]);
-    let failed = client
-        .get(&url)
-        .header("Metadata", "true")
+    let failed = sdk::imds_request(&emulator, management)
         .send()
         .await
         .unwrap();

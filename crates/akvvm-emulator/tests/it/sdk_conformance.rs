@@ -9,8 +9,7 @@ use akvvm_testkit::sdk::{self, ImdsCredential, assert_value};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
 use azure_security_keyvault_secrets::models::{
-    SecretAttributes, SecretClientGetSecretOptions,
-    SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+    SecretAttributes, SecretClientGetSecretOptions, SetSecretParameters,
     UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
@@ -135,18 +134,7 @@ async fn set_get_versions_and_update_through_the_sdk() {
 
     // Five versions, two per page: three pages followed through nextLink.
     emulator.reset_counters();
-    let versions: Vec<_> = client
-        .list_secret_properties_versions(
-            "db-password",
-            Some(SecretClientListSecretPropertiesVersionsOptions {
-                maxresults: Some(2),
-                ..Default::default()
-            }),
-        )
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let versions = sdk::list_versions(&client, "db-password", 2).await;
     assert_eq!(versions.len(), 5);
     assert!(
         versions
