@@ -1,7 +1,7 @@
 //! The official SDK against the local vault (the emulator's tests): an HTTP client that trusts
-//! the local vault, raw IMDS token requests, a managed-identity credential for the official SDK,
-//! the SDK's secret client and its paged list of a secret's versions, and a comparison of secret
-//! values that never prints them.
+//! the local vault, raw IMDS token requests and JSON answers, a managed-identity credential for the official SDK,
+//! the SDK's secret client and its paged lists of secrets and of a secret's versions, and a
+//! comparison of secret values that never prints them.
 
 use std::sync::Arc;
 
@@ -48,6 +48,12 @@ pub fn imds_request(emulator: &RunningEmulator, resource: &str) -> reqwest::Requ
     reqwest::Client::new()
         .get(imds_token_url(emulator, resource))
         .header("Metadata", "true")
+}
+
+/// Sends `request`; its status and JSON body.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// A managed identity through the emulator's IMDS (`endpoint` is its `/metadata/identity`).
@@ -126,6 +132,16 @@ pub fn sdk_client(
         ..SecretClientOptions::default()
     };
     SecretClient::new(&emulator.vault_url(vault), credential, Some(options)).unwrap()
+}
+
+/// The vault's secrets through the SDK's pager, following every `nextLink`.
+pub async fn list_secrets(client: &SecretClient) -> Vec<SecretProperties> {
+    client
+        .list_secret_properties(None)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// The versions of secret `name` through the SDK's pager, asking for `maxresults` a page and

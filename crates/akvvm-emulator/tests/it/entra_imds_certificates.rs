@@ -318,14 +318,9 @@ async fn imds_errors_and_tokens_for_other_audiences() {
     emulator.add_vault(VAULT).unwrap();
     let management = "https://management.azure.com/";
 
-    let none = sdk::imds_request(&emulator, management)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none.status(), 400);
     assert_eq!(
-        none.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_request", "error_description": "Identity not found"})
+        sdk::json_answer(sdk::imds_request(&emulator, management)).await,
+        (400, json!({"error": "invalid_request", "error_description": "Identity not found"}))
     );
     let no_header = reqwest::Client::new()
         .get(sdk::imds_token_url(&emulator, management))
@@ -341,13 +336,7 @@ async fn imds_errors_and_tokens_for_other_audiences() {
         .set_system_identity(IdentitySpec::default())
         .unwrap();
     emulator.assign_roles(VAULT, "system", &["get"]).unwrap();
-    let body: Value = sdk::imds_request(&emulator, management)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = sdk::json_answer(sdk::imds_request(&emulator, management)).await;
     assert_eq!(body["client_id"], identity.client_id.as_str());
     assert_eq!(body["resource"], "https://management.azure.com/");
     // A token for another audience is refused by Key Vault with the challenge.

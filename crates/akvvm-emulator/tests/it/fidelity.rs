@@ -19,7 +19,9 @@ use akvvm_emulator::{
     AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, RunningEmulator,
     SecretSpec,
 };
-use akvvm_testkit::sdk::{ImdsCredential, http_client as http, imds_request, list_versions};
+use akvvm_testkit::sdk::{
+    ImdsCredential, http_client as http, imds_request, json_answer, list_secrets, list_versions,
+};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
@@ -55,13 +57,7 @@ async fn start() -> (RunningEmulator, Identity) {
 
 /// An IMDS token for the system identity and `resource`.
 async fn imds_token(emulator: &RunningEmulator, resource: &str) -> String {
-    let body: Value = imds_request(emulator, resource)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = json_answer(imds_request(emulator, resource)).await;
     body["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("IMDS refused: {}", body["error_description"]))
@@ -118,12 +114,8 @@ async fn imds_accepts_the_token_path_with_a_trailing_slash() {
 #[tokio::test]
 async fn imds_refuses_a_resource_entra_id_does_not_know_with_aadsts500011() {
     let (emulator, identity) = start().await;
-    let response = imds_request(&emulator, "https://unknown.example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = json_answer(imds_request(&emulator, "https://unknown.example.com")).await;
+    assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_resource");
     assert_eq!(body["error_codes"], json!([500011]));
     assert_eq!(
@@ -151,24 +143,15 @@ async fn imds_refuses_a_resource_entra_id_does_not_know_with_aadsts500011() {
 #[tokio::test]
 async fn imds_refuses_a_request_carrying_x_forwarded_for() {
     let (emulator, _) = start().await;
-    let response = imds_request(&emulator, "https://vault.azure.net")
-        .header("X-Forwarded-For", "10.0.0.4")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let request = imds_request(&emulator, "https://vault.azure.net").header("X-Forwarded-For", "10.0.0.4");
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"})
+        json_answer(request).await,
+        (400, json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"}))
     );
 }
 
 async fn imds_status(emulator: &RunningEmulator) -> (u16, Value) {
-    let response = imds_request(emulator, "https://vault.azure.net")
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    json_answer(imds_request(emulator, "https://vault.azure.net")).await
 }
 
 #[tokio::test]
@@ -317,12 +300,7 @@ async fn short_and_empty_pages_with_a_next_link_lose_no_item_in_the_sdk_pager() 
 
     emulator.short_list_pages(VAULT, 2, 1);
     emulator.reset_counters();
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
     // 8 items in pages of 2, each after an empty page: 8 answers.
     assert_eq!(emulator.request_count(VAULT, "/secrets"), 8);
@@ -357,23 +335,13 @@ async fn short_and_empty_pages_with_a_next_link_lose_no_item_in_the_sdk_pager() 
     assert_eq!(first["value"], json!([]));
     assert!(first["nextLink"].is_string());
     emulator.reset_counters();
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
     // 3 pages of at most 3 items, each after two empty pages.
     assert_eq!(emulator.request_count(VAULT, "/secrets"), 9);
 
     emulator.clear_faults(VAULT);
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
 }
 

@@ -146,12 +146,7 @@ async fn set_get_versions_and_update_through_the_sdk() {
         3
     );
 
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = sdk::list_secrets(&client).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0].id.as_deref(),
