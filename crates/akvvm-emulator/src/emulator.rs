@@ -275,22 +275,21 @@ impl RunningEmulator {
     /// Requests seen in `scope` (a vault name, `imds`, `entra`) for `path`, any method and status
     /// (dropped connections count with status 0).
     pub fn request_count(&self, scope: &str, path: &str) -> u64 {
-        self.state
-            .traffic
-            .counters()
-            .iter()
-            .filter(|c| c.scope == scope && c.path == path)
-            .map(|c| c.count)
-            .sum()
+        self.count_where(|c| c.scope == scope && c.path == path)
     }
 
     /// Requests in `scope` answered with `status`.
     pub fn status_count(&self, scope: &str, status: u16) -> u64 {
+        self.count_where(|c| c.scope == scope && c.status == status)
+    }
+
+    /// The requests of the counters that `keep` selects.
+    fn count_where(&self, keep: impl Fn(&RequestCount) -> bool) -> u64 {
         self.state
             .traffic
             .counters()
             .iter()
-            .filter(|c| c.scope == scope && c.status == status)
+            .filter(|c| keep(c))
             .map(|c| c.count)
             .sum()
     }
