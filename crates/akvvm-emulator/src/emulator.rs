@@ -14,8 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AdminError;
 use crate::state::{
-    AuthorizationModel, Booting, Faults, Identity, ListPaging, RequestCount, State, Throttle,
-    Vault,
+    AuthorizationModel, Booting, Faults, Identity, ListPaging, RequestCount, State, Throttle, Vault,
 };
 use crate::token::AccessClaims;
 

@@ -366,14 +366,22 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             |vault, key| vault.deleted_certificates.get(key).cloned(),
             |d| deleted_bundle(ctx, d),
         ),
-        ([name], &Method::DELETE) => {
-            deleted.purge(Permission::CertificatesDelete, name, purge_deleted_certificate)
-        }
+        ([name], &Method::DELETE) => deleted.purge(
+            Permission::CertificatesDelete,
+            name,
+            purge_deleted_certificate,
+        ),
         ([name, "recover"], &Method::POST) => {
-            let recovered =
-                deleted.recover(Permission::CertificatesCreate, name, recover_deleted_certificate)?;
+            let recovered = deleted.recover(
+                Permission::CertificatesCreate,
+                name,
+                recover_deleted_certificate,
+            )?;
             let cert = recovered.ok_or_else(|| deleted.not_found(name))?;
-            let last = cert.versions.last().ok_or_else(|| deleted.not_found(name))?;
+            let last = cert
+                .versions
+                .last()
+                .ok_or_else(|| deleted.not_found(name))?;
             Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, last)))
         }
         _ => Err(deleted.unsupported(rest)),

@@ -333,7 +333,8 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             deleted.purge(Permission::SecretsDelete, name, purge_deleted_secret)
         }
         ([name, "recover"], &Method::POST) => {
-            let recovered = deleted.recover(Permission::SecretsSet, name, recover_deleted_secret)?;
+            let recovered =
+                deleted.recover(Permission::SecretsSet, name, recover_deleted_secret)?;
             let Some(secret) = recovered else {
                 return Err(secret_not_found(name, None));
             };

@@ -374,7 +374,9 @@ impl DeletedObjects<'_, '_> {
     ) -> Result<Response, Response> {
         self.require(perm, name)?;
         let purged = self.ctx.change_vault(|v| Ok(purge(v, name)))?;
-        purged.map(|_| no_content()).ok_or_else(|| self.not_found(name))
+        purged
+            .map(|_| no_content())
+            .ok_or_else(|| self.not_found(name))
     }
 
     /// `POST /{collection}/{name}/recover`: the recovered object, `None` when there was none.

@@ -320,7 +320,10 @@ async fn imds_errors_and_tokens_for_other_audiences() {
 
     assert_eq!(
         sdk::json_answer(sdk::imds_request(&emulator, management)).await,
-        (400, json!({"error": "invalid_request", "error_description": "Identity not found"}))
+        (
+            400,
+            json!({"error": "invalid_request", "error_description": "Identity not found"})
+        )
     );
     let no_header = reqwest::Client::new()
         .get(sdk::imds_token_url(&emulator, management))
@@ -562,7 +565,10 @@ async fn seed_and_persisted_state_survive_a_restart() {
     };
 
     let first = Emulator::start(config.clone()).await.unwrap();
-    assert_eq!(first.tenant_id(), "72f988bf-0000-4000-8000-000000000001");
+    assert_eq!(
+        first.default_tenant(),
+        "72f988bf-0000-4000-8000-000000000001"
+    );
     first
         .set_secret(
             VAULT,
@@ -602,8 +608,7 @@ async fn seed_and_persisted_state_survive_a_restart() {
         assert_value(got["value"].as_str(), want);
     }
     // The seed applied again creates no second version.
-    let versions = second
-        .read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
+    let versions = second.read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
     assert_eq!(versions, 1);
 }
 

@@ -143,10 +143,14 @@ async fn imds_refuses_a_resource_entra_id_does_not_know_with_aadsts500011() {
 #[tokio::test]
 async fn imds_refuses_a_request_carrying_x_forwarded_for() {
     let (emulator, _) = start().await;
-    let request = imds_request(&emulator, "https://vault.azure.net").header("X-Forwarded-For", "10.0.0.4");
+    let request =
+        imds_request(&emulator, "https://vault.azure.net").header("X-Forwarded-For", "10.0.0.4");
     assert_eq!(
         json_answer(request).await,
-        (400, json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"}))
+        (
+            400,
+            json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"})
+        )
     );
 }
 
