@@ -1,5 +1,5 @@
 //! The HTTP admin API: the operations of the Rust admin API ([`crate::RunningEmulator`]'s
-//! methods and those of the [`State`](crate::state::State) it dereferences to) over HTTP under
+//! methods and those of the [`State`] it dereferences to) over HTTP under
 //! [`ADMIN_PREFIX`] on the HTTPS listener (any host that does not name a vault, such as
 //! `https://localhost:PORT/_emulator/...`). Each route parses its body and calls
 //! one operation of [`crate::state`]; errors answer `{"error": {"code", "message"}}` with
