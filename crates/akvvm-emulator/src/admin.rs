@@ -1,6 +1,7 @@
 //! The HTTP admin API: the operations of the Rust admin API ([`crate::RunningEmulator`]'s
-//! methods) over HTTP under [`ADMIN_PREFIX`] on the HTTPS listener (any host that does not name a
-//! vault, such as `https://localhost:PORT/_emulator/...`). Each route parses its body and calls
+//! methods and those of the [`State`] it dereferences to) over HTTP under
+//! [`ADMIN_PREFIX`] on the HTTPS listener (any host that does not name a vault, such as
+//! `https://localhost:PORT/_emulator/...`). Each route parses its body and calls
 //! one operation of [`crate::state`]; errors answer `{"error": {"code", "message"}}` with
 //! [`AdminError::code`]. No authentication: the listeners are for loopback.
 //!

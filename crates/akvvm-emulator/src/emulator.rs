@@ -1,22 +1,20 @@
 //! Starting the local vault ([`Emulator::start`] with an [`EmulatorConfig`]) and the handle to a
-//! running one ([`RunningEmulator`]): its addresses and CA, and the Rust admin API as methods
-//! (vaults, identities, apps, roles, secrets, certificates, faults, counters), each one call of
-//! an operation of [`crate::state`], as the HTTP admin API's routes are.
+//! running one ([`RunningEmulator`]): its addresses and CA, faults and counters as methods, and
+//! the rest of the Rust admin API (vaults, identities, apps, roles, secrets, certificates)
+//! through [`State`], which it dereferences to: each one call of an operation of
+//! [`crate::state`], as the HTTP admin API's routes are.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::certs::{CertificateCreated, CertificateImport};
 use crate::error::AdminError;
 use crate::state::{
-    AppCredentials, AppSpec, AuthorizationModel, Booting, Faults, Identity, IdentitySpec,
-    ListPaging, RequestCount, SecretSpec, SecretVersion, State, Throttle, Vault, VaultSpec,
+    AuthorizationModel, Booting, Faults, Identity, ListPaging, RequestCount, State, Throttle, Vault,
 };
 use crate::token::AccessClaims;
 
@@ -105,7 +103,9 @@ impl Emulator {
     }
 }
 
-/// A running emulator: its addresses, CA, and the admin API as methods.
+/// A running emulator: its addresses, CA, and the fault and counter helpers as methods. It is a
+/// handle on its model: it dereferences to [`State`], whose methods are the rest of the admin
+/// API (`emulator.set_secret(..)`, `emulator.create_certificate(..)`, `emulator.read(..)`).
 pub struct RunningEmulator {
     state: Arc<State>,
     https_addr: SocketAddr,
@@ -117,6 +117,14 @@ pub struct RunningEmulator {
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+impl std::ops::Deref for RunningEmulator {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
     }
 }
 
@@ -159,31 +167,14 @@ impl RunningEmulator {
         &self.ca_pem
     }
 
-    /// The shared state, for the admin operations not wrapped below.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
     pub fn shutdown(&self) {
         self.cancel.cancel();
-    }
-}
-
-impl RunningEmulator {
-    /// Creates a vault (with its roles, secrets and certificates).
-    pub fn create_vault(&self, spec: &VaultSpec) -> Result<Vault, AdminError> {
-        self.state.create_vault_from_spec(spec)
     }
 
     /// Creates an empty vault in the default tenant with RBAC authorization.
     pub fn add_vault(&self, name: &str) -> Result<Vault, AdminError> {
         self.state
             .create_vault(name, None, AuthorizationModel::Rbac)
-    }
-
-    /// The default tenant (vaults, identities and apps without one are in it).
-    pub fn tenant_id(&self) -> String {
-        self.state.default_tenant()
     }
 
     /// Signs an access token for `identity` and `resource` valid from `not_before` to
@@ -204,104 +195,6 @@ impl RunningEmulator {
             not_before,
             expires_on,
         ))
-    }
-
-    /// Creates or replaces the system-assigned identity.
-    pub fn set_system_identity(&self, spec: IdentitySpec) -> Result<Identity, AdminError> {
-        self.state.set_system_identity(spec)
-    }
-
-    pub fn add_user_identity(&self, spec: IdentitySpec) -> Result<Identity, AdminError> {
-        self.state.add_user_identity(spec)
-    }
-
-    /// Registers an app with a certificate (generated when the spec has none).
-    pub fn register_app(&self, spec: AppSpec) -> Result<AppCredentials, AdminError> {
-        self.state.register_app(spec)
-    }
-
-    /// Grants roles or permissions (see [`crate::state::expand_role`]) to a principal in a vault.
-    pub fn assign_roles(
-        &self,
-        vault: &str,
-        principal: &str,
-        roles: &[&str],
-    ) -> Result<(), AdminError> {
-        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        self.state.assign_roles(vault, principal, &roles)
-    }
-
-    pub fn revoke_roles(&self, vault: &str, principal: &str) -> Result<(), AdminError> {
-        self.state.revoke_roles(vault, principal)
-    }
-
-    /// Sets a secret (a new version each time).
-    pub fn set_secret(
-        &self,
-        vault: &str,
-        name: &str,
-        spec: SecretSpec,
-    ) -> Result<SecretVersion, AdminError> {
-        self.state.set_secret(vault, name, spec)
-    }
-
-    pub fn set_secret_enabled(
-        &self,
-        vault: &str,
-        name: &str,
-        version: Option<&str>,
-        enabled: bool,
-    ) -> Result<(), AdminError> {
-        self.state.set_secret_enabled(vault, name, version, enabled)
-    }
-
-    pub fn delete_secret(&self, vault: &str, name: &str) -> Result<(), AdminError> {
-        self.state.delete_secret(vault, name).map(|_| ())
-    }
-
-    pub fn import_certificate(
-        &self,
-        vault: &str,
-        name: &str,
-        import: &CertificateImport,
-    ) -> Result<CertificateCreated, AdminError> {
-        self.state.import_certificate(vault, name, import)
-    }
-
-    /// Creates a self-signed certificate from a Key Vault certificate policy (JSON).
-    pub fn create_certificate(
-        &self,
-        vault: &str,
-        name: &str,
-        policy: &Value,
-    ) -> Result<CertificateCreated, AdminError> {
-        self.state.create_certificate(vault, name, policy)
-    }
-
-    /// Adds a new version to a certificate.
-    pub fn rotate_certificate(
-        &self,
-        vault: &str,
-        name: &str,
-    ) -> Result<CertificateCreated, AdminError> {
-        self.state.rotate_certificate(vault, name)
-    }
-
-    pub fn set_certificate_enabled(
-        &self,
-        vault: &str,
-        name: &str,
-        version: Option<&str>,
-        enabled: bool,
-    ) -> Result<(), AdminError> {
-        self.state
-            .set_certificate_enabled(vault, name, version, enabled)
-            .map(|_| ())
-    }
-
-    /// Deletes a certificate and its managed secret.
-    pub fn delete_certificate(&self, vault: &str, name: &str) -> Result<(), AdminError> {
-        self.state.delete_certificate(vault, name).map(|_| ())
     }
 
     /// Replaces the faults of a scope (a vault name, `imds` or `entra`).
@@ -381,22 +274,21 @@ impl RunningEmulator {
     /// Requests seen in `scope` (a vault name, `imds`, `entra`) for `path`, any method and status
     /// (dropped connections count with status 0).
     pub fn request_count(&self, scope: &str, path: &str) -> u64 {
-        self.state
-            .traffic
-            .counters()
-            .iter()
-            .filter(|c| c.scope == scope && c.path == path)
-            .map(|c| c.count)
-            .sum()
+        self.count_where(|c| c.scope == scope && c.path == path)
     }
 
     /// Requests in `scope` answered with `status`.
     pub fn status_count(&self, scope: &str, status: u16) -> u64 {
+        self.count_where(|c| c.scope == scope && c.status == status)
+    }
+
+    /// The requests of the counters that `keep` selects.
+    fn count_where(&self, keep: impl Fn(&RequestCount) -> bool) -> u64 {
         self.state
             .traffic
             .counters()
             .iter()
-            .filter(|c| c.scope == scope && c.status == status)
+            .filter(|c| keep(c))
             .map(|c| c.count)
             .sum()
     }

@@ -1,6 +1,7 @@
 //! The official SDK against the local vault (the emulator's tests): an HTTP client that trusts
-//! the local vault, a managed-identity credential for the official SDK, the SDK's secret client,
-//! and a comparison of secret values that never prints them.
+//! the local vault, raw IMDS token requests and JSON answers, a managed-identity credential for the official SDK,
+//! the SDK's secret client and its paged lists of secrets and of a secret's versions, and a
+//! comparison of secret values that never prints them.
 
 use std::sync::Arc;
 
@@ -8,7 +9,11 @@ use akvvm_emulator::RunningEmulator;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_security_keyvault_secrets::models::{
+    SecretClientListSecretPropertiesVersionsOptions, SecretProperties,
+};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
 
 /// A reqwest client that trusts the emulator's CA and maps `vaults` under every DNS suffix the
 /// local vault serves (`<name>.vault.azure.net`, `<name>.vault.localhost`, ...) and `localhost`
@@ -26,6 +31,29 @@ pub fn http_client(emulator: &RunningEmulator, vaults: &[&str]) -> reqwest::Clie
         .no_proxy()
         .build()
         .unwrap()
+}
+
+/// The emulator's IMDS token URL for `resource` (written as given, not encoded), no identity
+/// named.
+pub fn imds_token_url(emulator: &RunningEmulator, resource: &str) -> String {
+    format!(
+        "{}/oauth2/token?api-version=2018-02-01&resource={resource}",
+        emulator.imds_url()
+    )
+}
+
+/// A raw IMDS token request for `resource` ([`imds_token_url`]) with the `Metadata: true` header;
+/// add headers, then send.
+pub fn imds_request(emulator: &RunningEmulator, resource: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(imds_token_url(emulator, resource))
+        .header("Metadata", "true")
+}
+
+/// Sends `request`; its status and JSON body.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// A managed identity through the emulator's IMDS (`endpoint` is its `/metadata/identity`).
@@ -104,6 +132,37 @@ pub fn sdk_client(
         ..SecretClientOptions::default()
     };
     SecretClient::new(&emulator.vault_url(vault), credential, Some(options)).unwrap()
+}
+
+/// The vault's secrets through the SDK's pager, following every `nextLink`.
+pub async fn list_secrets(client: &SecretClient) -> Vec<SecretProperties> {
+    client
+        .list_secret_properties(None)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// The versions of secret `name` through the SDK's pager, asking for `maxresults` a page and
+/// following every `nextLink`.
+pub async fn list_versions(
+    client: &SecretClient,
+    name: &str,
+    maxresults: i32,
+) -> Vec<SecretProperties> {
+    client
+        .list_secret_properties_versions(
+            name,
+            Some(SecretClientListSecretPropertiesVersionsOptions {
+                maxresults: Some(maxresults),
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// Compares a secret's value; a failure shows lengths, never the value.

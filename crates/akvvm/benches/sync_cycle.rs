@@ -364,7 +364,7 @@ fn pool_pem(emulator: &RunningEmulator, i: usize) -> String {
     emulator
         .create_certificate("pool", &name, &policy)
         .expect("create a pool certificate");
-    let (key, cer) = emulator.state().read(|model| {
+    let (key, cer) = emulator.read(|model| {
         let version = model.vaults["pool"].certificates[&name]
             .versions
             .last()

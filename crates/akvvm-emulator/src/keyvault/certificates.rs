@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use sha1::Digest;
 
 use super::wire::{
-    Ctx, admin_to_response, bad_parameter, check_name, deleted_not_found, kv_error, list_page,
-    method_not_allowed, no_content, not_found_path, ok_json, parse_body, with_deletion,
+    Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
+    method_not_allowed, not_found_path, ok_json, parse_body, with_deletion,
 };
 use crate::certs::CertificateImport;
 use crate::error::AdminError;
@@ -336,14 +336,10 @@ fn deletion(ctx: &Ctx<'_>, body: Value, d: &DeletedCertificate) -> Value {
 /// Handles `/deletedcertificates/...`: get, list, purge and recover certificates that the
 /// data plane deleted.
 pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response, Response> {
-    let not_found = |name: &str| deleted_not_found("Certificate", name);
-    let find = |name: &str| {
-        ctx.read_vault(|vault| {
-            vault
-                .deleted_certificates
-                .get(&name.to_ascii_lowercase())
-                .cloned()
-        })
+    let deleted = DeletedObjects {
+        ctx,
+        kind: "Certificate",
+        collection: "deletedcertificates",
     };
     match (rest, method) {
         ([] | [""], &Method::GET) => ctx.list(
@@ -364,37 +360,30 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
                     .collect::<Vec<_>>()
             },
         ),
-        ([name], &Method::GET) => {
-            ctx.require(
-                Permission::CertificatesList,
-                &format!("/deletedcertificates/{name}"),
-            )?;
-            let d = find(name).ok_or_else(|| not_found(name))?;
-            deleted_bundle(ctx, &d)
-                .map(|body| ok_json(StatusCode::OK, body))
-                .ok_or_else(|| not_found(name))
-        }
-        ([name], &Method::DELETE) => {
-            ctx.require(
-                Permission::CertificatesDelete,
-                &format!("/deletedcertificates/{name}"),
-            )?;
-            let purged = ctx.change_vault(|v| Ok(purge_deleted_certificate(v, name)))?;
-            purged.map(|_| no_content()).ok_or_else(|| not_found(name))
-        }
+        ([name], &Method::GET) => deleted.get(
+            Permission::CertificatesList,
+            name,
+            |vault, key| vault.deleted_certificates.get(key).cloned(),
+            |d| deleted_bundle(ctx, d),
+        ),
+        ([name], &Method::DELETE) => deleted.purge(
+            Permission::CertificatesDelete,
+            name,
+            purge_deleted_certificate,
+        ),
         ([name, "recover"], &Method::POST) => {
-            ctx.require(
+            let recovered = deleted.recover(
                 Permission::CertificatesCreate,
-                &format!("/deletedcertificates/{name}"),
+                name,
+                recover_deleted_certificate,
             )?;
-            let recovered = ctx.change_vault(|v| Ok(recover_deleted_certificate(v, name)))?;
-            let cert = recovered.ok_or_else(|| not_found(name))?;
-            let last = cert.versions.last().ok_or_else(|| not_found(name))?;
+            let cert = recovered.ok_or_else(|| deleted.not_found(name))?;
+            let last = cert
+                .versions
+                .last()
+                .ok_or_else(|| deleted.not_found(name))?;
             Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, last)))
         }
-        _ => Err(not_found_path(&format!(
-            "/deletedcertificates/{}",
-            rest.join("/")
-        ))),
+        _ => Err(deleted.unsupported(rest)),
     }
 }

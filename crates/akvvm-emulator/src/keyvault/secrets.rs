@@ -9,8 +9,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::wire::{
-    Ctx, admin_to_response, bad_parameter, check_name, deleted_not_found, kv_error, list_page,
-    method_not_allowed, no_content, not_found_path, ok_json, parse_body, with_deletion,
+    Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
+    method_not_allowed, not_found_path, ok_json, parse_body, with_deletion,
 };
 use crate::error::AdminError;
 use crate::state::model::version_index;
@@ -301,7 +301,11 @@ fn deleted_bundle(ctx: &Ctx<'_>, d: &DeletedSecret) -> Value {
 }
 
 pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response, Response> {
-    let not_found = |name: &str| deleted_not_found("Secret", name);
+    let deleted = DeletedObjects {
+        ctx,
+        kind: "Secret",
+        collection: "deletedsecrets",
+    };
     match (rest, method) {
         ([] | [""], &Method::GET) => {
             ctx.list(Permission::SecretsList, "/deletedsecrets", |vault| {
@@ -319,42 +323,29 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
                     .collect::<Vec<_>>()
             })
         }
-        ([name], &Method::GET) => {
-            ctx.require(Permission::SecretsList, &format!("/deletedsecrets/{name}"))?;
-            let d = ctx.read_vault(|vault| {
-                vault
-                    .deleted_secrets
-                    .get(&name.to_ascii_lowercase())
-                    .cloned()
-            });
-            d.map(|d| ok_json(StatusCode::OK, deleted_bundle(ctx, &d)))
-                .ok_or_else(|| not_found(name))
-        }
+        ([name], &Method::GET) => deleted.get(
+            Permission::SecretsList,
+            name,
+            |vault, key| vault.deleted_secrets.get(key).cloned(),
+            |d| Some(deleted_bundle(ctx, d)),
+        ),
         ([name], &Method::DELETE) => {
-            ctx.require(
-                Permission::SecretsDelete,
-                &format!("/deletedsecrets/{name}"),
-            )?;
-            let removed = ctx.change_vault(|v| Ok(purge_deleted_secret(v, name)))?;
-            removed.map(|_| no_content()).ok_or_else(|| not_found(name))
+            deleted.purge(Permission::SecretsDelete, name, purge_deleted_secret)
         }
         ([name, "recover"], &Method::POST) => {
-            ctx.require(Permission::SecretsSet, &format!("/deletedsecrets/{name}"))?;
-            let recovered = ctx.change_vault(|v| Ok(recover_deleted_secret(v, name)))?;
+            let recovered =
+                deleted.recover(Permission::SecretsSet, name, recover_deleted_secret)?;
             let Some(secret) = recovered else {
                 return Err(secret_not_found(name, None));
             };
             let Some(v) = secret.versions.last() else {
-                return Err(not_found(name));
+                return Err(deleted.not_found(name));
             };
             Ok(ok_json(
                 StatusCode::OK,
                 secret_bundle(ctx, &secret, v, false),
             ))
         }
-        _ => Err(not_found_path(&format!(
-            "/deletedsecrets/{}",
-            rest.join("/")
-        ))),
+        _ => Err(deleted.unsupported(rest)),
     }
 }

@@ -325,6 +325,77 @@ pub fn deleted_not_found(kind: &str, name: &str) -> Response {
     )
 }
 
+/// The deleted objects of one kind, `/{collection}/{name}`: get, purge and recover each check
+/// the caller's permission on that path, then read or change the request's vault; what is not
+/// there is Key Vault's [`deleted_not_found`].
+pub struct DeletedObjects<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    /// `Secret` or `Certificate`.
+    pub kind: &'static str,
+    /// `deletedsecrets` or `deletedcertificates`.
+    pub collection: &'static str,
+}
+
+impl DeletedObjects<'_, '_> {
+    pub fn not_found(&self, name: &str) -> Response {
+        deleted_not_found(self.kind, name)
+    }
+
+    fn require(&self, perm: Permission, name: &str) -> Result<(), Response> {
+        self.ctx
+            .require(perm, &format!("/{}/{name}", self.collection))
+    }
+
+    /// `GET /{collection}/{name}`: the `answer` to the object `find` reads (by lower-case name).
+    pub fn get<D>(
+        &self,
+        perm: Permission,
+        name: &str,
+        find: impl FnOnce(&Vault, &str) -> Option<D>,
+        answer: impl FnOnce(&D) -> Option<Value>,
+    ) -> Result<Response, Response> {
+        self.require(perm, name)?;
+        let key = name.to_ascii_lowercase();
+        let d = self
+            .ctx
+            .read_vault(|vault| find(vault, &key))
+            .ok_or_else(|| self.not_found(name))?;
+        answer(&d)
+            .map(|body| ok_json(StatusCode::OK, body))
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// `DELETE /{collection}/{name}`: purges the object (204).
+    pub fn purge<D>(
+        &self,
+        perm: Permission,
+        name: &str,
+        purge: impl FnOnce(&mut Vault, &str) -> Option<D>,
+    ) -> Result<Response, Response> {
+        self.require(perm, name)?;
+        let purged = self.ctx.change_vault(|v| Ok(purge(v, name)))?;
+        purged
+            .map(|_| no_content())
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// `POST /{collection}/{name}/recover`: the recovered object, `None` when there was none.
+    pub fn recover<O>(
+        &self,
+        perm: Permission,
+        name: &str,
+        recover: impl FnOnce(&mut Vault, &str) -> Option<O>,
+    ) -> Result<Option<O>, Response> {
+        self.require(perm, name)?;
+        self.ctx.change_vault(|v| Ok(recover(v, name)))
+    }
+
+    /// Any other path under `/{collection}`.
+    pub fn unsupported(&self, rest: &[&str]) -> Response {
+        not_found_path(&format!("/{}/{}", self.collection, rest.join("/")))
+    }
+}
+
 /// A deleted object's answer: `body` with where to recover it from (`recoveryId`:
 /// `/{collection}/{name}`), when it was deleted and when it will be purged.
 pub fn with_deletion(

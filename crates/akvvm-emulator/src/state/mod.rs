@@ -116,6 +116,7 @@ impl State {
         Ok(result)
     }
 
+    /// The default tenant (vaults, identities and apps without one are in it).
     pub fn default_tenant(&self) -> String {
         self.read(|m| m.default_tenant.clone())
     }

@@ -142,11 +142,11 @@ impl State {
         &self,
         vault: &str,
         principal: &str,
-        roles: &[String],
+        roles: &[impl AsRef<str>],
     ) -> Result<(), AdminError> {
         let mut permissions = BTreeSet::new();
         for role in roles {
-            permissions.extend(expand_role(role)?);
+            permissions.extend(expand_role(role.as_ref())?);
         }
         let principal = self.resolve_principal(principal)?;
         self.with_vault(vault, |v| {

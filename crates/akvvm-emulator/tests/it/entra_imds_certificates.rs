@@ -146,7 +146,7 @@ fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> Secr
 async fn entra_checks_client_assertions_against_the_registered_certificate() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     emulator.add_vault(VAULT).unwrap();
-    let tenant = emulator.tenant_id();
+    let tenant = emulator.default_tenant();
     let app = emulator
         .register_app(AppSpec {
             display_name: Some("paas".into()),
@@ -316,24 +316,20 @@ async fn entra_checks_client_assertions_against_the_registered_certificate() {
 async fn imds_errors_and_tokens_for_other_audiences() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     emulator.add_vault(VAULT).unwrap();
-    let url = format!(
-        "{}/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/",
-        emulator.imds_url()
-    );
-    let client = reqwest::Client::new();
+    let management = "https://management.azure.com/";
 
-    let none = client
-        .get(&url)
-        .header("Metadata", "true")
+    assert_eq!(
+        sdk::json_answer(sdk::imds_request(&emulator, management)).await,
+        (
+            400,
+            json!({"error": "invalid_request", "error_description": "Identity not found"})
+        )
+    );
+    let no_header = reqwest::Client::new()
+        .get(sdk::imds_token_url(&emulator, management))
         .send()
         .await
         .unwrap();
-    assert_eq!(none.status(), 400);
-    assert_eq!(
-        none.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_request", "error_description": "Identity not found"})
-    );
-    let no_header = client.get(&url).send().await.unwrap();
     assert_eq!(
         no_header.json::<Value>().await.unwrap()["error_description"],
         "Required metadata header not specified"
@@ -343,15 +339,7 @@ async fn imds_errors_and_tokens_for_other_audiences() {
         .set_system_identity(IdentitySpec::default())
         .unwrap();
     emulator.assign_roles(VAULT, "system", &["get"]).unwrap();
-    let body: Value = client
-        .get(&url)
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = sdk::json_answer(sdk::imds_request(&emulator, management)).await;
     assert_eq!(body["client_id"], identity.client_id.as_str());
     assert_eq!(body["resource"], "https://management.azure.com/");
     // A token for another audience is refused by Key Vault with the challenge.
@@ -377,9 +365,7 @@ async fn imds_errors_and_tokens_for_other_audiences() {
 
     // Injected IMDS faults use IMDS's own error body.
     emulator.fail_next("imds", &[503]);
-    let failed = client
-        .get(&url)
-        .header("Metadata", "true")
+    let failed = sdk::imds_request(&emulator, management)
         .send()
         .await
         .unwrap();
@@ -579,7 +565,10 @@ async fn seed_and_persisted_state_survive_a_restart() {
     };
 
     let first = Emulator::start(config.clone()).await.unwrap();
-    assert_eq!(first.tenant_id(), "72f988bf-0000-4000-8000-000000000001");
+    assert_eq!(
+        first.default_tenant(),
+        "72f988bf-0000-4000-8000-000000000001"
+    );
     first
         .set_secret(
             VAULT,
@@ -619,9 +608,7 @@ async fn seed_and_persisted_state_survive_a_restart() {
         assert_value(got["value"].as_str(), want);
     }
     // The seed applied again creates no second version.
-    let versions = second
-        .state()
-        .read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
+    let versions = second.read(|m| m.vaults[VAULT].secrets["seeded"].versions.len());
     assert_eq!(versions, 1);
 }
 

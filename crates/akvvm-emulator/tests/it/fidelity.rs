@@ -19,9 +19,10 @@ use akvvm_emulator::{
     AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, RunningEmulator,
     SecretSpec,
 };
-use akvvm_testkit::sdk::{ImdsCredential, http_client as http};
+use akvvm_testkit::sdk::{
+    ImdsCredential, http_client as http, imds_request, json_answer, list_secrets, list_versions,
+};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
-use azure_security_keyvault_secrets::models::SecretClientListSecretPropertiesVersionsOptions;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
@@ -54,24 +55,9 @@ async fn start() -> (RunningEmulator, Identity) {
     (emulator, identity)
 }
 
-fn token_url(emulator: &RunningEmulator, resource: &str) -> String {
-    format!(
-        "{}/oauth2/token?api-version=2018-02-01&resource={resource}",
-        emulator.imds_url()
-    )
-}
-
 /// An IMDS token for the system identity and `resource`.
 async fn imds_token(emulator: &RunningEmulator, resource: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .get(token_url(emulator, resource))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = json_answer(imds_request(emulator, resource)).await;
     body["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("IMDS refused: {}", body["error_description"]))
@@ -128,14 +114,8 @@ async fn imds_accepts_the_token_path_with_a_trailing_slash() {
 #[tokio::test]
 async fn imds_refuses_a_resource_entra_id_does_not_know_with_aadsts500011() {
     let (emulator, identity) = start().await;
-    let response = reqwest::Client::new()
-        .get(token_url(&emulator, "https://unknown.example.com"))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = json_answer(imds_request(&emulator, "https://unknown.example.com")).await;
+    assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_resource");
     assert_eq!(body["error_codes"], json!([500011]));
     assert_eq!(
@@ -163,28 +143,19 @@ async fn imds_refuses_a_resource_entra_id_does_not_know_with_aadsts500011() {
 #[tokio::test]
 async fn imds_refuses_a_request_carrying_x_forwarded_for() {
     let (emulator, _) = start().await;
-    let response = reqwest::Client::new()
-        .get(token_url(&emulator, "https://vault.azure.net"))
-        .header("Metadata", "true")
-        .header("X-Forwarded-For", "10.0.0.4")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let request =
+        imds_request(&emulator, "https://vault.azure.net").header("X-Forwarded-For", "10.0.0.4");
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"})
+        json_answer(request).await,
+        (
+            400,
+            json!({"error": "invalid_request", "error_description": "Request contains X-Forwarded-For header"})
+        )
     );
 }
 
 async fn imds_status(emulator: &RunningEmulator) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(token_url(emulator, "https://vault.azure.net"))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    json_answer(imds_request(emulator, "https://vault.azure.net")).await
 }
 
 #[tokio::test]
@@ -228,7 +199,7 @@ async fn the_challenge_and_the_audience_follow_the_vault_hosts_suffix() {
     let (emulator, _) = start().await;
     emulator.set_secret(VAULT, "db", value("s3cret")).unwrap();
     let client = http(&emulator, &[VAULT]);
-    let tenant = emulator.tenant_id();
+    let tenant = emulator.default_tenant();
     for (suffix, resource) in CLOUDS {
         let url = format!(
             "{}/secrets/db?api-version=7.4",
@@ -333,29 +304,12 @@ async fn short_and_empty_pages_with_a_next_link_lose_no_item_in_the_sdk_pager() 
 
     emulator.short_list_pages(VAULT, 2, 1);
     emulator.reset_counters();
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
     // 8 items in pages of 2, each after an empty page: 8 answers.
     assert_eq!(emulator.request_count(VAULT, "/secrets"), 8);
 
-    let versions: Vec<_> = client
-        .list_secret_properties_versions(
-            "many",
-            Some(SecretClientListSecretPropertiesVersionsOptions {
-                maxresults: Some(5),
-                ..Default::default()
-            }),
-        )
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(versions.len(), 7);
+    assert_eq!(list_versions(&client, "many", 5).await.len(), 7);
 
     // The first answer is an empty page that still links on; set through the HTTP admin API.
     let admin = http(&emulator, &[VAULT]);
@@ -385,23 +339,13 @@ async fn short_and_empty_pages_with_a_next_link_lose_no_item_in_the_sdk_pager() 
     assert_eq!(first["value"], json!([]));
     assert!(first["nextLink"].is_string());
     emulator.reset_counters();
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
     // 3 pages of at most 3 items, each after two empty pages.
     assert_eq!(emulator.request_count(VAULT, "/secrets"), 9);
 
     emulator.clear_faults(VAULT);
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = list_secrets(&client).await;
     assert_eq!(listed.len(), 8);
 }
 
@@ -416,6 +360,17 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
     let url = format!("{}/secrets/db?api-version=7.4", emulator.vault_url(VAULT));
     let request_id = "b30a3070-3af8-40ac-8b41-9d3345b7a5a2";
 
+    // The URL with the client request id (and the token), sent.
+    let send = async |url: &str, token: Option<&str>| {
+        let request = client.get(url).header("x-ms-client-request-id", request_id);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
+    };
     let check = |response: &reqwest::Response| {
         let h = response.headers();
         let get = |name: &str| {
@@ -448,12 +403,7 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
     };
 
     // 401: no role assignment was consulted.
-    let challenge = client
-        .get(&url)
-        .header("x-ms-client-request-id", request_id)
-        .send()
-        .await
-        .unwrap();
+    let challenge = send(&url, None).await;
     assert_eq!(challenge.status(), 401);
     check(&challenge);
     assert!(
@@ -465,13 +415,7 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
     // 200 on an RBAC vault: the role assignment that allowed it, the same each time.
     let mut assignment = None;
     for _ in 0..2 {
-        let ok = client
-            .get(&url)
-            .bearer_auth(&token)
-            .header("x-ms-client-request-id", request_id)
-            .send()
-            .await
-            .unwrap();
+        let ok = send(&url, Some(&token)).await;
         assert_eq!(ok.status(), 200);
         check(&ok);
         let id = ok.headers()["x-ms-keyvault-rbac-assignment-id"]
@@ -485,19 +429,12 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
 
     // Injected faults answer with the headers too.
     emulator.fail_next(VAULT, &[503]);
-    let failed = client
-        .get(&url)
-        .bearer_auth(&token)
-        .header("x-ms-client-request-id", request_id)
-        .send()
-        .await
-        .unwrap();
+    let failed = send(&url, Some(&token)).await;
     assert_eq!(failed.status(), 503);
     check(&failed);
 
     // An access-policy vault names no role assignment.
     emulator
-        .state()
         .create_vault("policies", None, AuthorizationModel::AccessPolicy)
         .unwrap();
     emulator
@@ -506,16 +443,11 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
     emulator
         .set_secret("policies", "db", value("s3cret"))
         .unwrap();
-    let policy = client
-        .get(format!(
-            "{}/secrets/db?api-version=7.4",
-            emulator.vault_url("policies")
-        ))
-        .bearer_auth(&token)
-        .header("x-ms-client-request-id", request_id)
-        .send()
-        .await
-        .unwrap();
+    let policy_url = format!(
+        "{}/secrets/db?api-version=7.4",
+        emulator.vault_url("policies")
+    );
+    let policy = send(&policy_url, Some(&token)).await;
     assert_eq!(policy.status(), 200);
     check(&policy);
     assert!(

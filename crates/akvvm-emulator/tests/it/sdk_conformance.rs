@@ -9,8 +9,7 @@ use akvvm_testkit::sdk::{self, ImdsCredential, assert_value};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
 use azure_security_keyvault_secrets::models::{
-    SecretAttributes, SecretClientGetSecretOptions,
-    SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+    SecretAttributes, SecretClientGetSecretOptions, SetSecretParameters,
     UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient};
@@ -135,18 +134,7 @@ async fn set_get_versions_and_update_through_the_sdk() {
 
     // Five versions, two per page: three pages followed through nextLink.
     emulator.reset_counters();
-    let versions: Vec<_> = client
-        .list_secret_properties_versions(
-            "db-password",
-            Some(SecretClientListSecretPropertiesVersionsOptions {
-                maxresults: Some(2),
-                ..Default::default()
-            }),
-        )
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let versions = sdk::list_versions(&client, "db-password", 2).await;
     assert_eq!(versions.len(), 5);
     assert!(
         versions
@@ -158,12 +146,7 @@ async fn set_get_versions_and_update_through_the_sdk() {
         3
     );
 
-    let listed: Vec<_> = client
-        .list_secret_properties(None)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = sdk::list_secrets(&client).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0].id.as_deref(),
@@ -283,7 +266,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
     assert_eq!(raw.status(), 401);
     assert_eq!(
         raw.headers()["www-authenticate"],
-        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.default_tenant()).as_str()
     );
     assert_eq!(
         raw.headers()["content-type"],
@@ -356,7 +339,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
             "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/akvvm/providers/microsoft.keyvault/vaults/{VAULT}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {VAULT};location=local\r\n",
             reader.client_id,
             reader.object_id,
-            emulator.tenant_id()
+            emulator.default_tenant()
         )
     );
 
@@ -404,7 +387,7 @@ async fn challenge_forbidden_and_not_found_as_key_vault_answers() {
     assert_eq!(raw.status(), 401);
     assert_eq!(
         raw.headers()["www-authenticate"],
-        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.tenant_id()).as_str()
+        format!("Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"", emulator.default_tenant()).as_str()
     );
     assert_eq!(
         raw.text().await.unwrap(),
@@ -529,7 +512,7 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
         challenge: akvvm_emulator::state::ChallengeForm::Scope,
         ..Default::default()
     };
-    emulator.create_vault(&spec).unwrap();
+    emulator.create_vault_from_spec(&spec).unwrap();
     emulator
         .set_system_identity(IdentitySpec::default())
         .unwrap();
@@ -559,7 +542,7 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
         raw.headers()["www-authenticate"],
         format!(
             "Bearer authorization=\"https://login.microsoftonline.com/{}\", scope=\"https://vault.azure.net/.default\"",
-            emulator.tenant_id()
+            emulator.default_tenant()
         )
         .as_str()
     );

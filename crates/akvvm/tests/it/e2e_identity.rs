@@ -123,7 +123,7 @@ async fn the_bootstrap_certificate_authenticates_an_entra_application() {
     assert!(
         h.emulator.request_count(
             "entra",
-            &format!("/{}/oauth2/v2.0/token", h.emulator.tenant_id())
+            &format!("/{}/oauth2/v2.0/token", h.emulator.default_tenant())
         ) >= 1
     );
 }

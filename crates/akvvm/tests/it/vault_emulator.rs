@@ -102,7 +102,7 @@ async fn managed_identities_read_rotated_disabled_and_deleted_secrets() {
         first.content_type.as_deref(),
         Some("application/x-pem-file")
     );
-    assert_eq!(client.tenant(), Some(emulator.tenant_id()));
+    assert_eq!(client.tenant(), Some(emulator.default_tenant()));
 
     // Rotation: a new version is what the versionless GET returns; the old one stays readable.
     emulator

@@ -49,7 +49,7 @@ impl Serve {
             https = %emulator.https_addr(),
             imds = %emulator.imds_url(),
             authority = %emulator.authority_host(),
-            tenant = %emulator.tenant_id(),
+            tenant = %emulator.default_tenant(),
             ca = %ca.display(),
             "local vault ready; trust the CA at {}", ca.display()
         );
