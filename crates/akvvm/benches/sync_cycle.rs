@@ -86,15 +86,12 @@ const PUSHES: usize = 10;
 /// observed: the daemon checks only the named one (one GET), so the time does not grow with `n`.
 async fn push_latency(n: usize) {
     use akvvm::settings::WebhookSettings;
-    use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
-    use akvvm::webhook::Targets;
     use std::sync::Arc;
 
     let setup = setup(n).await;
     let engine = Arc::new(engine(&setup));
     let report = engine.cycle(|_| true, &CancellationToken::new()).await;
     expect_outcomes(&report, n, "push: first cycle");
-    let requests = SyncRequests::new();
     let cancel = CancellationToken::new();
     let webhook = WebhookSettings {
         address: "127.0.0.1:0".parse().expect("an address"),
@@ -102,25 +99,9 @@ async fn push_latency(n: usize) {
         certificate_file: None,
         secret_file: None,
     };
-    let (address, _server) = akvvm::webhook::start(
-        &webhook,
-        Targets::from_settings(engine.settings()),
-        requests.clone(),
-        None,
-        cancel.clone(),
-    )
-    .await
-    .expect("the webhook starts");
     setup.emulator.reset_counters();
-    let daemon = tokio::spawn(daemon::run(
-        engine.clone(),
-        DaemonOptions {
-            requests: Some(requests),
-            ..DaemonOptions::default()
-        },
-        cancel.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-    ));
+    let (address, push) =
+        akvvm_testkit::harness::start_push(engine.clone(), &webhook, None, &cancel).await;
     // The daemon's own first cycle (nothing new) before measuring.
     let gets = |emulator: &RunningEmulator| -> u64 {
         emulator
@@ -175,7 +156,7 @@ async fn push_latency(n: usize) {
         }
     }
     cancel.cancel();
-    let _ = daemon.await;
+    let _ = push.await;
     walls.sort();
     println!();
     println!(

@@ -371,6 +371,20 @@ async fn wait(
 mod tests {
     use super::*;
 
+    /// How long `wait` sleeps and how often it rewrites a transitioning status.
+    const AN_HOUR: (Duration, Duration) = (Duration::from_secs(3600), Duration::from_secs(120));
+    const BRIEFLY: (Duration, Duration) = (Duration::from_millis(300), Duration::from_millis(50));
+
+    async fn wait_with(
+        (delay, rewrite_every): (Duration, Duration),
+        cancel: &CancellationToken,
+        trigger: &Notify,
+        requests: Option<&SyncRequests>,
+        reporter: &mut Reporter,
+    ) -> Wake {
+        wait(delay, rewrite_every, cancel, trigger, requests, reporter).await
+    }
+
     fn reporter(file: &StatusFile) -> Reporter {
         Reporter {
             options: DaemonOptions {
@@ -398,29 +412,13 @@ mod tests {
             "initial sync in progress",
         ));
         std::fs::remove_file(file.path()).unwrap();
-        let wake = wait(
-            Duration::from_millis(300),
-            Duration::from_millis(50),
-            &cancel,
-            &trigger,
-            None,
-            &mut reporter,
-        )
-        .await;
+        let wake = wait_with(BRIEFLY, &cancel, &trigger, None, &mut reporter).await;
         assert!(matches!(wake, Wake::Elapsed));
         assert!(file.path().exists(), "rewritten during the wait");
 
         reporter.write(Report::new(OPERATION, State::Success, "polling"));
         std::fs::remove_file(file.path()).unwrap();
-        wait(
-            Duration::from_millis(300),
-            Duration::from_millis(50),
-            &cancel,
-            &trigger,
-            None,
-            &mut reporter,
-        )
-        .await;
+        wait_with(BRIEFLY, &cancel, &trigger, None, &mut reporter).await;
         assert!(!file.path().exists(), "a settled status is not rewritten");
     }
 
@@ -430,26 +428,10 @@ mod tests {
         let mut reporter = reporter(&StatusFile::new(dir.path(), 0));
         let (cancel, trigger) = (CancellationToken::new(), Notify::new());
         trigger.notify_one();
-        let wake = wait(
-            Duration::from_secs(3600),
-            Duration::from_secs(120),
-            &cancel,
-            &trigger,
-            None,
-            &mut reporter,
-        )
-        .await;
+        let wake = wait_with(AN_HOUR, &cancel, &trigger, None, &mut reporter).await;
         assert!(matches!(wake, Wake::Triggered));
         cancel.cancel();
-        let wake = wait(
-            Duration::from_secs(3600),
-            Duration::from_secs(120),
-            &cancel,
-            &trigger,
-            None,
-            &mut reporter,
-        )
-        .await;
+        let wake = wait_with(AN_HOUR, &cancel, &trigger, None, &mut reporter).await;
         assert!(matches!(wake, Wake::Cancelled));
     }
 
@@ -460,15 +442,7 @@ mod tests {
         let (cancel, trigger) = (CancellationToken::new(), Notify::new());
         let requests = SyncRequests::new();
         requests.request(["https://v.vault.azure.net/secrets/c".to_string()]);
-        let wake = wait(
-            Duration::from_secs(3600),
-            Duration::from_secs(120),
-            &cancel,
-            &trigger,
-            Some(&requests),
-            &mut reporter,
-        )
-        .await;
+        let wake = wait_with(AN_HOUR, &cancel, &trigger, Some(&requests), &mut reporter).await;
         assert!(matches!(wake, Wake::Requested));
         assert_eq!(requests.take().len(), 1);
         assert!(requests.take().is_empty());

@@ -6,11 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akvvm::metrics::MetricsSource;
-use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
-use akvvm::webhook::Targets;
 use akvvm_testkit::harness::{self, Harness, PEM, PFX, eventually, link_target};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "6f1d2c0e-webhook-test-secret";
@@ -83,26 +80,14 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
     let settings = h.settings(&json);
     let engine = Arc::new(h.engine(&json));
     let cancel = CancellationToken::new();
-    let requests = SyncRequests::new();
     // The certificate file does not exist yet: the webhook starts all the same.
-    let (address, webhook) = akvvm::webhook::start(
-        settings.agent.webhook.as_ref().unwrap(),
-        Targets::from_settings(&settings),
-        requests.clone(),
-        Some(engine.metrics().clone()),
-        cancel.clone(),
-    )
-    .await
-    .expect("the webhook starts");
-    let daemon = tokio::spawn(daemon::run(
+    let (address, push) = harness::start_push(
         engine.clone(),
-        DaemonOptions {
-            requests: Some(requests),
-            ..DaemonOptions::default()
-        },
-        cancel.clone(),
-        Arc::new(Notify::new()),
-    ));
+        settings.agent.webhook.as_ref().unwrap(),
+        Some(engine.metrics().clone()),
+        &cancel,
+    )
+    .await;
     let web_link = h.store().join("contoso.web");
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -246,10 +231,8 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
     }
 
     cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        daemon.await.unwrap();
-        webhook.await.unwrap();
-    })
-    .await
-    .expect("both stop on cancellation");
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("both stop on cancellation")
+        .unwrap();
 }
