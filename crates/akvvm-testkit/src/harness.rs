@@ -129,6 +129,20 @@ impl Harness {
         Engine::new(settings, options).expect("engine starts")
     }
 
+    /// The start most sync tests share: vault `contoso` with an RSA PFX certificate `web`, an
+    /// engine observing it, and one complete cycle. Returns the engine and the installed version.
+    pub async fn web_installed(&self) -> (Engine, String) {
+        self.vault("contoso");
+        let version = self.certificate("contoso", "web", "RSA", PFX);
+        let json = self.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+        let engine = self.engine(&json);
+        assert!(
+            cycle(&engine).await.complete(),
+            "the first cycle installs web"
+        );
+        (engine, version)
+    }
+
     /// Writes `json` as a settings file and returns its path.
     pub fn settings_file(&self, json: &Value) -> PathBuf {
         let path = self.dir.path().join("settings.json");

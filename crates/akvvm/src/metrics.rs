@@ -248,63 +248,51 @@ impl Metrics {
                 .get(url)
                 .map_or_else(|| vec![("url", url.to_string())], |c| labels(c))
         };
-        out.family(
+        out.counter(
             "akvvm_certificate_failures_total",
-            "counter",
             "Failed checks of the certificate, by error code (see docs/errors.md).",
+            counters.failures.iter().map(|((url, code), count)| {
+                let mut l = cert_labels(url);
+                l.push(("code", code.clone()));
+                (l, *count)
+            }),
         );
-        for ((url, code), count) in &counters.failures {
-            let mut l = cert_labels(url);
-            l.push(("code", code.clone()));
-            out.sample("akvvm_certificate_failures_total", &l, *count as f64);
-        }
-        out.family(
+        out.counter(
             "akvvm_certificate_installs_total",
-            "counter",
             "New versions of the certificate installed by this process.",
+            counters
+                .installs
+                .iter()
+                .map(|(url, count)| (cert_labels(url), *count)),
         );
-        for (url, count) in &counters.installs {
-            out.sample(
-                "akvvm_certificate_installs_total",
-                &cert_labels(url),
-                *count as f64,
-            );
-        }
-        out.family(
+        out.counter(
             "akvvm_reload_hook_runs_total",
-            "counter",
             "Reload hook runs after a new version, by result (a run includes its retries).",
+            counters.hooks.iter().map(|((url, result), count)| {
+                let mut l = cert_labels(url);
+                l.push(("result", (*result).to_string()));
+                (l, *count)
+            }),
         );
-        for ((url, result), count) in &counters.hooks {
-            let mut l = cert_labels(url);
-            l.push(("result", (*result).to_string()));
-            out.sample("akvvm_reload_hook_runs_total", &l, *count as f64);
-        }
-        out.family(
+        out.counter(
             "akvvm_vault_requests_total",
-            "counter",
             "HTTP attempts to Key Vault, by vault host and status (\"error\": no answer).",
+            counters.requests.iter().map(|((vault, status), count)| {
+                (
+                    vec![("vault", vault.clone()), ("status", status.clone())],
+                    *count,
+                )
+            }),
         );
-        for ((vault, status), count) in &counters.requests {
-            out.sample(
-                "akvvm_vault_requests_total",
-                &[("vault", vault.clone()), ("status", status.clone())],
-                *count as f64,
-            );
-        }
-        out.family(
+        out.counter(
             "akvvm_webhook_requests_total",
-            "counter",
             "Event Grid webhook requests by outcome: validation, syncing (named an observed \
              certificate), ignored, unauthorised (no or a wrong secret), invalid (not events).",
+            counters
+                .webhook
+                .iter()
+                .map(|(outcome, count)| (vec![("outcome", (*outcome).to_string())], *count)),
         );
-        for (outcome, count) in &counters.webhook {
-            out.sample(
-                "akvvm_webhook_requests_total",
-                &[("outcome", (*outcome).to_string())],
-                *count as f64,
-            );
-        }
         out.family(
             "akvvm_sync_cycles_total",
             "counter",
@@ -354,6 +342,19 @@ impl Exposition {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    /// A counter family and its samples, one per label set.
+    fn counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Vec<(&'a str, String)>, u64)>,
+    ) {
+        self.family(name, "counter", help);
+        for (labels, count) in samples {
+            self.sample(name, &labels, count as f64);
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, String)], value: f64) {

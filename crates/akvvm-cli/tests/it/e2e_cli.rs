@@ -17,6 +17,13 @@ fn akvvm() -> Command {
     command
 }
 
+/// `akvvm sync --once --settings SETTINGS`.
+fn sync_once(settings: &std::path::Path) -> Command {
+    let mut command = akvvm();
+    command.args(["sync", "--once", "--settings"]).arg(settings);
+    command
+}
+
 /// Runs a blocking command off the async runtime (the local vault runs on it).
 async fn output(mut command: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
@@ -40,11 +47,7 @@ async fn sync_once_status_and_list() {
     let settings = h.settings_file(&json);
 
     // One certificate is missing: exit status 1, the other is installed all the same.
-    let mut command = akvvm();
-    command
-        .args(["sync", "--once", "--settings"])
-        .arg(&settings);
-    let out = output(command).await;
+    let out = output(sync_once(&settings)).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -69,11 +72,7 @@ async fn sync_once_status_and_list() {
         Harness::url("contoso", "api")
     ]);
     let settings = h.settings_file(&json);
-    let mut command = akvvm();
-    command
-        .args(["sync", "--once", "--settings"])
-        .arg(&settings);
-    let out = output(command).await;
+    let out = output(sync_once(&settings)).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -382,11 +381,8 @@ async fn logs_carry_syslog_priorities_when_stderr_is_the_journal() {
     let sync_logging_to = |log: &std::path::Path, journal: bool| {
         let file = std::fs::File::create(log).unwrap();
         let meta = file.metadata().unwrap();
-        let mut command = akvvm();
-        command
-            .args(["sync", "--once", "--settings"])
-            .arg(&settings)
-            .stderr(Stdio::from(file));
+        let mut command = sync_once(&settings);
+        command.stderr(Stdio::from(file));
         if journal {
             // What systemd sets when it connects stderr to the journal.
             command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
@@ -452,11 +448,7 @@ async fn cscfg_check_finds_each_role_certificate_or_says_why_not() {
         .unwrap();
     let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
     let settings = h.settings_file(&json);
-    let mut command = akvvm();
-    command
-        .args(["sync", "--once", "--settings"])
-        .arg(&settings);
-    assert!(output(command).await.status.success());
+    assert!(output(sync_once(&settings)).await.status.success());
 
     // What the guest agent placed from osProfile.secrets.
     let waagent = h.dir.path().join("waagent");

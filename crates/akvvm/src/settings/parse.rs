@@ -385,27 +385,15 @@ impl Ctx<'_> {
             LOGGING_KEYS,
             "{\"logger\": \"fluentd\", \"endpoint\": \"tcp://localhost:24224\"}",
         )?;
+        let mut string = |key: &str, example: &str| {
+            self.string(fields.get(key), &fields.path(key), example)
+                .value()
+        };
         let logging = LoggingSettings {
-            logger: self
-                .string(fields.get("logger"), &fields.path("logger"), "\"fluentd\"")
-                .value(),
-            endpoint: self
-                .string(
-                    fields.get("endpoint"),
-                    &fields.path("endpoint"),
-                    "\"tcp://localhost:24224\"",
-                )
-                .value(),
-            format: self
-                .string(fields.get("format"), &fields.path("format"), "\"forward\"")
-                .value(),
-            service_name: self
-                .string(
-                    fields.get("servicename"),
-                    &fields.path("servicename"),
-                    "\"akvvm_service\"",
-                )
-                .value(),
+            logger: string("logger", "\"fluentd\""),
+            endpoint: string("endpoint", "\"tcp://localhost:24224\""),
+            format: string("format", "\"forward\""),
+            service_name: string("servicename", "\"akvvm_service\""),
         };
         if let Some(logger) = &logging.logger {
             self.warn(

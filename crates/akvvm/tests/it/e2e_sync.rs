@@ -100,11 +100,7 @@ async fn initial_sync_installs_rsa_and_ec_certificates_from_pfx_and_pem() {
 #[tokio::test]
 async fn rotation_installs_the_new_version_and_moves_the_link() {
     let h = Harness::start().await;
-    h.vault("contoso");
-    let v1 = h.certificate("contoso", "web", "RSA", PFX);
-    let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
-    let engine = h.engine(&json);
-    assert!(cycle(&engine).await.complete());
+    let (engine, v1) = h.web_installed().await;
 
     let v2 = h
         .emulator
@@ -166,11 +162,7 @@ async fn a_pinned_version_is_fetched_once_and_never_replaced() {
 #[tokio::test]
 async fn a_disabled_latest_version_keeps_the_installed_one() {
     let h = Harness::start().await;
-    h.vault("contoso");
-    let v1 = h.certificate("contoso", "web", "RSA", PFX);
-    let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
-    let engine = h.engine(&json);
-    assert!(cycle(&engine).await.complete());
+    let (engine, v1) = h.web_installed().await;
 
     let v2 = h
         .emulator
@@ -200,11 +192,7 @@ async fn a_disabled_latest_version_keeps_the_installed_one() {
 #[tokio::test]
 async fn a_deleted_secret_keeps_the_installed_certificate() {
     let h = Harness::start().await;
-    h.vault("contoso");
-    let v1 = h.certificate("contoso", "web", "RSA", PFX);
-    let json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
-    let engine = h.engine(&json);
-    assert!(cycle(&engine).await.complete());
+    let (engine, v1) = h.web_installed().await;
 
     h.emulator.delete_secret("contoso", "web").unwrap();
     let report = cycle(&engine).await;
