@@ -15,7 +15,8 @@
 //! - `POST /_emulator/vaults/{vault}/certificates/{name}/import` [`CertificateImport`],
 //!   `.../create` `{"policy"}`, `.../rotate`; `PATCH .../certificates/{name}` `{"enabled","version"}`;
 //!   `DELETE .../certificates/{name}`
-//! - `PUT|GET|DELETE /_emulator/faults/{scope}` [`Faults`] (scope: a vault name, `imds`, `entra`)
+//! - `PUT|GET|DELETE /_emulator/faults/{scope}` [`Faults`] (scope: a vault name, `imds`, `entra`;
+//!   e.g. `{"networkDenial": "ForbiddenByFirewall"}` for a vault)
 //! - `GET|DELETE /_emulator/counters` -> [`RequestCount`](crate::state::RequestCount) rows
 
 use std::sync::Arc;

@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AdminError;
 use crate::state::{
-    AuthorizationModel, Booting, Faults, Identity, ListPaging, RequestCount, State, Throttle, Vault,
+    AuthorizationModel, Booting, Faults, Identity, ListPaging, NetworkDenial, RequestCount, State,
+    Throttle, Vault,
 };
 use crate::token::AccessClaims;
 
@@ -261,6 +262,16 @@ impl RunningEmulator {
                 empty_pages,
             })
         });
+    }
+
+    /// Makes `vault`'s network rules refuse every authenticated request with Key Vault's 403
+    /// (`innererror.code` `ForbiddenByFirewall` or `ForbiddenByConnection`), whatever the
+    /// caller's roles, until [`clear_faults`](Self::clear_faults). Requests without a valid
+    /// token still get the 401 challenge first, as the 403 names the caller.
+    pub fn deny_network(&self, vault: &str, denial: NetworkDenial) {
+        self.state
+            .traffic
+            .update_faults(vault, |f| f.network_denial = Some(denial));
     }
 
     pub fn clear_faults(&self, scope: &str) {

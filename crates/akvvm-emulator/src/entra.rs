@@ -4,7 +4,10 @@
 //!
 //! The assertion is checked against the app's registered certificate, found by the header's
 //! `x5t` or `x5t#S256`; RS256 and PS256 signatures; `aud` must be the token URL, `iss` and `sub`
-//! the client id, and the time now within `nbf`..`exp`. Errors are Entra's AADSTS bodies.
+//! the client id, and the time now within `nbf`..`exp`. Errors are Entra's AADSTS bodies, with
+//! Entra's words where a public source quotes them: AADSTS700023 (audience), AADSTS700027 with
+//! the thumbprint (unknown key, bad signature), AADSTS700024 with ISO-8601 times, and
+//! `invalid_tenant` AADSTS90002 from the token endpoint and from discovery.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,6 +83,81 @@ fn invalid_request(code: u32, description: &str) -> Response {
     )
 }
 
+/// Entra's 400 for a tenant it does not know, from the token endpoint and from discovery (the
+/// answer azidentity for Go prints for `GET /test/v2.0/.well-known/openid-configuration`).
+fn tenant_not_found(tenant: &str) -> Response {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_tenant",
+        90002,
+        &format!(
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
+/// The review link Entra appends to AADSTS700023 (the Azure SDK for Java's identity
+/// troubleshooting guide quotes it).
+const ASSERTION_DOCS: &str = "https://learn.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials";
+
+/// An instant as Entra writes it in AADSTS700024: ISO-8601 UTC with seven fractional digits
+/// (`2023-08-01T10:28:26.0000000Z`).
+fn iso8601(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// A certificate's validity as Entra names a found key: `Start=12/05/2023 17:16:57, End=...`.
+fn key_validity(der: &[u8]) -> String {
+    use der::Decode;
+    let format = time::macros::format_description!("[month]/[day]/[year] [hour]:[minute]:[second]");
+    let at = |t: &x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs())
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .and_then(|t| t.format(&format).ok())
+            .unwrap_or_default()
+    };
+    x509_cert::Certificate::from_der(der).map_or_else(
+        |_| String::new(),
+        |cert| {
+            let validity = &cert.tbs_certificate.validity;
+            format!(
+                "Start={}, End={}",
+                at(&validity.not_before),
+                at(&validity.not_after)
+            )
+        },
+    )
+}
+
+/// A header thumbprint as Entra prints it ("Thumbprint of key used by client"): the hash in
+/// upper-case hex; the header's own text when it is not base64.
+fn thumbprint_hex(header: &str) -> String {
+    use base64::Engine;
+    let normalized = normalize_thumbprint(header);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&normalized)
+        .map_or_else(|_| header.to_owned(), hex::encode_upper)
+}
+
+/// Where Entra points for an app's configured keys, closing its AADSTS700027 reason.
+fn configured_keys_hint(client_id: &str) -> String {
+    format!(
+        "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}'"
+    )
+}
+
+/// Tenants that exist for discovery besides the model's: Entra's multi-tenant aliases.
+const TENANT_ALIASES: &[&str] = &["common", "organizations", "consumers"];
+
 fn known_tenant(state: &State, tenant: &str) -> bool {
     state.read(|m| {
         m.default_tenant.eq_ignore_ascii_case(tenant)
@@ -113,14 +191,7 @@ fn issue(
     form: &BTreeMap<String, String>,
 ) -> Result<Response, Response> {
     if !known_tenant(state, tenant) {
-        return Err(aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_tenant",
-            90002,
-            &format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-            ),
-        ));
+        return Err(tenant_not_found(tenant));
     }
     let field = |name: &str| {
         form.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -217,7 +288,12 @@ fn issue(
 /// Whether a header thumbprint names the same hash as `registered` (base64url without padding).
 /// Clients send base64url (RFC 7515) or, as MSAL for Python does, standard base64 with padding.
 fn same_thumbprint(header: &str, registered: &str) -> bool {
-    let normalized: String = header
+    normalize_thumbprint(header) == registered
+}
+
+/// A header thumbprint in base64url without padding.
+fn normalize_thumbprint(header: &str) -> String {
+    header
         .trim_end_matches('=')
         .chars()
         .map(|c| match c {
@@ -225,8 +301,7 @@ fn same_thumbprint(header: &str, registered: &str) -> bool {
             '/' => '_',
             other => other,
         })
-        .collect();
-    normalized == registered
+        .collect()
 }
 
 /// Checks a client assertion against `app`'s certificates.
@@ -253,22 +328,32 @@ pub fn verify_assertion(
         return Err(invalid_client(
             700027,
             &format!(
-                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
-                x5t.or(x5t_s256).unwrap_or(""),
-                app.client_id
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', {}]",
+                thumbprint_hex(x5t.or(x5t_s256).unwrap_or("")),
+                configured_keys_hint(&app.client_id)
             ),
         ));
     };
-    // Entra's words; the reason (wrong key, tampered claims, unsupported alg) is not given.
-    jwt.verify_rsa(&cert.spki)
-        .map_err(|_| invalid_client(700027, "Client assertion failed signature validation."))?;
+    // Entra's words: the key was found, the signature does not verify with it (a wrong key,
+    // claims changed after signing, an unsupported alg).
+    jwt.verify_rsa(&cert.spki).map_err(|_| {
+        invalid_client(
+            700027,
+            &format!(
+                "Client assertion failed signature validation. [Reason - Key was found, but use of the key to verify the signature failed., Thumbprint of key used by client: '{}', Found key '{}', {}]",
+                thumbprint_hex(x5t.or(x5t_s256).unwrap_or("")),
+                key_validity(&cert.der),
+                configured_keys_hint(&app.client_id)
+            ),
+        )
+    })?;
     let claims = &jwt.claims;
     let aud = claims["aud"].as_str().unwrap_or("");
     if !aud.eq_ignore_ascii_case(token_url) {
         return Err(invalid_client(
-            700027,
+            700023,
             &format!(
-                "Client assertion audience claim '{aud}' does not match the token endpoint '{token_url}'."
+                "Client assertion audience claim does not match Realm issuer. Review the documentation at {ASSERTION_DOCS}."
             ),
         ));
     }
@@ -291,12 +376,16 @@ pub fn verify_assertion(
     let Some(exp) = exp else {
         return Err(invalid_client(700024, "Client assertion has no exp claim."));
     };
-    let nbf = nbf.unwrap_or(i64::MIN);
-    if now + ASSERTION_SKEW_S < nbf || now >= exp + ASSERTION_SKEW_S {
+    if nbf.is_some_and(|nbf| now + ASSERTION_SKEW_S < nbf) || now >= exp + ASSERTION_SKEW_S {
+        let valid_from = nbf
+            .map(|nbf| format!(", assertion valid from {}", iso8601(nbf)))
+            .unwrap_or_default();
         return Err(invalid_client(
             700024,
             &format!(
-                "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}."
+                "Client assertion is not within its valid time range. Current time: {}{valid_from}, expiry time of assertion {}. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
+                iso8601(now),
+                iso8601(exp)
             ),
         ));
     }
@@ -304,10 +393,17 @@ pub fn verify_assertion(
 }
 
 async fn openid_configuration(
+    AxState(state): AxState<Arc<State>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let alias = TENANT_ALIASES
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&tenant));
+    if !alias && !known_tenant(&state, &tenant) {
+        return tenant_not_found(&tenant);
+    }
     let host = request_host(&headers, &uri);
     let base = format!("https://{host}/{tenant}");
     axum::Json(json!({

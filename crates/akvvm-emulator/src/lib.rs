@@ -44,6 +44,6 @@ pub use emulator::{Emulator, EmulatorConfig, RunningEmulator};
 pub use error::AdminError;
 pub use state::{
     AppCredentials, AppSpec, AuthorizationModel, Booting, Faults, Identity, IdentitySpec,
-    ListPaging, NamedCertificate, NamedSecret, RequestCount, RoleSpec, SecretSpec, Throttle,
-    VaultSpec,
+    ListPaging, NamedCertificate, NamedSecret, NetworkDenial, RequestCount, RoleSpec, SecretSpec,
+    Throttle, VaultSpec,
 };

@@ -23,7 +23,7 @@ use crate::state::certificates::{
     create_in, import_in, purge_deleted_certificate, recover_deleted_certificate, set_version,
     soft_delete_in,
 };
-use crate::state::model::version_index;
+use crate::state::model::{listing_order, version_index};
 use crate::state::{
     Certificate, CertificateVersion, DeletedCertificate, Permission, RECOVERABLE_DAYS,
     RECOVERY_LEVEL, new_version,
@@ -245,9 +245,8 @@ pub fn handle(
         ([name, "versions"], &Method::GET) => {
             require(ctx, Permission::CertificatesList, name)?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let items = cert
-                .versions
-                .iter()
+            let items = listing_order(&cert.versions, |v| &v.version)
+                .into_iter()
                 .map(|v| {
                     item_body(
                         format!("{}/certificates/{}/{}", ctx.base, cert.name, v.version),

@@ -13,7 +13,7 @@ use super::wire::{
     method_not_allowed, not_found_path, ok_json, parse_body, with_deletion,
 };
 use crate::error::AdminError;
-use crate::state::model::version_index;
+use crate::state::model::{listing_order, version_index};
 use crate::state::secrets::{
     insert_secret_version, purge_deleted_secret, recover_deleted_secret, soft_delete_secret,
     update_secret_version,
@@ -166,8 +166,8 @@ pub fn handle(
                     .secrets
                     .get(&name.to_ascii_lowercase())
                     .map(|s| {
-                        s.versions
-                            .iter()
+                        listing_order(&s.versions, |v| &v.version)
+                            .into_iter()
                             .map(|v| {
                                 secret_common(
                                     v,

@@ -13,7 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::error::AdminError;
-use crate::state::{AuthorizationModel, Permission, State, Vault, valid_object_name};
+use crate::state::{
+    AuthorizationModel, NetworkDenial, Permission, State, Vault, valid_object_name,
+};
 
 /// Page size limit of list operations (Key Vault's maximum for `maxresults`).
 pub const MAX_RESULTS: usize = 25;
@@ -112,6 +114,32 @@ pub fn throttled(retry_after_s: Option<u64>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// Key Vault's 403 when the vault's network rules refuse the request (a fault): the bodies Key
+/// Vault sends, as quoted in hashicorp/terraform-provider-azurerm#20742 (`ForbiddenByFirewall`)
+/// and microsoft/multimodal-ai#171 (`ForbiddenByConnection`). Listeners are on loopback, so the
+/// client address is 127.0.0.1, as in `x-ms-keyvault-network-info`.
+pub fn network_denied(vault: &str, caller: &Caller, denial: NetworkDenial) -> Response {
+    let who = format!(
+        "Caller: appid={};oid={};iss={}\r\nVault: {vault};location=local",
+        caller.appid, caller.oid, caller.iss
+    );
+    let (message, inner) = match denial {
+        NetworkDenial::ForbiddenByFirewall => (
+            format!(
+                "Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n{who}"
+            ),
+            "ForbiddenByFirewall",
+        ),
+        NetworkDenial::ForbiddenByConnection => (
+            format!(
+                "Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n{who}"
+            ),
+            "ForbiddenByConnection",
+        ),
+    };
+    kv_error(StatusCode::FORBIDDEN, "Forbidden", &message, Some(inner))
 }
 
 /// The caller named by a valid token.

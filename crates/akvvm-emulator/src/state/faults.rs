@@ -46,6 +46,19 @@ pub struct Booting {
     pub gone: u32,
 }
 
+/// A vault's network rules refusing every authenticated request with Key Vault's 403, whatever
+/// the caller's roles: the variant is the `innererror.code` of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkDenial {
+    /// The vault's firewall does not admit the client's address ("Client address is not
+    /// authorized and caller is not a trusted service.").
+    ForbiddenByFirewall,
+    /// Public network access is disabled and the request did not come through a private link
+    /// ("Public network access is disabled and request is not from a trusted service nor via an
+    /// approved private link.").
+    ForbiddenByConnection,
+}
+
 /// Faults for one scope (a vault name, `imds` or `entra`).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -67,6 +80,9 @@ pub struct Faults {
     /// `imds` only: answer as IMDS does while booting (404s, then 410s).
     #[serde(default)]
     pub booting: Option<Booting>,
+    /// Vaults only: refuse every authenticated request with this 403 until cleared.
+    #[serde(default)]
+    pub network_denial: Option<NetworkDenial>,
 }
 
 /// What to do to a request before it reaches its service.

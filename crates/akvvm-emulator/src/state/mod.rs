@@ -29,7 +29,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 pub use faults::{
-    Booting, FaultAction, Faults, InFlightGuard, ListPaging, RequestCount, Throttle, Traffic,
+    Booting, FaultAction, Faults, InFlightGuard, ListPaging, NetworkDenial, RequestCount, Throttle,
+    Traffic,
 };
 pub use model::{
     App, Certificate, CertificateVersion, ChallengeForm, DeletedCertificate, DeletedSecret,

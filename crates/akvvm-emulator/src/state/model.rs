@@ -32,6 +32,16 @@ pub fn version_index<V>(
     }
 }
 
+/// `versions` in the order Key Vault lists them: by version id, ascending and without case, not
+/// by creation (azure-sdk-for-python recordings `test_secrets_client.test_list_versions.yaml`
+/// and `test_certificates_client.test_list_certificate_versions.yaml`, azure-sdk-for-js
+/// `recording_can_retrieve_all_versions_of_a_secret.js`).
+pub fn listing_order<V>(versions: &[V], id: impl Fn(&V) -> &str) -> Vec<&V> {
+    let mut listed: Vec<&V> = versions.iter().collect();
+    listed.sort_by_cached_key(|v| id(v).to_ascii_lowercase());
+    listed
+}
+
 /// The form of the 401 challenge a vault sends: Key Vault's classic `resource=` form, or the newer
 /// `scope=` form (`authorization="https://login.microsoftonline.com/{tenant}"`,
 /// `scope="https://vault.azure.net/.default"`). Clients must handle both.

@@ -7,23 +7,36 @@
 //!   (`*.vault.localhost` -> `https://vault.localhost`, `*.vault.azure.cn` -> ...), so the SDKs'
 //!   challenge-resource check passes for every suffix the local vault serves;
 //! - the versions of an unknown secret are an empty list (azure-sdk-for-js recording
-//!   `recording_can_list_secret_versions_non_existing.json`), and short or empty pages that
-//!   still carry a `nextLink` (a fault) do not lose items in the official Rust SDK's pager;
-//! - the headers Key Vault sends on every answer (the same recording).
+//!   `recording_can_list_secret_versions_non_existing.json`), versions are listed by version id
+//!   and not by creation (the recordings named at `akvvm_emulator::state::model::listing_order`),
+//!   and short or empty pages that still carry a `nextLink` (a fault) do not lose items in the
+//!   official Rust SDK's pager;
+//! - the headers Key Vault sends on every answer (the same recording);
+//! - Entra ID's words for client assertions: AADSTS700023 for another audience, AADSTS700027
+//!   naming the key's thumbprint and validity for a bad signature, AADSTS700024 with ISO-8601
+//!   times (texts quoted in the Azure SDKs' troubleshooting guides and in public issues), and
+//!   discovery for an unknown tenant refused with `invalid_tenant` AADSTS90002 (the body
+//!   azidentity for Go prints);
+//! - the 403s of a vault's network rules, `ForbiddenByFirewall` and `ForbiddenByConnection`
+//!   (fault presets), with the bodies Key Vault sends (quoted in
+//!   hashicorp/terraform-provider-azurerm#20742 and microsoft/multimodal-ai#171).
 //!
 //! Self-contained: the emulator runs in-process on 127.0.0.1:0.
 
 use std::sync::Arc;
 
+use crate::entra_imds_certificates::{assertion, request_token, token_url};
 use akvvm_emulator::{
-    AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, RunningEmulator,
-    SecretSpec,
+    AppSpec, AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, NetworkDenial,
+    RunningEmulator, SecretSpec,
 };
 use akvvm_testkit::sdk::{
     ImdsCredential, http_client as http, imds_request, json_answer, list_secrets, list_versions,
 };
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
@@ -349,6 +362,76 @@ async fn short_and_empty_pages_with_a_next_link_lose_no_item_in_the_sdk_pager() 
     assert_eq!(listed.len(), 8);
 }
 
+/// The version ids of a list answer's items, in the order listed.
+fn listed_versions(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    ids.into_iter()
+        .map(|id| id.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn versions_are_listed_by_version_id_not_by_creation() {
+    let (emulator, _) = start().await;
+    emulator
+        .assign_roles(VAULT, "system", &["Key Vault Certificates Officer"])
+        .unwrap();
+    // Eight random version ids: created in sorted order by chance once in 40,320 runs.
+    let created: Vec<String> = (0..8)
+        .map(|_| {
+            emulator
+                .set_secret(VAULT, "many", value("v"))
+                .unwrap()
+                .version
+        })
+        .collect();
+    let mut by_id = created.clone();
+    by_id.sort();
+
+    // Through the official SDK's pager, three versions a page.
+    let client = sdk(&emulator, VAULT, ".vault.azure.net");
+    let listed = listed_versions(
+        list_versions(&client, "many", 3)
+            .await
+            .into_iter()
+            .map(|p| p.id.unwrap()),
+    );
+    assert_eq!(listed, by_id, "created in the order {created:?}");
+
+    // Certificates the same way.
+    let policy =
+        json!({"key_props": {"kty": "EC", "crv": "P-256"}, "x509_props": {"subject": "CN=web"}});
+    let mut created = vec![
+        emulator
+            .create_certificate(VAULT, "web", &policy)
+            .unwrap()
+            .version,
+    ];
+    for _ in 0..7 {
+        created.push(emulator.rotate_certificate(VAULT, "web").unwrap().version);
+    }
+    let mut by_id = created.clone();
+    by_id.sort();
+    let token = imds_token(&emulator, "https://vault.azure.net").await;
+    let (status, body) = json_answer(
+        http(&emulator, &[VAULT])
+            .get(format!(
+                "{}/certificates/web/versions?api-version=7.4",
+                emulator.vault_url(VAULT)
+            ))
+            .bearer_auth(token),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listed = listed_versions(
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned()),
+    );
+    assert_eq!(listed, by_id, "created in the order {created:?}");
+}
+
 // ---- 4. Headers ----
 
 #[tokio::test]
@@ -455,4 +538,269 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
             .headers()
             .contains_key("x-ms-keyvault-rbac-assignment-id")
     );
+}
+
+// ---- 6. The 403s of a vault's network rules ----
+
+/// The status and the body of an SDK error. (The SDK's `error_code` is not compared: it reads
+/// the body's code only when the message has no escapes, and Key Vault's 403 messages hold
+/// `\r\n`, so it falls back to the status for them, with the local vault as with Key Vault.)
+fn sdk_error(err: &azure_core::Error) -> (u16, Value) {
+    match err.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => (
+            u16::from(*status),
+            raw_response
+                .as_ref()
+                .expect("the SDK keeps the answer")
+                .body()
+                .json()
+                .unwrap(),
+        ),
+        other => panic!("not an HTTP error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {
+    let (emulator, identity) = start().await;
+    emulator.set_secret(VAULT, "db", value("s3cret")).unwrap();
+    let client = sdk(&emulator, VAULT, ".vault.azure.net");
+    let who = format!(
+        "Caller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nVault: {VAULT};location=local",
+        identity.client_id,
+        identity.object_id,
+        emulator.default_tenant()
+    );
+
+    emulator.deny_network(VAULT, NetworkDenial::ForbiddenByFirewall);
+    let err = client.get_secret("db", None).await.unwrap_err();
+    assert_eq!(
+        sdk_error(&err),
+        (
+            403,
+            json!({"error": {
+                "code": "Forbidden",
+                "message": format!("Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n{who}"),
+                "innererror": {"code": "ForbiddenByFirewall"},
+            }})
+        )
+    );
+    // Whatever the caller's roles, and lists too.
+    let listed = client
+        .list_secret_properties(None)
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_error(&listed).1["error"]["innererror"]["code"],
+        "ForbiddenByFirewall"
+    );
+    // Without a token, the challenge still comes first: the 403 names the caller.
+    let challenge = http(&emulator, &[VAULT])
+        .get(format!(
+            "{}/secrets/db?api-version=7.4",
+            emulator.vault_url(VAULT)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), 401);
+
+    // The private-link variant, set through the HTTP admin API.
+    let set = http(&emulator, &[])
+        .put(format!(
+            "{}/_emulator/faults/{VAULT}",
+            emulator.authority_host()
+        ))
+        .json(&json!({"networkDenial": "ForbiddenByConnection"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(
+        set.json::<Value>().await.unwrap()["networkDenial"],
+        "ForbiddenByConnection"
+    );
+    let err = client.get_secret("db", None).await.unwrap_err();
+    assert_eq!(
+        sdk_error(&err),
+        (
+            403,
+            json!({"error": {
+                "code": "Forbidden",
+                "message": format!("Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n{who}"),
+                "innererror": {"code": "ForbiddenByConnection"},
+            }})
+        )
+    );
+
+    emulator.clear_faults(VAULT);
+    let secret = client
+        .get_secret("db", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert!(
+        secret.value.as_deref() == Some("s3cret"),
+        "the value differs"
+    );
+}
+
+// ---- 5. Entra ID ----
+
+/// The first line of an Entra error's description (the rest is trace id, correlation id and
+/// timestamp).
+fn aadsts(body: &Value) -> &str {
+    body["error_description"]
+        .as_str()
+        .unwrap()
+        .split("\r\n")
+        .next()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn entra_refuses_client_assertions_in_its_own_words() {
+    let (emulator, _) = start().await;
+    let tenant = emulator.default_tenant();
+    // An app certificate with a known validity, which AADSTS700027 names.
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.not_before = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+    params.not_after = time::macros::datetime!(2030-06-07 08:09:10 UTC);
+    let cert = params.self_signed(&key).unwrap();
+    let mut app = emulator
+        .register_app(AppSpec {
+            display_name: Some("words".into()),
+            certificate_pem: Some(cert.pem()),
+            ..AppSpec::default()
+        })
+        .unwrap();
+    app.private_key_pem = Some(key.serialize_pem());
+    let url = token_url(&emulator, &tenant);
+    let refused = async |jwt: &str| {
+        let (status, body) = request_token(&emulator, &tenant, &app.client_id, jwt).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        body
+    };
+
+    // Another audience: AADSTS700023.
+    let body = refused(&assertion(
+        &app,
+        "RS256",
+        "https://elsewhere/token",
+        json!({}),
+    ))
+    .await;
+    assert_eq!(body["error_codes"], json!([700023]));
+    assert_eq!(
+        aadsts(&body),
+        "AADSTS700023: Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials."
+    );
+
+    // Claims changed after signing: the key is found, the signature fails, and Entra names the
+    // key by its hex thumbprint and validity.
+    let signed = assertion(&app, "RS256", &url, json!({}));
+    let parts: Vec<&str> = signed.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(br#"{"aud":"x"}"#),
+        parts[2]
+    );
+    let body = refused(&tampered).await;
+    assert_eq!(body["error_codes"], json!([700027]));
+    let client_id = &app.client_id;
+    assert_eq!(
+        aadsts(&body),
+        format!(
+            "AADSTS700027: Client assertion failed signature validation. [Reason - Key was found, but use of the key to verify the signature failed., Thumbprint of key used by client: '{}', Found key 'Start=01/02/2026 03:04:05, End=06/07/2030 08:09:10', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}']",
+            app.thumbprint
+        )
+    );
+
+    // A key the app does not have: named the same way.
+    let stranger = emulator.register_app(AppSpec::default()).unwrap();
+    let mut borrowed = stranger.clone();
+    borrowed.client_id = app.client_id.clone();
+    let body = refused(&assertion(&borrowed, "RS256", &url, json!({}))).await;
+    assert!(
+        aadsts(&body).starts_with(&format!(
+            "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', Please visit",
+            stranger.thumbprint
+        )),
+        "{body}"
+    );
+
+    // Expired: the times in ISO-8601, as Entra writes them.
+    let body = refused(&assertion(
+        &app,
+        "RS256",
+        &url,
+        json!({"nbf": 1_577_836_800, "exp": 1_577_840_400}),
+    ))
+    .await;
+    assert_eq!(body["error_codes"], json!([700024]));
+    let line = aadsts(&body);
+    let current = line
+        .strip_prefix("AADSTS700024: Client assertion is not within its valid time range. Current time: ")
+        .and_then(|rest| rest.strip_suffix(", assertion valid from 2020-01-01T00:00:00.0000000Z, expiry time of assertion 2020-01-01T01:00:00.0000000Z. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials ."))
+        .unwrap_or_else(|| panic!("{line}"));
+    let current =
+        time::OffsetDateTime::parse(current, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!((time::OffsetDateTime::now_utc() - current).abs() < time::Duration::minutes(1));
+    assert_eq!(current.nanosecond(), 0, "{line}");
+}
+
+#[tokio::test]
+async fn discovery_for_an_unknown_tenant_fails_with_invalid_tenant() {
+    let (emulator, _) = start().await;
+    let client = http(&emulator, &[]);
+    let discover = async |tenant: &str| {
+        json_answer(client.get(format!(
+            "{}/{tenant}/v2.0/.well-known/openid-configuration",
+            emulator.authority_host()
+        )))
+        .await
+    };
+
+    let (status, body) = discover("no-such-tenant").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_tenant");
+    assert_eq!(body["error_codes"], json!([90002]));
+    assert_eq!(
+        body["error_uri"],
+        "https://login.microsoftonline.com/error?code=90002"
+    );
+    assert_eq!(
+        aadsts(&body),
+        "AADSTS90002: Tenant 'no-such-tenant' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+    );
+    for field in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[field].is_string(), "{field}: {body}");
+    }
+
+    // The tenants the local vault knows, and Entra's multi-tenant aliases.
+    let tenant = emulator.default_tenant();
+    let (status, body) = discover(&tenant).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["token_endpoint"],
+        format!("{}/{tenant}/oauth2/v2.0/token", emulator.authority_host())
+    );
+    for alias in ["common", "organizations"] {
+        assert_eq!(discover(alias).await.0, 200, "{alias}");
+    }
 }

@@ -8,12 +8,14 @@ depend on it (issue 13; the Rust side is tests/fidelity.rs):
   challenge-resource check passes for `*.vault.localhost`;
 - the versions of an unknown secret are an empty list (as the azure-sdk-for-js recording
   `recording_can_list_secret_versions_non_existing.json` shows), and the SDK's pager keeps
-  following `nextLink` through short and empty pages.
+  following `nextLink` through short and empty pages;
+- a vault's network rules refuse with Key Vault's `ForbiddenByFirewall` and
+  `ForbiddenByConnection` 403s, which the SDK raises with the body.
 """
 
 import pytest
 import requests
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -108,3 +110,22 @@ def test_the_pager_follows_short_and_empty_pages():
     assert len(pages) == 2 * len(expected)
     assert all(len(page) <= 1 for page in pages)
     assert {name for page in pages for name in page} == expected
+
+
+def test_network_denials_answer_key_vaults_403s():
+    secrets = SecretClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
+    for denial, words in (
+        ("ForbiddenByFirewall", "Client address is not authorized and caller is not a trusted service."),
+        ("ForbiddenByConnection", "Public network access is disabled and request is not from a trusted service nor via an approved private link."),
+    ):
+        admin("PUT", "/faults/pyvault", {"networkDenial": denial})
+        with pytest.raises(HttpResponseError) as raised:
+            secrets.get_secret("seeded")
+        assert raised.value.status_code == 403
+        error = raised.value.response.json()["error"]
+        assert error["code"] == "Forbidden"
+        assert error["innererror"] == {"code": denial}
+        assert error["message"].startswith(words + "\r\n")
+        assert error["message"].endswith("\r\nVault: pyvault;location=local")
+    admin("DELETE", "/faults/pyvault")
+    assert secrets.get_secret("seeded").value == "from-the-seed"

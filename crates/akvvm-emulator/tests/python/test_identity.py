@@ -82,8 +82,24 @@ def test_certificate_credential_signs_in_and_reads_a_secret():
     assert client.get_secret("seeded").value == "from-the-seed"
 
     # A certificate the app does not have is refused with Entra's error.
-    stranger, _ = _self_signed("someone-else")
+    stranger, stranger_cert = _self_signed("someone-else")
     wrong = CertificateCredential(TENANT, app["clientId"], certificate_data=stranger, authority=AUTHORITY,
                                   disable_instance_discovery=True)
     with pytest.raises(ClientAuthenticationError, match="AADSTS700027"):
         wrong.get_token(SCOPE)
+    # Entra's words: the key was not found, named by its SHA-1 thumbprint in hex.
+    stranger_thumbprint = stranger_cert.fingerprint(hashes.SHA1()).hex().upper()
+    with pytest.raises(ClientAuthenticationError, match=f"Thumbprint of key used by client: '{stranger_thumbprint}'"):
+        wrong.get_token(SCOPE)
+
+
+def test_discovery_for_an_unknown_tenant_fails_with_invalid_tenant():
+    response = requests.get(f"{AUTHORITY}/no-such-tenant/v2.0/.well-known/openid-configuration", timeout=10)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_tenant"
+    assert body["error_codes"] == [90002]
+    assert body["error_description"].startswith("AADSTS90002: Tenant 'no-such-tenant' not found.")
+    known = requests.get(f"{AUTHORITY}/{TENANT}/v2.0/.well-known/openid-configuration", timeout=10)
+    assert known.status_code == 200
+    assert known.json()["token_endpoint"] == f"{AUTHORITY}/{TENANT}/oauth2/v2.0/token"
