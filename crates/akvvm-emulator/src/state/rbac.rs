@@ -22,6 +22,10 @@ pub enum Permission {
     SecretsSet,
     #[serde(rename = "secrets/delete")]
     SecretsDelete,
+    #[serde(rename = "secrets/backup")]
+    SecretsBackup,
+    #[serde(rename = "secrets/restore")]
+    SecretsRestore,
     #[serde(rename = "certificates/get")]
     CertificatesGet,
     #[serde(rename = "certificates/list")]
@@ -35,11 +39,13 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::SecretsGet,
         Permission::SecretsList,
         Permission::SecretsSet,
         Permission::SecretsDelete,
+        Permission::SecretsBackup,
+        Permission::SecretsRestore,
         Permission::CertificatesGet,
         Permission::CertificatesList,
         Permission::CertificatesCreate,
@@ -54,6 +60,8 @@ impl Permission {
             Permission::SecretsList => "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
             Permission::SecretsSet => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
             Permission::SecretsDelete => "Microsoft.KeyVault/vaults/secrets/delete",
+            Permission::SecretsBackup => "Microsoft.KeyVault/vaults/secrets/backup/action",
+            Permission::SecretsRestore => "Microsoft.KeyVault/vaults/secrets/restore/action",
             Permission::CertificatesGet | Permission::CertificatesList => {
                 "Microsoft.KeyVault/vaults/certificates/read"
             }
@@ -74,6 +82,8 @@ impl Permission {
             Permission::SecretsList => ("secrets", "list"),
             Permission::SecretsSet => ("secrets", "set"),
             Permission::SecretsDelete => ("secrets", "delete"),
+            Permission::SecretsBackup => ("secrets", "backup"),
+            Permission::SecretsRestore => ("secrets", "restore"),
             Permission::CertificatesGet => ("certificates", "get"),
             Permission::CertificatesList => ("certificates", "list"),
             Permission::CertificatesCreate => ("certificates", "create"),
@@ -94,13 +104,22 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
         "list" | "secrets/list" => vec![SecretsList],
         "set" | "secrets/set" => vec![SecretsSet],
         "delete" | "secrets/delete" => vec![SecretsDelete],
+        "secrets/backup" => vec![SecretsBackup],
+        "secrets/restore" => vec![SecretsRestore],
         "certificates/get" => vec![CertificatesGet],
         "certificates/list" => vec![CertificatesList],
         "certificates/create" => vec![CertificatesCreate],
         "certificates/import" => vec![CertificatesImport],
         "certificates/delete" => vec![CertificatesDelete],
         "key vault secrets user" => vec![SecretsGet, SecretsList],
-        "key vault secrets officer" => vec![SecretsGet, SecretsList, SecretsSet, SecretsDelete],
+        "key vault secrets officer" => vec![
+            SecretsGet,
+            SecretsList,
+            SecretsSet,
+            SecretsDelete,
+            SecretsBackup,
+            SecretsRestore,
+        ],
         "key vault certificates officer" => vec![
             CertificatesGet,
             CertificatesList,

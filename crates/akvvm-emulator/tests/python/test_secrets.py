@@ -2,7 +2,12 @@
 
 import pytest
 import requests
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -116,3 +121,35 @@ def test_next_link_names_the_port_as_key_vault_writes_it():
     # The SDK follows such links page by page.
     names = {p.name for p in secrets.list_properties_of_secrets(max_page_size=1)}
     assert {"paged-a", "paged-b", "seeded"} <= names
+
+
+def test_backup_and_restore():
+    secrets = client()
+    for value in ("one", "two"):
+        secrets.set_secret("py-backup", value)
+    before = {p.version for p in secrets.list_properties_of_secret_versions("py-backup")}
+    backup = secrets.backup_secret("py-backup")
+    assert isinstance(backup, bytes) and backup
+
+    # The name is in use, then kept deleted: both refused with a 409.
+    with pytest.raises(ResourceExistsError):
+        secrets.restore_secret_backup(backup)
+    secrets.begin_delete_secret("py-backup").result()
+    with pytest.raises(ResourceExistsError) as kept:
+        secrets.restore_secret_backup(backup)
+    assert "deleted but recoverable" in kept.value.error.message
+    secrets.purge_deleted_secret("py-backup")
+
+    restored = secrets.restore_secret_backup(backup)
+    assert restored.name == "py-backup"
+    assert secrets.get_secret("py-backup").value == "two"
+    assert {p.version for p in secrets.list_properties_of_secret_versions("py-backup")} == before
+
+    with pytest.raises(HttpResponseError) as malformed:
+        secrets.restore_secret_backup(bytes(64))
+    assert malformed.value.status_code == 400
+    assert malformed.value.error.message == "Backup blob contains invalid or corrupt version."
+    with pytest.raises(ResourceNotFoundError):
+        secrets.backup_secret("py-never-set")
+    secrets.begin_delete_secret("py-backup").result()
+    secrets.purge_deleted_secret("py-backup")
