@@ -1,6 +1,6 @@
 //! `/certificates` and `/deletedcertificates`: create (self-signed from a policy; the answer is
 //! the pending operation, as Key Vault's), import, get, list, versions, the pending operation,
-//! policy, update and delete (soft), and get, list, purge and recover deleted certificates.
+//! policy (read and updated), update and delete (soft), and get, list, purge and recover deleted certificates.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +21,7 @@ use crate::certs::CertificateImport;
 use crate::error::AdminError;
 use crate::state::certificates::{
     create_in, import_in, purge_deleted_certificate, recover_deleted_certificate, set_version,
-    soft_delete_in,
+    soft_delete_in, update_policy_in,
 };
 use crate::state::model::{listing_order, version_index};
 use crate::state::{
@@ -49,7 +49,7 @@ fn policy_body(ctx: &Ctx<'_>, cert: &Certificate) -> Value {
     let mut p = cert.policy.clone();
     p["id"] = json!(format!("{}/certificates/{}/policy", ctx.base, cert.name));
     p["attributes"]["created"] = json!(cert.policy_created);
-    p["attributes"]["updated"] = json!(cert.policy_created);
+    p["attributes"]["updated"] = json!(cert.policy_updated.unwrap_or(cert.policy_created));
     p
 }
 
@@ -240,6 +240,19 @@ pub fn handle(
         ([name, "policy"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            Ok(ok_json(StatusCode::OK, policy_body(ctx, &cert)))
+        }
+        ([name, "policy"], &Method::PATCH) => {
+            check_name("Certificate", name)?;
+            require(ctx, Permission::CertificatesCreate, name)?;
+            let patch: Value = parse_body(body)?;
+            let cert = ctx
+                .state
+                .with_vault(&ctx.vault, |v| update_policy_in(v, name, &patch))
+                .map_err(|e| match e {
+                    AdminError::NotFound { .. } => cert_not_found(name, None),
+                    other => admin_to_response(other),
+                })?;
             Ok(ok_json(StatusCode::OK, policy_body(ctx, &cert)))
         }
         ([name, "versions"], &Method::GET) => {

@@ -1,6 +1,6 @@
 //! Certificates in the model: a new version (self-signed from a policy, imported, or rotated)
 //! together with its managed secret of the same version id, enabling and retagging a version,
-//! soft delete, purge and recovery, and deletion for good (the admin API). What a certificate is
+//! updating the policy, soft delete, purge and recovery, and deletion for good (the admin API). What a certificate is
 //! made of (policy, generation, the secret's value) is [`crate::certs`].
 
 use std::collections::BTreeMap;
@@ -140,6 +140,7 @@ pub fn add_version(
             name: name.to_owned(),
             policy: policy.clone(),
             policy_created: now,
+            policy_updated: None,
             versions: Vec::new(),
         });
     cert.policy = policy;
@@ -169,6 +170,41 @@ pub fn create_in(
     let policy = normalize_policy(policy, "Self")?;
     let bundle = new_bundle(self_signed(&policy)?)?;
     add_version(vault, name, policy, &bundle, enabled, tags)
+}
+
+/// Updates a certificate's policy (`PATCH .../policy`): the members `patch` names replace the
+/// policy's (an object member's keys one by one), the rest stay; the result is checked and
+/// completed as a new policy is ([`normalize_policy`]). Versions made afterwards follow it.
+pub fn update_policy_in(
+    v: &mut Vault,
+    name: &str,
+    patch: &Value,
+) -> Result<Certificate, AdminError> {
+    let Some(patch) = patch.as_object() else {
+        return Err(AdminError::Invalid(
+            "the certificate policy must be a JSON object".into(),
+        ));
+    };
+    let cert = v
+        .certificates
+        .get_mut(&name.to_ascii_lowercase())
+        .ok_or_else(|| not_found("certificate", name))?;
+    let mut merged = cert.policy.clone();
+    for (member, value) in patch {
+        match (merged.get_mut(member), value) {
+            (Some(Value::Object(current)), Value::Object(given)) => {
+                current.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            _ => merged[member] = value.clone(),
+        }
+    }
+    let issuer = cert.policy["issuer"]["name"]
+        .as_str()
+        .unwrap_or("Self")
+        .to_owned();
+    cert.policy = normalize_policy(&merged, &issuer)?;
+    cert.policy_updated = Some(now_unix());
+    Ok(cert.clone())
 }
 
 /// Imports a certificate version.

@@ -143,6 +143,9 @@ pub struct Certificate {
     pub name: String,
     pub policy: serde_json::Value,
     pub policy_created: i64,
+    /// When the policy was last changed through `PATCH .../policy`; none since its creation.
+    #[serde(default)]
+    pub policy_updated: Option<i64>,
     pub versions: Vec<CertificateVersion>,
 }
 

@@ -17,6 +17,8 @@
 //!   times (texts quoted in the Azure SDKs' troubleshooting guides and in public issues), and
 //!   discovery for an unknown tenant refused with `invalid_tenant` AADSTS90002 (the body
 //!   azidentity for Go prints);
+//! - a certificate's policy updated member by member (`PATCH .../policy`, the REST spec's
+//!   "Set specified members in the certificate policy. Leave others as null.");
 //! - the 403s of a vault's network rules, `ForbiddenByFirewall` and `ForbiddenByConnection`
 //!   (fault presets), with the bodies Key Vault sends (quoted in
 //!   hashicorp/terraform-provider-azurerm#20742 and microsoft/multimodal-ai#171).
@@ -430,6 +432,77 @@ async fn versions_are_listed_by_version_id_not_by_creation() {
             .map(|item| item["id"].as_str().unwrap().to_owned()),
     );
     assert_eq!(listed, by_id, "created in the order {created:?}");
+}
+
+#[tokio::test]
+async fn the_certificate_policy_is_read_and_updated_member_by_member() {
+    let (emulator, _) = start().await;
+    emulator
+        .assign_roles(VAULT, "system", &["Key Vault Certificates Officer"])
+        .unwrap();
+    let policy = json!({"key_props": {"kty": "EC", "crv": "P-384"}, "x509_props": {"subject": "CN=web", "validity_months": 6}});
+    emulator.create_certificate(VAULT, "web", &policy).unwrap();
+    let client = http(&emulator, &[VAULT]);
+    let token = imds_token(&emulator, "https://vault.azure.net").await;
+    let url = |name: &str| {
+        format!(
+            "{}/certificates/{name}/policy?api-version=7.4",
+            emulator.vault_url(VAULT)
+        )
+    };
+    let patch = async |name: &str, body: Value| {
+        json_answer(client.patch(url(name)).bearer_auth(&token).json(&body)).await
+    };
+
+    // "Set specified members in the certificate policy. Leave others as null." (the REST spec's
+    // UpdateCertificatePolicy).
+    let (status, updated) = patch(
+        "web",
+        json!({"x509_props": {"subject": "CN=renewed"}, "lifetime_actions": [{"trigger": {"days_before_expiry": 30}, "action": {"action_type": "EmailContacts"}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["id"],
+        format!("{}/certificates/web/policy", emulator.vault_url(VAULT))
+    );
+    assert_eq!(updated["x509_props"]["subject"], "CN=renewed");
+    assert_eq!(updated["x509_props"]["validity_months"], 6);
+    assert_eq!(updated["key_props"]["crv"], "P-384");
+    assert_eq!(
+        updated["lifetime_actions"],
+        json!([{"trigger": {"days_before_expiry": 30}, "action": {"action_type": "EmailContacts"}}])
+    );
+    assert!(updated["attributes"]["updated"].as_i64() >= updated["attributes"]["created"].as_i64());
+    let (_, read) = json_answer(client.get(url("web")).bearer_auth(&token)).await;
+    assert_eq!(read, updated);
+    // The next version follows it.
+    emulator.rotate_certificate(VAULT, "web").unwrap();
+    let (_, bundle) = json_answer(
+        client
+            .get(format!(
+                "{}/certificates/web?api-version=7.4",
+                emulator.vault_url(VAULT)
+            ))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(bundle["policy"]["x509_props"]["subject"], "CN=renewed");
+
+    let (status, body) = patch(
+        "web",
+        json!({"key_props": {"kty": "RSA", "key_size": 1000}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("BadParameter"))
+    );
+    let (status, body) = patch("no-such-cert", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("CertificateNotFound"))
+    );
 }
 
 // ---- 4. Headers ----

@@ -145,3 +145,38 @@ def test_delete_recover_and_purge_a_certificate():
     certs.purge_deleted_certificate("py-deleted")
     with pytest.raises(ResourceNotFoundError):
         certs.get_deleted_certificate("py-deleted")
+
+
+def test_read_and_update_the_policy():
+    certs = CertificateClient(VAULT_URL, credential())
+    policy = CertificatePolicy(
+        issuer_name="Self",
+        subject="CN=policy.example",
+        key_type=KeyType.ec,
+        key_curve_name=KeyCurveName.p_256,
+        validity_in_months=6,
+    )
+    certs.begin_create_certificate("py-policy", policy).result()
+    read = certs.get_certificate_policy("py-policy")
+    assert read.subject == "CN=policy.example"
+    assert read.validity_in_months == 6
+
+    # Only the members sent change; the key type and curve stay as they were.
+    change = CertificatePolicy(issuer_name="Self", subject="CN=renewed.example", validity_in_months=3)
+    updated = certs.update_certificate_policy("py-policy", change)
+    assert updated.subject == "CN=renewed.example"
+    assert updated.validity_in_months == 3
+    assert updated.key_type == KeyType.ec
+    assert updated.key_curve_name == KeyCurveName.p_256
+    assert updated.updated_on >= updated.created_on
+    again = certs.get_certificate_policy("py-policy")
+    assert (again.subject, again.validity_in_months) == ("CN=renewed.example", 3)
+
+    # The next version follows the new policy.
+    admin("POST", "/vaults/pyvault/certificates/py-policy/rotate")
+    leaf = x509.load_der_x509_certificate(certs.get_certificate("py-policy").cer)
+    assert leaf.subject.rfc4514_string() == "CN=renewed.example"
+    assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
+
+    with pytest.raises(ResourceNotFoundError):
+        certs.update_certificate_policy("py-no-such-cert", change)
