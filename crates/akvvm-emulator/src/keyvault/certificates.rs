@@ -114,6 +114,8 @@ struct ImportIn {
 struct UpdateIn {
     attributes: Option<AttributesIn>,
     tags: Option<BTreeMap<String, String>>,
+    /// Members of the policy to change, as `PATCH .../policy` takes them.
+    policy: Option<Value>,
 }
 
 /// Checks that the caller holds `perm` on the certificate `name` (Key Vault's 403 names it).
@@ -312,6 +314,14 @@ fn update(
     let input: UpdateIn = parse_body(body)?;
     let enabled = input.attributes.and_then(|a| a.enabled);
     let tags = input.tags;
+    if let Some(policy) = &input.policy {
+        ctx.state
+            .with_vault(&ctx.vault, |v| update_policy_in(v, name, policy))
+            .map_err(|e| match e {
+                AdminError::NotFound { .. } => cert_not_found(name, version),
+                other => admin_to_response(other),
+            })?;
+    }
     let found = ctx.change_vault(|v| Ok(set_version(v, name, version, enabled, tags)))?;
     let Some(ver) = found else {
         return Err(cert_not_found(name, version));

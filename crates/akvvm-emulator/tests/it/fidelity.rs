@@ -488,6 +488,20 @@ async fn the_certificate_policy_is_read_and_updated_member_by_member() {
     )
     .await;
     assert_eq!(bundle["policy"]["x509_props"]["subject"], "CN=renewed");
+    // `policy` in a certificate's PATCH changes it the same way.
+    let (status, bundle) = json_answer(
+        client
+            .patch(format!(
+                "{}/certificates/web?api-version=7.4",
+                emulator.vault_url(VAULT)
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"policy": {"x509_props": {"validity_months": 12}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["policy"]["x509_props"]["validity_months"], 12);
+    assert_eq!(bundle["policy"]["x509_props"]["subject"], "CN=renewed");
 
     let (status, body) = patch(
         "web",
