@@ -210,7 +210,7 @@ pub fn recover_deleted_secret(v: &mut Vault, name: &str) -> Option<Secret> {
 const BACKUP_MAGIC: &[u8] = b"akvvm-secret-backup-v1\n";
 
 /// A secret with all its versions as a backup blob (opaque to clients, as Key Vault's are:
-/// [`BACKUP_MAGIC`] then the secret as JSON).
+/// `BACKUP_MAGIC` then the secret as JSON).
 pub fn backup_blob(secret: &Secret) -> Vec<u8> {
     let mut blob = BACKUP_MAGIC.to_vec();
     // A `Secret` is plain data: serializing it cannot fail.
