@@ -175,3 +175,23 @@ pub fn assert_value(actual: Option<&str>, expected: &str) {
         expected.len()
     );
 }
+
+/// The status and JSON body of the answer an SDK error came from.
+pub fn error_answer(e: &azure_core::Error) -> (u16, serde_json::Value) {
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => (
+            u16::from(*status),
+            raw_response
+                .as_ref()
+                .expect("the SDK keeps the answer")
+                .body()
+                .json()
+                .unwrap(),
+        ),
+        other => panic!("not an HTTP error: {other:?}"),
+    }
+}

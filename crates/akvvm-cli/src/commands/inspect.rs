@@ -47,11 +47,11 @@ impl std::fmt::Debug for InspectArgs {
     }
 }
 
-/// One certificate of the chain, leaf first.
+/// What names and identifies one certificate (the leaf's, at the top of the report, and each
+/// of the chain's).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CertReport {
-    role: &'static str,
+struct Identity {
     subject: String,
     issuer: String,
     sans: Vec<String>,
@@ -60,6 +60,30 @@ struct CertReport {
     sha256: String,
     not_before: String,
     not_after: String,
+}
+
+impl Identity {
+    fn of(cert: &Certificate) -> Identity {
+        Identity {
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            sans: cert.sans.iter().map(ToString::to_string).collect(),
+            serial: cert.serial.clone(),
+            thumbprint: cert.thumbprint(),
+            sha256: cert.sha256_fingerprint(),
+            not_before: timestamp(cert.not_before),
+            not_after: timestamp(cert.not_after),
+        }
+    }
+}
+
+/// One certificate of the chain, leaf first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertReport {
+    role: &'static str,
+    #[serde(flatten)]
+    id: Identity,
     key_type: String,
     is_ca: bool,
 }
@@ -69,14 +93,8 @@ struct CertReport {
 struct Report {
     file: String,
     format: &'static str,
-    subject: String,
-    issuer: String,
-    sans: Vec<String>,
-    serial: String,
-    thumbprint: String,
-    sha256: String,
-    not_before: String,
-    not_after: String,
+    #[serde(flatten)]
+    leaf: Identity,
     expired: bool,
     key_type: String,
     chain: Vec<CertReport>,
@@ -256,14 +274,7 @@ fn timestamp(t: OffsetDateTime) -> String {
 fn cert_report(role: &'static str, cert: &Certificate) -> CertReport {
     CertReport {
         role,
-        subject: cert.subject.clone(),
-        issuer: cert.issuer.clone(),
-        sans: cert.sans.iter().map(ToString::to_string).collect(),
-        serial: cert.serial.clone(),
-        thumbprint: cert.thumbprint(),
-        sha256: cert.sha256_fingerprint(),
-        not_before: timestamp(cert.not_before),
-        not_after: timestamp(cert.not_after),
+        id: Identity::of(cert),
         key_type: cert.key_type.to_string(),
         is_ca: cert.is_ca,
     }
@@ -284,14 +295,7 @@ fn report(path: &std::path::Path, format: &'static str, bundle: &CertificateBund
     Report {
         file: path.display().to_string(),
         format,
-        subject: leaf.subject.clone(),
-        issuer: leaf.issuer.clone(),
-        sans: leaf.sans.iter().map(ToString::to_string).collect(),
-        serial: leaf.serial.clone(),
-        thumbprint: bundle.thumbprint(),
-        sha256: bundle.sha256_fingerprint(),
-        not_before: timestamp(leaf.not_before),
-        not_after: timestamp(leaf.not_after),
+        leaf: Identity::of(leaf),
         expired: leaf.not_after < OffsetDateTime::now_utc(),
         key_type: bundle.key.key_type().to_string(),
         chain,
@@ -300,28 +304,28 @@ fn report(path: &std::path::Path, format: &'static str, bundle: &CertificateBund
 }
 
 fn print_text(r: &Report) {
-    let sans = if r.sans.is_empty() {
+    let sans = if r.leaf.sans.is_empty() {
         "(none)".to_string()
     } else {
-        r.sans.join(", ")
+        r.leaf.sans.join(", ")
     };
     output::line(format!("file:        {} ({})", r.file, r.format));
-    output::line(format!("subject:     {}", r.subject));
-    output::line(format!("issuer:      {}", r.issuer));
+    output::line(format!("subject:     {}", r.leaf.subject));
+    output::line(format!("issuer:      {}", r.leaf.issuer));
     output::line(format!("SANs:        {sans}"));
-    output::line(format!("serial:      {}", r.serial));
-    output::line(format!("thumbprint:  {}", r.thumbprint));
-    output::line(format!("SHA-256:     {}", r.sha256));
-    output::line(format!("not before:  {}", r.not_before));
+    output::line(format!("serial:      {}", r.leaf.serial));
+    output::line(format!("thumbprint:  {}", r.leaf.thumbprint));
+    output::line(format!("SHA-256:     {}", r.leaf.sha256));
+    output::line(format!("not before:  {}", r.leaf.not_before));
     let expired = if r.expired { " (EXPIRED)" } else { "" };
-    output::line(format!("not after:   {}{expired}", r.not_after));
+    output::line(format!("not after:   {}{expired}", r.leaf.not_after));
     output::line(format!("key:         {} (matches the leaf)", r.key_type));
     output::line("chain:");
     for (i, c) in r.chain.iter().enumerate() {
-        output::line(format!("  {i}. {:<12} {}", c.role, c.subject));
+        output::line(format!("  {i}. {:<12} {}", c.role, c.id.subject));
         output::line(format!(
             "     {:<12} thumbprint {}, {}, not after {}",
-            "", c.thumbprint, c.key_type, c.not_after
+            "", c.id.thumbprint, c.key_type, c.id.not_after
         ));
     }
     for warning in &r.warnings {

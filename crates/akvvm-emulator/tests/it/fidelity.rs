@@ -33,7 +33,8 @@ use akvvm_emulator::{
     RunningEmulator, SecretSpec,
 };
 use akvvm_testkit::sdk::{
-    ImdsCredential, http_client as http, imds_request, json_answer, list_secrets, list_versions,
+    ImdsCredential, error_answer, http_client as http, imds_request, json_answer, list_secrets,
+    list_versions,
 };
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
@@ -629,28 +630,6 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
 
 // ---- 6. The 403s of a vault's network rules ----
 
-/// The status and the body of an SDK error. (The SDK's `error_code` is not compared: it reads
-/// the body's code only when the message has no escapes, and Key Vault's 403 messages hold
-/// `\r\n`, so it falls back to the status for them, with the local vault as with Key Vault.)
-fn sdk_error(err: &azure_core::Error) -> (u16, Value) {
-    match err.kind() {
-        azure_core::error::ErrorKind::HttpResponse {
-            status,
-            raw_response,
-            ..
-        } => (
-            u16::from(*status),
-            raw_response
-                .as_ref()
-                .expect("the SDK keeps the answer")
-                .body()
-                .json()
-                .unwrap(),
-        ),
-        other => panic!("not an HTTP error: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {
     let (emulator, identity) = start().await;
@@ -663,17 +642,22 @@ async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {
         emulator.default_tenant()
     );
 
+    let forbidden = |message: String, inner: &str| {
+        let body = json!({"error": {"code": "Forbidden", "message": message, "innererror": {"code": inner}}});
+        (403, body)
+    };
+    // The status and the body are compared, not the SDK's `error_code`: it reads the body's
+    // code only when the message has no escapes, and Key Vault's 403 messages hold `\r\n`, so it
+    // falls back to the status for them (with the local vault as with Key Vault).
     emulator.deny_network(VAULT, NetworkDenial::ForbiddenByFirewall);
     let err = client.get_secret("db", None).await.unwrap_err();
     assert_eq!(
-        sdk_error(&err),
-        (
-            403,
-            json!({"error": {
-                "code": "Forbidden",
-                "message": format!("Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n{who}"),
-                "innererror": {"code": "ForbiddenByFirewall"},
-            }})
+        error_answer(&err),
+        forbidden(
+            format!(
+                "Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\n{who}"
+            ),
+            "ForbiddenByFirewall"
         )
     );
     // Whatever the caller's roles, and lists too.
@@ -684,7 +668,7 @@ async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {
         .await
         .unwrap_err();
     assert_eq!(
-        sdk_error(&listed).1["error"]["innererror"]["code"],
+        error_answer(&listed).1["error"]["innererror"]["code"],
         "ForbiddenByFirewall"
     );
     // Without a token, the challenge still comes first: the 403 names the caller.
@@ -715,14 +699,12 @@ async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {
     );
     let err = client.get_secret("db", None).await.unwrap_err();
     assert_eq!(
-        sdk_error(&err),
-        (
-            403,
-            json!({"error": {
-                "code": "Forbidden",
-                "message": format!("Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n{who}"),
-                "innererror": {"code": "ForbiddenByConnection"},
-            }})
+        error_answer(&err),
+        forbidden(
+            format!(
+                "Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\n{who}"
+            ),
+            "ForbiddenByConnection"
         )
     );
 

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec};
+use akvvm_emulator::{
+    Emulator, EmulatorConfig, Identity, IdentitySpec, RunningEmulator, SecretSpec,
+};
 use akvvm_testkit::sdk::{self, ImdsCredential, assert_value};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
@@ -21,6 +23,18 @@ async fn start() -> RunningEmulator {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     emulator.add_vault(VAULT).unwrap();
     emulator
+}
+
+/// The local vault with the system identity as "Key Vault Secrets Officer" on the vault.
+async fn start_with_officer() -> (RunningEmulator, Identity) {
+    let emulator = start().await;
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator
+        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
+        .unwrap();
+    (emulator, identity)
 }
 
 /// A reqwest client that trusts the emulator's CA and maps this file's vaults to it.
@@ -77,15 +91,7 @@ fn code(e: &azure_core::Error) -> String {
 
 /// The body of the answer an SDK error came from.
 fn body(e: &azure_core::Error) -> serde_json::Value {
-    match e.kind() {
-        azure_core::error::ErrorKind::HttpResponse { raw_response, .. } => raw_response
-            .as_ref()
-            .expect("the SDK keeps the answer")
-            .body()
-            .json()
-            .unwrap(),
-        other => panic!("not an HTTP error: {other:?}"),
-    }
+    sdk::error_answer(e).1
 }
 
 fn status(e: &azure_core::Error) -> u16 {
@@ -97,13 +103,7 @@ fn status(e: &azure_core::Error) -> u16 {
 
 #[tokio::test]
 async fn set_get_versions_and_update_through_the_sdk() {
-    let emulator = start().await;
-    let identity = emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator
-        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
-        .unwrap();
+    let (emulator, _) = start_with_officer().await;
     let client = client(&emulator, None, no_retry());
 
     let first = client
@@ -579,13 +579,7 @@ async fn the_scope_form_of_the_challenge_works_with_the_sdk() {
 /// that a get answers.
 #[tokio::test]
 async fn list_answers_have_key_vault_s_shape() {
-    let emulator = start().await;
-    let identity = emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator
-        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
-        .unwrap();
+    let (emulator, identity) = start_with_officer().await;
     for i in 0..26 {
         emulator
             .set_secret(
@@ -675,13 +669,7 @@ async fn list_answers_have_key_vault_s_shape() {
 
 #[tokio::test]
 async fn backup_and_restore_a_secret_through_the_sdk() {
-    let emulator = start().await;
-    let identity = emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator
-        .assign_roles(VAULT, &identity.object_id, &["Key Vault Secrets Officer"])
-        .unwrap();
+    let (emulator, _) = start_with_officer().await;
     let client = client(&emulator, None, no_retry());
     let mut current = None;
     for v in ["one", "two"] {
