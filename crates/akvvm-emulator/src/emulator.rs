@@ -274,6 +274,14 @@ impl RunningEmulator {
             .update_faults(vault, |f| f.network_denial = Some(denial));
     }
 
+    /// Makes the certificate operations that `vault` starts from now on read `inProgress` for
+    /// `polls` polls of `GET .../pending` before `completed` (Key Vault's issuance takes a while).
+    pub fn pending_polls(&self, vault: &str, polls: u32) {
+        self.state
+            .traffic
+            .update_faults(vault, |f| f.pending_polls = polls);
+    }
+
     pub fn clear_faults(&self, scope: &str) {
         self.state.traffic.set_faults(scope, Faults::default());
     }

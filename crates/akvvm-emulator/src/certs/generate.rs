@@ -181,6 +181,23 @@ pub fn self_signed_with_key(
     Ok((cert.der().to_vec(), key_pkcs8.to_vec()))
 }
 
+/// A PKCS#10 request (DER) for `key_pkcs8` with the policy's subject, as the certificate
+/// operation of a new certificate carries it.
+pub fn csr(policy: &Value, key_pkcs8: &[u8]) -> Result<Vec<u8>, AdminError> {
+    let key = rcgen::KeyPair::try_from(key_pkcs8)
+        .map_err(|e| invalid(format!("the certificate's key does not load: {e}")))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = parse_subject(
+        policy["x509_props"]["subject"]
+            .as_str()
+            .unwrap_or("CN=DefaultPolicy"),
+    )?;
+    let request = params
+        .serialize_request(&key)
+        .map_err(|e| invalid(format!("failed to make the CSR: {e}")))?;
+    Ok(request.der().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use akvvm_cert::certificate::{CertificateBundle, EcCurve, KeyType};

@@ -17,7 +17,7 @@ pub mod policy;
 pub use bundle::{
     CertificateCreated, CertificateImport, decode_import, pkcs12_value_to_pem, secret_value,
 };
-pub use generate::{self_signed, self_signed_with_key};
+pub use generate::{csr, self_signed, self_signed_with_key};
 pub use policy::{
     DEFAULT_VALIDITY_MONTHS, normalize_policy, policy_from_bundle, self_signed_policy,
 };

@@ -20,13 +20,13 @@ use super::wire::{
 use crate::certs::CertificateImport;
 use crate::error::AdminError;
 use crate::state::certificates::{
-    create_in, import_in, purge_deleted_certificate, recover_deleted_certificate, set_version,
-    soft_delete_in, update_policy_in,
+    OperationChange, create_in, import_in, operation_in, purge_deleted_certificate,
+    recover_deleted_certificate, set_version, soft_delete_in, start_operation_in, update_policy_in,
 };
 use crate::state::model::{listing_order, version_index};
 use crate::state::{
-    Certificate, CertificateVersion, DeletedCertificate, Permission, RECOVERABLE_DAYS,
-    RECOVERY_LEVEL, new_version,
+    Certificate, CertificateVersion, DeletedCertificate, PendingOperation, Permission,
+    RECOVERABLE_DAYS, RECOVERY_LEVEL,
 };
 
 fn x5t(der: &[u8]) -> String {
@@ -65,6 +65,9 @@ fn bundle_body(ctx: &Ctx<'_>, cert: &Certificate, v: &CertificateVersion) -> Val
     });
     if !v.tags.is_empty() {
         body["tags"] = json!(v.tags);
+    }
+    if cert.pending.is_some() {
+        body["pending"] = json!({"id": format!("{}/certificates/{}/pending", ctx.base, cert.name)});
     }
     body
 }
@@ -111,6 +114,11 @@ struct ImportIn {
 }
 
 #[derive(Deserialize)]
+struct OperationIn {
+    cancellation_requested: Option<bool>,
+}
+
+#[derive(Deserialize)]
 struct UpdateIn {
     attributes: Option<AttributesIn>,
     tags: Option<BTreeMap<String, String>>,
@@ -127,27 +135,76 @@ fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
     ctx.read_vault(|vault| vault.certificates.get(&name.to_ascii_lowercase()).cloned())
 }
 
-/// The certificate operation. Creation is synchronous here, but the create answer says
-/// `inProgress` as Key Vault's does (the SDKs' pollers only fetch the certificate after seeing the
-/// pending operation complete); the pending operation then reads `completed`.
-fn operation_body(ctx: &Ctx<'_>, cert: &Certificate, completed: bool) -> Value {
+/// Key Vault's `Retry-After` (seconds) on a certificate operation still in progress.
+const OPERATION_RETRY_AFTER_S: &str = "10";
+
+/// The status of a certificate operation: `inProgress` while polls are left (`cancelled` once a
+/// cancellation was asked for), then `completed`. Creation itself is synchronous here; the create
+/// answer always says `inProgress`, as Key Vault's does.
+fn operation_status(op: &PendingOperation, at_creation: bool) -> &'static str {
+    match (at_creation || op.polls_left > 0, op.cancellation_requested) {
+        (true, false) => "inProgress",
+        (true, true) => "cancelled",
+        (false, _) => "completed",
+    }
+}
+
+/// The certificate operation as Key Vault answers it (`CertificateOperation`).
+fn operation_body(ctx: &Ctx<'_>, cert: &Certificate, op: &PendingOperation, status: &str) -> Value {
     let mut body = json!({
         "id": format!("{}/certificates/{}/pending", ctx.base, cert.name),
         "issuer": {"name": cert.policy["issuer"]["name"].as_str().unwrap_or("Self")},
-        "csr": cert.versions.last().map(|v| STANDARD.encode(&v.cer)).unwrap_or_default(),
-        "cancellation_requested": false,
-        "request_id": new_version(),
+        "csr": STANDARD.encode(&op.csr),
+        "cancellation_requested": op.cancellation_requested,
+        "status": status,
+        "request_id": op.request_id,
     });
-    if completed {
-        body["status"] = json!("completed");
-        body["target"] = json!(format!("{}/certificates/{}", ctx.base, cert.name));
-    } else {
-        body["status"] = json!("inProgress");
-        body["status_details"] = json!(
-            "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
-        );
+    match status {
+        "completed" => {
+            body["target"] = json!(format!("{}/certificates/{}", ctx.base, cert.name));
+        }
+        "inProgress" => {
+            body["status_details"] = json!(
+                "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+            );
+        }
+        _ => {}
     }
     body
+}
+
+fn pending_not_found(name: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "PendingCertificateNotFound",
+        &format!("Pending certificate not found: {name}"),
+        None,
+    )
+}
+
+/// Answers `GET|PATCH|DELETE .../pending` after applying `change` to the operation.
+fn operation(ctx: &Ctx<'_>, name: &str, change: OperationChange) -> Result<Response, Response> {
+    let cert = ctx
+        .change_vault(|v| Ok(operation_in(v, name, change)))?
+        .ok_or_else(|| pending_not_found(name))?;
+    let op = cert
+        .pending
+        .as_ref()
+        .ok_or_else(|| pending_not_found(name))?;
+    // A cancellation asked for just now shows as `inProgress` with `cancellation_requested`,
+    // as Key Vault answers the PATCH.
+    let status = match (change, operation_status(op, false)) {
+        (OperationChange::Cancel, "cancelled") => "inProgress",
+        (_, status) => status,
+    };
+    let mut response = ok_json(StatusCode::OK, operation_body(ctx, &cert, op, status));
+    if change == OperationChange::Poll && status == "inProgress" {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(OPERATION_RETRY_AFTER_S),
+        );
+    }
+    Ok(response)
 }
 
 /// Handles `/certificates/...`.
@@ -177,18 +234,30 @@ pub fn handle(
             let input: CreateIn = parse_body(body)?;
             let policy = input.policy.unwrap_or(Value::Null);
             let enabled = input.attributes.and_then(|a| a.enabled).unwrap_or(true);
+            let polls = ctx.state.traffic.faults(&ctx.vault).pending_polls;
             ctx.change_vault(|v| {
-                create_in(v, name, &policy, enabled, input.tags.unwrap_or_default())
+                create_in(v, name, &policy, enabled, input.tags.unwrap_or_default())?;
+                start_operation_in(v, name, polls)
             })?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let mut response = ok_json(StatusCode::ACCEPTED, operation_body(ctx, &cert, false));
+            let op = cert
+                .pending
+                .as_ref()
+                .ok_or_else(|| pending_not_found(name))?;
+            let status = operation_status(op, true);
+            let mut response =
+                ok_json(StatusCode::ACCEPTED, operation_body(ctx, &cert, op, status));
             let location = format!(
-                "{}/certificates/{}/pending?api-version={}",
-                ctx.base, cert.name, ctx.api_version
+                "{}/certificates/{}/pending?api-version={}&request_id={}",
+                ctx.base, cert.name, ctx.api_version, op.request_id
             );
             if let Ok(v) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, v);
             }
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(OPERATION_RETRY_AFTER_S),
+            );
             Ok(response)
         }
         ([name, "import"], &Method::POST) => {
@@ -229,15 +298,21 @@ pub fn handle(
         }
         ([name, "pending"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;
-            let cert = get_cert(ctx, name).ok_or_else(|| {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "PendingCertificateNotFound",
-                    &format!("Pending certificate not found: {name}"),
-                    None,
-                )
-            })?;
-            Ok(ok_json(StatusCode::OK, operation_body(ctx, &cert, true)))
+            operation(ctx, name, OperationChange::Poll)
+        }
+        ([name, "pending"], &Method::PATCH) => {
+            require(ctx, Permission::CertificatesCreate, name)?;
+            let input: OperationIn = parse_body(body)?;
+            let change = if input.cancellation_requested == Some(true) {
+                OperationChange::Cancel
+            } else {
+                OperationChange::Read
+            };
+            operation(ctx, name, change)
+        }
+        ([name, "pending"], &Method::DELETE) => {
+            require(ctx, Permission::CertificatesDelete, name)?;
+            operation(ctx, name, OperationChange::Delete)
         }
         ([name, "policy"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;

@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::model::{
-    Certificate, CertificateVersion, DeletedCertificate, RECOVERABLE_DAYS, Secret, Vault,
-    version_index,
+    Certificate, CertificateVersion, DeletedCertificate, PendingOperation, RECOVERABLE_DAYS,
+    Secret, Vault, version_index,
 };
 use super::secrets::{SecretSpec, insert_secret_version};
 use crate::certs::{
-    CertificateCreated, CertificateImport, decode_import, normalize_policy, policy_from_bundle,
-    secret_value, self_signed, self_signed_with_key,
+    CertificateCreated, CertificateImport, csr, decode_import, normalize_policy,
+    policy_from_bundle, secret_value, self_signed, self_signed_with_key,
 };
 use crate::error::{AdminError, invalid, not_found};
 use crate::token::now_unix;
@@ -142,6 +142,7 @@ pub fn add_version(
             policy_created: now,
             policy_updated: None,
             versions: Vec::new(),
+            pending: None,
         });
     cert.policy = policy;
     cert.versions.push(version);
@@ -352,4 +353,64 @@ pub fn recover_deleted_certificate(v: &mut Vault, name: &str) -> Option<Certific
         v.certificates.insert(key, d.certificate.clone());
         d.certificate
     })
+}
+
+/// Starts the certificate operation of a certificate just created: the CSR of its newest
+/// version's key and a fresh `request_id`; `polls` polls read `inProgress` before `completed`.
+pub fn start_operation_in(v: &mut Vault, name: &str, polls: u32) -> Result<(), AdminError> {
+    let cert = v
+        .certificates
+        .get_mut(&name.to_ascii_lowercase())
+        .ok_or_else(|| not_found("certificate", name))?;
+    let key = cert
+        .versions
+        .last()
+        .map(|v| v.key_pkcs8.clone())
+        .ok_or_else(|| not_found("certificate version", name))?;
+    cert.pending = Some(PendingOperation {
+        request_id: super::new_version(),
+        csr: csr(&cert.policy, &key)?,
+        polls_left: polls,
+        cancellation_requested: false,
+    });
+    Ok(())
+}
+
+/// What to do to a certificate operation ([`operation_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationChange {
+    /// Read it as it is.
+    Read,
+    /// A poll (`GET .../pending`): one fewer `inProgress` answer to come.
+    Poll,
+    /// `PATCH .../pending` with `cancellation_requested`.
+    Cancel,
+    /// `DELETE .../pending`: remove it.
+    Delete,
+}
+
+/// Reads (and changes) the certificate operation of `name`; None when the certificate or its
+/// operation does not exist. Returns the certificate as it was before a poll or a deletion, so
+/// that the answer shows the state the caller asked about.
+pub fn operation_in(v: &mut Vault, name: &str, change: OperationChange) -> Option<Certificate> {
+    let cert = v.certificates.get_mut(&name.to_ascii_lowercase())?;
+    cert.pending.as_ref()?;
+    if change == OperationChange::Cancel
+        && let Some(op) = cert.pending.as_mut()
+    {
+        op.cancellation_requested = true;
+    }
+    let seen = cert.clone();
+    match change {
+        OperationChange::Read | OperationChange::Cancel => {}
+        OperationChange::Poll => {
+            if let Some(op) = cert.pending.as_mut()
+                && !op.cancellation_requested
+            {
+                op.polls_left = op.polls_left.saturating_sub(1);
+            }
+        }
+        OperationChange::Delete => cert.pending = None,
+    }
+    Some(seen)
 }

@@ -83,6 +83,10 @@ pub struct Faults {
     /// Vaults only: refuse every authenticated request with this 403 until cleared.
     #[serde(default)]
     pub network_denial: Option<NetworkDenial>,
+    /// Vaults only: how many `GET .../pending` polls of a new certificate operation read
+    /// `inProgress` before it reads `completed` (0: the first poll does).
+    #[serde(default)]
+    pub pending_polls: u32,
 }
 
 /// What to do to a request before it reaches its service.

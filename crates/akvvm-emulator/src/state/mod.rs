@@ -34,8 +34,8 @@ pub use faults::{
 };
 pub use model::{
     App, Certificate, CertificateVersion, ChallengeForm, DeletedCertificate, DeletedSecret,
-    Identity, Model, RECOVERABLE_DAYS, RECOVERY_LEVEL, RegisteredCertificate, Secret,
-    SecretVersion, Vault,
+    Identity, Model, PendingOperation, RECOVERABLE_DAYS, RECOVERY_LEVEL, RegisteredCertificate,
+    Secret, SecretVersion, Vault,
 };
 pub use principals::{AppCredentials, AppSpec, IdentitySpec};
 pub use rbac::{AuthorizationModel, Permission, RoleAssignment, expand_role};

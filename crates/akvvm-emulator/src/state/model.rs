@@ -147,6 +147,22 @@ pub struct Certificate {
     #[serde(default)]
     pub policy_updated: Option<i64>,
     pub versions: Vec<CertificateVersion>,
+    /// The certificate operation of the last `POST .../create`, until it is deleted; none for an
+    /// imported certificate.
+    #[serde(default)]
+    pub pending: Option<PendingOperation>,
+}
+
+/// A certificate operation (`/certificates/{name}/pending`) as Key Vault keeps it: the CSR of the
+/// new key, one `request_id` for its life, and how many more polls read `inProgress`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingOperation {
+    pub request_id: String,
+    /// The PKCS#10 request (DER) for the key of the version being made.
+    pub csr: Vec<u8>,
+    /// `GET .../pending` answers still to read `inProgress` before `completed`.
+    pub polls_left: u32,
+    pub cancellation_requested: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
