@@ -1,4 +1,4 @@
-//! `/certificates` and `/deletedcertificates`: create (self-signed from a policy; the answer is
+//! `/certificates` and `/deletedcertificates`: create (self-signed from a policy, or a CSR to merge for issuer `Unknown`; the answer is
 //! the pending operation, as Key Vault's), import, get, list, versions, the pending operation,
 //! policy (read and updated), update and delete (soft), and get, list, purge and recover deleted certificates.
 
@@ -20,8 +20,9 @@ use super::wire::{
 use crate::certs::CertificateImport;
 use crate::error::AdminError;
 use crate::state::certificates::{
-    OperationChange, create_in, import_in, operation_in, purge_deleted_certificate,
-    recover_deleted_certificate, set_version, soft_delete_in, start_operation_in, update_policy_in,
+    OperationChange, create_in, create_unknown_in, import_in, merge_in, operation_in,
+    purge_deleted_certificate, recover_deleted_certificate, set_version, soft_delete_in,
+    start_operation_in, update_policy_in,
 };
 use crate::state::model::{listing_order, version_index};
 use crate::state::{
@@ -114,6 +115,11 @@ struct ImportIn {
 }
 
 #[derive(Deserialize)]
+struct MergeIn {
+    x5c: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
 struct OperationIn {
     cancellation_requested: Option<bool>,
 }
@@ -142,7 +148,8 @@ const OPERATION_RETRY_AFTER_S: &str = "10";
 /// cancellation was asked for), then `completed`. Creation itself is synchronous here; the create
 /// answer always says `inProgress`, as Key Vault's does.
 fn operation_status(op: &PendingOperation, at_creation: bool) -> &'static str {
-    match (at_creation || op.polls_left > 0, op.cancellation_requested) {
+    let waiting = at_creation || op.polls_left > 0 || op.awaiting_merge.is_some();
+    match (waiting, op.cancellation_requested) {
         (true, false) => "inProgress",
         (true, true) => "cancelled",
         (false, _) => "completed",
@@ -235,8 +242,15 @@ pub fn handle(
             let policy = input.policy.unwrap_or(Value::Null);
             let enabled = input.attributes.and_then(|a| a.enabled).unwrap_or(true);
             let polls = ctx.state.traffic.faults(&ctx.vault).pending_polls;
+            let tags = input.tags.unwrap_or_default();
+            let unknown = policy["issuer"]["name"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case("Unknown"));
             ctx.change_vault(|v| {
-                create_in(v, name, &policy, enabled, input.tags.unwrap_or_default())?;
+                if unknown {
+                    return create_unknown_in(v, name, &policy, enabled, tags);
+                }
+                create_in(v, name, &policy, enabled, tags)?;
                 start_operation_in(v, name, polls)
             })?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
@@ -314,6 +328,38 @@ pub fn handle(
             require(ctx, Permission::CertificatesDelete, name)?;
             operation(ctx, name, OperationChange::Delete)
         }
+        ([name, "pending", "merge"], &Method::POST) => {
+            check_name("Certificate", name)?;
+            require(ctx, Permission::CertificatesCreate, name)?;
+            let input: MergeIn = parse_body(body)?;
+            let x5c = input
+                .x5c
+                .unwrap_or_default()
+                .iter()
+                .map(|c| STANDARD.decode(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad_parameter(&format!("x5c is not base64: {e}")))?;
+            if x5c.is_empty() {
+                return Err(bad_parameter(
+                    "The request body must contain the property 'x5c'.",
+                ));
+            }
+            let merged = ctx
+                .state
+                .with_vault(&ctx.vault, |v| merge_in(v, name, &x5c))
+                .map_err(|e| match e {
+                    AdminError::Invalid(msg) => bad_parameter(&msg),
+                    other => admin_to_response(other),
+                })?
+                .ok_or_else(|| pending_not_found(name))?;
+            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+            let v = cert
+                .versions
+                .iter()
+                .find(|v| v.version == merged.version)
+                .ok_or_else(|| cert_not_found(name, None))?;
+            Ok(ok_json(StatusCode::CREATED, bundle_body(ctx, &cert, v)))
+        }
         ([name, "policy"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;
             let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
@@ -363,7 +409,7 @@ pub fn handle(
                 .map(|body| ok_json(StatusCode::OK, body))
                 .ok_or_else(|| cert_not_found(name, None))
         }
-        ([_] | [_, _], _) => Err(method_not_allowed(method)),
+        ([_] | [_, _] | [_, "pending", "merge"], _) => Err(method_not_allowed(method)),
         _ => Err(not_found_path(&format!("/certificates/{}", rest.join("/")))),
     }
 }

@@ -372,8 +372,82 @@ pub fn start_operation_in(v: &mut Vault, name: &str, polls: u32) -> Result<(), A
         csr: csr(&cert.policy, &key)?,
         polls_left: polls,
         cancellation_requested: false,
+        awaiting_merge: None,
+        enabled: true,
+        tags: BTreeMap::new(),
     });
     Ok(())
+}
+
+/// Starts a certificate with issuer `Unknown`: a new key and its CSR, and no version until
+/// [`merge_in`] brings the certificate an outside CA signed.
+pub fn create_unknown_in(
+    v: &mut Vault,
+    name: &str,
+    policy: &Value,
+    enabled: bool,
+    tags: BTreeMap<String, String>,
+) -> Result<(), AdminError> {
+    let policy = normalize_policy(policy, "Unknown")?;
+    let key = name.to_ascii_lowercase();
+    if v.deleted_certificates.contains_key(&key) {
+        return Err(AdminError::Conflict {
+            what: "certificate (deleted but recoverable)",
+            name: name.to_owned(),
+        });
+    }
+    let (_, key_pkcs8) = self_signed(&policy)?;
+    let pending = PendingOperation {
+        request_id: super::new_version(),
+        csr: csr(&policy, &key_pkcs8)?,
+        polls_left: 0,
+        cancellation_requested: false,
+        awaiting_merge: Some(key_pkcs8),
+        enabled,
+        tags,
+    };
+    let cert = v.certificates.entry(key).or_insert_with(|| Certificate {
+        name: name.to_owned(),
+        policy: policy.clone(),
+        policy_created: now_unix(),
+        policy_updated: None,
+        versions: Vec::new(),
+        pending: None,
+    });
+    cert.policy = policy;
+    cert.pending = Some(pending);
+    Ok(())
+}
+
+/// Merges the certificate (and chain, DER) signed for the key of `name`'s operation: a new
+/// version with that key; the operation then reads `completed`. None when there is no operation
+/// waiting for a merge.
+pub fn merge_in(
+    v: &mut Vault,
+    name: &str,
+    x5c: &[Vec<u8>],
+) -> Result<Option<CertificateCreated>, AdminError> {
+    let Some(cert) = v.certificates.get(&name.to_ascii_lowercase()) else {
+        return Ok(None);
+    };
+    let Some(op) = cert.pending.clone() else {
+        return Ok(None);
+    };
+    let Some(key) = &op.awaiting_merge else {
+        return Ok(None);
+    };
+    let policy = cert.policy.clone();
+    let bundle = CertificateBundle::from_parts(key, x5c).map_err(|e| invalid(e.to_string()))?;
+    let created = add_version(v, name, policy, &bundle, op.enabled, op.tags.clone())?;
+    if let Some(pending) = v
+        .certificates
+        .get_mut(&name.to_ascii_lowercase())
+        .and_then(|c| c.pending.as_mut())
+    {
+        pending.awaiting_merge = None;
+        pending.polls_left = 0;
+    }
+    Ok(Some(created))
 }
 
 /// What to do to a certificate operation ([`operation_in`]).

@@ -5,8 +5,9 @@
 //! (`api-version` and `request_id`) and `Retry-After: 10`, a PKCS#10 CSR for the certificate's key
 //! with the policy's subject, one `request_id` across polls, `inProgress` for a configured number
 //! of polls then `completed` with `target`, the `pending` link on the bundle while the operation
-//! exists, cancel (`PATCH`) and delete, and `404 PendingCertificateNotFound` for an imported
-//! certificate.
+//! exists, cancel (`PATCH`) and delete, `404 PendingCertificateNotFound` for an imported
+//! certificate, and issuer `Unknown` waiting for `POST .../pending/merge` (the REST spec's
+//! `MergeCertificate`: `x5c`, 201 with the bundle).
 
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator};
 use akvvm_testkit::sdk::{http_client as http, imds_request, json_answer};
@@ -239,4 +240,110 @@ async fn an_imported_certificate_has_no_operation() {
             json!({"error": {"code": "PendingCertificateNotFound", "message": "Pending certificate not found: imported"}})
         );
     }
+}
+
+/// A CA that signs the CSR of an operation: (certificate DER, CA DER).
+fn sign_csr(csr_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let csr = x509_cert::request::CertReq::from_der(csr_der).unwrap();
+    let key = CsrKey(csr.info.public_key.subject_public_key.raw_bytes().to_vec());
+    let mut params = rcgen::CertificateParams::new(vec!["merged.example".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "merged.example");
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    (leaf.der().to_vec(), ca.der().to_vec())
+}
+
+/// The RSA public key of a CSR, for rcgen to certify.
+struct CsrKey(Vec<u8>);
+
+impl rcgen::PublicKeyData for CsrKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+#[tokio::test]
+async fn issuer_unknown_waits_for_the_merge() {
+    let (emulator, client, token) = start().await;
+    let policy =
+        json!({"issuer": {"name": "Unknown"}, "x509_props": {"subject": "CN=merged.example"}});
+    let response = client
+        .post(url(&emulator, "/certificates/merged/create"))
+        .bearer_auth(&token)
+        .json(&json!({"policy": policy}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["issuer"], json!({"name": "Unknown"}));
+    let pending = url(&emulator, "/certificates/merged/pending");
+    for _ in 0..3 {
+        let (_, body) = json_answer(client.get(&pending).bearer_auth(&token)).await;
+        assert_eq!(body["status"], "inProgress", "{body}");
+        assert_eq!(body["request_id"], created["request_id"]);
+    }
+    let merge = url(&emulator, "/certificates/merged/pending/merge");
+
+    // A certificate for another key is refused.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let stranger = rcgen::CertificateParams::new(vec!["x".to_owned()])
+        .unwrap()
+        .self_signed(&other)
+        .unwrap();
+    let (status, refused) = json_answer(
+        client
+            .post(&merge)
+            .bearer_auth(&token)
+            .json(&json!({"x5c": [STANDARD.encode(stranger.der())]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "BadParameter");
+
+    let csr = STANDARD.decode(created["csr"].as_str().unwrap()).unwrap();
+    let (leaf, ca) = sign_csr(&csr);
+    let (status, bundle) = json_answer(
+        client
+            .post(&merge)
+            .bearer_auth(&token)
+            .json(&json!({"x5c": [STANDARD.encode(&leaf), STANDARD.encode(&ca)]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{bundle}");
+    assert_eq!(bundle["cer"], STANDARD.encode(&leaf));
+    let (_, done) = json_answer(client.get(&pending).bearer_auth(&token)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["request_id"], created["request_id"]);
+    let (status, read) = json_answer(
+        client
+            .get(url(&emulator, "/certificates/merged"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!((status, &read["cer"]), (200, &bundle["cer"]));
+
+    // Nothing waits for a merge any more.
+    let (status, again) = json_answer(
+        client
+            .post(&merge)
+            .bearer_auth(&token)
+            .json(&json!({"x5c": [STANDARD.encode(&leaf)]})),
+    )
+    .await;
+    assert_eq!(status, 404, "{again}");
+    assert_eq!(again["error"]["code"], "PendingCertificateNotFound");
 }

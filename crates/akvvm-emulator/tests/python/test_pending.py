@@ -85,3 +85,47 @@ def test_an_imported_certificate_has_no_operation():
         certs.get_certificate_operation("py-pending-imported")
     assert missing.value.error.code == "PendingCertificateNotFound"
     assert missing.value.error.message == "Pending certificate not found: py-pending-imported"
+
+
+def test_issuer_unknown_waits_for_merge_certificate():
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    certs = client()
+    policy = CertificatePolicy(issuer_name="Unknown", subject="CN=merged.example")
+    operation = certs.begin_create_certificate("py-pending-merged", policy).result()
+    assert operation.issuer_name == "Unknown"
+    assert operation.status == "inProgress"
+    assert certs.get_certificate_operation("py-pending-merged").status == "inProgress"
+
+    # A test CA signs the operation's CSR.
+    csr = x509.load_der_x509_csr(operation.csr)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    window = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=30))
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(window[0]).not_valid_after(window[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_name)
+        .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(window[0]).not_valid_after(window[1])
+        .sign(ca_key, hashes.SHA256())
+    )
+    der = serialization.Encoding.DER
+    merged = certs.merge_certificate(
+        "py-pending-merged", [leaf.public_bytes(der), ca.public_bytes(der)]
+    )
+    assert merged.cer == leaf.public_bytes(der)
+    assert certs.get_certificate("py-pending-merged").cer == merged.cer
+    done = certs.get_certificate_operation("py-pending-merged")
+    assert done.status == "completed"
+    assert done.request_id == operation.request_id
