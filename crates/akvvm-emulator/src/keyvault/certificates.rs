@@ -123,8 +123,12 @@ fn require(ctx: &Ctx<'_>, perm: Permission, name: &str) -> Result<(), Response> 
     ctx.require(perm, &format!("/certificates/{name}"))
 }
 
+/// The certificate `name`; none while its recovery is in progress.
 fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
-    ctx.read_vault(|vault| vault.certificates.get(&name.to_ascii_lowercase()).cloned())
+    ctx.read_vault(|vault| {
+        let cert = vault.certificates.get(&name.to_ascii_lowercase())?;
+        (!vault.is_being_recovered(name)).then(|| cert.clone())
+    })
 }
 
 /// The certificate operation. Creation is synchronous here, but the create answer says
@@ -277,9 +281,14 @@ pub fn handle(
         ([name, version], &Method::PATCH) => update(ctx, name, Some(version), body),
         ([name], &Method::DELETE) => {
             require(ctx, Permission::CertificatesDelete, name)?;
+            let delay = ctx.deletion_delay_ms();
             let deleted = ctx
                 .state
-                .with_vault(&ctx.vault, |v| soft_delete_in(v, name))
+                .with_vault(&ctx.vault, |v| {
+                    let deleted = soft_delete_in(v, name)?;
+                    v.start_deletion(name, delay);
+                    Ok(deleted)
+                })
                 .map_err(|e| match e {
                     AdminError::NotFound { .. } => cert_not_found(name, None),
                     other => admin_to_response(other),
@@ -371,6 +380,7 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
                 vault
                     .deleted_certificates
                     .values()
+                    .filter(|d| !vault.is_being_deleted(&d.certificate.name))
                     .filter_map(|d| {
                         let cert = &d.certificate;
                         let item = item_body(
@@ -389,13 +399,13 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             |d| deleted_bundle(ctx, d),
         ),
         ([name], &Method::DELETE) => deleted.purge(
-            Permission::CertificatesDelete,
+            Permission::CertificatesPurge,
             name,
             purge_deleted_certificate,
         ),
         ([name, "recover"], &Method::POST) => {
             let recovered = deleted.recover(
-                Permission::CertificatesCreate,
+                Permission::CertificatesRecover,
                 name,
                 recover_deleted_certificate,
             )?;

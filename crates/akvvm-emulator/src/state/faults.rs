@@ -83,6 +83,10 @@ pub struct Faults {
     /// Vaults only: refuse every authenticated request with this 403 until cleared.
     #[serde(default)]
     pub network_denial: Option<NetworkDenial>,
+    /// Vaults only: soft deletes and recoveries complete this many milliseconds after they are
+    /// asked for, as Key Vault's do (0: at once).
+    #[serde(default)]
+    pub deletion_delay_ms: u64,
 }
 
 /// What to do to a request before it reaches its service.

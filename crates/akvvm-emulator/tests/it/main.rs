@@ -4,6 +4,7 @@
 //! IMDS and Key Vault do that the SDKs rely on (`fidelity`), and the README's demo (`demo`). Helpers come from `akvvm-testkit`; the Python SDK tests are in
 //! `tests/python/`.
 
+mod deletion;
 mod demo;
 mod entra_imds_certificates;
 mod fidelity;
