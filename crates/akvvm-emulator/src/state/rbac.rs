@@ -40,6 +40,10 @@ pub enum Permission {
     CertificatesImport,
     #[serde(rename = "certificates/delete")]
     CertificatesDelete,
+    #[serde(rename = "certificates/backup")]
+    CertificatesBackup,
+    #[serde(rename = "certificates/restore")]
+    CertificatesRestore,
     #[serde(rename = "certificates/recover")]
     CertificatesRecover,
     #[serde(rename = "certificates/purge")]
@@ -47,7 +51,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::SecretsGet,
         Permission::SecretsList,
         Permission::SecretsSet,
@@ -61,6 +65,8 @@ impl Permission {
         Permission::CertificatesCreate,
         Permission::CertificatesImport,
         Permission::CertificatesDelete,
+        Permission::CertificatesBackup,
+        Permission::CertificatesRestore,
         Permission::CertificatesRecover,
         Permission::CertificatesPurge,
     ];
@@ -86,6 +92,12 @@ impl Permission {
                 "Microsoft.KeyVault/vaults/certificates/import/action"
             }
             Permission::CertificatesDelete => "Microsoft.KeyVault/vaults/certificates/delete",
+            Permission::CertificatesBackup => {
+                "Microsoft.KeyVault/vaults/certificates/backup/action"
+            }
+            Permission::CertificatesRestore => {
+                "Microsoft.KeyVault/vaults/certificates/restore/action"
+            }
             Permission::CertificatesRecover => {
                 "Microsoft.KeyVault/vaults/certificates/recover/action"
             }
@@ -109,6 +121,8 @@ impl Permission {
             Permission::CertificatesCreate => ("certificates", "create"),
             Permission::CertificatesImport => ("certificates", "import"),
             Permission::CertificatesDelete => ("certificates", "delete"),
+            Permission::CertificatesBackup => ("certificates", "backup"),
+            Permission::CertificatesRestore => ("certificates", "restore"),
             Permission::CertificatesRecover => ("certificates", "recover"),
             Permission::CertificatesPurge => ("certificates", "purge"),
         }
@@ -135,6 +149,8 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
         "certificates/create" => vec![CertificatesCreate],
         "certificates/import" => vec![CertificatesImport],
         "certificates/delete" => vec![CertificatesDelete],
+        "certificates/backup" => vec![CertificatesBackup],
+        "certificates/restore" => vec![CertificatesRestore],
         "certificates/recover" => vec![CertificatesRecover],
         "certificates/purge" => vec![CertificatesPurge],
         "key vault secrets user" => vec![SecretsGet, SecretsList],
@@ -154,6 +170,8 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
             CertificatesCreate,
             CertificatesImport,
             CertificatesDelete,
+            CertificatesBackup,
+            CertificatesRestore,
             CertificatesRecover,
             CertificatesPurge,
         ],

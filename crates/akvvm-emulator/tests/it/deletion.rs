@@ -1,7 +1,8 @@
 //! Soft delete and recovery as Key Vault does them: with a deletion delay set, a delete or a
 //! recovery completes later (meanwhile `/deleted...` or the recovered object reads as not found,
 //! and writes to a name being deleted are `409 ObjectIsBeingDeleted`), through raw HTTP and the
-//! official Rust SDK; and recover and purge as permissions of their own in Key Vault's 403s.
+//! official Rust SDK; recover and purge as permissions of their own in Key Vault's 403s; and
+//! certificate backup and restore.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -422,4 +423,87 @@ async fn recover_and_purge_are_permissions_of_their_own_in_access_policy_403s() 
         assert!(message.contains(words), "{method} {path}: {message}");
         assert_eq!(body["error"]["innererror"]["code"], "AccessDenied");
     }
+}
+
+#[tokio::test]
+async fn a_certificate_backup_restores_with_its_secret_once_the_name_is_free() {
+    use reqwest::Method;
+    let emulator = start(AuthorizationModel::Rbac, &["Key Vault Administrator"]).await;
+    emulator
+        .create_certificate(VAULT, "web", &Value::Null)
+        .unwrap();
+    let (_, original) = call(&emulator, Method::GET, "/certificates/web", None).await;
+    let (status, backup) = call(&emulator, Method::POST, "/certificates/web/backup", None).await;
+    assert_eq!(status, 200);
+    let blob = backup["value"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&emulator, Method::POST, "/certificates/nope/backup", None)
+            .await
+            .1["error"]["code"],
+        "CertificateNotFound"
+    );
+
+    // In use, then kept deleted: both 409.
+    let restore = || json!({"value": blob.clone()});
+    let (status, _) = call(
+        &emulator,
+        Method::POST,
+        "/certificates/restore",
+        Some(restore()),
+    )
+    .await;
+    assert_eq!(status, 409);
+    call(&emulator, Method::DELETE, "/certificates/web", None).await;
+    let (status, kept) = call(
+        &emulator,
+        Method::POST,
+        "/certificates/restore",
+        Some(restore()),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        kept["error"]["innererror"]["code"],
+        "ObjectIsDeletedButRecoverable"
+    );
+    call(&emulator, Method::DELETE, "/deletedcertificates/web", None).await;
+
+    let (status, restored) = call(
+        &emulator,
+        Method::POST,
+        "/certificates/restore",
+        Some(restore()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(restored["id"], original["id"]);
+    assert_eq!(restored["x5t"], original["x5t"]);
+    assert_eq!(restored["policy"], original["policy"]);
+    let (status, secret) = call(&emulator, Method::GET, "/secrets/web", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(secret["managed"], true);
+
+    assert_eq!(
+        call(
+            &emulator,
+            Method::POST,
+            "/certificates/restore",
+            Some(json!({"value": "AAAA"}))
+        )
+        .await,
+        (
+            400,
+            json!({"error": {"code": "Malformed backup blob", "message": "Backup blob contains invalid or corrupt version."}})
+        )
+    );
+    // Backup and restore are permissions of their own.
+    let limited = start(AuthorizationModel::Rbac, &["certificates/get"]).await;
+    let (status, body) = call(&limited, Method::POST, "/certificates/web/backup", None).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Action: 'Microsoft.KeyVault/vaults/certificates/backup/action'")
+    );
 }

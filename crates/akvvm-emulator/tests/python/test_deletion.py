@@ -1,8 +1,9 @@
 """Soft delete and recovery that complete later, as Key Vault's do, against the official SDKs'
-pollers (the `deletionDelayMs` fault); and recover and purge as permissions of their own."""
+pollers (the `deletionDelayMs` fault); recover and purge as permissions of their own; and
+certificate backup and restore."""
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.secrets import SecretClient
@@ -90,3 +91,35 @@ def test_recover_and_purge_are_named_in_the_403():
             call("py-anything")
         assert refused.value.status_code == 403
         assert f"Action: '{action}'" in str(refused.value)
+
+
+def test_certificate_backup_and_restore():
+    certs = CertificateClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
+    created = certs.begin_create_certificate("py-cert-backup", CertificatePolicy.get_default()).result()
+    backup = certs.backup_certificate("py-cert-backup")
+    assert isinstance(backup, bytes) and backup
+
+    # The name is in use, then kept deleted: both refused with a 409.
+    with pytest.raises(ResourceExistsError):
+        certs.restore_certificate_backup(backup)
+    certs.begin_delete_certificate("py-cert-backup").wait()
+    with pytest.raises(ResourceExistsError) as kept:
+        certs.restore_certificate_backup(backup)
+    assert kept.value.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
+    certs.purge_deleted_certificate("py-cert-backup")
+
+    restored = certs.restore_certificate_backup(backup)
+    assert restored.name == "py-cert-backup"
+    assert restored.properties.x509_thumbprint == created.properties.x509_thumbprint
+    assert restored.policy is not None
+    assert SecretClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID)).get_secret(
+        "py-cert-backup"
+    ).properties.managed
+
+    with pytest.raises(HttpResponseError) as malformed:
+        certs.restore_certificate_backup(bytes(64))
+    assert malformed.value.status_code == 400
+    with pytest.raises(ResourceNotFoundError):
+        certs.backup_certificate("py-never-made")
+    certs.begin_delete_certificate("py-cert-backup").wait()
+    certs.purge_deleted_certificate("py-cert-backup")
