@@ -191,7 +191,10 @@ pub fn handle(
             check_name("Secret", name)?;
             ctx.require(Permission::SecretsBackup, &format!("/secrets/{name}"))?;
             let secret = ctx
-                .read_vault(|vault| vault.secrets.get(&name.to_ascii_lowercase()).cloned())
+                .read_vault(|vault| {
+                    let secret = vault.secrets.get(&name.to_ascii_lowercase())?;
+                    (!vault.is_being_recovered(name)).then(|| secret.clone())
+                })
                 .ok_or_else(|| secret_not_found(name, None))?;
             Ok(ok_json(
                 StatusCode::OK,

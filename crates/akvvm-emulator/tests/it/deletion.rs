@@ -173,6 +173,12 @@ async fn a_delayed_secret_delete_and_recovery_complete_later() {
             .0,
         404
     );
+    assert_eq!(
+        call(&emulator, Method::POST, "/secrets/db/backup", None)
+            .await
+            .0,
+        404
+    );
     wait_for(&emulator, "/secrets/db").await;
     let (_, secret) = call(&emulator, Method::GET, "/secrets/db", None).await;
     sdk::assert_value(secret["value"].as_str(), "s3cret");
