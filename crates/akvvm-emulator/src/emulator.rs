@@ -282,6 +282,16 @@ impl RunningEmulator {
             .update_faults(vault, |f| f.pending_polls = polls);
     }
 
+    /// Makes `vault`'s soft deletes and recoveries complete `delay` after they are asked for, as
+    /// Key Vault's do: meanwhile `/deleted...` (or the recovered object) reads as not found and
+    /// writes to a name being deleted get `409 ObjectIsBeingDeleted`. Zero: at once (the default).
+    pub fn set_deletion_delay(&self, vault: &str, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state
+            .traffic
+            .update_faults(vault, |f| f.deletion_delay_ms = ms);
+    }
+
     pub fn clear_faults(&self, scope: &str) {
         self.state.traffic.set_faults(scope, Faults::default());
     }

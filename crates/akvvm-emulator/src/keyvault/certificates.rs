@@ -1,6 +1,7 @@
 //! `/certificates` and `/deletedcertificates`: create (self-signed from a policy, or a CSR to merge for issuer `Unknown`; the answer is
 //! the pending operation, as Key Vault's), import, get, list, versions, the pending operation,
-//! policy (read and updated), update and delete (soft), and get, list, purge and recover deleted certificates.
+//! policy (read and updated), update and delete (soft), backup and restore, and get, list, purge
+//! and recover deleted certificates.
 
 use std::collections::BTreeMap;
 
@@ -137,8 +138,12 @@ fn require(ctx: &Ctx<'_>, perm: Permission, name: &str) -> Result<(), Response> 
     ctx.require(perm, &format!("/certificates/{name}"))
 }
 
+/// The certificate `name`; none while its recovery is in progress.
 fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
-    ctx.read_vault(|vault| vault.certificates.get(&name.to_ascii_lowercase()).cloned())
+    ctx.read_vault(|vault| {
+        let cert = vault.certificates.get(&name.to_ascii_lowercase())?;
+        (!vault.is_being_recovered(name)).then(|| cert.clone())
+    })
 }
 
 /// Key Vault's `Retry-After` (seconds) on a certificate operation still in progress.
@@ -398,9 +403,14 @@ pub fn handle(
         ([name, version], &Method::PATCH) => update(ctx, name, Some(version), body),
         ([name], &Method::DELETE) => {
             require(ctx, Permission::CertificatesDelete, name)?;
+            let delay = ctx.deletion_delay_ms();
             let deleted = ctx
                 .state
-                .with_vault(&ctx.vault, |v| soft_delete_in(v, name))
+                .with_vault(&ctx.vault, |v| {
+                    let deleted = soft_delete_in(v, name)?;
+                    v.start_deletion(name, delay);
+                    Ok(deleted)
+                })
                 .map_err(|e| match e {
                     AdminError::NotFound { .. } => cert_not_found(name, None),
                     other => admin_to_response(other),
@@ -409,6 +419,8 @@ pub fn handle(
                 .map(|body| ok_json(StatusCode::OK, body))
                 .ok_or_else(|| cert_not_found(name, None))
         }
+        ([name, "backup"], &Method::POST) => backup_certificate(ctx, name),
+        (["restore"], &Method::POST) => restore_certificate(ctx, body),
         ([_] | [_, _] | [_, "pending", "merge"], _) => Err(method_not_allowed(method)),
         _ => Err(not_found_path(&format!("/certificates/{}", rest.join("/")))),
     }
@@ -456,6 +468,59 @@ fn update(
     Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
 }
 
+/// `POST /certificates/{name}/backup`: the certificate with every version, its policy and its
+/// managed secret as an opaque blob (`{"value": base64url}`), as Key Vault's backup.
+fn backup_certificate(ctx: &Ctx<'_>, name: &str) -> Result<Response, Response> {
+    check_name("Certificate", name)?;
+    require(ctx, Permission::CertificatesBackup, name)?;
+    let blob = ctx
+        .read_vault(|vault| {
+            (!vault.is_being_recovered(name))
+                .then(|| crate::state::certificate_backup::certificate_backup(vault, name))
+                .flatten()
+        })
+        .ok_or_else(|| cert_not_found(name, None))?;
+    Ok(ok_json(
+        StatusCode::OK,
+        json!({"value": URL_SAFE_NO_PAD.encode(blob)}),
+    ))
+}
+
+/// `POST /certificates/restore` `{"value": blob}`: the certificate of a backup blob under its own
+/// name. A blob this vault did not make is Key Vault's 400 (as for secrets); a name in use is a
+/// 409.
+fn restore_certificate(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
+    #[derive(Deserialize)]
+    struct RestoreIn {
+        value: Option<String>,
+    }
+    ctx.require(Permission::CertificatesRestore, "")?;
+    let input: RestoreIn = parse_body(body)?;
+    let Some(value) = input.value else {
+        return Err(bad_parameter(
+            "The request body must contain the property 'value'.",
+        ));
+    };
+    let blob = URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .unwrap_or_default();
+    let restored =
+        ctx.change_vault(|v| crate::state::certificate_backup::restore_certificate_in(v, &blob))?;
+    let cert = restored.ok_or_else(|| {
+        kv_error(
+            StatusCode::BAD_REQUEST,
+            "Malformed backup blob",
+            "Backup blob contains invalid or corrupt version.",
+            None,
+        )
+    })?;
+    let last = cert
+        .versions
+        .last()
+        .ok_or_else(|| cert_not_found(&cert.name, None))?;
+    Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, last)))
+}
+
 /// A `DeletedCertificateBundle`: the latest version with where to recover it from.
 fn deleted_bundle(ctx: &Ctx<'_>, d: &DeletedCertificate) -> Option<Value> {
     let cert = &d.certificate;
@@ -492,6 +557,7 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
                 vault
                     .deleted_certificates
                     .values()
+                    .filter(|d| !vault.is_being_deleted(&d.certificate.name))
                     .filter_map(|d| {
                         let cert = &d.certificate;
                         let item = item_body(
@@ -510,13 +576,13 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             |d| deleted_bundle(ctx, d),
         ),
         ([name], &Method::DELETE) => deleted.purge(
-            Permission::CertificatesDelete,
+            Permission::CertificatesPurge,
             name,
             purge_deleted_certificate,
         ),
         ([name, "recover"], &Method::POST) => {
             let recovered = deleted.recover(
-                Permission::CertificatesCreate,
+                Permission::CertificatesRecover,
                 name,
                 recover_deleted_certificate,
             )?;

@@ -125,6 +125,7 @@ pub fn handle(
             vault
                 .secrets
                 .values()
+                .filter(|s| !vault.is_being_recovered(&s.name))
                 .filter_map(|s| {
                     s.versions
                         .last()
@@ -168,6 +169,7 @@ pub fn handle(
                 vault
                     .secrets
                     .get(&name.to_ascii_lowercase())
+                    .filter(|_| !vault.is_being_recovered(name))
                     .map(|s| {
                         listing_order(&s.versions, |v| &v.version)
                             .into_iter()
@@ -189,7 +191,10 @@ pub fn handle(
             check_name("Secret", name)?;
             ctx.require(Permission::SecretsBackup, &format!("/secrets/{name}"))?;
             let secret = ctx
-                .read_vault(|vault| vault.secrets.get(&name.to_ascii_lowercase()).cloned())
+                .read_vault(|vault| {
+                    let secret = vault.secrets.get(&name.to_ascii_lowercase())?;
+                    (!vault.is_being_recovered(name)).then(|| secret.clone())
+                })
                 .ok_or_else(|| secret_not_found(name, None))?;
             Ok(ok_json(
                 StatusCode::OK,
@@ -202,9 +207,14 @@ pub fn handle(
         ([name], &Method::DELETE) => {
             check_name("Secret", name)?;
             ctx.require(Permission::SecretsDelete, &format!("/secrets/{name}"))?;
+            let delay = ctx.deletion_delay_ms();
             let deleted = ctx
                 .state
-                .with_vault(&ctx.vault, |v| soft_delete_secret(v, name))
+                .with_vault(&ctx.vault, |v| {
+                    let deleted = soft_delete_secret(v, name)?;
+                    v.start_deletion(name, delay);
+                    Ok(deleted)
+                })
                 .map_err(|e| match e {
                     AdminError::NotFound { .. } => secret_not_found(name, None),
                     other => admin_to_response(other),
@@ -257,7 +267,11 @@ fn get_secret(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Respon
     check_name("Secret", name)?;
     ctx.require(Permission::SecretsGet, &format!("/secrets/{name}"))?;
     let found = ctx.read_vault(|vault| {
-        let s = vault.secrets.get(&name.to_ascii_lowercase())?;
+        // Not there until its recovery completes.
+        let s = vault
+            .secrets
+            .get(&name.to_ascii_lowercase())
+            .filter(|_| !vault.is_being_recovered(name))?;
         let v = &s.versions[version_index(&s.versions, version, |v| &v.version)?];
         Some((s.clone(), v.clone()))
     });
@@ -364,6 +378,7 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
                 vault
                     .deleted_secrets
                     .values()
+                    .filter(|d| !vault.is_being_deleted(&d.secret.name))
                     .map(|d| {
                         let mut item = deleted_bundle(ctx, d);
                         item["id"] = json!(format!("{}/secrets/{}", ctx.base, d.secret.name));
@@ -382,11 +397,11 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             |d| Some(deleted_bundle(ctx, d)),
         ),
         ([name], &Method::DELETE) => {
-            deleted.purge(Permission::SecretsDelete, name, purge_deleted_secret)
+            deleted.purge(Permission::SecretsPurge, name, purge_deleted_secret)
         }
         ([name, "recover"], &Method::POST) => {
             let recovered =
-                deleted.recover(Permission::SecretsSet, name, recover_deleted_secret)?;
+                deleted.recover(Permission::SecretsRecover, name, recover_deleted_secret)?;
             let Some(secret) = recovered else {
                 return Err(secret_not_found(name, None));
             };

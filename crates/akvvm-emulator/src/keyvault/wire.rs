@@ -206,6 +206,11 @@ impl Ctx<'_> {
         list_page(self, items, path)
     }
 
+    /// How long the vault's soft deletes and recoveries take ([`crate::state::Faults::deletion_delay_ms`]).
+    pub fn deletion_delay_ms(&self) -> u64 {
+        self.state.traffic.faults(&self.vault).deletion_delay_ms
+    }
+
     /// [`Ctx::base`] with the port always written (`https://myvault.vault.azure.net:443`), as
     /// Key Vault writes the `nextLink` of list answers.
     pub fn base_with_port(&self) -> String {
@@ -318,6 +323,15 @@ pub fn admin_to_response(e: AdminError) -> Response {
             &format!("{what} {name} was not found"),
             None,
         ),
+        // Key Vault's words (azure-sdk-for-js keys recording
+        // recording_can_get_the_versions_of_a_key: "Key is currently being deleted.").
+        AdminError::Conflict { what, .. } if what.contains("being deleted") => {
+            being_deleted(if what.starts_with("certificate") {
+                "Certificate"
+            } else {
+                "Secret"
+            })
+        }
         AdminError::Conflict { what, name } if what.contains("deleted") => {
             let (kind, object) = if what.starts_with("certificate") {
                 ("Certificate", "certificate")
@@ -341,6 +355,17 @@ pub fn admin_to_response(e: AdminError) -> Response {
         ),
         AdminError::Invalid(message) => bad_parameter(&message),
     }
+}
+
+/// Key Vault's 409 for a name whose delete is still in progress; `kind` is `Secret` or
+/// `Certificate`.
+pub fn being_deleted(kind: &str) -> Response {
+    kv_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!("{kind} is currently being deleted."),
+        Some("ObjectIsBeingDeleted"),
+    )
 }
 
 /// Key Vault's 404 for a deleted object that is not there; `kind` is `Secret` or `Certificate`.
@@ -384,9 +409,10 @@ impl DeletedObjects<'_, '_> {
     ) -> Result<Response, Response> {
         self.require(perm, name)?;
         let key = name.to_ascii_lowercase();
+        // Not there until its delete completes.
         let d = self
             .ctx
-            .read_vault(|vault| find(vault, &key))
+            .read_vault(|vault| find(vault, &key).filter(|_| !vault.is_being_deleted(&key)))
             .ok_or_else(|| self.not_found(name))?;
         answer(&d)
             .map(|body| ok_json(StatusCode::OK, body))
@@ -401,6 +427,7 @@ impl DeletedObjects<'_, '_> {
         purge: impl FnOnce(&mut Vault, &str) -> Option<D>,
     ) -> Result<Response, Response> {
         self.require(perm, name)?;
+        self.refuse_while_being_deleted(name)?;
         let purged = self.ctx.change_vault(|v| Ok(purge(v, name)))?;
         purged
             .map(|_| no_content())
@@ -415,7 +442,23 @@ impl DeletedObjects<'_, '_> {
         recover: impl FnOnce(&mut Vault, &str) -> Option<O>,
     ) -> Result<Option<O>, Response> {
         self.require(perm, name)?;
-        self.ctx.change_vault(|v| Ok(recover(v, name)))
+        self.refuse_while_being_deleted(name)?;
+        let delay = self.ctx.deletion_delay_ms();
+        self.ctx.change_vault(|v| {
+            let recovered = recover(v, name);
+            if recovered.is_some() {
+                v.start_recovery(name, delay);
+            }
+            Ok(recovered)
+        })
+    }
+
+    /// Key Vault's 409 while the delete of `name` is in progress.
+    fn refuse_while_being_deleted(&self, name: &str) -> Result<(), Response> {
+        if self.ctx.read_vault(|v| v.is_being_deleted(name)) {
+            return Err(being_deleted(self.kind));
+        }
+        Ok(())
     }
 
     /// Any other path under `/{collection}`.

@@ -89,7 +89,11 @@ pub fn add_version(
     let key = name.to_ascii_lowercase();
     if vault.deleted_certificates.contains_key(&key) {
         return Err(AdminError::Conflict {
-            what: "certificate (deleted but recoverable)",
+            what: if vault.is_being_deleted(&key) {
+                "certificate (being deleted)"
+            } else {
+                "certificate (deleted but recoverable)"
+            },
             name: name.to_owned(),
         });
     }

@@ -87,6 +87,10 @@ pub struct Faults {
     /// `inProgress` before it reads `completed` (0: the first poll does).
     #[serde(default)]
     pub pending_polls: u32,
+    /// Vaults only: soft deletes and recoveries complete this many milliseconds after they are
+    /// asked for, as Key Vault's do (0: at once).
+    #[serde(default)]
+    pub deletion_delay_ms: u64,
 }
 
 /// What to do to a request before it reaches its service.

@@ -12,11 +12,13 @@
 //! - [`vaults`]: creating vaults (from a [`VaultSpec`]), granting and revoking roles;
 //! - [`secrets`]: secret versions, updates, soft delete, purge and recovery;
 //! - [`certificates`]: certificate versions with their managed secrets, rotation, deletion;
+//! - [`certificate_backup`]: certificate backup blobs and their restore;
 //! - [`principals`]: managed identities, app registrations, resolving a principal's name.
 //!
 //! To add a kind of object, add it to [`Model`] and give it operations in the sibling module
 //! that owns its kind (or a new one).
 
+pub mod certificate_backup;
 pub mod certificates;
 pub mod faults;
 pub mod model;

@@ -205,9 +205,63 @@ pub struct Vault {
     pub certificates: BTreeMap<String, Certificate>,
     #[serde(default)]
     pub deleted_certificates: BTreeMap<String, DeletedCertificate>,
+    /// Deletes still in progress (with a deletion delay): lower-case name -> when they complete
+    /// (unix milliseconds). Meanwhile `/deleted...` does not show the object yet and writes to
+    /// the name are `409 ObjectIsBeingDeleted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub being_deleted: BTreeMap<String, i64>,
+    /// Recoveries still in progress, as `being_deleted`: meanwhile the object reads as not found.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub being_recovered: BTreeMap<String, i64>,
+}
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 impl Vault {
+    /// Whether a delete of `name` (any case) is still in progress.
+    pub fn is_being_deleted(&self, name: &str) -> bool {
+        self.being_deleted
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|&until| until > now_ms())
+    }
+
+    /// Whether a recovery of `name` (any case) is still in progress.
+    pub fn is_being_recovered(&self, name: &str) -> bool {
+        self.being_recovered
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|&until| until > now_ms())
+    }
+
+    /// Marks the delete of `name` as in progress for `delay_ms` (none with 0); forgets any
+    /// recovery of it and every mark that has run out.
+    pub fn start_deletion(&mut self, name: &str, delay_ms: u64) {
+        let key = name.to_ascii_lowercase();
+        self.being_recovered.remove(&key);
+        Self::mark(&mut self.being_deleted, key, delay_ms);
+    }
+
+    /// Marks the recovery of `name` as in progress for `delay_ms`, as [`Vault::start_deletion`].
+    pub fn start_recovery(&mut self, name: &str, delay_ms: u64) {
+        let key = name.to_ascii_lowercase();
+        self.being_deleted.remove(&key);
+        Self::mark(&mut self.being_recovered, key, delay_ms);
+    }
+
+    fn mark(marks: &mut BTreeMap<String, i64>, key: String, delay_ms: u64) {
+        let now = now_ms();
+        marks.retain(|_, until| *until > now);
+        if delay_ms > 0 {
+            marks.insert(
+                key,
+                now.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)),
+            );
+        }
+    }
+
     /// Whether `oid`/`appid` holds `perm` here.
     pub fn allows(&self, oid: &str, appid: &str, perm: Permission) -> bool {
         self.assignments.iter().any(|a| {

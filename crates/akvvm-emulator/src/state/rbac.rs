@@ -26,6 +26,10 @@ pub enum Permission {
     SecretsBackup,
     #[serde(rename = "secrets/restore")]
     SecretsRestore,
+    #[serde(rename = "secrets/recover")]
+    SecretsRecover,
+    #[serde(rename = "secrets/purge")]
+    SecretsPurge,
     #[serde(rename = "certificates/get")]
     CertificatesGet,
     #[serde(rename = "certificates/list")]
@@ -36,21 +40,35 @@ pub enum Permission {
     CertificatesImport,
     #[serde(rename = "certificates/delete")]
     CertificatesDelete,
+    #[serde(rename = "certificates/backup")]
+    CertificatesBackup,
+    #[serde(rename = "certificates/restore")]
+    CertificatesRestore,
+    #[serde(rename = "certificates/recover")]
+    CertificatesRecover,
+    #[serde(rename = "certificates/purge")]
+    CertificatesPurge,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 17] = [
         Permission::SecretsGet,
         Permission::SecretsList,
         Permission::SecretsSet,
         Permission::SecretsDelete,
         Permission::SecretsBackup,
         Permission::SecretsRestore,
+        Permission::SecretsRecover,
+        Permission::SecretsPurge,
         Permission::CertificatesGet,
         Permission::CertificatesList,
         Permission::CertificatesCreate,
         Permission::CertificatesImport,
         Permission::CertificatesDelete,
+        Permission::CertificatesBackup,
+        Permission::CertificatesRestore,
+        Permission::CertificatesRecover,
+        Permission::CertificatesPurge,
     ];
 
     /// The RBAC data action Key Vault names in its 403 message.
@@ -62,6 +80,8 @@ impl Permission {
             Permission::SecretsDelete => "Microsoft.KeyVault/vaults/secrets/delete",
             Permission::SecretsBackup => "Microsoft.KeyVault/vaults/secrets/backup/action",
             Permission::SecretsRestore => "Microsoft.KeyVault/vaults/secrets/restore/action",
+            Permission::SecretsRecover => "Microsoft.KeyVault/vaults/secrets/recover/action",
+            Permission::SecretsPurge => "Microsoft.KeyVault/vaults/secrets/purge/action",
             Permission::CertificatesGet | Permission::CertificatesList => {
                 "Microsoft.KeyVault/vaults/certificates/read"
             }
@@ -72,6 +92,16 @@ impl Permission {
                 "Microsoft.KeyVault/vaults/certificates/import/action"
             }
             Permission::CertificatesDelete => "Microsoft.KeyVault/vaults/certificates/delete",
+            Permission::CertificatesBackup => {
+                "Microsoft.KeyVault/vaults/certificates/backup/action"
+            }
+            Permission::CertificatesRestore => {
+                "Microsoft.KeyVault/vaults/certificates/restore/action"
+            }
+            Permission::CertificatesRecover => {
+                "Microsoft.KeyVault/vaults/certificates/recover/action"
+            }
+            Permission::CertificatesPurge => "Microsoft.KeyVault/vaults/certificates/purge/action",
         }
     }
 
@@ -84,11 +114,17 @@ impl Permission {
             Permission::SecretsDelete => ("secrets", "delete"),
             Permission::SecretsBackup => ("secrets", "backup"),
             Permission::SecretsRestore => ("secrets", "restore"),
+            Permission::SecretsRecover => ("secrets", "recover"),
+            Permission::SecretsPurge => ("secrets", "purge"),
             Permission::CertificatesGet => ("certificates", "get"),
             Permission::CertificatesList => ("certificates", "list"),
             Permission::CertificatesCreate => ("certificates", "create"),
             Permission::CertificatesImport => ("certificates", "import"),
             Permission::CertificatesDelete => ("certificates", "delete"),
+            Permission::CertificatesBackup => ("certificates", "backup"),
+            Permission::CertificatesRestore => ("certificates", "restore"),
+            Permission::CertificatesRecover => ("certificates", "recover"),
+            Permission::CertificatesPurge => ("certificates", "purge"),
         }
     }
 }
@@ -106,11 +142,17 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
         "delete" | "secrets/delete" => vec![SecretsDelete],
         "secrets/backup" => vec![SecretsBackup],
         "secrets/restore" => vec![SecretsRestore],
+        "secrets/recover" => vec![SecretsRecover],
+        "secrets/purge" => vec![SecretsPurge],
         "certificates/get" => vec![CertificatesGet],
         "certificates/list" => vec![CertificatesList],
         "certificates/create" => vec![CertificatesCreate],
         "certificates/import" => vec![CertificatesImport],
         "certificates/delete" => vec![CertificatesDelete],
+        "certificates/backup" => vec![CertificatesBackup],
+        "certificates/restore" => vec![CertificatesRestore],
+        "certificates/recover" => vec![CertificatesRecover],
+        "certificates/purge" => vec![CertificatesPurge],
         "key vault secrets user" => vec![SecretsGet, SecretsList],
         "key vault secrets officer" => vec![
             SecretsGet,
@@ -119,6 +161,8 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
             SecretsDelete,
             SecretsBackup,
             SecretsRestore,
+            SecretsRecover,
+            SecretsPurge,
         ],
         "key vault certificates officer" => vec![
             CertificatesGet,
@@ -126,6 +170,10 @@ pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
             CertificatesCreate,
             CertificatesImport,
             CertificatesDelete,
+            CertificatesBackup,
+            CertificatesRestore,
+            CertificatesRecover,
+            CertificatesPurge,
         ],
         // Reads whole certificates, their secrets (the PFX) included, and changes nothing.
         "key vault certificate user" => {

@@ -116,7 +116,11 @@ pub fn insert_secret_version(
     // A deleted certificate keeps its secret's name too.
     if v.deleted_secrets.contains_key(&key) || v.deleted_certificates.contains_key(&key) {
         return Err(AdminError::Conflict {
-            what: "secret (deleted but recoverable)",
+            what: if v.is_being_deleted(&key) {
+                "secret (being deleted)"
+            } else {
+                "secret (deleted but recoverable)"
+            },
             name: name.to_owned(),
         });
     }

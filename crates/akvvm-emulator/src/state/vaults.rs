@@ -95,6 +95,8 @@ impl State {
                 deleted_secrets: BTreeMap::new(),
                 certificates: BTreeMap::new(),
                 deleted_certificates: BTreeMap::new(),
+                being_deleted: BTreeMap::new(),
+                being_recovered: BTreeMap::new(),
             };
             m.vaults.insert(key, vault.clone());
             Ok(vault)

@@ -5,6 +5,7 @@
 //! (`pending`), and the README's demo (`demo`). Helpers come from `akvvm-testkit`; the Python SDK tests are in
 //! `tests/python/`.
 
+mod deletion;
 mod demo;
 mod entra_imds_certificates;
 mod fidelity;
