@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use akvvm_emulator::RunningEmulator;
+use akvvm_emulator::{
+    AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, RunningEmulator,
+};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
@@ -194,4 +196,20 @@ pub fn error_answer(e: &azure_core::Error) -> (u16, serde_json::Value) {
         ),
         other => panic!("not an HTTP error: {other:?}"),
     }
+}
+
+/// The local vault in-process with `vault` (of `model`) and the system-assigned identity holding
+/// `roles` on it.
+pub async fn start_with_roles(
+    vault: &str,
+    model: AuthorizationModel,
+    roles: &[&str],
+) -> (RunningEmulator, Identity) {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.create_vault(vault, None, model).unwrap();
+    let identity = emulator
+        .set_system_identity(IdentitySpec::default())
+        .unwrap();
+    emulator.assign_roles(vault, "system", roles).unwrap();
+    (emulator, identity)
 }

@@ -16,7 +16,8 @@ use sha1::Digest;
 
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
-    method_not_allowed, not_found_path, ok_json, parse_body, with_deletion,
+    malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
+    with_deletion,
 };
 use crate::certs::CertificateImport;
 use crate::error::AdminError;
@@ -490,30 +491,11 @@ fn backup_certificate(ctx: &Ctx<'_>, name: &str) -> Result<Response, Response> {
 /// name. A blob this vault did not make is Key Vault's 400 (as for secrets); a name in use is a
 /// 409.
 fn restore_certificate(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
-    #[derive(Deserialize)]
-    struct RestoreIn {
-        value: Option<String>,
-    }
     ctx.require(Permission::CertificatesRestore, "")?;
-    let input: RestoreIn = parse_body(body)?;
-    let Some(value) = input.value else {
-        return Err(bad_parameter(
-            "The request body must contain the property 'value'.",
-        ));
-    };
-    let blob = URL_SAFE_NO_PAD
-        .decode(value.trim_end_matches('='))
-        .unwrap_or_default();
+    let blob = restore_blob(body)?;
     let restored =
         ctx.change_vault(|v| crate::state::certificate_backup::restore_certificate_in(v, &blob))?;
-    let cert = restored.ok_or_else(|| {
-        kv_error(
-            StatusCode::BAD_REQUEST,
-            "Malformed backup blob",
-            "Backup blob contains invalid or corrupt version.",
-            None,
-        )
-    })?;
+    let cert = restored.ok_or_else(malformed_backup)?;
     let last = cert
         .versions
         .last()

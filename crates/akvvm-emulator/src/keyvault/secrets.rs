@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
-    method_not_allowed, not_found_path, ok_json, parse_body, with_deletion,
+    malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
+    with_deletion,
 };
 use crate::error::AdminError;
 use crate::state::model::{listing_order, version_index};
@@ -230,29 +231,8 @@ pub fn handle(
 /// under its own name. A blob this vault did not make is Key Vault's 400 (azure-sdk-for-js
 /// `recording_can_restore_a_secret_malformed_backup_bytes.json`); a name in use is a 409.
 fn restore_secret(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
-    #[derive(serde::Deserialize)]
-    struct RestoreIn {
-        value: Option<String>,
-    }
     ctx.require(Permission::SecretsRestore, "")?;
-    let input: RestoreIn = parse_body(body)?;
-    let Some(value) = input.value else {
-        return Err(bad_parameter(
-            "The request body must contain the property 'value'.",
-        ));
-    };
-    let secret = URL_SAFE_NO_PAD
-        .decode(value.trim_end_matches('='))
-        .ok()
-        .and_then(|blob| secret_from_backup(&blob))
-        .ok_or_else(|| {
-            kv_error(
-                StatusCode::BAD_REQUEST,
-                "Malformed backup blob",
-                "Backup blob contains invalid or corrupt version.",
-                None,
-            )
-        })?;
+    let secret = secret_from_backup(&restore_blob(body)?).ok_or_else(malformed_backup)?;
     let restored = ctx.change_vault(|v| restore_secret_in(v, secret))?;
     let Some(current) = restored.versions.last() else {
         return Err(secret_not_found(&restored.name, None));

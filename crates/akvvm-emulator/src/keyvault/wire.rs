@@ -310,6 +310,35 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), Response> {
     }
 }
 
+/// The blob of a restore request (`{"value": base64url}`); an absent value is Key Vault's 400,
+/// and a value that is not base64url an empty blob (which no restore accepts).
+pub fn restore_blob(body: &Bytes) -> Result<Vec<u8>, Response> {
+    #[derive(serde::Deserialize)]
+    struct RestoreIn {
+        value: Option<String>,
+    }
+    let input: RestoreIn = parse_body(body)?;
+    let Some(value) = input.value else {
+        return Err(bad_parameter(
+            "The request body must contain the property 'value'.",
+        ));
+    };
+    Ok(URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .unwrap_or_default())
+}
+
+/// Key Vault's 400 for a backup blob it did not make (azure-sdk-for-js
+/// `recording_can_restore_a_secret_malformed_backup_bytes.json`).
+pub fn malformed_backup() -> Response {
+    kv_error(
+        StatusCode::BAD_REQUEST,
+        "Malformed backup blob",
+        "Backup blob contains invalid or corrupt version.",
+        None,
+    )
+}
+
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body)
         .map_err(|e| bad_parameter(&format!("The request body is not valid: {e}")))

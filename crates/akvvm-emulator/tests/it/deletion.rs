@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akvvm_emulator::{
-    AuthorizationModel, Emulator, EmulatorConfig, IdentitySpec, RunningEmulator, SecretSpec,
+use akvvm_emulator::{AuthorizationModel, RunningEmulator, SecretSpec};
+use akvvm_testkit::sdk::{
+    self, ImdsCredential, error_answer, imds_request, json_answer, start_with_roles,
 };
-use akvvm_testkit::sdk::{self, ImdsCredential, error_answer, imds_request, json_answer};
 use azure_core::http::RetryOptions;
 use serde_json::{Value, json};
 
@@ -19,12 +19,7 @@ const DELAY: Duration = Duration::from_millis(1500);
 
 /// The local vault with the system identity holding `roles` on [`VAULT`] (of `model`).
 async fn start(model: AuthorizationModel, roles: &[&str]) -> RunningEmulator {
-    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    emulator.create_vault(VAULT, None, model).unwrap();
-    emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator.assign_roles(VAULT, "system", roles).unwrap();
+    let (emulator, _) = start_with_roles(VAULT, model, roles).await;
     emulator
         .set_secret(
             VAULT,

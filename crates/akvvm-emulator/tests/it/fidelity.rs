@@ -29,12 +29,11 @@ use std::sync::Arc;
 
 use crate::entra_imds_certificates::{assertion, request_token, token_url};
 use akvvm_emulator::{
-    AppSpec, AuthorizationModel, Emulator, EmulatorConfig, Identity, IdentitySpec, NetworkDenial,
-    RunningEmulator, SecretSpec,
+    AppSpec, AuthorizationModel, Identity, NetworkDenial, RunningEmulator, SecretSpec,
 };
 use akvvm_testkit::sdk::{
     ImdsCredential, error_answer, http_client as http, imds_request, json_answer, list_secrets,
-    list_versions,
+    list_versions, start_with_roles,
 };
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
@@ -60,15 +59,12 @@ const CLOUDS: &[(&str, &str)] = &[
 ];
 
 async fn start() -> (RunningEmulator, Identity) {
-    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    emulator.add_vault(VAULT).unwrap();
-    let identity = emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator
-        .assign_roles(VAULT, "system", &["Key Vault Secrets Officer"])
-        .unwrap();
-    (emulator, identity)
+    start_with_roles(
+        VAULT,
+        AuthorizationModel::Rbac,
+        &["Key Vault Secrets Officer"],
+    )
+    .await
 }
 
 /// An IMDS token for the system identity and `resource`.

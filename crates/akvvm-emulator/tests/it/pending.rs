@@ -9,8 +9,8 @@
 //! certificate, and issuer `Unknown` waiting for `POST .../pending/merge` (the REST spec's
 //! `MergeCertificate`: `x5c`, 201 with the bundle).
 
-use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator};
-use akvvm_testkit::sdk::{http_client as http, imds_request, json_answer};
+use akvvm_emulator::{AuthorizationModel, RunningEmulator};
+use akvvm_testkit::sdk::{http_client as http, imds_request, json_answer, start_with_roles};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use der::{Decode, Encode};
@@ -21,14 +21,12 @@ const VAULT: &str = "pending";
 /// The emulator, an HTTP client for the vault and an IMDS token of an identity that may manage
 /// certificates.
 async fn start() -> (RunningEmulator, reqwest::Client, String) {
-    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    emulator.add_vault(VAULT).unwrap();
-    emulator
-        .set_system_identity(IdentitySpec::default())
-        .unwrap();
-    emulator
-        .assign_roles(VAULT, "system", &["Key Vault Certificates Officer"])
-        .unwrap();
+    let (emulator, _) = start_with_roles(
+        VAULT,
+        AuthorizationModel::Rbac,
+        &["Key Vault Certificates Officer"],
+    )
+    .await;
     let (_, body) = json_answer(imds_request(&emulator, "https://vault.azure.net")).await;
     let token = body["access_token"].as_str().unwrap().to_owned();
     let client = http(&emulator, &[VAULT]);
