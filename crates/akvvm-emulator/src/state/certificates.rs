@@ -19,6 +19,7 @@ use crate::certs::{
     policy_from_bundle, secret_value, self_signed, self_signed_with_key,
 };
 use crate::error::{AdminError, invalid, not_found};
+use crate::redact::KeyBytes;
 use crate::token::now_unix;
 
 impl State {
@@ -406,7 +407,7 @@ pub fn create_unknown_in(
         csr: csr(&policy, &key_pkcs8)?,
         polls_left: 0,
         cancellation_requested: false,
-        awaiting_merge: Some(key_pkcs8),
+        awaiting_merge: Some(KeyBytes(key_pkcs8)),
         enabled,
         tags,
     };
@@ -441,7 +442,7 @@ pub fn merge_in(
         return Ok(None);
     };
     let policy = cert.policy.clone();
-    let bundle = CertificateBundle::from_parts(key, x5c).map_err(|e| invalid(e.to_string()))?;
+    let bundle = CertificateBundle::from_parts(&key.0, x5c).map_err(|e| invalid(e.to_string()))?;
     let created = add_version(v, name, policy, &bundle, op.enabled, op.tags.clone())?;
     if let Some(pending) = v
         .certificates

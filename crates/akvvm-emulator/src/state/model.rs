@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::rbac::{AuthorizationModel, Permission, RoleAssignment};
-use crate::redact::Redacted;
+use crate::redact::{KeyBytes, Redacted};
 
 /// Soft-deleted secrets are kept this many days, as Key Vault's default.
 pub const RECOVERABLE_DAYS: i64 = 90;
@@ -155,7 +155,7 @@ pub struct Certificate {
 
 /// A certificate operation (`/certificates/{name}/pending`) as Key Vault keeps it: the CSR of the
 /// new key, one `request_id` for its life, and how many more polls read `inProgress`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingOperation {
     pub request_id: String,
     /// The PKCS#10 request (DER) for the key of the version being made.
@@ -166,7 +166,7 @@ pub struct PendingOperation {
     /// Issuer `Unknown`: the new key (PKCS#8), kept until `POST .../pending/merge` brings its
     /// signed certificate; the operation stays `inProgress` until then.
     #[serde(default)]
-    pub awaiting_merge: Option<Vec<u8>>,
+    pub awaiting_merge: Option<KeyBytes>,
     /// The attributes and tags the merged version gets (issuer `Unknown`).
     #[serde(default = "enabled_default")]
     pub enabled: bool,
@@ -176,20 +176,6 @@ pub struct PendingOperation {
 
 fn enabled_default() -> bool {
     true
-}
-
-impl std::fmt::Debug for PendingOperation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingOperation")
-            .field("request_id", &self.request_id)
-            .field("polls_left", &self.polls_left)
-            .field("cancellation_requested", &self.cancellation_requested)
-            .field(
-                "awaiting_merge",
-                &self.awaiting_merge.as_ref().map(|k| Redacted(k.len())),
-            )
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -53,6 +53,12 @@ async fn create(
         .unwrap()
 }
 
+/// `GET` the operation at `pending`.
+async fn get_operation(client: &reqwest::Client, pending: &str, token: &str) -> reqwest::Response {
+    let request = client.get(pending).bearer_auth(token);
+    request.send().await.unwrap()
+}
+
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -91,12 +97,7 @@ async fn create_answers_a_csr_and_completes_after_the_configured_polls() {
     // Two polls in progress (with Retry-After), then completed with the target; one request_id.
     let pending = url(&emulator, "/certificates/web/pending");
     for poll in 0..2 {
-        let response = client
-            .get(&pending)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = get_operation(&client, &pending, &token).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "retry-after").as_deref(), Some("10"));
         let body: Value = response.json().await.unwrap();
@@ -105,12 +106,7 @@ async fn create_answers_a_csr_and_completes_after_the_configured_polls() {
         assert_eq!(body["csr"], created["csr"]);
         assert!(body.get("target").is_none());
     }
-    let response = client
-        .get(&pending)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = get_operation(&client, &pending, &token).await;
     assert_eq!(header(&response, "retry-after"), None);
     let done: Value = response.json().await.unwrap();
     assert_eq!(done["status"], "completed", "{done}");
