@@ -147,6 +147,17 @@ fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
     })
 }
 
+/// The bundle of version `version` of the certificate `name`.
+fn version_bundle(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<Value, Response> {
+    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+    let v = cert
+        .versions
+        .iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| cert_not_found(name, None))?;
+    Ok(bundle_body(ctx, &cert, v))
+}
+
 /// Key Vault's `Retry-After` (seconds) on a certificate operation still in progress.
 const OPERATION_RETRY_AFTER_S: &str = "10";
 
@@ -308,13 +319,10 @@ pub fn handle(
                 }
                 Ok(created)
             })?;
-            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let v = cert
-                .versions
-                .iter()
-                .find(|v| v.version == created.version)
-                .ok_or_else(|| cert_not_found(name, None))?;
-            Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+            Ok(ok_json(
+                StatusCode::OK,
+                version_bundle(ctx, name, &created.version)?,
+            ))
         }
         ([name, "pending"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;
@@ -358,13 +366,8 @@ pub fn handle(
                     other => admin_to_response(other),
                 })?
                 .ok_or_else(|| pending_not_found(name))?;
-            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let v = cert
-                .versions
-                .iter()
-                .find(|v| v.version == merged.version)
-                .ok_or_else(|| cert_not_found(name, None))?;
-            Ok(ok_json(StatusCode::CREATED, bundle_body(ctx, &cert, v)))
+            let bundle = version_bundle(ctx, name, &merged.version)?;
+            Ok(ok_json(StatusCode::CREATED, bundle))
         }
         ([name, "policy"], &Method::GET) => {
             require(ctx, Permission::CertificatesGet, name)?;

@@ -82,6 +82,24 @@ fn being_deleted(kind: &str) -> (u16, Value) {
     )
 }
 
+/// While the delete of the `kind` (`Secret`, `Certificate`) `name` is in progress, it is neither
+/// found nor listed among the deleted ones.
+async fn assert_not_deleted_yet(emulator: &RunningEmulator, kind: &str, name: &str) {
+    let deleted = format!("/deleted{}s", kind.to_ascii_lowercase());
+    let answer = call(
+        emulator,
+        reqwest::Method::GET,
+        &format!("{deleted}/{name}"),
+        None,
+    )
+    .await;
+    let message = format!("Deleted {kind} not found: {name}");
+    let expected = json!({"error": {"code": format!("{kind}NotFound"), "message": message}});
+    assert_eq!(answer, (404, expected));
+    let listed = call(emulator, reqwest::Method::GET, &deleted, None).await;
+    assert_eq!(listed.1["value"], json!([]));
+}
+
 #[tokio::test]
 async fn a_delayed_secret_delete_and_recovery_complete_later() {
     use reqwest::Method;
@@ -98,19 +116,7 @@ async fn a_delayed_secret_delete_and_recovery_complete_later() {
     );
     // In progress: not yet among the deleted secrets, and the name cannot be written, recovered
     // or purged.
-    assert_eq!(
-        call(&emulator, Method::GET, "/deletedsecrets/db", None).await,
-        (
-            404,
-            json!({"error": {"code": "SecretNotFound", "message": "Deleted Secret not found: db"}})
-        )
-    );
-    assert_eq!(
-        call(&emulator, Method::GET, "/deletedsecrets", None)
-            .await
-            .1["value"],
-        json!([])
-    );
+    assert_not_deleted_yet(&emulator, "Secret", "db").await;
     assert_eq!(
         call(
             &emulator,
@@ -211,19 +217,7 @@ async fn a_delayed_certificate_delete_and_recovery_complete_later() {
             .0,
         200
     );
-    assert_eq!(
-        call(&emulator, Method::GET, "/deletedcertificates/web", None).await,
-        (
-            404,
-            json!({"error": {"code": "CertificateNotFound", "message": "Deleted Certificate not found: web"}})
-        )
-    );
-    assert_eq!(
-        call(&emulator, Method::GET, "/deletedcertificates", None)
-            .await
-            .1["value"],
-        json!([])
-    );
+    assert_not_deleted_yet(&emulator, "Certificate", "web").await;
     assert_eq!(
         call(
             &emulator,

@@ -46,6 +46,22 @@ def admin(method, path, body=None):
     return response.json() if response.content else None
 
 
+def refused_restores(client, kind, name, backup):
+    """A backup of the `kind` (`secret`, `certificate`) `name` restores neither onto the name in
+    use nor onto it kept deleted (409 both times); deletes and purges it on the way. Returns the
+    second error."""
+    from azure.core.exceptions import ResourceExistsError
+
+    restore = getattr(client, f"restore_{kind}_backup")
+    with pytest.raises(ResourceExistsError):
+        restore(backup)
+    getattr(client, f"begin_delete_{kind}")(name).wait()
+    with pytest.raises(ResourceExistsError) as kept:
+        restore(backup)
+    getattr(client, f"purge_deleted_{kind}")(name)
+    return kept.value
+
+
 @pytest.fixture(autouse=True)
 def _no_faults():
     admin("DELETE", "/faults/pyvault")

@@ -3,12 +3,12 @@ pollers (the `deletionDelayMs` fault); recover and purge as permissions of their
 certificate backup and restore."""
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.secrets import SecretClient
 
-from conftest import ADMIN_CLIENT_ID, READER_CLIENT_ID, VAULT_URL, admin
+from conftest import ADMIN_CLIENT_ID, READER_CLIENT_ID, VAULT_URL, admin, refused_restores
 
 DELAY_MS = 1500
 
@@ -19,6 +19,16 @@ def secrets_client(client_id=ADMIN_CLIENT_ID):
 
 def delay_deletions():
     admin("PUT", "/faults/pyvault", {"deletionDelayMs": DELAY_MS})
+
+
+def wait_out(poller, read_meanwhile):
+    """While `poller`'s operation is in progress `read_meanwhile()` finds nothing; `wait()` (the
+    Key Vault pollers' `result()` does not wait) polls until it completes. Returns the result."""
+    with pytest.raises(ResourceNotFoundError):
+        read_meanwhile()
+    poller.wait()
+    assert poller.done()
+    return poller.result()
 
 
 def test_the_secret_pollers_wait_out_a_delayed_delete_and_recovery():
@@ -40,11 +50,7 @@ def test_the_secret_pollers_wait_out_a_delayed_delete_and_recovery():
     assert deleting.result().recovery_id == f"{VAULT_URL}/deletedsecrets/py-slow"
     assert secrets.get_deleted_secret("py-slow").deleted_date is not None
 
-    recovering = secrets.begin_recover_deleted_secret("py-slow")
-    with pytest.raises(ResourceNotFoundError):
-        secrets.get_secret("py-slow")
-    recovering.wait()
-    assert recovering.done()
+    wait_out(secrets.begin_recover_deleted_secret("py-slow"), lambda: secrets.get_secret("py-slow"))
     assert secrets.get_secret("py-slow").value == "kept"
 
     admin("DELETE", "/faults/pyvault")
@@ -57,21 +63,15 @@ def test_the_certificate_pollers_wait_out_a_delayed_delete_and_recovery():
     created = certs.begin_create_certificate("py-slow-cert", CertificatePolicy.get_default()).result()
     delay_deletions()
 
-    deleting = certs.begin_delete_certificate("py-slow-cert")
-    with pytest.raises(ResourceNotFoundError):
-        certs.get_deleted_certificate("py-slow-cert")
-    # The Key Vault pollers' result() does not wait; wait() polls until the delete completes.
-    deleting.wait()
-    assert deleting.done()
-    deleted = deleting.result()
+    deleted = wait_out(
+        certs.begin_delete_certificate("py-slow-cert"),
+        lambda: certs.get_deleted_certificate("py-slow-cert"),
+    )
     assert deleted.properties.x509_thumbprint == created.properties.x509_thumbprint
-
-    recovering = certs.begin_recover_deleted_certificate("py-slow-cert")
-    with pytest.raises(ResourceNotFoundError):
-        certs.get_certificate("py-slow-cert")
-    recovering.wait()
-    assert recovering.done()
-    recovered = recovering.result()
+    recovered = wait_out(
+        certs.begin_recover_deleted_certificate("py-slow-cert"),
+        lambda: certs.get_certificate("py-slow-cert"),
+    )
     assert recovered.properties.x509_thumbprint == created.properties.x509_thumbprint
 
     assert certs.get_certificate("py-slow-cert").properties.enabled
@@ -99,14 +99,8 @@ def test_certificate_backup_and_restore():
     backup = certs.backup_certificate("py-cert-backup")
     assert isinstance(backup, bytes) and backup
 
-    # The name is in use, then kept deleted: both refused with a 409.
-    with pytest.raises(ResourceExistsError):
-        certs.restore_certificate_backup(backup)
-    certs.begin_delete_certificate("py-cert-backup").wait()
-    with pytest.raises(ResourceExistsError) as kept:
-        certs.restore_certificate_backup(backup)
-    assert kept.value.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
-    certs.purge_deleted_certificate("py-cert-backup")
+    kept = refused_restores(certs, "certificate", "py-cert-backup", backup)
+    assert kept.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
 
     restored = certs.restore_certificate_backup(backup)
     assert restored.name == "py-cert-backup"

@@ -5,13 +5,12 @@ import requests
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
-    ResourceExistsError,
     ResourceNotFoundError,
 )
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
-from conftest import ADMIN_CLIENT_ID, READER_CLIENT_ID, VAULT_URL, admin
+from conftest import ADMIN_CLIENT_ID, READER_CLIENT_ID, VAULT_URL, admin, refused_restores
 
 
 def client(client_id=ADMIN_CLIENT_ID, **kwargs):
@@ -131,14 +130,8 @@ def test_backup_and_restore():
     backup = secrets.backup_secret("py-backup")
     assert isinstance(backup, bytes) and backup
 
-    # The name is in use, then kept deleted: both refused with a 409.
-    with pytest.raises(ResourceExistsError):
-        secrets.restore_secret_backup(backup)
-    secrets.begin_delete_secret("py-backup").result()
-    with pytest.raises(ResourceExistsError) as kept:
-        secrets.restore_secret_backup(backup)
-    assert "deleted but recoverable" in kept.value.error.message
-    secrets.purge_deleted_secret("py-backup")
+    kept = refused_restores(secrets, "secret", "py-backup", backup)
+    assert "deleted but recoverable" in kept.error.message
 
     restored = secrets.restore_secret_backup(backup)
     assert restored.name == "py-backup"
