@@ -89,14 +89,7 @@ pub fn add_version(
     let value = secret_value(&content_type, bundle)?;
     let key = name.to_ascii_lowercase();
     if vault.deleted_certificates.contains_key(&key) {
-        return Err(AdminError::Conflict {
-            what: if vault.is_being_deleted(&key) {
-                "certificate (being deleted)"
-            } else {
-                "certificate (deleted but recoverable)"
-            },
-            name: name.to_owned(),
-        });
+        return Err(vault.deleted_conflict("certificate", name));
     }
     if vault
         .secrets

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::rbac::{AuthorizationModel, Permission, RoleAssignment};
+use crate::error::AdminError;
 use crate::redact::{KeyBytes, Redacted};
 
 /// Soft-deleted secrets are kept this many days, as Key Vault's default.
@@ -208,6 +209,21 @@ pub fn now_ms() -> i64 {
 }
 
 impl Vault {
+    /// Why `name` cannot be written while a deleted `noun` (`"secret"`, `"certificate"`) keeps
+    /// it: still being deleted, or deleted but recoverable.
+    pub fn deleted_conflict(&self, noun: &'static str, name: &str) -> AdminError {
+        let what = match (noun, self.is_being_deleted(name)) {
+            ("certificate", true) => "certificate (being deleted)",
+            ("certificate", false) => "certificate (deleted but recoverable)",
+            (_, true) => "secret (being deleted)",
+            (_, false) => "secret (deleted but recoverable)",
+        };
+        AdminError::Conflict {
+            what,
+            name: name.to_owned(),
+        }
+    }
+
     /// Whether a delete of `name` (any case) is still in progress.
     pub fn is_being_deleted(&self, name: &str) -> bool {
         self.being_deleted

@@ -135,24 +135,16 @@ impl Permission {
 /// ("secrets/get"), or the short forms "get" and "list" (secrets).
 pub fn expand_role(name: &str) -> Result<Vec<Permission>, AdminError> {
     use Permission::*;
-    let perms = match name.trim().to_ascii_lowercase().as_str() {
-        "get" | "secrets/get" => vec![SecretsGet],
-        "list" | "secrets/list" => vec![SecretsList],
-        "set" | "secrets/set" => vec![SecretsSet],
-        "delete" | "secrets/delete" => vec![SecretsDelete],
-        "secrets/backup" => vec![SecretsBackup],
-        "secrets/restore" => vec![SecretsRestore],
-        "secrets/recover" => vec![SecretsRecover],
-        "secrets/purge" => vec![SecretsPurge],
-        "certificates/get" => vec![CertificatesGet],
-        "certificates/list" => vec![CertificatesList],
-        "certificates/create" => vec![CertificatesCreate],
-        "certificates/import" => vec![CertificatesImport],
-        "certificates/delete" => vec![CertificatesDelete],
-        "certificates/backup" => vec![CertificatesBackup],
-        "certificates/restore" => vec![CertificatesRestore],
-        "certificates/recover" => vec![CertificatesRecover],
-        "certificates/purge" => vec![CertificatesPurge],
+    let name = name.trim().to_ascii_lowercase();
+    // A permission by its name ("secrets/get", "certificates/purge", ...).
+    if let Ok(permission) = serde_json::from_value::<Permission>(name.clone().into()) {
+        return Ok(vec![permission]);
+    }
+    let perms = match name.as_str() {
+        "get" => vec![SecretsGet],
+        "list" => vec![SecretsList],
+        "set" => vec![SecretsSet],
+        "delete" => vec![SecretsDelete],
         "key vault secrets user" => vec![SecretsGet, SecretsList],
         "key vault secrets officer" => vec![
             SecretsGet,

@@ -115,14 +115,7 @@ pub fn insert_secret_version(
     let key = name.to_ascii_lowercase();
     // A deleted certificate keeps its secret's name too.
     if v.deleted_secrets.contains_key(&key) || v.deleted_certificates.contains_key(&key) {
-        return Err(AdminError::Conflict {
-            what: if v.is_being_deleted(&key) {
-                "secret (being deleted)"
-            } else {
-                "secret (deleted but recoverable)"
-            },
-            name: name.to_owned(),
-        });
+        return Err(v.deleted_conflict("secret", name));
     }
     let now = now_unix();
     let version = SecretVersion {
