@@ -147,14 +147,20 @@ fn get_cert(ctx: &Ctx<'_>, name: &str) -> Option<Certificate> {
     })
 }
 
-/// The bundle of version `version` of the certificate `name`.
-fn version_bundle(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<Value, Response> {
-    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
+/// The bundle of version `version` of the certificate `name`; when it is gone, the 404 names
+/// `asked` (the version the request named, if any).
+fn version_bundle(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: &str,
+    asked: Option<&str>,
+) -> Result<Value, Response> {
+    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, asked))?;
     let v = cert
         .versions
         .iter()
         .find(|v| v.version == version)
-        .ok_or_else(|| cert_not_found(name, None))?;
+        .ok_or_else(|| cert_not_found(name, asked))?;
     Ok(bundle_body(ctx, &cert, v))
 }
 
@@ -321,7 +327,7 @@ pub fn handle(
             })?;
             Ok(ok_json(
                 StatusCode::OK,
-                version_bundle(ctx, name, &created.version)?,
+                version_bundle(ctx, name, &created.version, None)?,
             ))
         }
         ([name, "pending"], &Method::GET) => {
@@ -366,7 +372,7 @@ pub fn handle(
                     other => admin_to_response(other),
                 })?
                 .ok_or_else(|| pending_not_found(name))?;
-            let bundle = version_bundle(ctx, name, &merged.version)?;
+            let bundle = version_bundle(ctx, name, &merged.version, None)?;
             Ok(ok_json(StatusCode::CREATED, bundle))
         }
         ([name, "policy"], &Method::GET) => {
@@ -463,13 +469,10 @@ fn update(
     let Some(ver) = found else {
         return Err(cert_not_found(name, version));
     };
-    let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, version))?;
-    let v = cert
-        .versions
-        .iter()
-        .find(|v| v.version == ver)
-        .ok_or_else(|| cert_not_found(name, version))?;
-    Ok(ok_json(StatusCode::OK, bundle_body(ctx, &cert, v)))
+    Ok(ok_json(
+        StatusCode::OK,
+        version_bundle(ctx, name, &ver, version)?,
+    ))
 }
 
 /// `POST /certificates/{name}/backup`: the certificate with every version, its policy and its
