@@ -42,7 +42,6 @@ macro_rules! error_codes {
             /// The stable machine code of this error (status file, logs, metric labels);
             /// listed in `docs/errors.md`.
             pub fn code(&self) -> &'static str {
-                #[allow(unreachable_patterns)]
                 match self {
                     $($pat => $code,)*
                     $($($inner_pat => $inner.code(),)*)?
