@@ -17,6 +17,7 @@ use sha1::Digest;
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
     malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
+    restore_conflict,
     with_deletion,
 };
 use crate::certs::CertificateImport;
@@ -84,7 +85,9 @@ fn item_body(id: String, v: &CertificateVersion) -> Value {
 }
 
 fn cert_not_found(name: &str, version: Option<&str>) -> Response {
-    let id = version.map_or_else(|| name.to_owned(), |v| format!("{name}/{v}"));
+    // Key Vault names a version `{name}/versions/{version}` (azure-sdk-for-python
+    // test_certificates_client.pyTestCertificateClienttest_crud_operations[7.3].json).
+    let id = version.map_or_else(|| name.to_owned(), |v| format!("{name}/versions/{v}"));
     kv_error(
         StatusCode::NOT_FOUND,
         "CertificateNotFound",
@@ -394,17 +397,23 @@ pub fn handle(
             Ok(ok_json(StatusCode::OK, policy_body(ctx, &cert)))
         }
         ([name, "versions"], &Method::GET) => {
+            check_name("Certificate", name)?;
             require(ctx, Permission::CertificatesList, name)?;
-            let cert = get_cert(ctx, name).ok_or_else(|| cert_not_found(name, None))?;
-            let items = listing_order(&cert.versions, |v| &v.version)
-                .into_iter()
-                .map(|v| {
-                    item_body(
-                        format!("{}/certificates/{}/{}", ctx.base, cert.name, v.version),
-                        v,
-                    )
+            // An unknown name has no versions: Key Vault answers an empty list, not a 404
+            // (azure-sdk-for-js recording_can_list_certificate_versions_non_existing.json).
+            let items = get_cert(ctx, name)
+                .map(|cert| {
+                    listing_order(&cert.versions, |v| &v.version)
+                        .into_iter()
+                        .map(|v| {
+                            item_body(
+                                format!("{}/certificates/{}/{}", ctx.base, cert.name, v.version),
+                                v,
+                            )
+                        })
+                        .collect()
                 })
-                .collect();
+                .unwrap_or_default();
             list_page(ctx, items, &format!("/certificates/{name}/versions"))
         }
         ([name] | [name, ""], &Method::GET) => get_version(ctx, name, None),
@@ -494,13 +503,31 @@ fn backup_certificate(ctx: &Ctx<'_>, name: &str) -> Result<Response, Response> {
 }
 
 /// `POST /certificates/restore` `{"value": blob}`: the certificate of a backup blob under its own
-/// name. A blob this vault did not make is Key Vault's 400 (as for secrets); a name in use is a
-/// 409.
+/// name. A blob this vault did not make is Key Vault's 400 (as for secrets); a name in use is
+/// Key Vault's 409 ([`restore_conflict`]).
 fn restore_certificate(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
     ctx.require(Permission::CertificatesRestore, "")?;
     let blob = restore_blob(body)?;
-    let restored =
-        ctx.change_vault(|v| crate::state::certificate_backup::restore_certificate_in(v, &blob))?;
+    let restored = ctx
+        .state
+        .with_vault(&ctx.vault, |v| {
+            crate::state::certificate_backup::restore_certificate_in(v, &blob)
+        })
+        .map_err(|e| match e {
+            AdminError::Conflict {
+                what: "certificate",
+                name,
+            } => {
+                let version = crate::state::certificate_backup::current_version(&blob);
+                let id = format!(
+                    "{}/certificates/{name}/{}",
+                    ctx.base,
+                    version.unwrap_or_default()
+                );
+                restore_conflict("certificate", &id)
+            }
+            other => admin_to_response(other),
+        })?;
     let cert = restored.ok_or_else(malformed_backup)?;
     let last = cert
         .versions

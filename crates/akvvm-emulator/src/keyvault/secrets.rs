@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
     malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
+    restore_conflict,
     with_deletion,
 };
 use crate::error::AdminError;
@@ -229,11 +230,21 @@ pub fn handle(
 
 /// `POST /secrets/restore` `{"value": blob}`: the secret of a backup blob, with all its versions,
 /// under its own name. A blob this vault did not make is Key Vault's 400 (azure-sdk-for-js
-/// `recording_can_restore_a_secret_malformed_backup_bytes.json`); a name in use is a 409.
+/// `recording_can_restore_a_secret_malformed_backup_bytes.json`); a name in use is Key Vault's
+/// 409 ([`restore_conflict`]).
 fn restore_secret(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
     ctx.require(Permission::SecretsRestore, "")?;
     let secret = secret_from_backup(&restore_blob(body)?).ok_or_else(malformed_backup)?;
-    let restored = ctx.change_vault(|v| restore_secret_in(v, secret))?;
+    let id = secret.versions.last().map_or_else(String::new, |v| {
+        format!("{}/secrets/{}/{}", ctx.base, secret.name, v.version)
+    });
+    let restored = ctx
+        .state
+        .with_vault(&ctx.vault, |v| restore_secret_in(v, secret))
+        .map_err(|e| match e {
+            AdminError::Conflict { what: "secret", .. } => restore_conflict("secret", &id),
+            other => admin_to_response(other),
+        })?;
     let Some(current) = restored.versions.last() else {
         return Err(secret_not_found(&restored.name, None));
     };

@@ -397,6 +397,21 @@ pub fn being_deleted(kind: &str) -> Response {
     )
 }
 
+/// Key Vault's 409 for a restore onto a name in use, naming the backed-up object's `id` (its
+/// current version); `object` is `secret` or `certificate`. Key Vault's words for a secret
+/// (azure-sdk-for-python `test_secrets_client.pyTestSecretClienttest_backup_restore[7.3].json`);
+/// a certificate's are the same with "certificate" (no public recording shows one).
+pub fn restore_conflict(object: &str, id: &str) -> Response {
+    kv_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!(
+            "There was a conflict restoring the {object} '{id}'. This can happen if either: a second {object} with the same name was created after the first {object} was deleted; thus trying to restore a {object} whose name is already in use. To fix this, rename the second {object} to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the {object}. To avoid this error, perform operations against a {object} in a sequential manner."
+        ),
+        None,
+    )
+}
+
 /// Key Vault's 404 for a deleted object that is not there; `kind` is `Secret` or `Certificate`.
 pub fn deleted_not_found(kind: &str, name: &str) -> Response {
     kv_error(

@@ -32,6 +32,13 @@ pub fn certificate_backup(v: &Vault, name: &str) -> Option<Vec<u8>> {
     Some(blob)
 }
 
+/// The current version of the certificate in a backup blob [`certificate_backup`] made (what Key
+/// Vault's restore conflict names).
+pub fn current_version(blob: &[u8]) -> Option<String> {
+    let backup: Backup = serde_json::from_slice(blob.strip_prefix(BACKUP_MAGIC)?).ok()?;
+    Some(backup.certificate.versions.last()?.version.clone())
+}
+
 /// Restores the certificate of a backup blob (with its managed secret) into `v` under its own
 /// name: `Ok(None)` for a blob [`certificate_backup`] did not make; refused while a certificate
 /// or secret of that name exists or a deleted one is kept.

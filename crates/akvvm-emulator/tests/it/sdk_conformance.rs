@@ -706,6 +706,16 @@ async fn backup_and_restore_a_secret_through_the_sdk() {
         .await
         .unwrap_err();
     assert_eq!((status(&err), code(&err)), (409, "Conflict".to_owned()));
+    // Key Vault's words, naming the backed-up version (azure-sdk-for-python recording
+    // test_secrets_client.pyTestSecretClienttest_backup_restore[7.3].json).
+    let message = body(&err)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with(&format!(
+            "There was a conflict restoring the secret '{}'. This can happen if either: a second secret with the same name was created after the first secret was deleted;",
+            current.as_deref().unwrap()
+        )),
+        "{message}"
+    );
     client.delete_secret("db", None).await.unwrap();
     let err = client
         .restore_secret(restore(blob.clone()), None)

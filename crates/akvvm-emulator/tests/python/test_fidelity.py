@@ -6,9 +6,11 @@ depend on it (issue 13; the Rust side is tests/fidelity.rs):
   while booting, which ManagedIdentityCredential retries;
 - the 401 challenge names the Key Vault resource of the vault host's DNS suffix, so the SDK's
   challenge-resource check passes for `*.vault.localhost`;
-- the versions of an unknown secret are an empty list (as the azure-sdk-for-js recording
-  `recording_can_list_secret_versions_non_existing.json` shows), and the SDK's pager keeps
-  following `nextLink` through short and empty pages;
+- the versions of an unknown secret or certificate are an empty list (as the azure-sdk-for-js
+  recordings `recording_can_list_secret_versions_non_existing.json` and
+  `recording_can_list_certificate_versions_non_existing.json` show), versions are listed by
+  version id, and the SDK's pager keeps following `nextLink` through short and empty pages;
+- every answer carries Key Vault's headers and echoes the request's `x-ms-client-request-id`;
 - a vault's network rules refuse with Key Vault's `ForbiddenByFirewall` and
   `ForbiddenByConnection` 403s, which the SDK raises with the body.
 """
@@ -17,6 +19,7 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import ManagedIdentityCredential
+from azure.keyvault.certificates import CertificateClient
 from azure.keyvault.secrets import SecretClient
 
 from conftest import ADMIN_CLIENT_ID, IMDS, TENANT, VAULT_URL, admin
@@ -94,6 +97,36 @@ def test_the_challenge_names_vault_localhost_and_the_sdk_accepts_it():
 def test_the_versions_of_an_unknown_secret_are_an_empty_list():
     secrets = SecretClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
     assert list(secrets.list_properties_of_secret_versions("never-set")) == []
+
+
+def test_the_versions_of_an_unknown_certificate_are_an_empty_list():
+    certificates = CertificateClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
+    assert list(certificates.list_properties_of_certificate_versions("never-created")) == []
+
+
+def test_versions_are_listed_by_version_id():
+    secrets = SecretClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
+    created = [secrets.set_secret("ordered", str(i)).properties.version for i in range(6)]
+    listed = [p.version for p in secrets.list_properties_of_secret_versions("ordered")]
+    assert sorted(listed) == sorted(created)
+    assert listed == sorted(created, key=str.lower)
+
+
+def test_answers_carry_key_vaults_headers_and_echo_the_client_request_id():
+    secrets = SecretClient(VAULT_URL, ManagedIdentityCredential(client_id=ADMIN_CLIENT_ID))
+    seen = []
+    secrets.get_secret("seeded", raw_response_hook=seen.append)
+    request, response = seen[-1].http_request.headers, seen[-1].http_response.headers
+    assert response["x-ms-client-request-id"] == request["x-ms-client-request-id"]
+    assert response["Cache-Control"] == "no-cache"
+    assert response["Pragma"] == "no-cache"
+    assert response["Expires"] == "-1"
+    assert response["Strict-Transport-Security"] == "max-age=31536000;includeSubDomains"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["x-ms-keyvault-network-info"] == "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"
+    for name in ("x-ms-request-id", "x-ms-keyvault-region", "x-ms-keyvault-service-version",
+                 "x-ms-keyvault-rbac-assignment-id"):
+        assert response.get(name), name
 
 
 def test_the_pager_follows_short_and_empty_pages():

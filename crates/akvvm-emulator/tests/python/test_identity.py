@@ -1,5 +1,6 @@
 """Managed identity (IMDS) and certificate (Entra ID) credentials from azure-identity."""
 
+import re
 import time
 
 import pytest
@@ -91,6 +92,61 @@ def test_certificate_credential_signs_in_and_reads_a_secret():
     stranger_thumbprint = stranger_cert.fingerprint(hashes.SHA1()).hex().upper()
     with pytest.raises(ClientAuthenticationError, match=f"Thumbprint of key used by client: '{stranger_thumbprint}'"):
         wrong.get_token(SCOPE)
+
+
+def _assertion(app, audience, not_before, expires):
+    """A client assertion (RS256) signed with the app's generated key."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "RS256", "typ": "JWT", "x5t": app["x5t"]}
+    claims = {"aud": audience, "iss": app["clientId"], "sub": app["clientId"], "jti": "1",
+              "nbf": not_before, "exp": expires}
+    signed = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    key = serialization.load_pem_private_key(app["privateKeyPem"].encode(), password=None)
+    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signed}.{b64(signature)}"
+
+
+def test_entra_refuses_assertions_for_another_audience_or_out_of_time_in_its_own_words():
+    app = admin("POST", "/apps", {"displayName": "pytest-assertions"})
+    token_url = f"{AUTHORITY}/{TENANT}/oauth2/v2.0/token"
+
+    def refused(assertion):
+        response = requests.post(token_url, timeout=10, data={
+            "client_id": app["clientId"], "scope": SCOPE, "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion})
+        assert response.status_code == 401, response.text
+        body = response.json()
+        assert body["error"] == "invalid_client"
+        return body, body["error_description"].splitlines()[0]
+
+    now = int(time.time())
+    body, line = refused(_assertion(app, "https://elsewhere/token", now, now + 600))
+    assert body["error_codes"] == [700023]
+    assert line.startswith("AADSTS700023: Client assertion audience claim does not match Realm issuer.")
+
+    # 2020-01-01T00:00:00Z to 01:00:00Z: the times in ISO-8601 as Entra writes them.
+    body, line = refused(_assertion(app, token_url, 1577836800, 1577840400))
+    assert body["error_codes"] == [700024]
+    assert re.match(
+        r"AADSTS700024: Client assertion is not within its valid time range\. "
+        r"Current time: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z, "
+        r"assertion valid from 2020-01-01T00:00:00\.0000000Z, "
+        r"expiry time of assertion 2020-01-01T01:00:00\.0000000Z\.", line), line
+
+    # The same assertion in its time range is accepted.
+    accepted = requests.post(token_url, timeout=10, data={
+        "client_id": app["clientId"], "scope": SCOPE, "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": _assertion(app, token_url, now, now + 600)})
+    assert accepted.status_code == 200, accepted.text
 
 
 def test_discovery_for_an_unknown_tenant_fails_with_invalid_tenant():
