@@ -398,9 +398,9 @@ pub fn being_deleted(kind: &str) -> Response {
 }
 
 /// Key Vault's 409 for a restore onto a name in use, naming the backed-up object's `id` (its
-/// current version); `object` is `secret` or `certificate`. Key Vault's words for a secret
-/// (azure-sdk-for-python `test_secrets_client.pyTestSecretClienttest_backup_restore[7.3].json`);
-/// a certificate's are the same with "certificate" (no public recording shows one).
+/// current version); `object` is `secret` or `certificate`. Key Vault's words (azure-sdk-for-python
+/// `test_secrets_client.pyTestSecretClienttest_backup_restore[7.3].json` and
+/// `test_certificates_client.pyTestCertificateClienttest_backup_restore[7.3].json`).
 pub fn restore_conflict(object: &str, id: &str) -> Response {
     kv_error(
         StatusCode::CONFLICT,
