@@ -40,8 +40,8 @@ pub fn current_version(blob: &[u8]) -> Option<String> {
 }
 
 /// Restores the certificate of a backup blob (with its managed secret) into `v` under its own
-/// name: `Ok(None)` for a blob [`certificate_backup`] did not make; refused while a certificate
-/// or secret of that name exists or a deleted one is kept.
+/// name, without its certificate operation: `Ok(None)` for a blob [`certificate_backup`] did not
+/// make; refused while a certificate or secret of that name exists or a deleted one is kept.
 pub fn restore_certificate_in(
     v: &mut Vault,
     blob: &[u8],
@@ -70,8 +70,12 @@ pub fn restore_certificate_in(
     if let Some(secret) = backup.secret {
         v.secrets.insert(key.clone(), secret);
     }
-    v.certificates.insert(key, backup.certificate.clone());
-    Ok(Some(backup.certificate))
+    // The certificate operation is not restored: Key Vault's restored bundle has no `pending`
+    // (azure-sdk-for-python test_certificates_client.pyTestCertificateClienttest_backup_restore[7.3].json).
+    let mut certificate = backup.certificate;
+    certificate.pending = None;
+    v.certificates.insert(key, certificate.clone());
+    Ok(Some(certificate))
 }
 
 #[cfg(test)]

@@ -35,11 +35,11 @@ pub const EXACT: &[&str] = &[
 pub fn same_shape(recorded: &Value, actual: &Value, path: &str) -> Result<(), String> {
     match (recorded, actual) {
         (Value::Object(r), Value::Object(a)) => {
-            let keys = |o: &serde_json::Map<String, Value>| {
+            fn keys(o: &serde_json::Map<String, Value>) -> Vec<&str> {
                 let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
                 keys.sort_unstable();
                 keys
-            };
+            }
             if keys(r) != keys(a) {
                 return Err(format!(
                     "{}: fields {:?}, local vault {:?}",
@@ -137,7 +137,9 @@ pub fn same_challenge(recorded: &str, actual: &str) -> Result<(), String> {
     let (r_scheme, r) = challenge_parts(recorded).ok_or("recorded challenge unreadable")?;
     let (a_scheme, a) =
         challenge_parts(actual).ok_or_else(|| format!("challenge {actual:?} unreadable"))?;
-    let names = |p: &[(&str, &str)]| p.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+    fn names<'a>(p: &[(&'a str, &str)]) -> Vec<&'a str> {
+        p.iter().map(|(k, _)| *k).collect()
+    }
     if r_scheme != a_scheme || names(&r) != names(&a) {
         return Err(format!("challenge {actual:?}, recorded {recorded:?}"));
     }
