@@ -17,8 +17,7 @@ use sha1::Digest;
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
     malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
-    restore_conflict,
-    with_deletion,
+    restore_conflict, with_deletion,
 };
 use crate::certs::CertificateImport;
 use crate::error::AdminError;

@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use super::wire::{
     Ctx, DeletedObjects, admin_to_response, bad_parameter, check_name, kv_error, list_page,
     malformed_backup, method_not_allowed, not_found_path, ok_json, parse_body, restore_blob,
-    restore_conflict,
-    with_deletion,
+    restore_conflict, with_deletion,
 };
 use crate::error::AdminError;
 use crate::state::model::{listing_order, version_index};

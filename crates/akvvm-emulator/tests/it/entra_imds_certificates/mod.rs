@@ -142,7 +142,7 @@ fn sdk(emulator: &RunningEmulator, credential: Arc<dyn TokenCredential>) -> Secr
     sdk::sdk_client(emulator, VAULT, credential, RetryOptions::none())
 }
 
+mod certificates;
 mod entra;
 mod imds;
-mod certificates;
 mod seed_and_admin;

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 /// The first line of an Entra error's description (the rest is trace id, correlation id and
 /// timestamp).
 fn aadsts(body: &Value) -> &str {

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 #[tokio::test]
 async fn imds_accepts_the_token_path_with_a_trailing_slash() {
     let (emulator, identity) = start().await;

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 #[tokio::test]
 async fn the_versions_of_an_unknown_secret_are_an_empty_list() {
     let (emulator, _) = start().await;

@@ -102,8 +102,8 @@ fn value(v: &str) -> SecretSpec {
     }
 }
 
-mod imds;
-mod suffixes;
-mod lists;
-mod vault_answers;
 mod entra;
+mod imds;
+mod lists;
+mod suffixes;
+mod vault_answers;

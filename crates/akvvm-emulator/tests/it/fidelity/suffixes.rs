@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 #[tokio::test]
 async fn the_challenge_and_the_audience_follow_the_vault_hosts_suffix() {
     let (emulator, _) = start().await;

@@ -88,7 +88,6 @@ async fn the_certificate_policy_is_read_and_updated_member_by_member() {
     );
 }
 
-
 #[tokio::test]
 async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
     let (emulator, _) = start().await;
@@ -194,7 +193,6 @@ async fn answers_carry_key_vaults_headers_and_echo_the_client_request_id() {
             .contains_key("x-ms-keyvault-rbac-assignment-id")
     );
 }
-
 
 #[tokio::test]
 async fn network_rules_refuse_with_key_vaults_firewall_and_private_link_403s() {

@@ -137,7 +137,10 @@ impl Replay {
                         panic!("{at}: interim {status} differs at {d}\nlocal vault: {body}");
                     }
                     polls += 1;
-                    assert!(polls < MAX_POLLS, "{at}: still {status} after {polls} polls");
+                    assert!(
+                        polls < MAX_POLLS,
+                        "{at}: still {status} after {polls} polls"
+                    );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 _ => break (status, headers, body),
@@ -154,7 +157,10 @@ impl Replay {
                 KEY_VAULT_HEADERS.contains(&header),
                 "{at}: recorded header {header} is not in KEY_VAULT_HEADERS"
             );
-            assert!(headers.contains_key(header), "{at}: header {header} missing");
+            assert!(
+                headers.contains_key(header),
+                "{at}: header {header} missing"
+            );
         }
         if let Some(recorded) = step["challenge"].as_str() {
             let actual = headers["www-authenticate"].to_str().unwrap();
@@ -220,9 +226,11 @@ impl Replay {
     /// A recorded request body with `<backup blob>` replaced by the blob the local vault answered.
     fn local_body(&self, recorded: &Value) -> Value {
         match recorded {
-            Value::String(s) if s == "<backup blob>" => {
-                Value::String(self.backup.clone().expect("a backup step before the restore"))
-            }
+            Value::String(s) if s == "<backup blob>" => Value::String(
+                self.backup
+                    .clone()
+                    .expect("a backup step before the restore"),
+            ),
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, v)| (k.clone(), self.local_body(v)))
@@ -480,7 +488,8 @@ fn every_recording_is_replayed_and_sourced_and_differences_fail() {
     let challenge = r#"Bearer authorization="https://login.windows.net/t1", resource="https://vault.azure.net""#;
     let other = r#"Bearer authorization="https://login.windows.net/t2", resource="https://vault.azure.net""#;
     assert!(same_challenge(challenge, other).is_ok());
-    let other = r#"Bearer authorization="https://login.windows.net/t1", resource="https://vault.azure.cn""#;
+    let other =
+        r#"Bearer authorization="https://login.windows.net/t1", resource="https://vault.azure.cn""#;
     assert!(same_challenge(challenge, other).is_err());
     let other = r#"Bearer authorization="https://login.microsoftonline.com/t1", scope="https://vault.azure.net/.default""#;
     assert!(same_challenge(challenge, other).is_err());
