@@ -5,7 +5,10 @@
 use akvvm_cert::certificate::{
     CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, CertificateBundle, EcCurve, KeyType, San,
 };
+use der::Decode;
+use der::oid::AssociatedOid;
 use serde_json::{Value, json};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 
 use crate::error::{AdminError, invalid};
 
@@ -116,6 +119,48 @@ pub fn normalize_policy(policy: &Value, issuer: &str) -> Result<Value, AdminErro
     }))
 }
 
+/// Key usages by Key Vault's names (the REST spec's `KeyUsageType`).
+const KEY_USAGES: [(KeyUsages, &str); 9] = [
+    (KeyUsages::DigitalSignature, "digitalSignature"),
+    (KeyUsages::NonRepudiation, "nonRepudiation"),
+    (KeyUsages::KeyEncipherment, "keyEncipherment"),
+    (KeyUsages::DataEncipherment, "dataEncipherment"),
+    (KeyUsages::KeyAgreement, "keyAgreement"),
+    (KeyUsages::KeyCertSign, "keyCertSign"),
+    (KeyUsages::CRLSign, "cRLSign"),
+    (KeyUsages::EncipherOnly, "encipherOnly"),
+    (KeyUsages::DecipherOnly, "decipherOnly"),
+];
+
+/// The extended key usages (OIDs) and key usages (Key Vault's names) of the certificate `der`,
+/// empty when it has none: an imported certificate's policy reports both, `[]` included
+/// (azure-sdk-for-python
+/// `test_certificates_client.pyTestCertificateClienttest_import_certificate_not_password_encoded_no_policy[7.3].json`).
+fn usages(der: &[u8]) -> (Vec<String>, Vec<&'static str>) {
+    let mut ekus = Vec::new();
+    let mut key_usage = Vec::new();
+    let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+        return (ekus, key_usage);
+    };
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        let value = ext.extn_value.as_bytes();
+        if ext.extn_id == ExtendedKeyUsage::OID {
+            if let Ok(found) = ExtendedKeyUsage::from_der(value) {
+                ekus = found.0.iter().map(ToString::to_string).collect();
+            }
+        } else if ext.extn_id == KeyUsage::OID
+            && let Ok(found) = KeyUsage::from_der(value)
+        {
+            key_usage = KEY_USAGES
+                .iter()
+                .filter(|(flag, _)| found.0.contains(*flag))
+                .map(|(_, name)| *name)
+                .collect();
+        }
+    }
+    (ekus, key_usage)
+}
+
 /// The policy Key Vault reports for an imported certificate.
 pub fn policy_from_bundle(bundle: &CertificateBundle, content_type: &str, given: &Value) -> Value {
     let (kty, size, crv) = match &bundle.key.key_type() {
@@ -148,7 +193,8 @@ pub fn policy_from_bundle(bundle: &CertificateBundle, content_type: &str, given:
     if let Some(crv) = crv {
         key_props["crv"] = json!(crv);
     }
-    let mut x509 = json!({"subject": leaf.subject, "validity_months": months, "basic_constraints": {"ca": leaf.is_ca}});
+    let (ekus, key_usage) = usages(leaf.der());
+    let mut x509 = json!({"subject": leaf.subject, "ekus": ekus, "key_usage": key_usage, "validity_months": months, "basic_constraints": {"ca": leaf.is_ca}});
     if !dns.is_empty() {
         x509["sans"] = json!({"dns_names": dns});
     }
@@ -178,5 +224,23 @@ mod tests {
         let err = normalize_policy(&json!({"key_props": {"kty": "EC", "crv": "P-192"}}), "Self")
             .unwrap_err();
         assert!(err.to_string().contains("key_props.crv \"P-192\""), "{err}");
+    }
+
+    #[test]
+    fn an_imported_certificates_usages_are_read_from_it() {
+        let policy = normalize_policy(
+            &json!({"x509_props": {"subject": "CN=usages", "ekus": ["1.3.6.1.5.5.7.3.2"], "key_usage": ["digitalSignature", "keyAgreement"]}}),
+            "Self",
+        )
+        .unwrap();
+        let (der, _) = crate::certs::generate::self_signed(&policy).unwrap();
+        assert_eq!(
+            usages(&der),
+            (
+                vec!["1.3.6.1.5.5.7.3.2".to_owned()],
+                vec!["digitalSignature", "keyAgreement"]
+            )
+        );
+        assert_eq!(usages(b"not a certificate"), (Vec::new(), Vec::new()));
     }
 }

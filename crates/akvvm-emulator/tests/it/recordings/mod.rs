@@ -31,6 +31,7 @@ const RECORDINGS: &[&str] = &[
     "js_can_get_a_deleted_secret_non_existing",
     "js_can_list_secret_versions_non_existing",
     "js_can_backup_a_secret_non_existing",
+    "js_can_recover_a_deleted_secret",
     "js_can_get_a_certificates_secret_in_pem_format",
     "js_can_get_a_certificates_secret_in_pkcs_12_format",
     "js_can_list_certificate_versions_non_existing",
@@ -38,6 +39,7 @@ const RECORDINGS: &[&str] = &[
     "py_secret_backup_restore",
     "py_certificate_crud_operations",
     "py_certificate_backup_restore",
+    "py_import_certificate_not_password_encoded_no_policy",
     "js_can_recover_a_deleted_certificate",
     "js_can_restore_a_certificate_malformed_backup_bytes",
 ];
@@ -310,6 +312,14 @@ async fn back_up_a_secret_that_does_not_exist() {
     replay("js_can_backup_a_secret_non_existing").await;
 }
 
+/// azure-sdk-for-js `keyvault-secrets`, `recording_can_recover_a_deleted_secret.json` (commit
+/// ece126e511fda6ee4e0364113547e148091a0273): set, delete, the deleted secret polled, recover,
+/// and the secret polled back.
+#[tokio::test]
+async fn recover_a_deleted_secret() {
+    replay("js_can_recover_a_deleted_secret").await;
+}
+
 /// azure-sdk-for-js `keyvault-certificates`, `recording_can_get_a_certificates_secret_in_pem_format.json`
 /// (commit 7db1ba0a8da422c55855d822d28a3122dd1349de): create with the 401 challenge, two
 /// `inProgress` polls, the bundle, and the managed secret in PEM.
@@ -366,6 +376,16 @@ async fn python_certificate_crud() {
 #[tokio::test]
 async fn python_certificate_backup_and_restore() {
     replay("py_certificate_backup_restore").await;
+}
+
+/// azure-sdk-for-python `azure-keyvault-certificates`,
+/// `test_certificates_client.pyTestCertificateClienttest_import_certificate_not_password_encoded_no_policy[7.3].json`
+/// (commit 1203b7e49968eda0da4ec88a626cf58cad0ad5b3): a PFX without password imported, and the
+/// policy Key Vault derives from it (issuer `Unknown`, `EmailContacts`, the certificate's own
+/// usages, `[]` when it has none).
+#[tokio::test]
+async fn python_import_of_a_pfx() {
+    replay("py_import_certificate_not_password_encoded_no_policy").await;
 }
 
 /// azure-sdk-for-js `keyvault-certificates`, `recording_can_recover_a_deleted_certificate.json`
