@@ -8,7 +8,8 @@
 //! ([`shape::same_shape`]). Versions the recording names in later paths are mapped to the local
 //! vault's; a backup blob is the one the local vault answered; polls that a real vault answered
 //! several times before the operation completed (`polled`) are repeated until the local vault
-//! gives the recorded final answer.
+//! gives the recorded final answer, and a recording with such polls is replayed a second time with
+//! deletes and recoveries taking a while, so that the interim answers are compared too.
 
 mod shape;
 
@@ -67,10 +68,14 @@ const KEY_VAULT_HEADERS: &[&str] = &[
     "retry-after",
 ];
 /// The most times a `polled` step is sent before its recorded final answer must have come.
-const MAX_POLLS: u32 = 50;
+const MAX_POLLS: u32 = 200;
+/// How long the local vault takes to complete deletes and recoveries in the second replay of a
+/// recording with `polled` steps, so that it gives the interim answers a real vault gave.
+const DELETION_DELAY: Duration = Duration::from_millis(150);
 
 /// One recording being replayed: the local vault, its client and token, and what earlier answers
-/// taught (recorded version ids → the local vault's, the last backup blob).
+/// taught (recorded version ids → the local vault's, the last backup blob, how many interim
+/// answers of `polled` steps came).
 struct Replay {
     name: String,
     emulator: RunningEmulator,
@@ -78,12 +83,29 @@ struct Replay {
     token: String,
     versions: BTreeMap<String, String>,
     backup: Option<String>,
+    interim: u32,
 }
 
 /// Replays the recording `name` against a fresh local vault; panics naming the recording and the
-/// step at the first difference.
+/// step at the first difference. A recording with `polled` steps is replayed a second time with
+/// deletes and recoveries completing after [`DELETION_DELAY`], as Key Vault's do: then the local
+/// vault must give (some of) the recorded interim answers too, and they are compared as well.
 async fn replay(name: &str) {
     let recording = fixture(name);
+    replay_once(name, &recording, None).await;
+    let steps = recording["steps"].as_array().unwrap();
+    if steps.iter().any(|s| s["polled"].is_array()) {
+        let interim = replay_once(name, &recording, Some(DELETION_DELAY)).await;
+        assert!(
+            interim > 0,
+            "{name}: no interim answer with deletes taking {DELETION_DELAY:?}"
+        );
+    }
+}
+
+/// One replay of `recording` against a fresh local vault (deletes and recoveries taking `delay`);
+/// the number of interim answers it gave to `polled` steps.
+async fn replay_once(name: &str, recording: &Value, delay: Option<Duration>) -> u32 {
     let (emulator, _) = start_with_roles(
         VAULT,
         AuthorizationModel::Rbac,
@@ -92,6 +114,9 @@ async fn replay(name: &str) {
     .await;
     if let Some(polls) = recording["pendingPolls"].as_u64() {
         emulator.pending_polls(VAULT, u32::try_from(polls).unwrap());
+    }
+    if let Some(delay) = delay {
+        emulator.set_deletion_delay(VAULT, delay);
     }
     let token = imds_token(&emulator).await;
     let client = http_client(&emulator, &[VAULT]);
@@ -102,12 +127,14 @@ async fn replay(name: &str) {
         token,
         versions: BTreeMap::new(),
         backup: None,
+        interim: 0,
     };
     let steps = recording["steps"].as_array().expect("steps");
     assert!(!steps.is_empty(), "{name}: no steps");
     for (i, step) in steps.iter().enumerate() {
         replay.step(i + 1, step).await;
     }
+    replay.interim
 }
 
 /// The fixture `recordings/<name>.json`.
@@ -139,6 +166,7 @@ impl Replay {
                         panic!("{at}: interim {status} differs at {d}\nlocal vault: {body}");
                     }
                     polls += 1;
+                    self.interim += 1;
                     assert!(
                         polls < MAX_POLLS,
                         "{at}: still {status} after {polls} polls"
