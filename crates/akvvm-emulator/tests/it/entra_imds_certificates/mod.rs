@@ -1,5 +1,7 @@
 //! Entra ID client assertions, IMDS errors, certificates as managed secrets (read through the
-//! official Rust SDK and decoded with akvvm's own decoder), the seed file and persistence.
+//! official Rust SDK and decoded with akvvm's own decoder), the seed file and persistence. One
+//! module per topic (`entra`, `imds`, `certificates`, `seed_and_admin`); the shared helpers (and
+//! the client assertions `fidelity` uses too) are here.
 
 use std::sync::Arc;
 

@@ -23,7 +23,8 @@
 //!   (fault presets), with the bodies Key Vault sends (quoted in
 //!   hashicorp/terraform-provider-azurerm#20742 and microsoft/multimodal-ai#171).
 //!
-//! Self-contained: the emulator runs in-process on 127.0.0.1:0.
+//! Self-contained: the emulator runs in-process on 127.0.0.1:0. One module per topic (`imds`,
+//! `suffixes`, `lists`, `vault_answers`, `entra`); the shared helpers are here.
 
 use std::sync::Arc;
 
