@@ -24,20 +24,29 @@ pub fn sequence_number(config_folder: &Path, from_env: Option<&str>) -> Result<u
             value: value.to_string(),
         });
     }
+    sequence_numbers(config_folder)?
+        .last()
+        .copied()
+        .ok_or_else(|| HandlerError::NoSettings {
+            folder: config_folder.to_path_buf(),
+        })
+}
+
+/// Every `<seq>.settings` in `config_folder`, by sequence number, lowest first.
+pub fn sequence_numbers(config_folder: &Path) -> Result<Vec<u64>, HandlerError> {
     let entries = std::fs::read_dir(config_folder).map_err(|source| HandlerError::Read {
         path: config_folder.to_path_buf(),
         source,
     })?;
-    entries
+    let mut numbers: Vec<u64> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             name.strip_suffix(".settings")?.parse::<u64>().ok()
         })
-        .max()
-        .ok_or_else(|| HandlerError::NoSettings {
-            folder: config_folder.to_path_buf(),
-        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 impl HandlerSettings {
