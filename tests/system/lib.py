@@ -93,6 +93,14 @@ def binary(name):
     return path
 
 
+def release_akvvm():
+    """The release `akvvm` that scripts/package built (and put in both packages)."""
+    path = TARGET / "release" / "akvvm"
+    if not path.is_file():
+        raise TestFailure(f"{path} is missing: run scripts/package first (tests/system/run does)")
+    return path
+
+
 def package(kind, version=None):
     """A package built by scripts/package: kind "zip" or "deb"."""
     version = version or os.environ["AKVVM_PACKAGE_VERSION"]

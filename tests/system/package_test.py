@@ -95,7 +95,7 @@ def check_installed(tmp):
     check("/etc/akvvm/settings.json" in conffiles, f"settings.json is not a conffile: {conffiles!r}")
     check(Path("/var/lib/akvvm").is_dir(), "postinst made no /var/lib/akvvm")
     version = run("/usr/bin/akvvm", "--version")
-    check(VERSION in version or version.startswith("akvvm "), f"akvvm --version: {version!r}")
+    check(version.startswith("akvvm "), f"akvvm --version: {version!r}")
 
     step("systemd-analyze verify the installed unit")
     run("systemd-analyze", "verify", "/usr/lib/systemd/system/akvvm.service")
@@ -129,7 +129,8 @@ def check_installed(tmp):
         emulator.stop()
     link = store / "myvault.web"
     check(link.is_symlink() and link.resolve().is_file(), f"{link} was not installed")
-    check(Path("/var/lib/akvvm").iterdir(), "no state in /var/lib/akvvm")
+    check((Path("/var/lib/akvvm") / "state.json").is_file(),
+          "the sync left no state.json in /var/lib/akvvm")
     return link
 
 
@@ -139,7 +140,7 @@ def check_remove_and_purge(link):
     check(not Path("/usr/bin/akvvm").exists(), "/usr/bin/akvvm is still there after dpkg -r")
     check(installed().endswith("config-files"), f"dpkg says {installed()!r} after dpkg -r")
     check(link.resolve().is_file(), "dpkg -r removed the installed certificate")
-    check(any(Path("/var/lib/akvvm").iterdir()), "dpkg -r removed the state")
+    check((Path("/var/lib/akvvm") / "state.json").is_file(), "dpkg -r removed the state")
     check(Path("/etc/akvvm/settings.json").is_file(), "dpkg -r removed the conffile")
 
     step("dpkg -P: the state and /etc/akvvm go, the certificate stays")
