@@ -143,6 +143,8 @@ mod tests {
         std::fs::write(dir.path().join("HandlerState"), "x").unwrap();
         std::fs::write(dir.path().join("11.settings.tmp"), "x").unwrap();
         assert_eq!(sequence_number(dir.path(), None).unwrap(), 10);
+        // Numerically ordered (10 after 2), other files left out.
+        assert_eq!(sequence_numbers(dir.path()).unwrap(), vec![0, 2, 10]);
         assert_eq!(sequence_number(dir.path(), Some("2")).unwrap(), 2);
         assert_eq!(sequence_number(dir.path(), Some("")).unwrap(), 10);
         assert_eq!(
