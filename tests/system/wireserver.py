@@ -226,7 +226,8 @@ def _handler(platform, port):
                                "vmSize": "Standard_D2s_v3", "osType": "Linux",
                                "subscriptionId": "00000000-0000-0000-0000-000000000000",
                                "resourceGroupName": "akvvm-test", "placementGroupId": "",
-                               "vmScaleSetName": "", "zone": ""}
+                               "vmScaleSetName": "", "zone": "", "publisher": "",
+                               "offer": "", "sku": "", "version": ""}
                     document = compute if "compute" in path else {"compute": compute}
                     return self._send(200, json.dumps(document), "application/json")
                 return self._send(404, "not found")
