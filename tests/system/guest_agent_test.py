@@ -19,6 +19,8 @@ its `PUT /status`, decoded) and the files in the store, through the lifecycle:
 There is no systemd here: the handler runs `akvvm run` as a detached process, which must live on
 between the agent's commands. Runs only inside the namespaces of tests/system/run (the agent talks
 to 168.63.129.16 and 169.254.169.254, which exist there only on `lo`).
+
+Left for when akvvm's 4.x mode exists (issue 12): the same lifecycle run with the 4.0.x package.
 """
 
 import json

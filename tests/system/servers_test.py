@@ -15,7 +15,8 @@ end up seeing the new certificate's thumbprint; three rotations in a row. The ti
 rotation request (and from the push) to each server presenting the new certificate is printed
 (docs/benchmarks.md records it; no timing is asserted).
 
-Runs only inside the namespaces of tests/system/run.
+Runs only inside the namespaces of tests/system/run. Left for when akvvm's 4.x mode exists
+(issue 12): nginx from the 4.x `.pem` + `.keyid` links.
 """
 
 import json
