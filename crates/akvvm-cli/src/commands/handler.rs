@@ -251,11 +251,34 @@ fn stop(
         services.disable()?;
         return Ok(());
     }
-    let state_directory = current_settings(environment, sequence_env)
-        .map(|s| s.agent.state_directory)
-        .unwrap_or_else(|_| PathBuf::from(akvvm::settings::DEFAULT_STATE_DIRECTORY));
+    let state_directory = daemon_state_directory(environment, sequence_env);
     PidFile::in_state_directory(&state_directory).stop(STOP_WAIT)?;
     Ok(())
+}
+
+/// Where the running daemon keeps its pid file: the state directory of the current settings, or,
+/// when they are invalid, of the newest earlier sequence whose settings are valid (the daemon
+/// that `enable` started from them is still running: bad settings never replace it), else the
+/// default. So `disable` after a bad `<seq>.settings` still stops the daemon.
+fn daemon_state_directory(environment: &HandlerEnvironment, sequence_env: Option<&str>) -> PathBuf {
+    let folder = &environment.config_folder;
+    let current = handler::sequence_number(folder, sequence_env).ok();
+    let sequences = handler::sequence_numbers(folder).unwrap_or_default();
+    let candidates = current.into_iter().chain(
+        sequences
+            .into_iter()
+            .rev()
+            .filter(|&s| current.is_none_or(|c| s < c)),
+    );
+    for sequence in candidates {
+        let Ok(handler_settings) = HandlerSettings::read(folder, sequence) else {
+            continue;
+        };
+        if let Ok(settings) = handler_settings.validate() {
+            return settings.agent.state_directory;
+        }
+    }
+    PathBuf::from(akvvm::settings::DEFAULT_STATE_DIRECTORY)
 }
 
 /// Removes every version, link and state akvvm recorded for the observed certificates.

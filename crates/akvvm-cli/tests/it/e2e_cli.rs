@@ -331,8 +331,9 @@ async fn handler_enable_disable_uninstall_without_systemd() {
             .contains("pollingIntervalInSec"),
         "{error}"
     );
-    std::fs::remove_file(config.join("1.settings")).unwrap();
 
+    // Disable while the newest settings are the broken ones (as when a user disables a broken
+    // extension): the daemon the last valid settings started is found and stopped all the same.
     let pid_file = h.state_dir().join("akvvm.pid");
     assert!(pid_file.exists());
     let out = output(handler(&["disable"])).await;
@@ -346,6 +347,7 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         h.store().join("contoso.web").exists(),
         "disable leaves certificates"
     );
+    std::fs::remove_file(config.join("1.settings")).unwrap();
 
     let out = output(handler(&["uninstall"])).await;
     assert!(out.status.success());

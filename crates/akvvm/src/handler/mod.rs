@@ -28,7 +28,7 @@ pub use environment::{
     discover_environment,
 };
 pub use pid::{PID_FILE_NAME, PidFile};
-pub use settings::{HandlerSettings, SEQUENCE_ENV, sequence_number};
+pub use settings::{HandlerSettings, SEQUENCE_ENV, sequence_number, sequence_numbers};
 pub use systemd::{ServiceManager, UNIT_NAME, UnitSpec};
 
 /// Errors of the handler: its environment, settings, systemd unit and pid file.

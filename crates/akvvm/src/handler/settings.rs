@@ -24,20 +24,29 @@ pub fn sequence_number(config_folder: &Path, from_env: Option<&str>) -> Result<u
             value: value.to_string(),
         });
     }
+    sequence_numbers(config_folder)?
+        .last()
+        .copied()
+        .ok_or_else(|| HandlerError::NoSettings {
+            folder: config_folder.to_path_buf(),
+        })
+}
+
+/// Every `<seq>.settings` in `config_folder`, by sequence number, lowest first.
+pub fn sequence_numbers(config_folder: &Path) -> Result<Vec<u64>, HandlerError> {
     let entries = std::fs::read_dir(config_folder).map_err(|source| HandlerError::Read {
         path: config_folder.to_path_buf(),
         source,
     })?;
-    entries
+    let mut numbers: Vec<u64> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             name.strip_suffix(".settings")?.parse::<u64>().ok()
         })
-        .max()
-        .ok_or_else(|| HandlerError::NoSettings {
-            folder: config_folder.to_path_buf(),
-        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 impl HandlerSettings {
@@ -134,6 +143,8 @@ mod tests {
         std::fs::write(dir.path().join("HandlerState"), "x").unwrap();
         std::fs::write(dir.path().join("11.settings.tmp"), "x").unwrap();
         assert_eq!(sequence_number(dir.path(), None).unwrap(), 10);
+        // Numerically ordered (10 after 2), other files left out.
+        assert_eq!(sequence_numbers(dir.path()).unwrap(), vec![0, 2, 10]);
         assert_eq!(sequence_number(dir.path(), Some("2")).unwrap(), 2);
         assert_eq!(sequence_number(dir.path(), Some("")).unwrap(), 10);
         assert_eq!(
