@@ -20,6 +20,7 @@ mod procs;
 mod report;
 mod setup;
 mod sync;
+mod syscalls;
 mod vault;
 
 use std::io::Write as _;
@@ -90,6 +91,10 @@ struct RunArgs {
     /// (default: python-venv beside the build directory, as tests/python/run.sh makes it).
     #[arg(long)]
     python_venv: Option<PathBuf>,
+    /// With `sync`: also count the agent's syscalls (`strace -f -c`) in an initial sync and an
+    /// unchanged cycle (strace is slow: counts only).
+    #[arg(long)]
+    syscalls: bool,
     /// Certificates observed by the daemon in `push`.
     #[arg(long, default_value_t = 10_000)]
     push_n: usize,
@@ -222,6 +227,9 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
                         .await?;
                     progress(&row);
                     report.rows.push(row);
+                    if let Some(path) = &args.json {
+                        report.write(path)?;
+                    }
                 }
             }
             Scenario::Sync => {
@@ -231,9 +239,15 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
                             continue;
                         }
                         let cron = python.as_ref().filter(|_| n <= args.python_max_n);
-                        let rows = sync::run(&bins, &pool, n, vaults, cron, work.path()).await?;
+                        let rows =
+                            sync::run(&bins, &pool, n, vaults, cron, args.syscalls, work.path())
+                                .await?;
                         rows.iter().for_each(progress);
                         report.rows.extend(rows);
+                        // Long runs keep what they measured so far.
+                        if let Some(path) = &args.json {
+                            report.write(path)?;
+                        }
                     }
                 }
             }
@@ -241,6 +255,9 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
                 let row = sync::push(&bins, &pool, args.push_n, args.pushes, work.path()).await?;
                 progress(&row);
                 report.rows.push(row);
+                if let Some(path) = &args.json {
+                    report.write(path)?;
+                }
             }
             Scenario::Fleet => {
                 for retry_after in [None, Some(args.retry_after)] {
@@ -255,6 +272,9 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
                     .await?;
                     progress(&row);
                     report.rows.push(row);
+                    if let Some(path) = &args.json {
+                        report.write(path)?;
+                    }
                 }
             }
         }
@@ -268,7 +288,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn print_tables(report: &RunReport) {
-    let sections: [(&str, &str, &[&str]); 4] = [
+    let sections: [(&str, &str, &[&str]); 5] = [
         (
             "vault",
             "local vault: secret GETs",
@@ -297,6 +317,24 @@ fn print_tables(report: &RunReport) {
                 "vault_cpu_per_request_us",
                 "cpu_ratio_to_agent",
                 "exit",
+            ],
+        ),
+        (
+            "syscalls",
+            "the agent's syscalls (strace -f -c)",
+            &[
+                "syscalls",
+                "syscalls_per_cert",
+                "sys_readlinkat",
+                "sys_getxattr",
+                "sys_lgetxattr",
+                "sys_getdents64",
+                "sys_openat",
+                "sys_statx",
+                "sys_fsync",
+                "sys_renameat2",
+                "sys_symlinkat",
+                "sys_unlinkat",
             ],
         ),
         (

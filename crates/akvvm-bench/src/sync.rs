@@ -72,6 +72,7 @@ pub async fn run(
     n: usize,
     vaults: usize,
     python: Option<&PythonCron>,
+    syscalls: bool,
     work: &Path,
 ) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::Builder::new().prefix("sync-").tempdir_in(work)?;
@@ -173,6 +174,26 @@ pub async fn run(
     row.set("rotated", rotated as f64);
     rows.push(row);
     row_peak(&mut rows, &emulator);
+    if syscalls {
+        // A fresh store, counted: the initial sync, then an unchanged cycle.
+        let counted_dir = dir.path().join("agent-strace");
+        std::fs::create_dir_all(&counted_dir)?;
+        let counted_settings = dir.path().join("settings-strace.json");
+        let settings = setup::settings(&endpoints, &counted_dir, &observed, None, json!({}));
+        std::fs::write(&counted_settings, serde_json::to_vec_pretty(&settings)?)?;
+        let counted_arg = counted_settings.display().to_string();
+        for label in ["initial", "unchanged"] {
+            rows.push(crate::syscalls::counted_run(
+                &bins.python,
+                &bins.agent,
+                &counted_arg,
+                n,
+                vaults,
+                label,
+                dir.path(),
+            )?);
+        }
+    }
     Ok(rows)
 }
 
