@@ -18,6 +18,8 @@
 //! - `PUT|GET|DELETE /_emulator/faults/{scope}` [`Faults`] (scope: a vault name, `imds`, `entra`;
 //!   e.g. `{"networkDenial": "ForbiddenByFirewall"}` for a vault)
 //! - `GET|DELETE /_emulator/counters` -> [`RequestCount`](crate::state::RequestCount) rows
+//! - `GET|DELETE /_emulator/stats` -> [`RequestStats`](crate::state::RequestStats) (the counters
+//!   summed per scope and status)
 
 use std::sync::Arc;
 
@@ -152,6 +154,12 @@ pub fn router(state: Arc<State>, ca_pem: Arc<String>) -> Router {
         }))
         .route("/_emulator/counters", get(|AxState((s, _)): AxState<Shared>| async move {
             result(Ok::<_, AdminError>(s.traffic.counters()), false)
+        }).delete(|AxState((s, _)): AxState<Shared>| async move {
+            s.traffic.reset_counters();
+            result(Ok::<_, AdminError>(json!({})), false)
+        }))
+        .route("/_emulator/stats", get(|AxState((s, _)): AxState<Shared>| async move {
+            result(Ok::<_, AdminError>(s.traffic.stats()), false)
         }).delete(|AxState((s, _)): AxState<Shared>| async move {
             s.traffic.reset_counters();
             result(Ok::<_, AdminError>(json!({})), false)

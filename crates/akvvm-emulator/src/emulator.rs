@@ -221,6 +221,20 @@ impl RunningEmulator {
         });
     }
 
+    /// Throttles `vault` as Key Vault's service limits do for secrets
+    /// ([`Throttle::key_vault_secrets`]: 4,000 requests per 10 s), the 429s with
+    /// `Retry-After: retry_after_s` or without it.
+    pub fn throttle_like_key_vault(&self, vault: &str, retry_after_s: Option<u64>) {
+        self.state.traffic.update_faults(vault, |f| {
+            f.throttle = Some(Throttle::key_vault_secrets(retry_after_s));
+        });
+    }
+
+    /// The request counters summed per scope and status.
+    pub fn request_stats(&self) -> crate::state::RequestStats {
+        self.state.traffic.stats()
+    }
+
     /// Answers the next requests of a scope with `statuses`, one each.
     pub fn fail_next(&self, scope: &str, statuses: &[u16]) {
         self.state

@@ -23,7 +23,7 @@ use crate::state::secrets::{
     restore_secret_in, secret_from_backup, soft_delete_secret, update_secret_version,
 };
 use crate::state::{
-    DeletedSecret, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL, Secret, SecretSpec, SecretUpdate,
+    DeletedSecret, Permission, RECOVERABLE_DAYS, RECOVERY_LEVEL, SecretSpec, SecretUpdate,
     SecretVersion,
 };
 
@@ -75,11 +75,11 @@ fn secret_common(v: &SecretVersion, id: String) -> Value {
 
 /// A `SecretBundle`, with or without its value. A certificate's secret names its key (`kid`);
 /// list items (`SecretItem`) do not.
-fn secret_bundle(ctx: &Ctx<'_>, secret: &Secret, v: &SecretVersion, with_value: bool) -> Value {
-    let id = format!("{}/secrets/{}/{}", ctx.base, secret.name, v.version);
+fn secret_bundle(ctx: &Ctx<'_>, name: &str, v: &SecretVersion, with_value: bool) -> Value {
+    let id = format!("{}/secrets/{}/{}", ctx.base, name, v.version);
     let mut body = secret_common(v, id);
     if v.managed {
-        body["kid"] = json!(format!("{}/keys/{}/{}", ctx.base, secret.name, v.version));
+        body["kid"] = json!(format!("{}/keys/{}/{}", ctx.base, name, v.version));
     }
     if with_value {
         let map = body.as_object_mut().map(std::mem::take).unwrap_or_default();
@@ -158,7 +158,7 @@ pub fn handle(
             })?;
             Ok(ok_json(
                 StatusCode::OK,
-                secret_bundle(ctx, &secret, &version, true),
+                secret_bundle(ctx, &secret.name, &version, true),
             ))
         }
         ([name, "versions"], &Method::GET) => {
@@ -249,7 +249,7 @@ fn restore_secret(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, Response> {
     };
     Ok(ok_json(
         StatusCode::OK,
-        secret_bundle(ctx, &restored, current, false),
+        secret_bundle(ctx, &restored.name, current, false),
     ))
 }
 
@@ -263,9 +263,11 @@ fn get_secret(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Respon
             .get(&name.to_ascii_lowercase())
             .filter(|_| !vault.is_being_recovered(name))?;
         let v = &s.versions[version_index(&s.versions, version, |v| &v.version)?];
-        Some((s.clone(), v.clone()))
+        // The name and this one version only: a GET costs the same whatever the secret's
+        // number of versions.
+        Some((s.name.clone(), v.clone()))
     });
-    let Some((secret, v)) = found else {
+    let Some((secret_name, v)) = found else {
         return Err(secret_not_found(name, version));
     };
     if !v.enabled {
@@ -279,7 +281,7 @@ fn get_secret(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Respon
     let v = convert_content_type(ctx, v)?;
     Ok(ok_json(
         StatusCode::OK,
-        secret_bundle(ctx, &secret, &v, true),
+        secret_bundle(ctx, &secret_name, &v, true),
     ))
 }
 
@@ -337,13 +339,13 @@ fn update_secret(
     };
     Ok(ok_json(
         StatusCode::OK,
-        secret_bundle(ctx, &secret, &v, false),
+        secret_bundle(ctx, &secret.name, &v, false),
     ))
 }
 
 fn deleted_bundle(ctx: &Ctx<'_>, d: &DeletedSecret) -> Value {
     let body = match d.secret.versions.last() {
-        Some(v) => secret_bundle(ctx, &d.secret, v, false),
+        Some(v) => secret_bundle(ctx, &d.secret.name, v, false),
         None => json!({}),
     };
     with_deletion(
@@ -400,7 +402,7 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
             };
             Ok(ok_json(
                 StatusCode::OK,
-                secret_bundle(ctx, &secret, v, false),
+                secret_bundle(ctx, &secret.name, v, false),
             ))
         }
         _ => Err(deleted.unsupported(rest)),

@@ -13,15 +13,84 @@ use serde::{Deserialize, Serialize};
 
 use super::lock;
 
-/// Throttling: at most `limit` requests per `window_ms` pass; the rest get 429.
+/// Throttling: at most `limit` requests per `window_ms` (a sliding window) pass; the rest get
+/// 429. In JSON either `{"limit", "windowMs", "retryAfterS"?}` or a preset,
+/// `{"preset": "keyVaultSecrets", "retryAfterS"?}` ([`Throttle::key_vault_secrets`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", try_from = "ThrottleIn")]
 pub struct Throttle {
     pub limit: u32,
     pub window_ms: u64,
     /// `Retry-After` seconds on 429 answers; none when absent (Key Vault often sends none).
     #[serde(default)]
     pub retry_after_s: Option<u64>,
+}
+
+/// Key Vault's service limit for secrets: 4,000 transactions per 10 seconds per vault and
+/// region ("Secrets, managed storage account keys, and vault transactions", all transaction
+/// types, in Microsoft's "Azure Key Vault service limits").
+pub const KEY_VAULT_SECRETS_LIMIT: u32 = 4_000;
+/// The window of [`KEY_VAULT_SECRETS_LIMIT`]: 10 seconds.
+pub const KEY_VAULT_SECRETS_WINDOW_MS: u64 = 10_000;
+
+/// The named throttles of `{"throttle": {"preset": ...}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ThrottlePreset {
+    /// [`Throttle::key_vault_secrets`].
+    KeyVaultSecrets,
+}
+
+/// A throttle as written in JSON: a preset, or a limit and a window.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ThrottleIn {
+    #[serde(default)]
+    preset: Option<ThrottlePreset>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    window_ms: Option<u64>,
+    #[serde(default)]
+    retry_after_s: Option<u64>,
+}
+
+impl TryFrom<ThrottleIn> for Throttle {
+    type Error = String;
+
+    fn try_from(t: ThrottleIn) -> Result<Self, Self::Error> {
+        match (t.preset, t.limit, t.window_ms) {
+            (Some(ThrottlePreset::KeyVaultSecrets), None, None) => {
+                Ok(Throttle::key_vault_secrets(t.retry_after_s))
+            }
+            (Some(_), _, _) => Err(
+                "a throttle preset takes no limit or windowMs: give either \"preset\" or both \"limit\" and \"windowMs\"".into(),
+            ),
+            (None, Some(limit), Some(window_ms)) if window_ms > 0 => Ok(Throttle {
+                limit,
+                window_ms,
+                retry_after_s: t.retry_after_s,
+            }),
+            (None, Some(_), Some(_)) => Err("a throttle's windowMs must be above 0".into()),
+            (None, _, _) => Err(
+                "a throttle needs \"limit\" and \"windowMs\", or a \"preset\" (\"keyVaultSecrets\")".into(),
+            ),
+        }
+    }
+}
+
+impl Throttle {
+    /// Key Vault's service limit for secrets on one vault: [`KEY_VAULT_SECRETS_LIMIT`]
+    /// requests per [`KEY_VAULT_SECRETS_WINDOW_MS`]; every request to the vault counts (Key
+    /// Vault counts all transaction types together). `retry_after_s`: the `Retry-After` of the
+    /// 429 answers, or none (Key Vault's 429s have been seen both with and without it).
+    pub fn key_vault_secrets(retry_after_s: Option<u64>) -> Self {
+        Throttle {
+            limit: KEY_VAULT_SECRETS_LIMIT,
+            window_ms: KEY_VAULT_SECRETS_WINDOW_MS,
+            retry_after_s,
+        }
+    }
 }
 
 /// Short list pages, as Key Vault can serve them: every list answer of the vault holds at most
@@ -147,6 +216,26 @@ pub struct RequestCount {
     pub count: u64,
 }
 
+/// The request counters summed: every request since the counters were last reset, in total,
+/// per status and per scope (a vault name, `imds` or `entra`). Status 0: a dropped connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStats {
+    pub total: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    pub by_scope: BTreeMap<String, ScopeStats>,
+}
+
+/// One scope's part of [`RequestStats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeStats {
+    pub total: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    /// The most requests of the scope handled at once.
+    pub peak_in_flight: u32,
+}
+
 /// The faults of every scope and the request counters, shared by the listeners and the admin API.
 #[derive(Default)]
 pub struct Traffic {
@@ -248,6 +337,25 @@ impl Traffic {
             .collect()
     }
 
+    /// The request counters summed per scope and per status ([`RequestStats`]).
+    pub fn stats(&self) -> RequestStats {
+        let rt = lock(&self.runtime);
+        let mut stats = RequestStats::default();
+        for ((scope, _, _, status), count) in &rt.counters {
+            stats.total += count;
+            *stats.by_status.entry(*status).or_default() += count;
+            let scope_stats = stats.by_scope.entry(scope.clone()).or_default();
+            scope_stats.total += count;
+            *scope_stats.by_status.entry(*status).or_default() += count;
+        }
+        for (scope, gauge) in &rt.in_flight {
+            if let Some(scope_stats) = stats.by_scope.get_mut(scope) {
+                scope_stats.peak_in_flight = gauge.peak;
+            }
+        }
+        stats
+    }
+
     pub fn reset_counters(&self) {
         let mut rt = lock(&self.runtime);
         rt.counters.clear();
@@ -304,6 +412,54 @@ mod tests {
             }
         );
         assert_eq!(s.take_fault("other").0, FaultAction::Pass);
+    }
+
+    #[test]
+    fn the_key_vault_preset_passes_4000_requests_per_window() {
+        let s = Traffic::default();
+        let faults: Faults =
+            serde_json::from_str(r#"{"throttle": {"preset": "keyVaultSecrets"}}"#).unwrap();
+        assert_eq!(faults.throttle, Some(Throttle::key_vault_secrets(None)));
+        s.set_faults("v", faults);
+        let passed = (0..4_100)
+            .filter(|_| s.take_fault("v").0 == FaultAction::Pass)
+            .count();
+        assert_eq!(passed, 4_000);
+        assert_eq!(
+            s.take_fault("v").0,
+            FaultAction::Throttled {
+                retry_after_s: None
+            }
+        );
+        s.update_faults("v", |f| {
+            f.throttle = Some(Throttle::key_vault_secrets(Some(10)))
+        });
+        assert_eq!(
+            s.take_fault("v").0,
+            FaultAction::Throttled {
+                retry_after_s: Some(10)
+            }
+        );
+    }
+
+    #[test]
+    fn stats_sum_the_counters_per_scope_and_status() {
+        let s = Traffic::default();
+        s.count("kv", "GET", "/secrets/a", 200);
+        s.count("kv", "GET", "/secrets/b", 200);
+        s.count("kv", "GET", "/secrets/a", 429);
+        s.count("imds", "GET", "/metadata/identity/oauth2/token", 200);
+        let stats = s.stats();
+        assert_eq!(stats.total, 4);
+        assert_eq!(stats.by_status, BTreeMap::from([(200, 3), (429, 1)]));
+        assert_eq!(stats.by_scope["kv"].total, 3);
+        assert_eq!(
+            stats.by_scope["kv"].by_status,
+            BTreeMap::from([(200, 2), (429, 1)])
+        );
+        assert_eq!(stats.by_scope["imds"].total, 1);
+        s.reset_counters();
+        assert_eq!(s.stats(), RequestStats::default());
     }
 
     #[test]

@@ -31,8 +31,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 pub use faults::{
-    Booting, FaultAction, Faults, InFlightGuard, ListPaging, NetworkDenial, RequestCount, Throttle,
-    Traffic,
+    Booting, FaultAction, Faults, InFlightGuard, KEY_VAULT_SECRETS_LIMIT,
+    KEY_VAULT_SECRETS_WINDOW_MS, ListPaging, NetworkDenial, RequestCount, RequestStats, ScopeStats,
+    Throttle, ThrottlePreset, Traffic,
 };
 pub use model::{
     App, Certificate, CertificateVersion, ChallengeForm, DeletedCertificate, DeletedSecret,

@@ -13,3 +13,4 @@ mod fidelity;
 mod pending;
 mod recordings;
 mod sdk_conformance;
+mod throttle;
