@@ -84,6 +84,7 @@ impl UnitSpec {
              TimeoutStartSec=infinity\n\
              TimeoutStopSec=30s\n\
              UMask=0077\n\
+             LimitNOFILE=1024\n\
              NoNewPrivileges=yes\n\
              ProtectSystem=strict\n\
              {writable_line}\
