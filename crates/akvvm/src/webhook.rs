@@ -68,6 +68,9 @@ pub enum WebhookError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    /// The secret file could be read or written by someone but root.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 akvvm_cert::error_codes! {
@@ -76,6 +79,9 @@ akvvm_cert::error_codes! {
         WebhookError::EmptySecret { .. } => "webhook.secret_empty",
         WebhookError::Certificate { .. } => "webhook.certificate_invalid",
         WebhookError::Listen { .. } => "webhook.listen_failed",
+    }
+    passes through {
+        WebhookError::Untrusted(e) => e,
     }
 }
 
@@ -270,13 +276,15 @@ async fn handshake(
 
 /// Reads the shared secret of `secretFile`.
 pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, WebhookError> {
-    let text =
-        Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| WebhookError::Secret {
+    let text = Zeroizing::new(
+        crate::trusted::read_to_string("webhook secret file", path).map_err(|e| match e {
+            crate::trusted::Read::Io(source) => WebhookError::Secret {
                 path: path.to_path_buf(),
                 source,
-            })?,
-        );
+            },
+            crate::trusted::Read::Untrusted(e) => WebhookError::Untrusted(e),
+        })?,
+    );
     let secret = Zeroizing::new(text.trim().to_string());
     if secret.is_empty() {
         return Err(WebhookError::EmptySecret {

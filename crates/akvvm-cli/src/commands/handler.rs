@@ -29,8 +29,8 @@ pub struct HandlerArgs {
     #[command(subcommand)]
     operation: Operation,
 
-    /// The guest agent's HandlerEnvironment.json (default: in the working directory, or beside
-    /// the executable or one directory up).
+    /// The guest agent's HandlerEnvironment.json (default: in $AZURE_GUEST_AGENT_EXTENSION_PATH,
+    /// or beside the executable or one directory up; never the working directory).
     #[arg(long, value_name = "PATH", global = true)]
     handler_environment: Option<PathBuf>,
 
