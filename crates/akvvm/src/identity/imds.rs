@@ -313,13 +313,19 @@ pub(crate) async fn read_token_answer(
     refused: impl FnOnce(u16, Option<String>, Option<String>) -> IdentityError,
 ) -> Result<AccessToken, IdentityError> {
     let status = response.status();
-    let body = response.bytes().await.map_err(|err| {
-        IdentityError::Transport(http::HttpError::Send {
-            url: url.to_string(),
-            attempts: 1,
-            source: err.without_url(),
-        })
-    })?;
+    let body = http::read_body(response, http::MAX_BODY_BYTES)
+        .await
+        .map_err(|err| match err {
+            http::BodyError::Read(err) => IdentityError::Transport(http::HttpError::Send {
+                url: url.to_string(),
+                attempts: 1,
+                source: err.without_url(),
+            }),
+            too_large @ http::BodyError::TooLarge { .. } => IdentityError::InvalidTokenResponse {
+                endpoint: url.to_string(),
+                reason: too_large.to_string(),
+            },
+        })?;
     if status.is_success() {
         return parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
             IdentityError::InvalidTokenResponse {
