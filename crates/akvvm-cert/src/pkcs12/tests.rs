@@ -7,7 +7,7 @@ use der::{Any, Decode, Encode};
 use super::asn1::{ContentInfo, Pfx, SafeBag};
 use super::ber;
 use super::crypto::{MAX_ITERATIONS, Passwords, check_iterations, mac_verifies};
-use super::decode::data_content;
+use super::decode::{data_content, decode_within};
 use super::{decode, encode_keyvault};
 
 fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
@@ -158,4 +158,26 @@ fn absurd_iteration_counts_are_refused() {
     assert!(check_iterations(0).is_err());
     assert!(check_iterations(MAX_ITERATIONS + 1).is_err());
     assert!(check_iterations(2048).is_ok());
+}
+
+/// The work one PFX may cost is bounded in all, not only per derivation: Key Vault's own file
+/// (a MAC, a shrouded key bag and an encrypted certificate bag of 2000 iterations each, with
+/// two encodings of the empty password to try) fits easily, and the same file is refused when
+/// the budget is smaller than what it needs, before the work is done.
+#[test]
+fn the_total_key_derivation_work_is_bounded() {
+    let (key, certs) = sample();
+    let der = encode_keyvault(&key, &certs).expect("encode");
+    let opened = decode(&der, "").expect("within the default budget");
+    assert_eq!(opened.keys.len(), 1);
+    // MAC (1 iteration) + key bag (2 x 2000) + certificate bag (2 x 2000).
+    assert!(decode_within(&der, "", 8_001).is_ok());
+    let err = decode_within(&der, "", 8_000).expect_err("over budget");
+    assert_eq!(err.code(), "cert.pfx_corrupt");
+    assert!(
+        err.to_string()
+            .contains("more than 8000 key-derivation iterations"),
+        "{err}"
+    );
+    assert!(super::crypto::MAX_WORK >= 100 * 8_001);
 }
