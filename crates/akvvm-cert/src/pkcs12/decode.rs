@@ -161,10 +161,12 @@ fn collect_bags(
         return Err(CertError::corrupt("SafeContents nested more than 4 deep").into());
     }
     for bag in bags {
-        let value = bag
-            .bag_value
-            .to_der()
-            .map_err(|e| CertError::corrupt(format!("bag value: {e}")))?;
+        // A key bag's value is the key itself: the copy is wiped when dropped.
+        let value = Zeroizing::new(
+            bag.bag_value
+                .to_der()
+                .map_err(|e| CertError::corrupt(format!("bag value: {e}")))?,
+        );
         if bag.bag_id == oid::SHROUDED_KEY_BAG {
             let info = EncryptedPrivateKeyInfo::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("shrouded key bag: {e}")))?;
@@ -180,7 +182,7 @@ fn collect_bags(
         } else if bag.bag_id == oid::KEY_BAG {
             pkcs8::PrivateKeyInfo::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("key bag: {e}")))?;
-            contents.keys.push(Zeroizing::new(value));
+            contents.keys.push(value);
         } else if bag.bag_id == oid::CERT_BAG {
             let cert = CertBag::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("certificate bag: {e}")))?;

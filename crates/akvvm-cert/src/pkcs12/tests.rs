@@ -148,8 +148,10 @@ fn ber_normaliser_refuses_what_it_cannot_map() {
     assert_eq!(
         ber::to_der(&[
             0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0xAA, 0x04, 0x01, 0xBB, 0, 0, 0, 0
-        ]),
-        Some(vec![0x30, 0x04, 0x04, 0x02, 0xAA, 0xBB])
+        ])
+        .as_deref()
+        .map(Vec::as_slice),
+        Some(&[0x30, 0x04, 0x04, 0x02, 0xAA, 0xBB][..])
     );
 }
 
@@ -180,4 +182,20 @@ fn the_total_key_derivation_work_is_bounded() {
         "{err}"
     );
     assert!(super::crypto::MAX_WORK >= 100 * 8_001);
+}
+
+/// The copies decoding makes of a PFX (the DER of a base64 secret value, the DER form of BER
+/// content, which may be decrypted) are wiped from memory when dropped.
+#[test]
+fn decoded_copies_are_wiped_when_dropped() {
+    fn wiped<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+    use base64::Engine as _;
+    let (key, certs) = sample();
+    let pfx = encode_keyvault(&key, &certs).expect("encode");
+    let value = base64::engine::general_purpose::STANDARD.encode(&pfx);
+    let der = crate::certificate::pfx_base64(&value).expect("base64");
+    wiped(&der);
+    assert_eq!(der.as_slice(), pfx.as_slice());
+    let normalised = ber::to_der(&[0x30, 0x80, 0x04, 0x01, 0xAA, 0, 0]).expect("BER");
+    wiped(&normalised);
 }
