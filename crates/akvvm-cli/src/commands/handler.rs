@@ -177,6 +177,7 @@ fn enable(
     for cert in &settings.observed {
         Store::open(&cert.store_dir)?;
     }
+    akvvm::sync::state_dir::secure(&settings.agent.state_directory);
     std::fs::create_dir_all(&settings.agent.state_directory).with_context(|| {
         format!(
             "failed to create the state directory {}",

@@ -36,7 +36,7 @@ fn plant_extension(dir: &std::path::Path, marker: &std::path::Path) {
             "observedCertificates": [{
                 "url": "https://contoso.vault.azure.net/secrets/web",
                 "certificateStoreLocation": dir.join("store"),
-                "reloadHook": {"command": ["/bin/touch", marker]}
+                "akvvm": {"reload": {"command": ["/bin/touch", marker]}}
             }]
         },
         "akvvm": {"stateDirectory": dir.join("state")}
@@ -76,6 +76,18 @@ fn a_handler_environment_in_the_working_directory_is_not_used() {
     }
     assert!(!marker.exists(), "the planted hook ran");
     assert!(!planted.path().join("state").exists());
+    // The planted files are valid: named explicitly (by root), they would be used.
+    let out = akvvm()
+        .args(["list", "--handler-environment"])
+        .arg(planted.path().join("HandlerEnvironment.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("contoso.vault.azure.net/secrets/web"));
 }
 
 #[test]
