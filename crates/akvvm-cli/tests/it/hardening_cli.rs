@@ -157,3 +157,59 @@ fn settings_that_others_can_write_are_refused_with_a_clear_error() {
     assert!(!marker.exists(), "a hook ran from refused settings");
     assert!(!dir.path().join("state").exists());
 }
+
+/// The hardening every unit must carry (issue 11): bounded descriptors, the capabilities
+/// ownership and ACLs need and no more, the system calls of an ordinary service, no other
+/// users' processes, no writable and executable memory.
+const UNIT_HARDENING: [&str; 6] = [
+    "LimitNOFILE=1024",
+    "CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_KILL",
+    "SystemCallFilter=@system-service",
+    "ProtectProc=invisible",
+    "MemoryDenyWriteExecute=yes",
+    "NoNewPrivileges=yes",
+];
+
+#[test]
+fn both_units_are_hardened_and_systemd_accepts_them() {
+    let exe = env!("CARGO_BIN_EXE_akvvm");
+    let packaged = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/akvvm.service"),
+    )
+    .unwrap()
+    .replace("/usr/bin/akvvm", exe);
+    let rendered = akvvm::handler::UnitSpec {
+        executable: exe.into(),
+        arguments: vec!["run".into()],
+        writable_paths: vec!["/var/lib/akvvm".into()],
+    }
+    .render();
+    assert!(packaged.contains("\nStateDirectoryMode=0700\n"));
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("packaged", &packaged), ("rendered", &rendered)] {
+        for line in UNIT_HARDENING {
+            assert!(
+                text.lines().any(|l| l == line),
+                "the {name} unit lacks {line}"
+            );
+        }
+        let path = dir.path().join(format!("akvvm-{name}.service"));
+        std::fs::write(&path, text).unwrap();
+        // systemd's own check, where systemd is installed (it is on every machine the unit is
+        // for, and in this project's CI image).
+        let Ok(out) = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+        else {
+            eprintln!("systemd-analyze is not installed: the {name} unit is not verified");
+            continue;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the {name} unit: {stderr}");
+        assert!(
+            stderr.trim().is_empty(),
+            "systemd-analyze has remarks on the {name} unit: {stderr}"
+        );
+    }
+}
