@@ -32,7 +32,8 @@ impl std::fmt::Debug for Pkcs12Contents {
 }
 
 /// Opens a PFX with `password` ("" for Key Vault's files) and returns its keys and certificates.
-/// The work is bounded: at most [`super::crypto::MAX_WORK`] key-derivation iterations in all.
+/// The work is bounded: at most [`MAX_WORK`](crate::pkcs12::MAX_WORK) key-derivation iterations
+/// in all.
 pub fn decode(der: &[u8], password: &str) -> Result<Pkcs12Contents, CertError> {
     decode_within(der, password, super::crypto::MAX_WORK)
 }

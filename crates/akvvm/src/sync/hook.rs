@@ -126,7 +126,7 @@ akvvm_cert::error_codes! {
 }
 
 /// The most output kept from a hook while it runs (its tail): a chatty hook cannot fill memory.
-const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
+pub const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
 /// How long output is still collected once the hook has exited (a daemon it started may hold
 /// its stdout open for ever; what the hook itself wrote is in the pipe already).
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
