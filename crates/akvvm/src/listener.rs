@@ -576,4 +576,97 @@ mod tests {
         assert_eq!(counters.handshake_timeouts(), 1);
         cancel.cancel();
     }
+
+    /// Runs the test `name` of this binary alone in a child process with `AKVVM_TEST_CHILD` set
+    /// (for what would disturb the other tests of this process); true if it passed.
+    fn in_child_process(name: &str) -> bool {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("AKVVM_TEST_CHILD", "1")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status.success()
+    }
+
+    /// Out of descriptors, `accept` fails at once for every waiting connection: the loop must
+    /// pause between failures, not spin on them.
+    #[test]
+    fn accept_errors_pause_the_loop() {
+        if std::env::var_os("AKVVM_TEST_CHILD").is_none() {
+            assert!(
+                in_child_process("listener::tests::accept_errors_pause_the_loop"),
+                "see the child's output above"
+            );
+            return;
+        }
+        // In the child: this test alone, so the descriptor limit it sets disturbs nothing.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            // Connections waiting to be accepted.
+            let _waiting: Vec<_> = (0..8)
+                .map(|_| std::net::TcpStream::connect(address).unwrap())
+                .collect();
+            // No descriptor left: the limit just above the highest one open, and every gap
+            // below it filled.
+            let highest = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap();
+            rustix::process::setrlimit(
+                rustix::process::Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: Some(highest + 1),
+                    maximum: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
+                },
+            )
+            .unwrap();
+            let mut fillers = Vec::new();
+            while let Ok(file) = std::fs::File::open("/dev/null") {
+                fillers.push(file);
+            }
+            let limits = Limits {
+                accept_error_pause: Duration::from_millis(200),
+                ..Limits::default()
+            };
+            let counters = limits.counters.clone();
+            let cancel = CancellationToken::new();
+            let service = hyper_util::service::TowerToHyperService::new(up());
+            let task = tokio::spawn(serve_with(
+                "test",
+                listener,
+                None,
+                service,
+                limits,
+                cancel.clone(),
+            ));
+            let started = tokio::time::timeout(GIVE_UP, async {
+                while counters.accept_errors() == 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            assert!(started.is_ok(), "accept never failed");
+            // A second of failures: five with the pause; a spinning loop makes hundreds of
+            // thousands.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let errors = counters.accept_errors();
+            cancel.cancel();
+            let _ = task.await;
+            assert!(errors <= 20, "{errors} accept failures in about a second");
+            assert_eq!(counters.accepted(), 0);
+        });
+    }
 }
