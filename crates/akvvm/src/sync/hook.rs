@@ -106,6 +106,9 @@ pub enum HookError {
     Timeout { program: String, timeout: Duration },
     #[error("reload hook `{program}` was interrupted by shutdown")]
     Cancelled { program: String },
+    /// The hook's program (an absolute path) could be replaced by someone but root.
+    #[error("reload hook not run: {0}")]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 fn tail_suffix(output: &str) -> String {
@@ -123,6 +126,24 @@ akvvm_cert::error_codes! {
         HookError::Timeout { .. } => "hook.timeout",
         HookError::Cancelled { .. } => "hook.cancelled",
     }
+    passes through {
+        HookError::Untrusted(e) => e,
+    }
+}
+
+/// Refuses a hook whose program, named by an absolute path, is not root's or is writable by
+/// group or others: whoever could rewrite it would have it run as root. (A bare name is found
+/// in the service's `PATH`, which only root writes.)
+fn check_program(program: &str) -> Result<(), HookError> {
+    let path = Path::new(program);
+    if !path.is_absolute() {
+        return Ok(());
+    }
+    // A missing program is reported by the spawn, with its own code.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    Ok(crate::trusted::check("reload hook program", path, &meta)?)
 }
 
 /// The most output kept from a hook while it runs (its tail): a chatty hook cannot fill memory.
@@ -185,6 +206,7 @@ pub async fn run_once(
     cancel: &CancellationToken,
 ) -> Result<(), HookError> {
     let program = hook.command.first().cloned().unwrap_or_default();
+    check_program(&program)?;
     let mut child = tokio::process::Command::new(&program)
         .args(&hook.command[1..])
         .envs(context.environment())
@@ -272,7 +294,7 @@ pub async fn run_with_retries(
     loop {
         match run_once(hook, context, cancel).await {
             Ok(()) => return Ok(attempt),
-            Err(err @ HookError::Cancelled { .. }) => return Err(err),
+            Err(err @ (HookError::Cancelled { .. } | HookError::Untrusted(_))) => return Err(err),
             Err(err) if attempt >= retry.attempts.max(1) => return Err(err),
             Err(err) => {
                 let delay = retry.delay_before_retry(attempt);
@@ -627,5 +649,35 @@ mod tests {
         );
         std::fs::write(dir.path().join(HOOK_JOURNAL_FILE), "{broken").unwrap();
         assert_eq!(HookJournal::load(dir.path()).get("u"), None);
+    }
+
+    #[tokio::test]
+    async fn a_program_others_can_rewrite_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let script = dir.path().join("reload.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let hook = ReloadHook {
+            command: vec![script.display().to_string()],
+            timeout: Duration::from_secs(60),
+        };
+        let err = run_once(&hook, &context(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "file.writable_by_others");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert!(!marker.exists(), "the hook ran");
+
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        run_once(&hook, &context(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(marker.exists());
     }
 }
