@@ -204,17 +204,35 @@ fn unauthorised() -> Response {
         .into_response()
 }
 
+/// The largest delivery read: Event Grid sends at most 1 MB per delivery (one event or a batch).
+pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
+
+/// A delivery: the secret is checked before the body is read (a client without it makes the
+/// agent buffer nothing), and the body is read up to [`MAX_DELIVERY_BYTES`].
 async fn deliver(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
-    if !shared.authorised(&query, &headers) {
+    if !shared.authorised(&query, request.headers()) {
         tracing::warn!("refused a webhook delivery without the right secret");
         shared.count("unauthorised");
         return unauthorised();
     }
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), MAX_DELIVERY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            shared.count("invalid");
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the delivery could not be read ({error}); at most {MAX_DELIVERY_BYTES} bytes \
+                     are accepted\n"
+                ),
+            )
+                .into_response();
+        }
+    };
     match parse_delivery(&body, &shared.targets) {
         Ok(Delivery::Validation(code)) => {
             tracing::info!("answered the Event Grid subscription validation");
@@ -542,5 +560,50 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
         assert!(!constant_time_eq(b"s3cret", b"s3creT"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    /// Deliveries larger than Event Grid sends are refused, and nothing is queued.
+    #[tokio::test]
+    async fn an_oversized_delivery_is_refused() {
+        let requests = SyncRequests::new();
+        let router = router(
+            "/eventgrid",
+            targets(),
+            Some(Zeroizing::new("s3cret".to_string())),
+            requests.clone(),
+            None,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(crate::listener::serve_router(
+            "test",
+            listener,
+            None,
+            router,
+            cancel.clone(),
+        ));
+        let client = reqwest::Client::new();
+        // 1.5 MiB: more than Event Grid's 1 MB, less than axum's default limit of 2 MB.
+        let mut body = br#"[{"id":"1","eventType":"Microsoft.KeyVault.SecretNewVersionCreated","data":{"VaultName":"contoso","ObjectName":"web"},"pad":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'x', 1536 * 1024));
+        body.extend(br#""}]"#);
+        let answer = client
+            .post(format!("http://{address}/eventgrid?key=s3cret"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 413);
+        assert!(requests.take().is_empty());
+        // Without the secret: refused before the body is looked at.
+        let answer = client
+            .post(format!("http://{address}/eventgrid"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+        cancel.cancel();
     }
 }
