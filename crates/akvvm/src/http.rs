@@ -39,6 +39,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for one whole request, from sending to the last byte of the answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+mod body;
+pub use body::{BodyError, MAX_BODY_BYTES, capped_stream, read_body};
+
 /// Errors while building the client or sending a request.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -88,6 +91,9 @@ pub enum HttpError {
         /// The last transport error.
         source: reqwest::Error,
     },
+    /// An extra CA root file could be written by someone but root.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 akvvm_cert::error_codes! {
@@ -97,6 +103,9 @@ akvvm_cert::error_codes! {
         HttpError::InvalidHostOverride { .. } => "http.host_override_invalid",
         HttpError::Build(_) => "http.client_build",
         HttpError::Send { .. } => "http.transport",
+    }
+    passes through {
+        HttpError::Untrusted(e) => e,
     }
 }
 
@@ -254,9 +263,12 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError>
 
     let mut roots = Vec::new();
     for path in &options.extra_ca_files {
-        let pem = std::fs::read(path).map_err(|source| HttpError::ReadCaRoot {
-            path: path.clone(),
-            source,
+        let pem = crate::trusted::read("CA root file", path).map_err(|e| match e {
+            crate::trusted::Read::Io(source) => HttpError::ReadCaRoot {
+                path: path.clone(),
+                source,
+            },
+            crate::trusted::Read::Untrusted(e) => HttpError::Untrusted(e),
         })?;
         roots.extend(parse_ca_bundle(path, &pem)?);
     }

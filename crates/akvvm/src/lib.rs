@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod settings;
 pub mod status;
 pub mod sync;
+pub mod trusted;
 pub mod validate;
 pub mod vault;
 pub mod webhook;

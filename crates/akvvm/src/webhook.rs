@@ -68,6 +68,9 @@ pub enum WebhookError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    /// The secret file could be read or written by someone but root.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 akvvm_cert::error_codes! {
@@ -76,6 +79,9 @@ akvvm_cert::error_codes! {
         WebhookError::EmptySecret { .. } => "webhook.secret_empty",
         WebhookError::Certificate { .. } => "webhook.certificate_invalid",
         WebhookError::Listen { .. } => "webhook.listen_failed",
+    }
+    passes through {
+        WebhookError::Untrusted(e) => e,
     }
 }
 
@@ -198,17 +204,35 @@ fn unauthorised() -> Response {
         .into_response()
 }
 
+/// The largest delivery read: Event Grid sends at most 1 MB per delivery (one event or a batch).
+pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
+
+/// A delivery: the secret is checked before the body is read (a client without it makes the
+/// agent buffer nothing), and the body is read up to [`MAX_DELIVERY_BYTES`].
 async fn deliver(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
-    if !shared.authorised(&query, &headers) {
+    if !shared.authorised(&query, request.headers()) {
         tracing::warn!("refused a webhook delivery without the right secret");
         shared.count("unauthorised");
         return unauthorised();
     }
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), MAX_DELIVERY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            shared.count("invalid");
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the delivery could not be read ({error}); at most {MAX_DELIVERY_BYTES} bytes \
+                     are accepted\n"
+                ),
+            )
+                .into_response();
+        }
+    };
     match parse_delivery(&body, &shared.targets) {
         Ok(Delivery::Validation(code)) => {
             tracing::info!("answered the Event Grid subscription validation");
@@ -270,13 +294,15 @@ async fn handshake(
 
 /// Reads the shared secret of `secretFile`.
 pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, WebhookError> {
-    let text =
-        Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| WebhookError::Secret {
+    let text = Zeroizing::new(
+        crate::trusted::read_to_string("webhook secret file", path).map_err(|e| match e {
+            crate::trusted::Read::Io(source) => WebhookError::Secret {
                 path: path.to_path_buf(),
                 source,
-            })?,
-        );
+            },
+            crate::trusted::Read::Untrusted(e) => WebhookError::Untrusted(e),
+        })?,
+    );
     let secret = Zeroizing::new(text.trim().to_string());
     if secret.is_empty() {
         return Err(WebhookError::EmptySecret {
@@ -534,5 +560,50 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
         assert!(!constant_time_eq(b"s3cret", b"s3creT"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    /// Deliveries larger than Event Grid sends are refused, and nothing is queued.
+    #[tokio::test]
+    async fn an_oversized_delivery_is_refused() {
+        let requests = SyncRequests::new();
+        let router = router(
+            "/eventgrid",
+            targets(),
+            Some(Zeroizing::new("s3cret".to_string())),
+            requests.clone(),
+            None,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(crate::listener::serve_router(
+            "test",
+            listener,
+            None,
+            router,
+            cancel.clone(),
+        ));
+        let client = reqwest::Client::new();
+        // 1.5 MiB: more than Event Grid's 1 MB, less than axum's default limit of 2 MB.
+        let mut body = br#"[{"id":"1","eventType":"Microsoft.KeyVault.SecretNewVersionCreated","data":{"VaultName":"contoso","ObjectName":"web"},"pad":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'x', 1536 * 1024));
+        body.extend(br#""}]"#);
+        let answer = client
+            .post(format!("http://{address}/eventgrid?key=s3cret"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 413);
+        assert!(requests.take().is_empty());
+        // Without the secret: refused before the body is looked at.
+        let answer = client
+            .post(format!("http://{address}/eventgrid"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+        cancel.cancel();
     }
 }

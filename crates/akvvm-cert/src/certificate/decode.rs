@@ -67,19 +67,21 @@ fn decode_secret_pfx(der: &[u8]) -> Result<CertificateBundle, CertError> {
     })
 }
 
-/// The DER of a base64 PFX secret value (whitespace allowed).
-pub fn pfx_base64(value: &str) -> Result<Vec<u8>, CertError> {
-    let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+/// The DER of a base64 PFX secret value (whitespace allowed), wiped from memory when dropped
+/// (as is the copy of the value without whitespace).
+pub fn pfx_base64(value: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, CertError> {
+    let compact: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(value.chars().filter(|c| !c.is_ascii_whitespace()).collect());
     if compact.is_empty() {
         return Err(CertError::NotACertificate {
             reason: "the value is empty".into(),
         });
     }
-    let der = BASE64
-        .decode(compact.as_bytes())
-        .map_err(|e| CertError::NotACertificate {
+    let der = zeroize::Zeroizing::new(BASE64.decode(compact.as_bytes()).map_err(|e| {
+        CertError::NotACertificate {
             reason: format!("the value is not base64 ({e})"),
-        })?;
+        }
+    })?);
     if der.first() != Some(&0x30) {
         return Err(CertError::NotACertificate {
             reason: "the base64 value does not decode to a PFX (ASN.1 SEQUENCE)".into(),

@@ -8,7 +8,9 @@ pub(super) fn lenient<T: der::DecodeOwned>(bytes: &[u8]) -> der::Result<T> {
     match T::from_der(bytes) {
         Ok(value) => Ok(value),
         Err(err) => match to_der(bytes) {
-            Some(normalised) if normalised != bytes => T::from_der(&normalised).map_err(|_| err),
+            Some(normalised) if normalised.as_slice() != bytes => {
+                T::from_der(&normalised).map_err(|_| err)
+            }
             _ => Err(err),
         },
     }
@@ -18,8 +20,9 @@ const MAX_DEPTH: usize = 32;
 const OCTET_STRING: u8 = 0x04;
 const OCTET_STRING_CONSTRUCTED: u8 = 0x24;
 
-pub(super) fn to_der(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
+/// The DER form of `input`: decrypted content may hold keys, so the copy is wiped when dropped.
+pub(super) fn to_der(input: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(input.len()));
     let mut pos = 0;
     element(input, &mut pos, &mut out, 0)?;
     (pos == input.len()).then_some(out)

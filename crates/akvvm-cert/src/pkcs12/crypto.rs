@@ -25,6 +25,44 @@ pub(super) struct Passwords {
     /// UTF-8 bytes, for PBES2 (PKCS#5) schemes.
     pub(super) utf8: Zeroizing<Vec<u8>>,
     pub(super) empty: bool,
+    /// What is left of the work one PFX may cost ([`MAX_WORK`]).
+    pub(super) budget: Budget,
+}
+
+/// The most key-derivation iterations opening one PFX may cost in all: MAC checks, key and IV
+/// derivations, PBKDF2, for every bag and every password encoding tried. Key Vault's own PFX
+/// take about 10,000, OpenSSL 3's about 15,000; a file of a thousand bags of a million
+/// iterations each would otherwise keep the agent busy for hours.
+pub const MAX_WORK: u64 = 4_000_000;
+
+/// A countdown of key-derivation iterations.
+pub(super) struct Budget {
+    limit: u64,
+    left: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    pub(super) fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            left: std::cell::Cell::new(limit),
+        }
+    }
+
+    /// Spends `iterations` (a derivation about to run), or fails when they are not left.
+    pub(super) fn charge(&self, iterations: u64) -> Result<(), CertError> {
+        match self.left.get().checked_sub(iterations) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => Err(CertError::corrupt(format!(
+                "opening it takes more than {} key-derivation iterations in all (bags x \
+                 iteration counts x password encodings); Key Vault's own PFX take about 10,000",
+                self.limit
+            ))),
+        }
+    }
 }
 
 impl Passwords {
@@ -44,6 +82,7 @@ impl Passwords {
             bmp,
             utf8: Zeroizing::new(password.as_bytes().to_vec()),
             empty: password.is_empty(),
+            budget: Budget::new(MAX_WORK),
         }
     }
 
@@ -125,6 +164,8 @@ pub(super) fn decrypt(
     let oid = alg.oid;
     let pbe = |key_len: usize| -> Result<KeyAndIv, CertError> {
         let params = pbe_params(alg)?;
+        // A key and an IV: two derivations.
+        passwords.budget.charge(2 * u64::from(params.iterations))?;
         Ok(pbe_key_and_iv(
             bmp,
             params.salt.as_bytes(),
@@ -172,6 +213,7 @@ pub(super) fn decrypt_pkcs5(
         .map_err(|_| CertError::unsupported(format!("PFX encryption algorithm {}", alg.oid)))?;
     if let Some(pbkdf2) = scheme.pbes2().and_then(|p| p.kdf.pbkdf2()) {
         check_iterations(pbkdf2.iteration_count)?;
+        passwords.budget.charge(u64::from(pbkdf2.iteration_count))?;
     }
     match scheme.decrypt(passwords.utf8.as_slice(), ciphertext) {
         Ok(plain) => Ok(Zeroizing::new(plain)),

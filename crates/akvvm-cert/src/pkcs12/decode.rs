@@ -32,7 +32,18 @@ impl std::fmt::Debug for Pkcs12Contents {
 }
 
 /// Opens a PFX with `password` ("" for Key Vault's files) and returns its keys and certificates.
+/// The work is bounded: at most [`MAX_WORK`](crate::pkcs12::MAX_WORK) key-derivation iterations
+/// in all.
 pub fn decode(der: &[u8], password: &str) -> Result<Pkcs12Contents, CertError> {
+    decode_within(der, password, super::crypto::MAX_WORK)
+}
+
+/// [`decode`], with at most `max_work` key-derivation iterations.
+pub(super) fn decode_within(
+    der: &[u8],
+    password: &str,
+    max_work: u64,
+) -> Result<Pkcs12Contents, CertError> {
     let pfx: Pfx = lenient(der).map_err(|e| CertError::corrupt(format!("PFX structure: {e}")))?;
     if pfx.version != 3 {
         return Err(CertError::unsupported(format!(
@@ -44,12 +55,14 @@ pub fn decode(der: &[u8], password: &str) -> Result<Pkcs12Contents, CertError> {
     let auth_safe_items: Vec<ContentInfo> = lenient(auth_safe.as_bytes())
         .map_err(|e| CertError::corrupt(format!("AuthenticatedSafe: {e}")))?;
 
-    let passwords = Passwords::new(password);
+    let mut passwords = Passwords::new(password);
+    passwords.budget = super::crypto::Budget::new(max_work);
     let Some(mac) = &pfx.mac_data else {
         return open_with_any(&auth_safe_items, &passwords, &passwords.bmp);
     };
     let mut verified = None;
     for candidate in &passwords.bmp {
+        passwords.budget.charge(u64::from(mac.iterations()))?;
         if mac_verifies(mac, auth_safe.as_bytes(), candidate)? {
             verified = Some(candidate);
             break;
@@ -149,10 +162,12 @@ fn collect_bags(
         return Err(CertError::corrupt("SafeContents nested more than 4 deep").into());
     }
     for bag in bags {
-        let value = bag
-            .bag_value
-            .to_der()
-            .map_err(|e| CertError::corrupt(format!("bag value: {e}")))?;
+        // A key bag's value is the key itself: the copy is wiped when dropped.
+        let value = Zeroizing::new(
+            bag.bag_value
+                .to_der()
+                .map_err(|e| CertError::corrupt(format!("bag value: {e}")))?,
+        );
         if bag.bag_id == oid::SHROUDED_KEY_BAG {
             let info = EncryptedPrivateKeyInfo::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("shrouded key bag: {e}")))?;
@@ -168,7 +183,7 @@ fn collect_bags(
         } else if bag.bag_id == oid::KEY_BAG {
             pkcs8::PrivateKeyInfo::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("key bag: {e}")))?;
-            contents.keys.push(Zeroizing::new(value));
+            contents.keys.push(value);
         } else if bag.bag_id == oid::CERT_BAG {
             let cert = CertBag::from_der(&value)
                 .map_err(|e| CertError::corrupt(format!("certificate bag: {e}")))?;

@@ -26,6 +26,7 @@ mod crypto;
 mod decode;
 mod encode;
 
+pub use crypto::MAX_WORK;
 pub use decode::{Pkcs12Contents, decode, mac_summary};
 pub use encode::encode_keyvault;
 

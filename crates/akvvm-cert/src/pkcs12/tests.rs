@@ -7,7 +7,7 @@ use der::{Any, Decode, Encode};
 use super::asn1::{ContentInfo, Pfx, SafeBag};
 use super::ber;
 use super::crypto::{MAX_ITERATIONS, Passwords, check_iterations, mac_verifies};
-use super::decode::data_content;
+use super::decode::{data_content, decode_within};
 use super::{decode, encode_keyvault};
 
 fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
@@ -148,8 +148,10 @@ fn ber_normaliser_refuses_what_it_cannot_map() {
     assert_eq!(
         ber::to_der(&[
             0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0xAA, 0x04, 0x01, 0xBB, 0, 0, 0, 0
-        ]),
-        Some(vec![0x30, 0x04, 0x04, 0x02, 0xAA, 0xBB])
+        ])
+        .as_deref()
+        .map(Vec::as_slice),
+        Some(&[0x30, 0x04, 0x04, 0x02, 0xAA, 0xBB][..])
     );
 }
 
@@ -158,4 +160,42 @@ fn absurd_iteration_counts_are_refused() {
     assert!(check_iterations(0).is_err());
     assert!(check_iterations(MAX_ITERATIONS + 1).is_err());
     assert!(check_iterations(2048).is_ok());
+}
+
+/// The work one PFX may cost is bounded in all, not only per derivation: Key Vault's own file
+/// (a MAC, a shrouded key bag and an encrypted certificate bag of 2000 iterations each, with
+/// two encodings of the empty password to try) fits easily, and the same file is refused when
+/// the budget is smaller than what it needs, before the work is done.
+#[test]
+fn the_total_key_derivation_work_is_bounded() {
+    let (key, certs) = sample();
+    let der = encode_keyvault(&key, &certs).expect("encode");
+    let opened = decode(&der, "").expect("within the default budget");
+    assert_eq!(opened.keys.len(), 1);
+    // MAC (1 iteration) + key bag (2 x 2000) + certificate bag (2 x 2000).
+    assert!(decode_within(&der, "", 8_001).is_ok());
+    let err = decode_within(&der, "", 8_000).expect_err("over budget");
+    assert_eq!(err.code(), "cert.pfx_corrupt");
+    assert!(
+        err.to_string()
+            .contains("more than 8000 key-derivation iterations"),
+        "{err}"
+    );
+    const { assert!(super::crypto::MAX_WORK >= 100 * 8_001) };
+}
+
+/// The copies decoding makes of a PFX (the DER of a base64 secret value, the DER form of BER
+/// content, which may be decrypted) are wiped from memory when dropped.
+#[test]
+fn decoded_copies_are_wiped_when_dropped() {
+    fn wiped<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+    use base64::Engine as _;
+    let (key, certs) = sample();
+    let pfx = encode_keyvault(&key, &certs).expect("encode");
+    let value = base64::engine::general_purpose::STANDARD.encode(&pfx);
+    let der = crate::certificate::pfx_base64(&value).expect("base64");
+    wiped(&der);
+    assert_eq!(der.as_slice(), pfx.as_slice());
+    let normalised = ber::to_der(&[0x30, 0x80, 0x04, 0x01, 0xAA, 0, 0]).expect("BER");
+    wiped(&normalised);
 }

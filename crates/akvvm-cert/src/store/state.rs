@@ -38,9 +38,9 @@ use super::{Installed, StoreError, write_atomic};
 /// The format version this akvvm writes and the newest it reads.
 pub const STATE_FORMAT_VERSION: u32 = 1;
 
-/// The state file's mode: it holds paths, versions and thumbprints, nothing secret, so that
-/// `akvvm status` may read it without root.
-pub const STATE_FILE_MODE: u32 = 0o644;
+/// The state file's mode: root's alone, like the state directory (0700), since it holds the
+/// agent's last errors and which versions are installed where; `akvvm status` runs as root.
+pub const STATE_FILE_MODE: u32 = 0o600;
 
 /// What akvvm knows about one observed certificate URL.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -21,8 +21,9 @@ pub struct SettingsSource {
     #[arg(long, value_name = "FILE", conflicts_with = "handler_environment")]
     pub settings: Option<PathBuf>,
 
-    /// The guest agent's HandlerEnvironment.json (default without --settings: in the working
-    /// directory, or beside the executable or one directory up).
+    /// The guest agent's HandlerEnvironment.json (default without --settings: in
+    /// $AZURE_GUEST_AGENT_EXTENSION_PATH, or beside the executable or one directory up; never
+    /// the working directory).
     #[arg(long, value_name = "PATH")]
     pub handler_environment: Option<PathBuf>,
 }
@@ -47,9 +48,9 @@ impl Extension {
 
 /// Finds and reads `HandlerEnvironment.json` (with retries: the guest agent may be writing it).
 pub fn read_environment(explicit: Option<&Path>) -> anyhow::Result<HandlerEnvironment> {
-    let cwd = std::env::current_dir().context("failed to read the working directory")?;
+    let extension_path = std::env::var_os(handler::EXTENSION_PATH_ENV).map(PathBuf::from);
     let exe = std::env::current_exe().ok();
-    let path = handler::discover_environment(explicit, &cwd, exe.as_deref())?;
+    let path = handler::discover_environment(explicit, extension_path.as_deref(), exe.as_deref())?;
     Ok(HandlerEnvironment::read_with_retries(
         &path,
         handler::DEFAULT_READ_ATTEMPTS,
@@ -160,6 +161,7 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
     wire_signals(cancel.clone(), trigger.clone())?;
 
     let state_directory = settings.agent.state_directory.clone();
+    akvvm::sync::state_dir::secure(&state_directory);
     std::fs::create_dir_all(&state_directory).with_context(|| {
         format!(
             "failed to create the state directory {}",

@@ -234,6 +234,8 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     let mut public = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
     public["secretsManagementSettings"]["requireInitialSync"] = json!(true);
     public["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
+    // The certbot layout too: `uninstall --remove-certificates` must take it away as well.
+    public["akvvm"]["certbotLayout"] = json!(true);
 
     let ext = h.dir.path().join("extension");
     let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
@@ -302,6 +304,12 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         link_target(&h.store().join("contoso.web")),
         format!("contoso.web.{version}")
     );
+    assert!(
+        h.store()
+            .join(format!("contoso.web.{version}.d/privkey.pem"))
+            .exists()
+    );
+    assert!(h.store().join("contoso.web.live").exists());
 
     // Enable again (the guest agent may): still fine, one daemon.
     let out = output(handler(&["enable"])).await;
@@ -363,6 +371,14 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     );
     assert!(!h.store().join("contoso.web").exists());
     assert!(!h.store().join(format!("contoso.web.{version}")).exists());
+    // Nothing of the certificate is left: no certbot directory with its privkey.pem and
+    // cert.pfx, no `.live` link.
+    let left: Vec<String> = std::fs::read_dir(h.store())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("contoso.web"))
+        .collect();
+    assert!(left.is_empty(), "left in the store: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

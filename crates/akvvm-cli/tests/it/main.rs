@@ -3,6 +3,7 @@
 //! `validate`, and the README's commands. Helpers and fixture files come from `akvvm-testkit`.
 
 mod e2e_cli;
+mod hardening_cli;
 mod inspect_cli;
 mod readme;
 mod validate_cli;

@@ -87,14 +87,13 @@ impl HandlerEnvironment {
     ) -> Result<Self, HandlerError> {
         let mut attempt = 1;
         loop {
-            let result = std::fs::read_to_string(path)
-                .map_err(|source| HandlerError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })
+            let result = crate::trusted::read_to_string("handler environment", path)
+                .map_err(|e| HandlerError::from_trusted_read(path, e))
                 .and_then(|text| Self::parse(path, &text));
             match result {
                 Ok(env) => return Ok(env),
+                // Waiting does not make a file root's.
+                Err(err @ HandlerError::Untrusted(_)) => return Err(err),
                 Err(err) if attempt >= attempts.max(1) => return Err(err),
                 Err(err) => {
                     tracing::debug!(attempt, error = %err, "handler environment not readable yet, retrying");
@@ -106,17 +105,32 @@ impl HandlerEnvironment {
     }
 }
 
-/// Finds `HandlerEnvironment.json`: the explicit path if given, else the working directory (where
-/// the guest agent runs handler commands), else beside the executable or one directory above it.
+/// The variable the guest agent sets, for every handler command it runs, to the extension's
+/// directory (where it writes `HandlerEnvironment.json`).
+pub const EXTENSION_PATH_ENV: &str = "AZURE_GUEST_AGENT_EXTENSION_PATH";
+
+/// Finds `HandlerEnvironment.json` where the guest agent puts it: the explicit path if given,
+/// else in the extension directory the guest agent names in `AZURE_GUEST_AGENT_EXTENSION_PATH`
+/// (`extension_path`), else beside the executable or one directory above it (the extension
+/// directory holds `bin/akvvm`).
+///
+/// Never the working directory: the guest agent runs handler commands there, but so does an
+/// administrator who types `cd /tmp; sudo akvvm sync --once`, and a file planted in `/tmp` by
+/// anyone would name the settings, and so the hooks run as root. The executable's directory
+/// and the guest agent's variable point where only root writes; whatever is found is still
+/// read only if root owns it ([`crate::trusted`]).
 pub fn discover_environment(
     explicit: Option<&Path>,
-    working_dir: &Path,
+    extension_path: Option<&Path>,
     executable: Option<&Path>,
 ) -> Result<PathBuf, HandlerError> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
-    let mut candidates = vec![working_dir.join(HANDLER_ENVIRONMENT_FILE)];
+    let mut candidates = Vec::new();
+    if let Some(dir) = extension_path.filter(|d| d.is_absolute()) {
+        candidates.push(dir.join(HANDLER_ENVIRONMENT_FILE));
+    }
     if let Some(exe_dir) = executable.and_then(Path::parent) {
         candidates.push(exe_dir.join(HANDLER_ENVIRONMENT_FILE));
         if let Some(up) = exe_dir.parent() {
@@ -215,32 +229,59 @@ mod tests {
     }
 
     #[test]
-    fn discovery_prefers_explicit_then_working_dir_then_beside_the_executable() {
+    fn discovery_takes_the_guest_agents_places_never_the_working_directory() {
         let dir = tempfile::tempdir().unwrap();
         let ext = dir.path().join("ext");
         let bin = ext.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let exe = bin.join("akvvm");
-        let elsewhere = dir.path().join("cwd");
-        std::fs::create_dir_all(&elsewhere).unwrap();
+        let agent_dir = dir.path().join("agent");
+        std::fs::create_dir_all(&agent_dir).unwrap();
 
-        let err = discover_environment(None, &elsewhere, Some(&exe)).unwrap_err();
+        // A file in the working directory is never looked at.
+        let cwd = std::env::current_dir().unwrap();
+        let err = discover_environment(None, None, Some(&exe)).unwrap_err();
         assert_eq!(err.code(), "handler.environment_not_found");
         assert!(err.to_string().contains("--handler-environment"));
+        assert!(
+            !err.to_string().contains(&cwd.display().to_string()),
+            "{err}"
+        );
 
         std::fs::write(ext.join(HANDLER_ENVIRONMENT_FILE), ENVIRONMENT).unwrap();
         assert_eq!(
-            discover_environment(None, &elsewhere, Some(&exe)).unwrap(),
+            discover_environment(None, None, Some(&exe)).unwrap(),
             ext.join(HANDLER_ENVIRONMENT_FILE)
         );
-        std::fs::write(elsewhere.join(HANDLER_ENVIRONMENT_FILE), ENVIRONMENT).unwrap();
+        // The guest agent's AZURE_GUEST_AGENT_EXTENSION_PATH comes first; a relative one is
+        // ignored.
+        std::fs::write(agent_dir.join(HANDLER_ENVIRONMENT_FILE), ENVIRONMENT).unwrap();
         assert_eq!(
-            discover_environment(None, &elsewhere, Some(&exe)).unwrap(),
-            elsewhere.join(HANDLER_ENVIRONMENT_FILE)
+            discover_environment(None, Some(&agent_dir), Some(&exe)).unwrap(),
+            agent_dir.join(HANDLER_ENVIRONMENT_FILE)
         );
         assert_eq!(
-            discover_environment(Some(Path::new("/given.json")), &elsewhere, Some(&exe)).unwrap(),
+            discover_environment(None, Some(Path::new("agent")), Some(&exe)).unwrap(),
+            ext.join(HANDLER_ENVIRONMENT_FILE)
+        );
+        assert_eq!(
+            discover_environment(Some(Path::new("/given.json")), Some(&agent_dir), Some(&exe))
+                .unwrap(),
             PathBuf::from("/given.json")
         );
+    }
+
+    #[test]
+    fn an_environment_others_can_write_is_refused_at_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HANDLER_ENVIRONMENT_FILE);
+        std::fs::write(&path, ENVIRONMENT).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err =
+            HandlerEnvironment::read_with_retries(&path, 1000, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.code(), "file.writable_by_others");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(HandlerEnvironment::read_with_retries(&path, 1, Duration::ZERO).is_ok());
     }
 }

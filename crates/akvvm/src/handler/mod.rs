@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use environment::{
-    DEFAULT_READ_ATTEMPTS, DEFAULT_READ_DELAY, HANDLER_ENVIRONMENT_FILE, HandlerEnvironment,
-    discover_environment,
+    DEFAULT_READ_ATTEMPTS, DEFAULT_READ_DELAY, EXTENSION_PATH_ENV, HANDLER_ENVIRONMENT_FILE,
+    HandlerEnvironment, discover_environment,
 };
 pub use pid::{PID_FILE_NAME, PidFile};
 pub use settings::{HandlerSettings, SEQUENCE_ENV, sequence_number, sequence_numbers};
@@ -78,6 +78,22 @@ pub enum HandlerError {
         #[source]
         source: std::io::Error,
     },
+    /// `HandlerEnvironment.json` or `<seq>.settings` could be written by someone but root.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted::Untrusted),
+}
+
+impl HandlerError {
+    /// [`HandlerError::Read`] or [`HandlerError::Untrusted`] from [`crate::trusted::read`].
+    pub(crate) fn from_trusted_read(path: &std::path::Path, error: crate::trusted::Read) -> Self {
+        match error {
+            crate::trusted::Read::Io(source) => HandlerError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            crate::trusted::Read::Untrusted(e) => HandlerError::Untrusted(e),
+        }
+    }
 }
 
 akvvm_cert::error_codes! {
@@ -96,5 +112,6 @@ akvvm_cert::error_codes! {
     }
     passes through {
         HandlerError::WriteFile(e) => e,
+        HandlerError::Untrusted(e) => e,
     }
 }

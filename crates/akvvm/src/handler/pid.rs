@@ -1,5 +1,7 @@
 //! The daemon's control channel: its pid file, written by `akvvm run`; `akvvm sync --now` sends
-//! SIGHUP through it, and the handler's `disable` SIGTERM.
+//! SIGHUP through it, and the handler's `disable` SIGTERM. A pid is signalled only while it is a
+//! running `akvvm` ([`is_akvvm`]): a stale file naming a pid since reused by another process
+//! never gets that process signalled.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +10,40 @@ use super::HandlerError;
 
 /// The name of the daemon's pid file, in the agent's state directory.
 pub const PID_FILE_NAME: &str = "akvvm.pid";
+/// The name the daemon runs under (`/proc/<pid>/comm`, or the file name of `/proc/<pid>/exe`).
+pub const DAEMON_NAME: &str = "akvvm";
+
+/// Whether `pid` is a running process named [`DAEMON_NAME`]; `Err` says what it is instead.
+pub fn is_akvvm(pid: u32) -> Result<(), String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_err(|e| format!("no process {pid} ({e})"))?;
+    let comm = comm.trim_end_matches('\n');
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        && matches!(
+            stat.rsplit(") ").next().and_then(|s| s.chars().next()),
+            Some('Z' | 'X')
+        )
+    {
+        return Err(format!("process {pid} has exited"));
+    }
+    if comm == DAEMON_NAME {
+        return Ok(());
+    }
+    // The executable may have been replaced (an update): "/path/akvvm (deleted)".
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let exe_name = exe.as_deref().and_then(Path::file_name).map(|n| {
+        n.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string()
+    });
+    if exe_name.as_deref() == Some(DAEMON_NAME) {
+        return Ok(());
+    }
+    Err(format!(
+        "process {pid} is `{comm}`, not {DAEMON_NAME}: the pid file is stale"
+    ))
+}
+
 /// The daemon's pid file: written by `akvvm run`, read by `akvvm sync --now`.
 #[derive(Debug, Clone)]
 pub struct PidFile {
@@ -57,6 +93,10 @@ impl PidFile {
                 path: self.path.clone(),
                 found: pid.to_string(),
             })?;
+        is_akvvm(pid).map_err(|detail| HandlerError::NoDaemon {
+            path: self.path.clone(),
+            detail,
+        })?;
         rustix::process::kill_process(target, rustix::process::Signal::HUP).map_err(|e| {
             HandlerError::NoDaemon {
                 path: self.path.clone(),
@@ -81,6 +121,11 @@ impl PidFile {
                 found: pid.to_string(),
             });
         };
+        if let Err(detail) = is_akvvm(pid) {
+            tracing::info!(path = %self.path.display(), %detail, "removing a stale pid file");
+            let _ = std::fs::remove_file(&self.path);
+            return Ok(false);
+        }
         if rustix::process::kill_process(target, rustix::process::Signal::TERM).is_err() {
             // Gone already: the file is stale.
             let _ = std::fs::remove_file(&self.path);
@@ -88,7 +133,7 @@ impl PidFile {
         }
         let deadline = std::time::Instant::now() + wait;
         while std::time::Instant::now() < deadline {
-            if rustix::process::test_kill_process(target).is_err() || !self.path.exists() {
+            if is_akvvm(pid).is_err() || !self.path.exists() {
                 return Ok(true);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -137,5 +182,50 @@ mod tests {
         assert_eq!(pid.request_sync().unwrap_err().code(), "handler.no_daemon");
         std::fs::write(pid.path(), "garbage").unwrap();
         assert_eq!(pid.read().unwrap_err().code(), "handler.bad_pid_file");
+    }
+
+    /// A `sleep 1000` started under `name` (a copy of the program named so).
+    fn sleeper(dir: &Path, name: &str) -> std::process::Child {
+        let program = dir.join(name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        std::process::Command::new(&program)
+            .arg("1000")
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pid_that_is_not_akvvm_is_never_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = PidFile::in_state_directory(dir.path());
+        let mut other = sleeper(dir.path(), "sleep");
+        std::fs::write(pid.path(), other.id().to_string()).unwrap();
+
+        let err = pid.request_sync().unwrap_err();
+        assert_eq!(err.code(), "handler.no_daemon");
+        assert!(err.to_string().contains("is `sleep`, not akvvm"), "{err}");
+        assert!(!pid.stop(Duration::from_secs(5)).unwrap());
+        assert!(!pid.path().exists(), "the stale pid file is removed");
+        // SIGHUP or SIGTERM would have ended `sleep`.
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the other process was signalled"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    #[test]
+    fn a_running_akvvm_is_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = PidFile::in_state_directory(dir.path());
+        let mut daemon = sleeper(dir.path(), "akvvm");
+        std::fs::write(pid.path(), daemon.id().to_string()).unwrap();
+        assert_eq!(pid.request_sync().unwrap(), daemon.id());
+        let status = daemon.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(rustix::process::Signal::HUP.as_raw())
+        );
     }
 }

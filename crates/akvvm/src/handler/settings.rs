@@ -69,10 +69,8 @@ impl HandlerSettings {
     /// Reads `<config_folder>/<sequence>.settings`.
     pub fn read(config_folder: &Path, sequence: u64) -> Result<Self, HandlerError> {
         let path = config_folder.join(format!("{sequence}.settings"));
-        let text = std::fs::read_to_string(&path).map_err(|source| HandlerError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::trusted::read_to_string("handler settings file", &path)
+            .map_err(|e| HandlerError::from_trusted_read(&path, e))?;
         let public_settings = Self::public_settings(&path, &text)?;
         Ok(HandlerSettings {
             sequence,

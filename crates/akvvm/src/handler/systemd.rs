@@ -84,6 +84,7 @@ impl UnitSpec {
              TimeoutStartSec=infinity\n\
              TimeoutStopSec=30s\n\
              UMask=0077\n\
+             LimitNOFILE=1024\n\
              NoNewPrivileges=yes\n\
              ProtectSystem=strict\n\
              {writable_line}\
@@ -102,6 +103,11 @@ impl UnitSpec {
              RestrictSUIDSGID=yes\n\
              LockPersonality=yes\n\
              SystemCallArchitectures=native\n\
+             CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_KILL\n\
+             SystemCallFilter=@system-service\n\
+             SystemCallErrorNumber=EPERM\n\
+             ProtectProc=invisible\n\
+             MemoryDenyWriteExecute=yes\n\
              \n\
              [Install]\n\
              WantedBy=multi-user.target\n",

@@ -20,6 +20,19 @@ pub const ARC_API_VERSION: &str = "2019-11-01";
 /// Where Azure Arc's agent writes the key files its challenges name, on Linux.
 pub const ARC_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
 
+/// The user the Azure Arc agent runs as; its key files are owned by it or by root.
+pub const ARC_AGENT_USER: &str = "himds";
+
+/// The uid of `user` in `/etc/passwd`, if there is one.
+fn user_id(user: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == user).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
 /// The largest key file accepted (as the Azure SDKs do).
 const ARC_KEY_MAX_BYTES: u64 = 4096;
 
@@ -32,6 +45,10 @@ pub struct ManagedIdentityOptions {
     /// The only directory an Azure Arc challenge may name a key file in
     /// ([`ARC_KEY_DIRECTORY`]): the endpoint's answer never makes akvvm read another file.
     pub arc_key_directory: std::path::PathBuf,
+    /// Whether a 401 `Basic realm=<key file>` challenge is answered (Azure Arc's scheme).
+    /// `None`, the default: only from Azure Arc's endpoint ([`MsiEndpoint::is_arc`]); tests set
+    /// it for a local vault on another port. Either way, only over loopback.
+    pub arc_challenges: Option<bool>,
 }
 
 impl Default for ManagedIdentityOptions {
@@ -39,6 +56,7 @@ impl Default for ManagedIdentityOptions {
         Self {
             retry: RetryPolicy::imds(),
             arc_key_directory: std::path::PathBuf::from(ARC_KEY_DIRECTORY),
+            arc_challenges: None,
         }
     }
 }
@@ -54,6 +72,8 @@ pub struct ManagedIdentityCredential {
     client_id: Option<String>,
     retry: RetryPolicy,
     arc_key_directory: std::path::PathBuf,
+    /// Whether Azure Arc's challenges are answered ([`ManagedIdentityOptions::arc_challenges`]).
+    arc_challenges: bool,
     cache: TokenCache,
 }
 
@@ -88,6 +108,7 @@ impl ManagedIdentityCredential {
                 .map(str::to_owned),
             retry: options.retry,
             arc_key_directory: options.arc_key_directory,
+            arc_challenges: options.arc_challenges.unwrap_or(endpoint.is_arc()),
             cache: TokenCache::new(),
         }
     }
@@ -136,6 +157,7 @@ impl ManagedIdentityCredential {
         let mut response = self.send(&query, None).await?;
         // Azure Arc: a 401 naming a key file whose content proves the caller may read it.
         if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && self.arc_challenges
             && let Some(realm) = response
                 .headers()
                 .get(reqwest::header::WWW_AUTHENTICATE)
@@ -188,6 +210,20 @@ impl ManagedIdentityCredential {
             path: realm.to_owned(),
             reason,
         };
+        // The key proves who may read a root-only file: it never leaves the machine.
+        let loopback = match self.token_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if !loopback {
+            return Err(refuse(format!(
+                "was named by {}, which is not on this machine; an Azure Arc key is only ever \
+                 sent to a loopback endpoint",
+                self.token_url
+            )));
+        }
         let path = std::path::Path::new(realm);
         let in_directory = path.file_name().is_some_and(|name| {
             self.arc_key_directory.join(name) == path
@@ -209,9 +245,28 @@ impl ManagedIdentityCredential {
             ))
         };
         // Read through the one open file, never more than the limit allows (the file could
-        // change between a size check and a read).
-        let file = std::fs::File::open(path).map_err(unreadable)?;
-        let size = file.metadata().map_err(unreadable)?.len();
+        // change between a size check and a read). Not through a symlink, not blocking on a
+        // FIFO: a regular file that root or the Arc agent (`himds`) owns.
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(path)
+            .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if !meta.file_type().is_file() {
+            return Err(refuse("is not a regular file".to_string()));
+        }
+        let owners = [Some(0), user_id(ARC_AGENT_USER)];
+        if !owners.contains(&Some(meta.uid())) {
+            return Err(refuse(format!(
+                "is owned by uid {}, neither root nor the Azure Arc agent ({ARC_AGENT_USER})",
+                meta.uid()
+            )));
+        }
+        let size = meta.len();
         let mut key = zeroize::Zeroizing::new(String::new());
         file.take(ARC_KEY_MAX_BYTES + 1)
             .read_to_string(&mut key)
@@ -258,13 +313,19 @@ pub(crate) async fn read_token_answer(
     refused: impl FnOnce(u16, Option<String>, Option<String>) -> IdentityError,
 ) -> Result<AccessToken, IdentityError> {
     let status = response.status();
-    let body = response.bytes().await.map_err(|err| {
-        IdentityError::Transport(http::HttpError::Send {
-            url: url.to_string(),
-            attempts: 1,
-            source: err.without_url(),
-        })
-    })?;
+    let body = http::read_body(response, http::MAX_BODY_BYTES)
+        .await
+        .map_err(|err| match err {
+            http::BodyError::Read(err) => IdentityError::Transport(http::HttpError::Send {
+                url: url.to_string(),
+                attempts: 1,
+                source: err.without_url(),
+            }),
+            too_large @ http::BodyError::TooLarge { .. } => IdentityError::InvalidTokenResponse {
+                endpoint: url.to_string(),
+                reason: too_large.to_string(),
+            },
+        })?;
     if status.is_success() {
         return parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
             IdentityError::InvalidTokenResponse {

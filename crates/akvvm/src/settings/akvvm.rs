@@ -170,26 +170,34 @@ impl Ctx<'_> {
             .abs_path(fields.get("secretFile"), &fields.path("secretFile"))
             .value();
         let (address, route) = (address?, route?);
+        let loopback = address.ip().is_loopback();
         if fields.get("secretFile").is_none() {
-            self.warn(
-                "webhook-without-secret",
-                path,
-                "the webhook has no secretFile: anyone who reaches it can make the agent poll \
-                 Key Vault",
-            )
-            .help(
-                "write a random secret in a file readable by root only, name it in \
-                     secretFile, and add ?key=<secret> to the Event Grid subscription's \
-                     endpoint URL",
-            );
+            let message = "the webhook has no secretFile: anyone who reaches it can make the \
+                           agent poll Key Vault";
+            let help = "write a random secret in a file readable by root only, name it in \
+                        secretFile, and add ?key=<secret> to the Event Grid subscription's \
+                        endpoint URL";
+            if loopback {
+                self.warn("webhook-without-secret", path, message)
+                    .help(help);
+            } else {
+                // Off loopback, anyone on the network could reach it.
+                self.error(
+                    "webhook-without-secret",
+                    path,
+                    format!("{message}, and it listens on {address}, off loopback"),
+                )
+                .help(help);
+            }
         }
-        if fields.get("certificateFile").is_none() && !address.ip().is_loopback() {
-            self.warn(
+        if fields.get("certificateFile").is_none() && !loopback {
+            self.error(
                 "webhook-without-tls",
                 path,
                 format!(
-                    "the webhook on {address} serves plain HTTP, and Event Grid delivers only to \
-                     HTTPS endpoints"
+                    "the webhook on {address} would serve plain HTTP off loopback: the secret \
+                     would cross the network in clear, and Event Grid delivers only to HTTPS \
+                     endpoints"
                 ),
             )
             .help(

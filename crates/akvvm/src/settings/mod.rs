@@ -439,6 +439,9 @@ pub enum LoadError {
         path: PathBuf,
         diagnostics: Vec<Diagnostic>,
     },
+    /// The file names hooks run as root: only root may be able to write it.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 akvvm_cert::error_codes! {
@@ -446,6 +449,9 @@ akvvm_cert::error_codes! {
         LoadError::Read { .. } => "settings.unreadable",
         LoadError::Json { .. } => "settings.not_json",
         LoadError::Invalid { .. } => "settings.invalid",
+    }
+    passes through {
+        LoadError::Untrusted(inner) => inner,
     }
 }
 
@@ -473,9 +479,12 @@ impl Settings {
 
     /// Reads and validates a plain settings file. Warnings are logged.
     pub fn load(path: &Path) -> Result<Settings, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::trusted::read_to_string("settings file", path).map_err(|e| match e {
+            crate::trusted::Read::Io(source) => LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            crate::trusted::Read::Untrusted(e) => LoadError::Untrusted(e),
         })?;
         let value: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
             .map_err(|source| LoadError::Json {

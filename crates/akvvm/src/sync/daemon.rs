@@ -208,32 +208,51 @@ pub async fn run(
     }
 
     let mut consecutive_failures = 0u32;
-    // Every certificate is checked once per polling interval, failing or not; in between, only
-    // the failing ones are retried (with the growing backoff).
+    // Every certificate is checked once per polling interval, failing or not; in between, the
+    // failing ones are retried when their backoff ends (`retry_at`), and the ones a delivery
+    // names at once, at most once per DELIVERY_MIN_INTERVAL each. A delivery never brings a
+    // failing certificate's retry forward.
     let mut triggered = true;
     let mut requested: BTreeSet<String> = BTreeSet::new();
     let mut next_full_at = tokio::time::Instant::now();
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut limit = DeliveryLimit::new(DELIVERY_MIN_INTERVAL);
     let requests = reporter.options.requests.clone();
     loop {
-        let full_cycle = triggered || tokio::time::Instant::now() >= next_full_at;
+        let now = tokio::time::Instant::now();
+        let full_cycle = triggered || now >= next_full_at;
         if full_cycle {
-            next_full_at =
-                tokio::time::Instant::now() + jittered_interval(settings.polling_interval);
+            next_full_at = now + jittered_interval(settings.polling_interval);
         }
-        let failing: Vec<String> = results
+        let retry_due = full_cycle || retry_at.is_some_and(|at| now >= at);
+        let failing: BTreeSet<String> = settings
+            .observed
             .iter()
-            .filter(|(_, r)| !r.is_installed() || r.is_failed())
-            .map(|(u, _)| u.clone())
+            .map(|c| c.url.to_string())
+            .filter(|u| {
+                results
+                    .get(u)
+                    .is_none_or(|r| !r.is_installed() || r.is_failed())
+            })
             .collect();
+        requested.retain(|url| !failing.contains(url));
+        let pushed = if full_cycle {
+            limit.clear_deferred();
+            BTreeSet::new()
+        } else {
+            limit.admit(std::mem::take(&mut requested), now)
+        };
         let report = if full_cycle {
             engine.cycle(|_| true, &cancel).await
         } else {
             engine
                 .cycle(
                     |url| {
-                        failing.iter().any(|f| f == url)
-                            || !results.contains_key(url)
-                            || requested.contains(url)
+                        if failing.contains(url) {
+                            retry_due
+                        } else {
+                            pushed.contains(url)
+                        }
                     },
                     &cancel,
                 )
@@ -247,11 +266,15 @@ pub async fn run(
         }
         let complete =
             results.len() == total && results.values().all(|r| r.is_installed() && !r.is_failed());
-        consecutive_failures = if complete {
-            0
-        } else {
-            consecutive_failures + 1
-        };
+        if complete {
+            consecutive_failures = 0;
+            retry_at = None;
+        } else if retry_due || retry_at.is_none() {
+            consecutive_failures += 1;
+            retry_at = Some(
+                tokio::time::Instant::now() + engine.options().retry_delay(consecutive_failures),
+            );
+        }
         phase = match phase {
             Phase::Initial { .. }
                 if results.len() == total && results.values().all(CertReport::is_installed) =>
@@ -259,7 +282,7 @@ pub async fn run(
                 tracing::info!("initial sync complete: every certificate is installed");
                 Phase::Polling
             }
-            Phase::Initial { attempts } => {
+            Phase::Initial { attempts } if retry_due => {
                 let attempts = attempts + 1;
                 if attempts == retries {
                     tracing::error!(
@@ -269,7 +292,7 @@ pub async fn run(
                 }
                 Phase::Initial { attempts }
             }
-            Phase::Polling => Phase::Polling,
+            other => other,
         };
         reporter.write(reporter.report(phase, retries, &results, total));
         match phase {
@@ -278,15 +301,12 @@ pub async fn run(
             Phase::Initial { .. } => {}
         }
 
-        let until_full = next_full_at.saturating_duration_since(tokio::time::Instant::now());
-        let delay = if complete {
-            until_full
-        } else {
-            engine
-                .options()
-                .retry_delay(consecutive_failures)
-                .min(until_full)
-        };
+        let until = [Some(next_full_at), retry_at, limit.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_full_at);
+        let delay = until.saturating_duration_since(tokio::time::Instant::now());
         tracing::debug!(?delay, "next cycle");
         let waited = wait(
             delay,
@@ -313,6 +333,65 @@ pub async fn run(
     }
     tracing::info!("stopped");
     reporter.notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+/// The least time between two syncs of one certificate that deliveries trigger.
+pub const DELIVERY_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The per-certificate limit on the syncs deliveries trigger: one per `interval` at most, so
+/// that whoever can reach the webhook cannot make the agent hammer Key Vault. A request inside
+/// the interval is kept and served when it ends: a new version is never lost, only delayed.
+struct DeliveryLimit {
+    interval: Duration,
+    last: BTreeMap<String, tokio::time::Instant>,
+    deferred: BTreeSet<String>,
+}
+
+impl DeliveryLimit {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: BTreeMap::new(),
+            deferred: BTreeSet::new(),
+        }
+    }
+
+    /// Of `requested` and the requests deferred earlier, the certificates that may sync at `now`;
+    /// the others are deferred.
+    fn admit(
+        &mut self,
+        requested: BTreeSet<String>,
+        now: tokio::time::Instant,
+    ) -> BTreeSet<String> {
+        let mut admitted = BTreeSet::new();
+        let deferred = std::mem::take(&mut self.deferred);
+        for url in requested.into_iter().chain(deferred) {
+            match self.last.get(&url) {
+                Some(last) if now < *last + self.interval => {
+                    self.deferred.insert(url);
+                }
+                _ => {
+                    self.last.insert(url.clone(), now);
+                    admitted.insert(url);
+                }
+            }
+        }
+        admitted
+    }
+
+    /// A full cycle checks everything: nothing deferred is left to do.
+    fn clear_deferred(&mut self) {
+        self.deferred.clear();
+    }
+
+    /// When the first deferred request may sync.
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.deferred
+            .iter()
+            .filter_map(|url| self.last.get(url))
+            .map(|last| *last + self.interval)
+            .min()
+    }
 }
 
 enum Wake {
@@ -369,6 +448,31 @@ async fn wait(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_delivery_limit_defers_and_never_drops() {
+        let t0 = tokio::time::Instant::now();
+        let second = Duration::from_secs(1);
+        let mut limit = DeliveryLimit::new(Duration::from_secs(60));
+        let urls = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(limit.admit(urls(&["a", "b"]), t0), urls(&["a", "b"]));
+        assert_eq!(limit.next_due(), None);
+        // Within the interval: deferred, not synced, not forgotten.
+        assert_eq!(limit.admit(urls(&["a"]), t0 + second), urls(&[]));
+        assert_eq!(
+            limit.admit(urls(&["a", "c"]), t0 + 2 * second),
+            urls(&["c"])
+        );
+        assert_eq!(limit.next_due(), Some(t0 + Duration::from_secs(60)));
+        assert_eq!(limit.admit(urls(&[]), t0 + 59 * second), urls(&[]));
+        assert_eq!(limit.admit(urls(&[]), t0 + 60 * second), urls(&["a"]));
+        assert_eq!(limit.next_due(), None);
+        // A full cycle does what was deferred.
+        assert_eq!(limit.admit(urls(&["c"]), t0 + 61 * second), urls(&[]));
+        limit.clear_deferred();
+        assert_eq!(limit.next_due(), None);
+    }
+
     use super::*;
 
     /// How long `wait` sleeps and how often it rewrites a transitioning status.

@@ -119,6 +119,7 @@ impl Engine {
                 );
             }
         }
+        super::state_dir::secure(&settings.agent.state_directory);
         let state_path = state_file_path(&settings);
         let (mut state, problem) = StateFile::load_or_recover(&state_path);
         if let Some(problem) = problem {

@@ -1,5 +1,8 @@
 //! Reload hooks: a command run after a certificate gets a new version.
 //!
+//! Each run is a process group of its own: the hook is done when its process exits (a daemon it
+//! starts may go on), a timeout kills the whole group, and only the tail of its output is kept.
+//!
 //! The command is an argument list (never a shell string built from names), run with the
 //! certificate's paths, thumbprint and version in environment variables ([`HookContext`]), within
 //! its timeout. A failure is retried a few times with a growing pause ([`HookRetry`]) and then
@@ -103,6 +106,9 @@ pub enum HookError {
     Timeout { program: String, timeout: Duration },
     #[error("reload hook `{program}` was interrupted by shutdown")]
     Cancelled { program: String },
+    /// The hook's program (an absolute path) could be replaced by someone but root.
+    #[error("reload hook not run: {0}")]
+    Untrusted(#[from] crate::trusted::Untrusted),
 }
 
 fn tail_suffix(output: &str) -> String {
@@ -120,58 +126,143 @@ akvvm_cert::error_codes! {
         HookError::Timeout { .. } => "hook.timeout",
         HookError::Cancelled { .. } => "hook.cancelled",
     }
+    passes through {
+        HookError::Untrusted(e) => e,
+    }
 }
 
-/// Runs `hook` once.
+/// Refuses a hook whose program, named by an absolute path, is not root's or is writable by
+/// group or others: whoever could rewrite it would have it run as root. (A bare name is found
+/// in the service's `PATH`, which only root writes.)
+fn check_program(program: &str) -> Result<(), HookError> {
+    let path = Path::new(program);
+    if !path.is_absolute() {
+        return Ok(());
+    }
+    // A missing program is reported by the spawn, with its own code.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    Ok(crate::trusted::check("reload hook program", path, &meta)?)
+}
+
+/// The most output kept from a hook while it runs (its tail): a chatty hook cannot fill memory.
+pub const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
+/// How long output is still collected once the hook has exited (a daemon it started may hold
+/// its stdout open for ever; what the hook itself wrote is in the pipe already).
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// The last [`OUTPUT_KEPT_BYTES`] bytes of a hook's stdout and stderr.
+#[derive(Debug, Default)]
+struct Tail {
+    bytes: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend(chunk);
+        let excess = self.bytes.len().saturating_sub(OUTPUT_KEPT_BYTES);
+        if excess > 0 {
+            self.bytes.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+}
+
+/// Reads `stream` into `tail` until it closes.
+async fn collect(
+    stream: Option<impl tokio::io::AsyncRead + Unpin>,
+    tail: std::sync::Arc<std::sync::Mutex<Tail>>,
+) {
+    let Some(mut stream) = stream else { return };
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(&buf[..n]);
+    }
+}
+
+/// Sends SIGKILL to every process of the group `pid` leads.
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) else {
+        return;
+    };
+    if let Err(error) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        tracing::debug!(%error, "the hook's process group is gone already");
+    }
+}
+
+/// Runs `hook` once, in a process group of its own. It has finished when its process exits
+/// (not when its stdout and stderr close: a daemon it starts may keep them); on timeout or
+/// shutdown the whole group is killed. At most [`OUTPUT_KEPT_BYTES`] of output are kept.
 pub async fn run_once(
     hook: &ReloadHook,
     context: &HookContext,
     cancel: &CancellationToken,
 ) -> Result<(), HookError> {
     let program = hook.command.first().cloned().unwrap_or_default();
+    check_program(&program)?;
     let mut child = tokio::process::Command::new(&program)
         .args(&hook.command[1..])
         .envs(context.environment())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| HookError::Spawn {
             program: program.clone(),
             source,
         })?;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_output = async move {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut out).await;
+    let pid = child.id();
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(Tail::default()));
+    let readers = tokio::spawn({
+        let (stdout, stderr, tail) = (child.stdout.take(), child.stderr.take(), tail.clone());
+        async move {
+            tokio::join!(collect(stdout, tail.clone()), collect(stderr, tail));
+        }
+    });
+    let status = tokio::select! {
+        result = tokio::time::timeout(hook.timeout, child.wait()) => match result {
+            Ok(status) => status,
+            Err(_) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                readers.abort();
+                return Err(HookError::Timeout { program, timeout: hook.timeout });
             }
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        out.extend_from_slice(&err);
-        out
-    };
-    let run = async { tokio::join!(child.wait(), read_output) };
-    let (status, output) = tokio::select! {
-        result = tokio::time::timeout(hook.timeout, run) => match result {
-            Ok((status, output)) => (status, output),
-            Err(_) => return Err(HookError::Timeout { program, timeout: hook.timeout }),
         },
-        () = cancel.cancelled() => return Err(HookError::Cancelled { program }),
+        () = cancel.cancelled() => {
+            kill_group(pid);
+            let _ = child.wait().await;
+            readers.abort();
+            return Err(HookError::Cancelled { program });
+        }
     };
     let status = status.map_err(|source| HookError::Spawn {
         program: program.clone(),
         source,
     })?;
+    let mut readers = readers;
+    if tokio::time::timeout(OUTPUT_GRACE, &mut readers)
+        .await
+        .is_err()
+    {
+        readers.abort();
+    }
+    let output: Vec<u8> = tail
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .bytes
+        .iter()
+        .copied()
+        .collect();
     let text = String::from_utf8_lossy(&output);
     if status.success() {
         if !text.trim().is_empty() {
@@ -203,7 +294,7 @@ pub async fn run_with_retries(
     loop {
         match run_once(hook, context, cancel).await {
             Ok(()) => return Ok(attempt),
-            Err(err @ HookError::Cancelled { .. }) => return Err(err),
+            Err(err @ (HookError::Cancelled { .. } | HookError::Untrusted(_))) => return Err(err),
             Err(err) if attempt >= retry.attempts.max(1) => return Err(err),
             Err(err) => {
                 let delay = retry.delay_before_retry(attempt);
@@ -281,7 +372,7 @@ impl HookJournal {
     ) -> Result<(), akvvm_cert::store::StoreError> {
         self.records.insert(url.to_string(), record);
         let bytes = serde_json::to_vec_pretty(&self.records).unwrap_or_default();
-        akvvm_cert::store::write_atomic(&self.path, &bytes, 0o644, None)
+        akvvm_cert::store::write_atomic(&self.path, &bytes, 0o600, None)
     }
 }
 
@@ -311,6 +402,120 @@ mod tests {
         initial_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(20),
     };
+
+    /// Whether `pid` is a process that has not exited (a zombie has).
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat.rsplit(") ").next().unwrap_or("").chars().next();
+                !matches!(state, Some('Z' | 'X'))
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn pid_in(path: &Path) -> i32 {
+        for _ in 0..600 {
+            if let Ok(text) = std::fs::read_to_string(path)
+                && let Ok(pid) = text.trim().parse()
+            {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no pid in {}", path.display());
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_starts_a_daemon_is_done_when_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("daemon.pid");
+        // The daemon inherits stdout and stderr and keeps them open: the hook must count as
+        // finished all the same (the generous timeout only ends the test if it does not).
+        let script = format!(
+            "sleep 1000 & echo $! > '{}'; echo restarted",
+            pid_file.display()
+        );
+        let result = run_once(
+            &hook(&script, Duration::from_secs(60)),
+            &context(dir.path()),
+            &CancellationToken::new(),
+        )
+        .await;
+        let daemon = pid_in(&pid_file).await;
+        let still_running = alive(daemon);
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(daemon).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        result.expect("the hook exited successfully");
+        assert!(still_running, "the daemon the hook started is left running");
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_hook_is_killed_with_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let script = format!("sleep 1000 & echo $! > '{}'; wait", pid_file.display());
+        let err = run_once(
+            &hook(&script, Duration::from_millis(500)),
+            &context(dir.path()),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "hook.timeout");
+        let child = pid_in(&pid_file).await;
+        let mut gone = false;
+        for _ in 0..600 {
+            if !alive(child) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !gone {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+        }
+        assert!(gone, "the hook's own child survived the timeout");
+    }
+
+    #[test]
+    fn only_the_tail_of_the_output_is_kept() {
+        let mut tail = Tail::default();
+        let chunk = vec![b'x'; 8192];
+        for _ in 0..1280 {
+            tail.push(&chunk);
+        }
+        tail.push(b"the end");
+        assert_eq!(tail.bytes.len(), OUTPUT_KEPT_BYTES);
+        assert_eq!(tail.dropped, 1280 * 8192 + 7 - OUTPUT_KEPT_BYTES as u64);
+        let kept: Vec<u8> = tail.bytes.iter().copied().collect();
+        assert!(kept.ends_with(b"the end"));
+    }
+
+    #[tokio::test]
+    async fn a_chatty_failing_hook_reports_the_tail_of_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "head -c 4000000 /dev/zero | tr '\\0' 'x'; echo; echo last words >&2; exit 3";
+        let err = run_once(
+            &hook(script, Duration::from_secs(60)),
+            &context(dir.path()),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.ends_with("last words"),
+            "{}",
+            &message[message.len().saturating_sub(80)..]
+        );
+        assert!(message.len() < 1024, "{} bytes", message.len());
+    }
 
     #[tokio::test]
     async fn the_hook_sees_the_certificate_in_its_environment() {
@@ -434,7 +639,45 @@ mod tests {
         };
         journal.record("u", record.clone()).unwrap();
         assert_eq!(HookJournal::load(dir.path()).get("u"), Some(&record));
+        // It holds hook output (in errors): root's alone.
+        let mode = std::fs::metadata(dir.path().join(HOOK_JOURNAL_FILE))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         std::fs::write(dir.path().join(HOOK_JOURNAL_FILE), "{broken").unwrap();
         assert_eq!(HookJournal::load(dir.path()).get("u"), None);
+    }
+
+    #[tokio::test]
+    async fn a_program_others_can_rewrite_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let script = dir.path().join("reload.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let hook = ReloadHook {
+            command: vec![script.display().to_string()],
+            timeout: Duration::from_secs(60),
+        };
+        let err = run_once(&hook, &context(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "file.writable_by_others");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert!(!marker.exists(), "the hook ran");
+
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        run_once(&hook, &context(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(marker.exists());
     }
 }

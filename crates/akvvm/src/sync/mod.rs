@@ -30,6 +30,7 @@ mod engine;
 mod errors;
 pub mod hook;
 mod report;
+pub mod state_dir;
 
 pub use engine::{
     Engine, EngineOptions, INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, POLL_JITTER, STATE_FILE_NAME,

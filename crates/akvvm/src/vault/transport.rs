@@ -52,6 +52,18 @@ impl VaultTransport {
     }
 }
 
+/// `response`, whose body the SDK reads only up to [`http::MAX_BODY_BYTES`].
+fn capped(response: AsyncRawResponse) -> AsyncRawResponse {
+    let (status, headers, body) = response.deconstruct();
+    let body = http::capped_stream(body, http::MAX_BODY_BYTES, |limit| {
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Io,
+            format!("the answer is larger than {limit} bytes"),
+        )
+    });
+    AsyncRawResponse::new(status, headers, Box::pin(body))
+}
+
 fn retry_after(headers: &Headers) -> Option<Duration> {
     let mut map = reqwest::header::HeaderMap::new();
     for name in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
@@ -101,7 +113,7 @@ impl HttpClient for VaultTransport {
                         self.note_challenge(request, response.headers());
                     }
                     if !self.retry.retries_status(status) {
-                        return outcome;
+                        return outcome.map(capped);
                     }
                     self.retry.next_delay(
                         attempt,
@@ -122,7 +134,7 @@ impl HttpClient for VaultTransport {
                 }
             };
             let Some(delay) = delay else {
-                return outcome;
+                return outcome.map(capped);
             };
             tracing::debug!(
                 parent: &span,

@@ -570,3 +570,25 @@ async fn the_certbot_layout_is_installed_when_asked_for() {
         Some(live)
     );
 }
+
+/// What the agent keeps about its work is root's alone: the state directory 0700, the state
+/// file and the hook journal (which keeps failing hooks' output) 0600.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_directory_and_files_are_roots_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    let h = Harness::start().await;
+    h.vault("contoso");
+    h.certificate("contoso", "web", "RSA", PFX);
+    let mut observed = json!({"url": Harness::url("contoso", "web")});
+    observed["akvvm"] =
+        json!({"reload": {"command": ["/bin/sh", "-c", "echo failing; exit 1"], "timeoutInS": 10}});
+    let json = h.settings_json(&["contoso"], vec![observed]);
+    let engine = h.engine(&json);
+    akvvm_testkit::harness::cycle(&engine).await;
+    let state = h.state_dir();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("state.json")), 0o600);
+    assert_eq!(mode(&state.join("hooks.json")), 0o600);
+}

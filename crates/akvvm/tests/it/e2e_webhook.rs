@@ -236,3 +236,108 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
         .expect("both stop on cancellation")
         .unwrap();
 }
+
+/// Deliveries can come from anyone who can reach the webhook (and who knows the secret when one
+/// is set): they make each certificate sync at most once per
+/// [`akvvm::sync::daemon::DELIVERY_MIN_INTERVAL`], and never bring forward the retry of a
+/// certificate that is failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    h.certificate("contoso", "web", "EC", PEM);
+    let probes: Vec<String> = (0..5).map(|i| format!("probe{i}")).collect();
+    for probe in &probes {
+        h.certificate("contoso", probe, "EC", PEM);
+    }
+    let secret_file = h.dir.path().join("webhook-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    // `gone` is observed but does not exist: it fails, and its retry is an hour away.
+    let mut observed = vec![
+        json!(Harness::url("contoso", "web")),
+        json!(Harness::url("contoso", "gone")),
+    ];
+    observed.extend(probes.iter().map(|p| json!(Harness::url("contoso", p))));
+    let mut json = h.settings_json(&["contoso"], observed);
+    json["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
+    json["akvvm"]["webhook"] = json!({
+        "address": "127.0.0.1:0",
+        "secretFile": secret_file.display().to_string(),
+    });
+    let settings = h.settings(&json);
+    let options = akvvm::sync::EngineOptions {
+        initial_retry_delay: Duration::from_secs(3600),
+        max_retry_delay: Duration::from_secs(3600),
+    };
+    let engine = Arc::new(akvvm::sync::Engine::new(settings.clone(), options).unwrap());
+    let cancel = CancellationToken::new();
+    let (address, push) = harness::start_push(
+        engine.clone(),
+        settings.agent.webhook.as_ref().unwrap(),
+        None,
+        &cancel,
+    )
+    .await;
+    let web_link = h.store().join("contoso.web");
+    let last_probe = h.store().join(format!("contoso.{}", probes[4]));
+    assert!(
+        eventually(Duration::from_secs(30), || web_link.exists()
+            && last_probe.exists())
+        .await,
+        "the initial sync installs the certificates that exist"
+    );
+    let gone_before = gets_of(&h, "gone");
+    assert!(gone_before >= 1, "the initial sync asked for `gone`");
+    let endpoint = format!("http://{address}/eventgrid?key={SECRET}");
+    let client = reqwest::Client::new();
+    let deliver = |name: &str| {
+        let request = client
+            .post(&endpoint)
+            .json(&new_version_event("contoso", name, "v"));
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    };
+
+    // The first delivery for `web` syncs it at once.
+    let web_before = gets_of(&h, "web");
+    deliver("web").await;
+    assert!(
+        eventually(Duration::from_secs(30), || gets_of(&h, "web") > web_before).await,
+        "a delivery syncs the certificate it names"
+    );
+
+    // Five more rounds for `web` and the failing `gone`, each ended by a delivery for a probe
+    // that has not been asked yet: once the probe is fetched, the daemon has taken the round.
+    for probe in &probes {
+        let probe_before = gets_of(&h, probe);
+        deliver("web").await;
+        deliver("gone").await;
+        deliver(probe).await;
+        assert!(
+            eventually(Duration::from_secs(30), || gets_of(&h, probe)
+                > probe_before)
+            .await,
+            "the delivery for {probe} is served"
+        );
+    }
+    let web_gets = gets_of(&h, "web") - web_before;
+    // One sync, and at most one more once the interval has passed (only if this test ran
+    // longer than it); without the limit, six.
+    assert!(
+        web_gets <= 2,
+        "six deliveries for `web` made {web_gets} GETs of it"
+    );
+    assert_eq!(
+        gets_of(&h, "gone"),
+        gone_before,
+        "deliveries brought the failing certificate's retry forward"
+    );
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("both stop on cancellation")
+        .unwrap();
+}

@@ -25,6 +25,7 @@ fn every_error_type() -> Vec<(&'static str, &'static [&'static str])> {
         ("ValidateError", akvvm::validate::ValidateError::CODES),
         ("WebhookError", akvvm::webhook::WebhookError::CODES),
         ("CscfgError", akvvm::cscfg::CscfgError::CODES),
+        ("Untrusted", akvvm::trusted::Untrusted::CODES),
     ]
 }
 

@@ -18,6 +18,8 @@ fn credential(imds: &Url, key_directory: &std::path::Path) -> ManagedIdentityCre
         &HttpOptions::default(),
         ManagedIdentityOptions {
             arc_key_directory: key_directory.to_path_buf(),
+            // The local vault's IMDS is not on Arc's port.
+            arc_challenges: Some(true),
             ..ManagedIdentityOptions::default()
         },
     )
@@ -132,6 +134,21 @@ async fn a_key_file_too_large_or_unreadable_is_refused_with_the_reason() {
     std::fs::create_dir_all(&tokens).unwrap();
     let large = tokens.join("large.key");
     std::fs::write(&large, vec![b'k'; 5000]).unwrap();
+    // A link to a file the agent may read (O_NOFOLLOW refuses it), a FIFO (which would block a
+    // plain open), a directory.
+    let symlink = tokens.join("link.key");
+    std::fs::write(dir.path().join("target"), "k").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("target"), &symlink).unwrap();
+    let fifo = tokens.join("fifo.key");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let directory = tokens.join("dir.key");
+    std::fs::create_dir(&directory).unwrap();
     for (file, expected) in [
         (large.clone(), "is 5000 bytes, more than the 4096"),
         (tokens.join("missing.key"), "cannot be read"),
@@ -140,6 +157,9 @@ async fn a_key_file_too_large_or_unreadable_is_refused_with_the_reason() {
             tokens.join("../tokens/large.key"),
             "is not a .key file directly in",
         ),
+        (symlink.clone(), "cannot be read"),
+        (fifo.clone(), "is not a regular file"),
+        (directory.clone(), "is not a regular file"),
     ] {
         *realm.lock().unwrap() = file.display().to_string();
         let error = arc
@@ -148,4 +168,116 @@ async fn a_key_file_too_large_or_unreadable_is_refused_with_the_reason() {
             .unwrap_err();
         assert!(error.to_string().contains(expected), "{file:?}: {error}");
     }
+}
+
+/// A challenge is answered only by an Azure Arc endpoint on this machine: another endpoint's
+/// `Basic realm=` gets no key, and neither does an Arc-style endpoint off loopback.
+#[tokio::test]
+async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let key = tokens.join("a.key");
+    std::fs::write(&key, "k3y-never-sent").unwrap();
+    if rustix::process::geteuid().is_root() {
+        // Owned by neither root nor himds: refused as well.
+        let other = tokens.join("other.key");
+        std::fs::write(&other, "k").unwrap();
+        std::os::unix::fs::chown(&other, Some(4242), None).unwrap();
+    }
+    let presented = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let realm = Arc::new(std::sync::Mutex::new(key.display().to_string()));
+    let (seen, named) = (presented.clone(), realm.clone());
+    let router = axum::Router::new().route(
+        "/metadata/identity/oauth2/token",
+        axum::routing::get(move |headers: HeaderMap| {
+            let (seen, named) = (seen.clone(), named.clone());
+            async move {
+                if let Some(value) = headers.get(header::AUTHORIZATION) {
+                    seen.lock()
+                        .unwrap()
+                        .push(value.to_str().unwrap().to_owned());
+                }
+                let mut answer = HeaderMap::new();
+                answer.insert(
+                    header::WWW_AUTHENTICATE,
+                    format!("Basic realm={}", named.lock().unwrap())
+                        .parse()
+                        .unwrap(),
+                );
+                (StatusCode::UNAUTHORIZED, answer, "{}").into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let with = |url: &str, arc_challenges: Option<bool>, http: HttpOptions| {
+        ManagedIdentityCredential::new(
+            &MsiEndpoint::new(&Url::parse(url).unwrap()),
+            None,
+            &http,
+            ManagedIdentityOptions {
+                arc_key_directory: tokens.clone(),
+                arc_challenges,
+                retry: akvvm::http::RetryPolicy::no_retry(),
+            },
+        )
+        .unwrap()
+    };
+
+    // Not Azure Arc's endpoint (not localhost:40342): the 401 is an answer, not a challenge.
+    let imds = with(
+        &format!("http://{address}/metadata/identity"),
+        None,
+        HttpOptions::default(),
+    );
+    let error = imds
+        .token_for_resource("https://vault.azure.net")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "identity.imds_refused", "{error}");
+
+    // Off loopback (a name that resolves here only through the override).
+    let remote = with(
+        &format!(
+            "http://imds.example.com:{}/metadata/identity",
+            address.port()
+        ),
+        Some(true),
+        HttpOptions {
+            host_overrides: vec![HostOverride::parse("imds.example.com", "127.0.0.1").unwrap()],
+            ..HttpOptions::default()
+        },
+    );
+    let error = remote
+        .token_for_resource("https://vault.azure.net")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
+    assert!(error.to_string().contains("not on this machine"), "{error}");
+
+    if rustix::process::geteuid().is_root() {
+        *realm.lock().unwrap() = tokens.join("other.key").display().to_string();
+        let local = with(
+            &format!("http://{address}/metadata/identity"),
+            Some(true),
+            HttpOptions::default(),
+        );
+        let error = local
+            .token_for_resource("https://vault.azure.net")
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is owned by uid 4242"),
+            "{error}"
+        );
+    }
+    assert!(
+        presented.lock().unwrap().is_empty(),
+        "a key was presented ({} times)",
+        presented.lock().unwrap().len()
+    );
 }

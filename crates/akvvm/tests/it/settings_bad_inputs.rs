@@ -525,13 +525,27 @@ fn cases() -> Vec<Case> {
             "settings.akvvm.webhook",
             "the webhook has no secretFile",
         ),
-        warn(
+        err(
             agent(
                 json!({"webhook": {"address": "0.0.0.0:8443", "secretFile": "/etc/akvvm/webhook-secret"}}),
             ),
             "webhook-without-tls",
             "settings.akvvm.webhook",
-            "serves plain HTTP, and Event Grid delivers only to HTTPS endpoints",
+            "would serve plain HTTP off loopback",
+        ),
+        err(
+            agent(
+                json!({"webhook": {"address": "10.0.0.4:8443", "certificateFile": "/etc/akvvm/hook.pem"}}),
+            ),
+            "webhook-without-secret",
+            "settings.akvvm.webhook",
+            "the webhook has no secretFile: anyone who reaches it can make the agent poll Key Vault, and it listens on 10.0.0.4:8443, off loopback",
+        ),
+        err(
+            agent(json!({"webhook": {"address": "[::]:8443"}})),
+            "webhook-without-tls",
+            "settings.akvvm.webhook",
+            "would serve plain HTTP off loopback",
         ),
         err(
             agent(json!({"metricsAddress": "localhost:9464"})),

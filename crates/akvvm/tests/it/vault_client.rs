@@ -151,6 +151,18 @@ async fn secrets(
         }
         "busy" => secret_document("busy", "v2"),
         "throttled" => kv_error(429, "Throttled", "Too many requests.", None),
+        // A hostile or broken server: an answer of 16 MiB (streamed, never held whole here).
+        "huge" => {
+            let chunk = hyper::body::Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream = futures::stream::iter(
+                std::iter::repeat_n(chunk, 256).map(Ok::<_, std::convert::Infallible>),
+            );
+            (
+                [("content-type", "application/json")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
         "flaky" if attempt == 1 => kv_error(500, "InternalError", "Transient.", None),
         "flaky" => secret_document("flaky", "v1"),
         "broken" => kv_error(503, "ServiceUnavailable", "Down for maintenance.", None),
@@ -824,4 +836,41 @@ async fn concurrent_reads_share_one_client_and_one_token() {
         "concurrent challenges share one token request"
     );
     assert_eq!(kv.authorization_headers.lock().unwrap().len(), 20);
+}
+
+/// No answer is read past [`akvvm::http::MAX_BODY_BYTES`]: not Key Vault's through the SDK,
+/// not a token endpoint's.
+#[tokio::test]
+async fn huge_answers_are_refused_at_the_cap() {
+    let ca = TestCa::new();
+    let (vault_addr, _kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (imds_url, _imds) = imds(false).await;
+    let identity = managed(&imds_url, None);
+    let client = vault_client(&identity, http_options(&ca, vault_addr), 1);
+    let error = client.get_latest("huge").await.unwrap_err();
+    assert!(
+        error.to_string().contains("larger than 1048576 bytes"),
+        "{error}"
+    );
+    // The regular secret still reads: the cap is per answer.
+    client.get_latest("web").await.unwrap();
+
+    // A token endpoint that answers with 16 MiB.
+    let router = Router::new().route(
+        "/metadata/identity/oauth2/token",
+        get(|| async { vec![b'{'; 16 * 1024 * 1024] }),
+    );
+    let addr = serve_http(router).await;
+    let endpoint = Url::parse(&format!("http://{addr}/metadata/identity")).unwrap();
+    let Identity::Managed(credential) = managed(&endpoint, None) else {
+        unreachable!()
+    };
+    let error = credential
+        .token_for_resource("https://vault.azure.net")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("larger than 1048576 bytes"),
+        "{error}"
+    );
 }
