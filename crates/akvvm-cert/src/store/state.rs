@@ -16,7 +16,9 @@
 //!       "link": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.mycert",
 //!       "installedAt": "2026-11-22T10:00:00Z",
 //!       "lastCheck": "2026-11-22T11:00:00Z",
-//!       "lastError": { "code": "vault.forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" }
+//!       "lastError": { "code": "vault.forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" },
+//!       "versionUpdated": "2026-11-22T09:59:00Z",
+//!       "verifiedAt": "2026-11-22T10:00:00Z"
 //!     }
 //!   }
 //! }
@@ -88,6 +90,23 @@ pub struct StateEntry {
     /// The last failure, cleared by the next success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Key Vault's `attributes.updated` of the installed version, recorded when a GET returned it
+    /// and Key Vault's clock was already past it: a list of the vault's secrets that shows this
+    /// `updated` shows no new version.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version_updated: Option<OffsetDateTime>,
+    /// When a GET of this URL last returned the installed version (or installed it); a list
+    /// stands for a GET for `fullCheckIntervalInS` after it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub verified_at: Option<OffsetDateTime>,
 }
 
 /// A failure recorded in the state file.
