@@ -238,10 +238,7 @@ impl Index {
 pub(super) fn modified_at(dir: BorrowedFd<'_>, name: &str) -> Result<Option<(i64, u64)>, Errno> {
     count_operations(1);
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(stat) => Ok(Some((
-            stat.st_mtime,
-            u64::try_from(stat.st_mtime_nsec).unwrap_or(0),
-        ))),
+        Ok(stat) => Ok(Some((stat.st_mtime, stat.st_mtime_nsec))),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(e),
     }
