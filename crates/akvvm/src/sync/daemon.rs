@@ -239,7 +239,7 @@ pub async fn run(
             next_full_at =
                 tokio::time::Instant::now() + jittered_interval(settings.polling_interval);
         }
-        let failing: Vec<String> = results
+        let failing: BTreeSet<String> = results
             .iter()
             .filter(|(_, r)| !r.is_installed() || r.is_failed())
             .map(|(u, _)| u.clone())
@@ -250,7 +250,7 @@ pub async fn run(
             engine
                 .cycle(
                     |url| {
-                        failing.iter().any(|f| f == url)
+                        failing.contains(url)
                             || !results.contains_key(url)
                             || requested.contains(url)
                     },

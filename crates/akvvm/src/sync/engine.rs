@@ -105,6 +105,8 @@ pub struct Engine {
     dirty: AtomicBool,
     /// Significant changes since the last save, for the mid-cycle saves.
     changes: AtomicUsize,
+    /// Spreads the certificates' full checks ([`list::full_check_interval_for`]).
+    full_check_salt: u64,
     /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
     /// remembers when the last one started.
     saving: tokio::sync::Mutex<Option<Instant>>,
@@ -178,6 +180,7 @@ impl Engine {
             state: Mutex::new(state),
             dirty: AtomicBool::new(dirty),
             changes: AtomicUsize::new(0),
+            full_check_salt: rand::random(),
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
             metrics,
@@ -326,6 +329,15 @@ impl Engine {
         }
     }
 
+    /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
+    fn full_check_interval_for(&self, url: &str) -> Duration {
+        list::full_check_interval_for(
+            self.settings.agent.full_check_interval,
+            url,
+            self.full_check_salt,
+        )
+    }
+
     /// Changes the state entry of `url`, noting whether the change must be saved.
     fn update_entry<T>(&self, url: &str, change: impl FnOnce(&mut StateEntry) -> T) -> T {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -356,10 +368,11 @@ impl Engine {
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             for cert in certificates {
+                let url = cert.url.to_string();
                 if cert.url.version.is_none()
                     && state
-                        .entry(&cert.url.to_string())
-                        .is_some_and(|e| list::listable(e, now, interval))
+                        .entry(&url)
+                        .is_some_and(|e| list::listable(e, now, self.full_check_interval_for(&url)))
                 {
                     *candidates.entry(cert.url.host.as_str()).or_default() += 1;
                 }
@@ -554,7 +567,7 @@ impl Engine {
                     list::listable(
                         entry,
                         OffsetDateTime::now_utc(),
-                        self.settings.agent.full_check_interval,
+                        self.full_check_interval_for(&url),
                     ) && listed.confirms(&cert.url.host, &cert.url.name, entry, &info.version)
                 })
             };

@@ -57,6 +57,23 @@ pub(super) fn page_budget(cost: &ListCost, candidates: u32) -> Option<u32> {
     }
 }
 
+/// How much earlier than `fullCheckIntervalInS` a certificate's full check may come, as a share
+/// of it: certificates installed together (and machines started together) then come due over a
+/// quarter of the interval instead of all in one cycle.
+pub const FULL_CHECK_SPREAD: f64 = 0.25;
+
+/// The full-check interval of `url` in this process: `interval` shortened by up to
+/// [`FULL_CHECK_SPREAD`] of it, by an amount drawn from the URL and `salt` (random per process).
+pub(super) fn full_check_interval_for(interval: Duration, url: &str, salt: u64) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    salt.hash(&mut hasher);
+    url.hash(&mut hasher);
+    // 53 random bits as a fraction in [0, 1).
+    let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    interval.mul_f64(1.0 - FULL_CHECK_SPREAD * unit)
+}
+
 /// Whether a list may stand for a GET of the certificate `entry` describes at `now`: it has an
 /// installed version, the `updated` of that version is recorded, and a GET confirmed it less than
 /// `full_check_interval` ago.
@@ -171,6 +188,29 @@ mod tests {
             verified_at: Some(datetime!(2026-11-22 10:00:05 UTC)),
             ..StateEntry::default()
         }
+    }
+
+    #[test]
+    fn full_checks_come_due_over_the_last_quarter_of_the_interval() {
+        let day = Duration::from_secs(86_400);
+        let intervals: Vec<Duration> = (0..200)
+            .map(|i| full_check_interval_for(day, &format!("https://v/secrets/c{i}"), 7))
+            .collect();
+        assert!(
+            intervals
+                .iter()
+                .all(|d| *d > day.mul_f64(0.75) && *d <= day)
+        );
+        let distinct: std::collections::BTreeSet<_> = intervals.iter().collect();
+        assert!(distinct.len() > 150);
+        assert_eq!(
+            full_check_interval_for(day, "https://v/secrets/c1", 7),
+            full_check_interval_for(day, "https://v/secrets/c1", 7)
+        );
+        assert_eq!(
+            full_check_interval_for(Duration::ZERO, "u", 7),
+            Duration::ZERO
+        );
     }
 
     #[test]

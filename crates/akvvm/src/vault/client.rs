@@ -123,6 +123,11 @@ pub struct VaultClient {
     identity: String,
     secrets: SecretClient,
     tenant: Arc<TenantSlot>,
+    /// Held by the client's first request until it is answered: it meets the 401 challenge and
+    /// gets the token, and the requests waiting behind it go with the token at once instead of
+    /// each collecting a 401 of its own (the SDK decides whether a request carries a token before
+    /// the transport sees it). `true` once a request has been answered.
+    first: tokio::sync::Mutex<bool>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -200,6 +205,7 @@ impl VaultClient {
             identity: identity.describe(),
             secrets,
             tenant,
+            first: tokio::sync::Mutex::new(false),
         })
     }
 
@@ -223,6 +229,17 @@ impl VaultClient {
         self.get(name, Some(version)).await
     }
 
+    /// Waits while the client's first request is under way; the first caller gets the guard to
+    /// hold during its request.
+    async fn first_request(&self) -> Option<tokio::sync::MutexGuard<'_, bool>> {
+        let mut guard = self.first.lock().await;
+        if *guard {
+            return None;
+        }
+        *guard = true;
+        Some(guard)
+    }
+
     /// The vault's secrets (`GET /secrets?maxresults=25`, following every `nextLink`), without
     /// values: each secret's current version's attributes. Stops after `max_pages` pages (the
     /// caller's budget: past it, one GET per certificate is cheaper), with `complete` false.
@@ -242,6 +259,7 @@ impl VaultClient {
                 None,
             )
         };
+        let _first = self.first_request().await;
         let mut pages = self
             .secrets
             .list_secret_properties(Some(options))
@@ -286,6 +304,7 @@ impl VaultClient {
             secret_version: version.map(str::to_owned),
             ..Default::default()
         };
+        let _first = self.first_request().await;
         let response = self
             .secrets
             .get_secret(name, Some(options))

@@ -42,9 +42,7 @@ pub struct VaultTransport {
 /// After a 429 every request waits out the pause; then one request alone probes the vault, and
 /// the others follow only once an answer that is not a 429 has come back. An agent with several
 /// requests in flight therefore sends one request per pause while it is throttled, not one per
-/// request in flight. The very first request to the vault is a probe too: it takes the 401
-/// challenge and the token, so the others go with the token at once instead of each collecting a
-/// 401 of its own.
+/// request in flight.
 #[derive(Debug, Default)]
 pub struct ThrottleGate {
     state: Mutex<GateState>,
@@ -57,10 +55,8 @@ struct GateState {
     until: Option<Instant>,
     /// 429s in a row (reset by any other answer).
     streak: u32,
-    /// A request is probing the throttled (or not yet answered) vault.
+    /// A request is probing the throttled vault.
     probing: bool,
-    /// An answer other than 401 or 429 has come: the challenge is known.
-    opened: bool,
 }
 
 /// What [`ThrottleGate::wait`] let through. A probe that ends without an answer (an error, or a
@@ -93,7 +89,7 @@ impl ThrottleGate {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 match state.until {
                     Some(until) if until > Instant::now() => Some(until),
-                    _ if state.streak == 0 && state.opened => {
+                    _ if state.streak == 0 => {
                         return Pass {
                             gate: self,
                             probe: false,
@@ -137,16 +133,13 @@ impl ThrottleGate {
         until - now
     }
 
-    /// Records an answer with `status`, not a 429: the vault is open again, unless it is the
-    /// 401 that carries the challenge (the request is repeated with a token).
-    pub fn answered(&self, status: u16) {
+    /// Records an answer that was not a 429: the vault is open again.
+    pub fn answered(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let opens = status != 401;
-        if state.streak == 0 && (state.opened || !opens) {
+        if state.streak == 0 {
             return;
         }
         state.streak = 0;
-        state.opened |= opens;
         drop(state);
         self.changed.notify_waiters();
     }
@@ -243,7 +236,7 @@ impl HttpClient for VaultTransport {
                         );
                         continue;
                     }
-                    self.gate.answered(status);
+                    self.gate.answered();
                     if !self.retry.retries_status(status) {
                         return outcome;
                     }

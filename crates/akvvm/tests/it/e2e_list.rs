@@ -272,8 +272,10 @@ async fn fleet_against_a_throttled_vault(retry_after_s: Option<u64>) {
     eprintln!(
         "Retry-After {retry_after_s:?}: {gets} GETs, {throttled} of them 429, for 36 certificates"
     );
+    // Around 1.4 per certificate (the 429s included, the 401 challenges not); each agent sending
+    // its three requests at once, retrying each on its own, made it 5 or more.
     assert!(
-        gets < 3 * 36,
+        gets < 2 * 36,
         "{gets} GETs (429s included) for 36 certificates: a retry storm"
     );
     assert!(Path::new(&h.store().join("agent-0/store/contoso.a")).exists());
