@@ -313,8 +313,13 @@ impl Engine {
         *last = Some(Instant::now());
         self.dirty.store(false, Ordering::SeqCst);
         self.changes.store(0, Ordering::SeqCst);
-        let snapshot = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let saved = tokio::task::spawn_blocking(move || snapshot.save())
+        // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
+        // a save then holds one copy of the state, as JSON, not three.
+        let (path, text) = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (state.path().to_path_buf(), state.to_json())
+        };
+        let saved = tokio::task::spawn_blocking(move || StateFile::write_json(&path, &text?))
             .await
             .unwrap_or_else(|e| {
                 Err(akvvm_cert::store::StoreError::Write {
