@@ -157,7 +157,7 @@ impl Engine {
         if let Some(problem) = problem {
             tracing::warn!(error = %problem, "the state file could not be loaded; rebuilding it from the store");
         }
-        let observed: Vec<String> = settings
+        let observed: std::collections::HashSet<String> = settings
             .observed
             .iter()
             .map(|c| c.url.to_string())
