@@ -16,7 +16,7 @@
 //! Listing costs one request per 25 secrets of the vault, fetching one per certificate: per vault
 //! and cycle the list is read only when it can be cheaper, that is with at most `candidates - 1`
 //! pages; it stops there otherwise, and the vault is not listed again until it has more
-//! candidates than that (see [`page_budget`]). An identity without the `list` right gets one GET
+//! candidates than that (see `page_budget`). An identity without the `list` right gets one GET
 //! per certificate, as without the list.
 
 use std::collections::HashMap;
