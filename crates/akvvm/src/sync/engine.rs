@@ -390,36 +390,15 @@ impl Engine {
                 count,
             )?;
             Some(async move {
-                let request = async {
-                    let _permit = handle.permits.acquire().await;
-                    handle.client.list_secrets(budget).await
-                };
-                let result = tokio::select! {
-                    result = request => result,
-                    () = cancel.cancelled() => return None,
-                };
-                let mut cost = handle.list_cost.lock().unwrap_or_else(|e| e.into_inner());
-                match result {
-                    Ok(list) => {
-                        cost.pages = Some(list.pages);
-                        cost.complete = list.complete;
-                        if !list.complete {
-                            tracing::info!(vault = host, pages = list.pages, candidates = count, "the vault holds too many secrets for its list to be cheaper than a GET per certificate");
-                            return None;
-                        }
-                        tracing::debug!(vault = host, pages = list.pages, secrets = list.secrets.len(), "listed the vault's secrets");
-                        Some((host.to_owned(), list))
-                    }
-                    Err(error) => {
-                        if error.code() == "vault.forbidden" {
-                            cost.refused = true;
-                            tracing::info!(vault = host, %error, "the identity may not list the vault's secrets; each certificate is fetched");
-                        } else {
-                            tracing::warn!(vault = host, code = error.code(), %error, "cannot list the vault's secrets; each certificate is fetched");
-                        }
-                        None
-                    }
-                }
+                let list = list::list_vault(
+                    &handle.client,
+                    &handle.permits,
+                    &handle.list_cost,
+                    (host, count, budget),
+                    cancel,
+                )
+                .await?;
+                Some((host.to_owned(), list))
             })
         });
         for (host, list) in futures::future::join_all(lists).await.into_iter().flatten() {

@@ -20,12 +20,15 @@
 //! per certificate, as without the list.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use akvvm_cert::store::StateEntry;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use crate::vault::{SecretBundle, SecretList};
+use crate::vault::{SecretBundle, SecretList, VaultClient};
 
 /// How far past a version's `updated` Key Vault's clock must be for that `updated` to identify
 /// the current version (whole seconds, and the `Date` header is written after the read).
@@ -97,6 +100,58 @@ pub fn settled_updated(bundle: &SecretBundle) -> Option<OffsetDateTime> {
     let updated = bundle.updated?;
     let answered = bundle.answered_at?;
     (answered >= updated + SETTLE_MARGIN).then_some(updated)
+}
+
+/// Lists the secrets of the vault `host` (`candidates` certificates, at most `budget` pages)
+/// while holding one of its `permits`, and records what it cost in `cost`. `Some` only for a list
+/// read to its end; a list cut short, refused or failed leaves the certificates to their GETs.
+pub(super) async fn list_vault(
+    client: &VaultClient,
+    permits: &Semaphore,
+    cost: &Mutex<ListCost>,
+    (host, candidates, budget): (&str, u32, u32),
+    cancel: &CancellationToken,
+) -> Option<SecretList> {
+    let request = async {
+        let _permit = permits.acquire().await;
+        client.list_secrets(budget).await
+    };
+    let result = tokio::select! {
+        result = request => result,
+        () = cancel.cancelled() => return None,
+    };
+    let mut cost = cost.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(list) => {
+            cost.pages = Some(list.pages);
+            cost.complete = list.complete;
+            if !list.complete {
+                tracing::info!(
+                    vault = host,
+                    pages = list.pages,
+                    candidates,
+                    "the vault holds too many secrets for its list to be cheaper than a GET per certificate"
+                );
+                return None;
+            }
+            tracing::debug!(
+                vault = host,
+                pages = list.pages,
+                secrets = list.secrets.len(),
+                "listed the vault's secrets"
+            );
+            Some(list)
+        }
+        Err(error) => {
+            if error.code() == "vault.forbidden" {
+                cost.refused = true;
+                tracing::info!(vault = host, %error, "the identity may not list the vault's secrets; each certificate is fetched");
+            } else {
+                tracing::warn!(vault = host, code = error.code(), %error, "cannot list the vault's secrets; each certificate is fetched");
+            }
+            None
+        }
+    }
 }
 
 /// The complete lists read this cycle, by vault host.
