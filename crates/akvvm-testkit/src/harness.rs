@@ -86,7 +86,8 @@ impl Harness {
     }
 
     /// Settings JSON observing `observed` (URL strings or certificate objects) in `vaults`,
-    /// polling every second, with the local vault's CA, resolve map and IMDS.
+    /// polling every second, with the local vault's CA, resolve map and IMDS, and no startup
+    /// jitter.
     pub fn settings_json(&self, vaults: &[&str], observed: Vec<Value>) -> Value {
         let port = self.emulator.https_addr().port();
         let mut resolve = serde_json::Map::new();
@@ -111,6 +112,7 @@ impl Harness {
                 "caCertificates": [self.ca.display().to_string()],
                 "resolve": resolve,
                 "authorityHost": self.emulator.authority_host(),
+                "startupJitterInS": 0,
             }
         })
     }

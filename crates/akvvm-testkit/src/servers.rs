@@ -180,5 +180,6 @@ pub fn fast_retry(statuses: &[u16], max_attempts: u32) -> akvvm::http::RetryPoli
         max_attempts,
         deadline: Some(std::time::Duration::from_secs(10)),
         honour_retry_after: true,
+        retry_throttling_until_deadline: false,
     }
 }

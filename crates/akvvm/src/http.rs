@@ -336,6 +336,10 @@ pub struct RetryPolicy {
     pub deadline: Option<Duration>,
     /// Whether a `Retry-After` (seconds or HTTP date) replaces the computed backoff.
     pub honour_retry_after: bool,
+    /// Whether 429 answers are retried past `max_attempts`, until `deadline`: throttling says
+    /// "later", not "never", and a client that gives up after a few quick tries never gets
+    /// through a vault that a whole fleet is waiting on.
+    pub retry_throttling_until_deadline: bool,
 }
 
 impl RetryPolicy {
@@ -359,6 +363,7 @@ impl RetryPolicy {
             max_attempts: 8,
             deadline: Some(Duration::from_secs(120)),
             honour_retry_after: true,
+            retry_throttling_until_deadline: false,
         }
     }
 
@@ -373,10 +378,12 @@ impl RetryPolicy {
             max_attempts: 4,
             deadline: Some(Duration::from_secs(60)),
             honour_retry_after: true,
+            retry_throttling_until_deadline: false,
         }
     }
 
-    /// Key Vault: 429 and 5xx; up to 6 attempts within two minutes, 1 s doubling to 60 s.
+    /// Key Vault: 429 and 5xx; up to 6 attempts (429s: as many as fit) within five minutes, 1 s
+    /// doubling to 60 s.
     pub fn key_vault() -> Self {
         Self {
             retry_statuses: vec![429],
@@ -385,8 +392,9 @@ impl RetryPolicy {
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
             max_attempts: 6,
-            deadline: Some(Duration::from_secs(120)),
+            deadline: Some(Duration::from_secs(300)),
             honour_retry_after: true,
+            retry_throttling_until_deadline: true,
         }
     }
 
@@ -401,6 +409,7 @@ impl RetryPolicy {
             max_attempts: 1,
             deadline: None,
             honour_retry_after: false,
+            retry_throttling_until_deadline: false,
         }
     }
 
@@ -428,6 +437,32 @@ impl RetryPolicy {
         }
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rng.random_range(0..=nanos))
+    }
+
+    /// The pause after a 429 when `streak` 429s came in a row from this server (1 for the first):
+    /// its `Retry-After` (when honoured) plus a full-jitter backoff for the streak, so that the
+    /// many clients told the same `Retry-After` do not all come back in the same second and each
+    /// repeated 429 spreads them further; without `Retry-After`, the full-jitter backoff alone.
+    pub fn throttle_delay(
+        &self,
+        streak: u32,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        let jitter = self.jittered_backoff(streak.max(1), rng);
+        match retry_after {
+            Some(wanted) if self.honour_retry_after => wanted.saturating_add(jitter),
+            _ => jitter,
+        }
+    }
+
+    /// Whether a 429 after attempt `attempt`, followed by a pause of `delay`, is retried.
+    pub fn retries_throttling(&self, attempt: u32, delay: Duration, elapsed: Duration) -> bool {
+        if attempt >= self.max_attempts && !self.retry_throttling_until_deadline {
+            return false;
+        }
+        self.deadline
+            .is_none_or(|deadline| elapsed.saturating_add(delay) <= deadline)
     }
 
     /// Decides what happens after attempt number `attempt` (1-based) got a retryable outcome:
@@ -576,6 +611,30 @@ mod tests {
         assert_eq!(policy.initial_delay, Duration::from_millis(250));
         let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
         assert_eq!(long, RetryPolicy::key_vault());
+    }
+
+    #[test]
+    fn throttling_waits_retry_after_plus_a_growing_jitter_and_is_not_given_up_early() {
+        let policy = RetryPolicy::key_vault();
+        let mut rng = rand::rng();
+        let second = Duration::from_secs(1);
+        let delays: Vec<Duration> = (0..200)
+            .map(|_| policy.throttle_delay(1, Some(second), &mut rng))
+            .collect();
+        assert!(delays.iter().all(|d| *d >= second && *d <= 2 * second));
+        let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "clients told the same Retry-After must spread"
+        );
+        for _ in 0..100 {
+            assert!(policy.throttle_delay(4, Some(second), &mut rng) <= 9 * second);
+            assert!(policy.throttle_delay(4, None, &mut rng) <= 8 * second);
+        }
+        // Past max_attempts, until the deadline.
+        assert!(policy.retries_throttling(50, second, Duration::from_secs(100)));
+        assert!(!policy.retries_throttling(50, second, Duration::from_secs(300)));
+        assert!(!RetryPolicy::entra().retries_throttling(4, second, Duration::ZERO));
     }
     use reqwest::header::HeaderValue;
 

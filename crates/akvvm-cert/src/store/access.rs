@@ -2,16 +2,16 @@
 //! certificate, and the store directory's ACL kept to the union of its version files' principals.
 //! The ACL encoding itself is in [`acl`](super::acl).
 
-use std::collections::BTreeSet;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use super::acl::{self, Acl, PosixAcl};
+use super::acl::{self, Acl, PosixAcl, Principal};
 use super::atomic;
-use super::names::{check_key_vault_name, is_version_file_name};
+use super::index::Index;
+use super::names::check_key_vault_name;
 use super::{
     CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_DIR_SUFFIX, CERTBOT_FILES, STORE_DIR_MODE, Store,
     StoreError,
@@ -19,25 +19,17 @@ use super::{
 
 impl Store {
     /// Sets the store directory's ACL to traverse for every principal named in the ACL of any
-    /// certificate file in the store (and no one else), or removes it when there is none.
-    pub(super) fn update_directory_acl(&self) -> Result<(), StoreError> {
-        let mut principals = BTreeSet::new();
-        for (name, file_type) in atomic::list_dir(self.dir.as_fd(), &self.path)? {
-            // Only akvvm's own version files count: another file's ACL widens nothing.
-            if file_type != FileType::RegularFile || !is_version_file_name(&name) {
-                continue;
-            }
-            let path = self.path.join(&name);
-            match PosixAcl::read(&path) {
-                Ok(Some(acl)) => principals.extend(acl.principals()),
-                Ok(None) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(StoreError::Read { path, source }),
-            }
+    /// certificate file in the store (and no one else), or removes it when there is none. The
+    /// principals come from the index's counts; the directory is only touched when they changed.
+    pub(super) fn update_directory_acl(&self, index: &mut Index) -> Result<(), StoreError> {
+        let principals = index.all_principals();
+        if index.directory_principals.as_ref() == Some(&principals) {
+            return Ok(());
         }
-        let principals: Vec<_> = principals.into_iter().collect();
         let acl = PosixAcl::for_directory(&principals);
-        acl::set_directory_acl(&self.dir, &self.path, &acl, STORE_DIR_MODE)
+        acl::set_directory_acl(&self.dir, &self.path, &acl, STORE_DIR_MODE)?;
+        index.directory_principals = Some(principals);
+        Ok(())
     }
 
     /// Applies `acls` to every version of `vault.name` in the store (the files, and the
@@ -45,27 +37,43 @@ impl Store {
     /// `acls` or `aclEnabled` while the installed version stays. An empty `acls` removes every
     /// grant. Returns how many versions were updated (0 when none is installed).
     pub fn apply_acls(&self, vault: &str, name: &str, acls: &[Acl]) -> Result<usize, StoreError> {
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.lock_index();
         check_key_vault_name("vault name", vault)?;
         check_key_vault_name("certificate name", name)?;
         let principals = acls
             .iter()
             .map(Acl::resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        let file_acl = PosixAcl::for_file(&principals);
-        let dir_acl = PosixAcl::for_directory(&principals);
-        let versions = self.versions_by_age(vault, name)?;
+        let result = self.apply_acls_indexed(&mut guard, vault, name, &principals);
+        if result.is_err() {
+            // The index may be behind the files now: the next change scans again.
+            *guard = None;
+        }
+        result
+    }
+
+    fn apply_acls_indexed(
+        &self,
+        guard: &mut std::sync::MutexGuard<'_, Option<Index>>,
+        vault: &str,
+        name: &str,
+        principals: &[Principal],
+    ) -> Result<usize, StoreError> {
+        let index = self.index(guard)?;
+        let file_acl = PosixAcl::for_file(principals);
+        let dir_acl = PosixAcl::for_directory(principals);
+        let certificate = format!("{vault}.{name}");
+        let versions = index.versions_by_age(&certificate);
         for entry in &versions {
-            let file = format!("{vault}.{name}.{}", entry.version);
+            let file = format!("{certificate}.{}", entry.version);
             if entry.has_file {
                 set_file_acl(self.dir.as_fd(), &self.path, &file, &file_acl)?;
+                index.set_file_principals(&file, principals.to_vec());
             }
             if entry.has_certbot_dir {
                 let dir_name = format!("{file}{CERTBOT_DIR_SUFFIX}");
                 let dir_path = self.path.join(&dir_name);
+                atomic::count_operations(1);
                 let sub = rustix::fs::openat(
                     &self.dir,
                     dir_name.as_str(),
@@ -82,7 +90,7 @@ impl Store {
                 }
             }
         }
-        self.update_directory_acl()?;
+        self.update_directory_acl(index)?;
         Ok(versions.len())
     }
 }
@@ -96,6 +104,8 @@ fn set_file_acl(
     acl: &PosixAcl,
 ) -> Result<(), StoreError> {
     let path = dir_path.join(name);
+    // open, set or remove the ACL (and chmod), close.
+    atomic::count_operations(3);
     let file = rustix::fs::openat(
         dir,
         name,

@@ -198,7 +198,18 @@ impl PosixAcl {
     /// or when its file system has no ACL support.
     pub fn read(path: &Path) -> io::Result<Option<PosixAcl>> {
         let mut buf = vec![0u8; ACL_BUFFER_LEN];
-        match rustix::fs::getxattr(path, ACL_XATTR, &mut buf[..]) {
+        Self::parse_read(rustix::fs::getxattr(path, ACL_XATTR, &mut buf[..]), &buf)
+    }
+
+    /// [`PosixAcl::read`] without following `path` when it is a symbolic link (a link has no
+    /// ACL of its own: `None`).
+    pub fn read_nofollow(path: &Path) -> io::Result<Option<PosixAcl>> {
+        let mut buf = vec![0u8; ACL_BUFFER_LEN];
+        Self::parse_read(rustix::fs::lgetxattr(path, ACL_XATTR, &mut buf[..]), &buf)
+    }
+
+    fn parse_read(read: rustix::io::Result<usize>, buf: &[u8]) -> io::Result<Option<PosixAcl>> {
+        match read {
             Ok(len) => PosixAcl::from_xattr(&buf[..len])
                 .map(Some)
                 .map_err(|message| io::Error::new(io::ErrorKind::InvalidData, message)),
@@ -232,6 +243,7 @@ pub(crate) fn set_directory_acl<Fd: AsFd>(
     mode: u32,
 ) -> Result<(), StoreError> {
     let mut buf = vec![0u8; ACL_BUFFER_LEN];
+    super::atomic::count_operations(2);
     let current = match rustix::fs::fgetxattr(&dir, ACL_XATTR, &mut buf[..]) {
         Ok(len) => PosixAcl::from_xattr(&buf[..len]).ok(),
         Err(Errno::NODATA) => None,

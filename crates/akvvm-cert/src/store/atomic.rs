@@ -22,6 +22,22 @@ use rustix::io::Errno;
 use super::StoreError;
 use super::acl::{ACL_XATTR, acl_error};
 
+thread_local! {
+    static OPERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How much file system work the store has done on this thread: one per system call on the
+/// store and one per directory entry read. It only ever grows; compare two readings. For tests
+/// and benchmarks that check the work an install does (it must not grow with the store's size).
+pub fn store_operations() -> u64 {
+    OPERATIONS.with(std::cell::Cell::get)
+}
+
+/// Adds `n` to [`store_operations`].
+pub(crate) fn count_operations(n: u64) {
+    OPERATIONS.with(|c| c.set(c.get().saturating_add(n)));
+}
+
 /// The prefix of every temp file or link akvvm makes; anything so named is debris of an
 /// interrupted write and is removed on start.
 pub const TEMP_PREFIX: &str = ".akvvm-tmp-";
@@ -78,6 +94,8 @@ pub(crate) fn write_atomic_at(
         move |source: io::Error| StoreError::Write { path, step, source }
     };
     let mode = Mode::from_raw_mode(options.mode);
+    // open, fchmod, write, fsync, close, rename, fsync of the directory; fchown and the ACL below.
+    count_operations(7);
     let (temp_name, fd) = create_temp(name, |temp| {
         rustix::fs::openat(
             dir,
@@ -92,6 +110,7 @@ pub(crate) fn write_atomic_at(
         // The umask may have narrowed the mode given to open; set it exactly.
         rustix::fs::fchmod(&fd, mode).map_err(|e| write_error("set the mode")(e.into()))?;
         if let Some((uid, gid)) = options.owner {
+            count_operations(1);
             rustix::fs::fchown(
                 &fd,
                 Some(rustix::fs::Uid::from_raw(uid)),
@@ -100,6 +119,7 @@ pub(crate) fn write_atomic_at(
             .map_err(|e| write_error("set the owner")(e.into()))?;
         }
         if let Some(acl) = options.acl {
+            count_operations(1);
             rustix::fs::fsetxattr(&fd, ACL_XATTR, acl, XattrFlags::empty())
                 .map_err(|e| acl_error(&path, e))?;
         }
@@ -129,6 +149,8 @@ pub(crate) fn swap_symlink_at(
 ) -> Result<(), StoreError> {
     let path = dir_path.join(link_name);
     ensure_link_or_absent(dir, dir_path, link_name)?;
+    // symlink, rename, fsync of the directory.
+    count_operations(3);
     let link_error = |source: io::Error| StoreError::Link {
         path: path.clone(),
         target: target.to_owned(),
@@ -149,6 +171,7 @@ pub(crate) fn ensure_link_or_absent(
     dir_path: &Path,
     name: &str,
 ) -> Result<(), StoreError> {
+    count_operations(1);
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => Ok(()),
         Ok(_) => Err(StoreError::LinkOccupied {
@@ -249,9 +272,11 @@ pub(crate) fn list_dir(
         path: dir_path.to_path_buf(),
         source: e.into(),
     };
+    count_operations(1);
     let entries = rustix::fs::Dir::read_from(dir).map_err(read_error)?;
     let mut names = Vec::new();
     for entry in entries {
+        count_operations(1);
         let entry = entry.map_err(read_error)?;
         let Some(name) = utf8_name(entry.file_name()) else {
             continue;

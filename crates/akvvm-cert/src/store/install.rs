@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::acl::{self, Acl, PosixAcl, Principal};
-use super::atomic::{self, FileOptions};
+use super::atomic::{self, FileOptions, count_operations};
+use super::index::{Index, modified_at};
 use super::names::Names;
 use super::{
     CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, InstallRequest, Installed, PFX_FILE, Store,
@@ -93,17 +94,32 @@ impl Store {
         request: &Target<'_>,
         rendered: &Rendered,
     ) -> Result<Installed, StoreError> {
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.lock_index();
         let names = Names::new(request)?;
         let principals = request
             .acls
             .iter()
             .map(Acl::resolve)
             .collect::<Result<Vec<_>, _>>()?;
+        let result = self.install_indexed(&mut guard, request, rendered, &names, &principals);
+        if result.is_err() {
+            // The index may be behind the directory now: the next change scans again.
+            *guard = None;
+        }
+        result
+    }
+
+    fn install_indexed(
+        &self,
+        guard: &mut std::sync::MutexGuard<'_, Option<Index>>,
+        request: &Target<'_>,
+        rendered: &Rendered,
+        names: &Names,
+        principals: &[Principal],
+    ) -> Result<Installed, StoreError> {
         let dir = self.dir.as_fd();
+        let index = self.index(guard)?;
+        let certificate = names.link.as_str();
 
         // Refuse up front to replace anything that is not a link.
         atomic::ensure_link_or_absent(dir, &self.path, &names.link)?;
@@ -114,33 +130,53 @@ impl Store {
             atomic::ensure_link_or_absent(dir, &self.path, &names.live_link)?;
         }
 
-        let file_acl = (!principals.is_empty()).then(|| PosixAcl::for_file(&principals).to_xattr());
+        let file_acl = (!principals.is_empty()).then(|| PosixAcl::for_file(principals).to_xattr());
         let file_options = FileOptions {
             mode: CERT_FILE_MODE,
             owner: None,
             acl: file_acl.as_deref(),
         };
         atomic::write_atomic_at(dir, &self.path, &names.file, &rendered.full, &file_options)?;
-        if request.certbot_layout {
-            self.write_certbot_dir(&names.certbot_dir, rendered, &principals, &file_options)?;
+        let read_error = |name: &str| {
+            let path = self.path.join(name);
+            move |e: Errno| StoreError::Read {
+                path,
+                source: e.into(),
+            }
+        };
+        if let Some(modified) = modified_at(dir, &names.file).map_err(read_error(&names.file))? {
+            index.add_version(certificate, request.version, modified, false);
         }
-        self.update_directory_acl()?;
+        index.set_file_principals(&names.file, principals.to_vec());
+        if request.certbot_layout {
+            self.write_certbot_dir(&names.certbot_dir, rendered, principals, &file_options)?;
+            if let Some(modified) =
+                modified_at(dir, &names.certbot_dir).map_err(read_error(&names.certbot_dir))?
+            {
+                index.add_version(certificate, request.version, modified, true);
+            }
+        }
+        self.update_directory_acl(index)?;
 
         atomic::swap_symlink_at(dir, &self.path, &names.link, &names.file)?;
+        index.set_link(&names.link, &names.file);
         if let Some(custom) = &names.custom_link {
             atomic::swap_symlink_at(dir, &self.path, custom, &names.file)?;
+            index.set_link(custom, &names.file);
         }
         if request.certbot_layout {
             atomic::swap_symlink_at(dir, &self.path, &names.live_link, &names.certbot_dir)?;
-        } else {
+            index.set_link(&names.live_link, &names.certbot_dir);
+        } else if index.has_link(&names.live_link) {
             // The output was turned off: a `.live` link left behind would serve an old
             // certificate forever.
             self.remove_link(&names.live_link);
+            index.remove_link(&names.live_link);
         }
 
-        let pruned = self.prune(request.vault, request.name, request.keep);
+        let pruned = self.prune(index, request.vault, request.name, request.keep);
         if !pruned.is_empty()
-            && let Err(error) = self.update_directory_acl()
+            && let Err(error) = self.update_directory_acl(index)
         {
             tracing::warn!(%error, "cannot narrow the store's ACL after pruning");
         }
@@ -161,6 +197,7 @@ impl Store {
     /// Removes the link `name` if it is one; failures are logged.
     fn remove_link(&self, name: &str) {
         let path = self.path.join(name);
+        count_operations(2);
         match rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {}
             _ => return,
@@ -193,6 +230,8 @@ impl Store {
                 source: e.into(),
             }
         };
+        // mkdir, open, close, fsync of the store; the ACL and the files count themselves.
+        count_operations(4);
         match rustix::fs::mkdirat(&self.dir, name, Mode::from_raw_mode(CERTBOT_DIR_MODE)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(write_error("create the directory")(e)),

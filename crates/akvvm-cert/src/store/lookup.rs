@@ -73,6 +73,8 @@ impl Store {
         check_key_vault_name("certificate name", name)?;
         let link = format!("{vault}.{name}");
         let link_path = self.path.join(&link);
+        // readlink, then stat of its target.
+        super::atomic::count_operations(2);
         let target = match rustix::fs::readlinkat(&self.dir, link.as_str(), Vec::new()) {
             Ok(target) => target,
             Err(Errno::NOENT) => return Ok(None),

@@ -25,6 +25,8 @@
 //! - `names`: the checks on vault, certificate, version and link names, and one install's names.
 //! - `install`: [`Store::install`]: render, write, move the links, prune.
 //! - `prune`: [`Store::versions`] and the pruning of old versions.
+//! - `index`: what one scan of the store found, kept current by the store's own changes, so that
+//!   an install costs the same whatever the store holds ([`Store::rescan`]).
 //! - `access`: [`Store::apply_acls`] and the store directory's ACL.
 //! - `lookup`: [`Store::current`] and [`Store::installed`], read back from the store.
 //! - [`atomic`]: the write and link primitives ([`write_atomic`]).
@@ -38,6 +40,7 @@ pub mod error;
 pub mod state;
 
 mod access;
+mod index;
 mod install;
 mod lookup;
 mod names;
@@ -53,9 +56,10 @@ use rustix::io::Errno;
 use time::OffsetDateTime;
 
 use crate::certificate::CertificateBundle;
+use index::Index;
 
 pub use acl::{Acl, PosixAcl, Principal};
-pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, write_atomic};
+pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, store_operations, write_atomic};
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
 
@@ -139,8 +143,9 @@ pub struct Current {
 pub struct Store {
     path: PathBuf,
     dir: OwnedFd,
-    /// Installs are serialised: each recomputes the directory's ACL from all files.
-    lock: Mutex<()>,
+    /// Installs are serialised under this lock, which also holds the index (`None` until the
+    /// first change after [`Store::open`] or [`Store::rescan`]).
+    index: Mutex<Option<Index>>,
 }
 
 impl Store {
@@ -228,13 +233,41 @@ impl Store {
         let store = Store {
             path: path.to_path_buf(),
             dir,
-            lock: Mutex::new(()),
+            index: Mutex::new(None),
         };
         if has_acl {
             // A chmod since the last install may have widened the ACL's mask or "other" entry.
-            store.update_directory_acl()?;
+            let mut guard = store.lock_index();
+            let index = store.index(&mut guard)?;
+            store.update_directory_acl(index)?;
         }
         Ok(store)
+    }
+
+    /// Forgets what the store's index knows, so that the next install, prune or ACL change scans
+    /// the store directory again (once) and sees what others changed in it. The engine calls this
+    /// at the start of each cycle; a cycle that installs nothing then never scans.
+    pub fn rescan(&self) {
+        *self.lock_index() = None;
+    }
+
+    /// Takes the store's lock (installs are serialised).
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Option<Index>> {
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The index under `guard`, scanning the store directory when there is none. A failed
+    /// change may leave the index behind the directory: it is then dropped.
+    fn index<'g>(
+        &self,
+        guard: &'g mut std::sync::MutexGuard<'_, Option<Index>>,
+    ) -> Result<&'g mut Index, StoreError> {
+        if guard.is_none() {
+            **guard = Some(Index::scan(self.dir.as_fd(), &self.path)?);
+        }
+        Ok(guard.as_mut().expect("the index was just built"))
     }
 
     /// The store directory.

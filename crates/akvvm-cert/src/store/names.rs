@@ -64,15 +64,6 @@ impl Names {
     }
 }
 
-/// Whether `name` has the form `<vault>.<cert>.<version>` of a version file.
-pub(super) fn is_version_file_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|part| check_key_vault_name("name", part).is_ok())
-}
-
 /// A Key Vault vault, object or version name: 1 to 127 letters, digits and '-'.
 pub(super) fn check_key_vault_name(what: &'static str, value: &str) -> Result<(), StoreError> {
     let reason = if value.is_empty() {

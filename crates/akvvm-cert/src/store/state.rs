@@ -16,7 +16,9 @@
 //!       "link": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store/myvault.mycert",
 //!       "installedAt": "2026-11-22T10:00:00Z",
 //!       "lastCheck": "2026-11-22T11:00:00Z",
-//!       "lastError": { "code": "vault.forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" }
+//!       "lastError": { "code": "vault.forbidden", "message": "...", "at": "2026-11-22T11:00:00Z" },
+//!       "versionUpdated": "2026-11-22T09:59:00Z",
+//!       "verifiedAt": "2026-11-22T10:00:00Z"
 //!     }
 //!   }
 //! }
@@ -88,6 +90,23 @@ pub struct StateEntry {
     /// The last failure, cleared by the next success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Key Vault's `attributes.updated` of the installed version, recorded when a GET returned it
+    /// and Key Vault's clock was already past it: a list of the vault's secrets that shows this
+    /// `updated` shows no new version.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version_updated: Option<OffsetDateTime>,
+    /// When a GET of this URL last returned the installed version (or installed it); a list
+    /// stands for a GET for `fullCheckIntervalInS` after it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub verified_at: Option<OffsetDateTime>,
 }
 
 /// A failure recorded in the state file.
@@ -135,11 +154,18 @@ impl StateEntry {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Document {
     version: u32,
     #[serde(default)]
     certificates: BTreeMap<String, StateEntry>,
+}
+
+/// [`Document`] to write, borrowing the entries (a save copies nothing but the JSON text).
+#[derive(Serialize)]
+struct DocumentRef<'a> {
+    version: u32,
+    certificates: &'a BTreeMap<String, StateEntry>,
 }
 
 /// The state file, loaded in memory; [`StateFile::save`] writes it back atomically.
@@ -259,24 +285,38 @@ impl StateFile {
 
     /// Writes the state atomically (mode [`STATE_FILE_MODE`]), creating its directory if needed.
     pub fn save(&self) -> Result<(), StoreError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let text = self.to_json()?;
+        StateFile::write_json(&self.path, &text)
+    }
+
+    /// The file's content: pretty JSON and a final newline.
+    pub fn to_json(&self) -> Result<Vec<u8>, StoreError> {
+        let document = DocumentRef {
+            version: STATE_FORMAT_VERSION,
+            certificates: &self.entries,
+        };
+        // About 600 bytes an entry: one allocation instead of a doubling series.
+        let mut text = Vec::with_capacity(64 + 640 * self.entries.len());
+        serde_json::to_writer_pretty(&mut text, &document).map_err(|e| StoreError::Write {
+            path: self.path.clone(),
+            step: "serialize",
+            source: io::Error::other(e),
+        })?;
+        text.push(b'\n');
+        Ok(text)
+    }
+
+    /// Writes `text` (from [`StateFile::to_json`]) to `path` as [`StateFile::save`] does: so that
+    /// a caller can serialize under its lock and write elsewhere, without copying the state.
+    pub fn write_json(path: &Path, text: &[u8]) -> Result<(), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Write {
                 path: dir.to_path_buf(),
                 step: "create the state directory",
                 source,
             })?;
         }
-        let document = Document {
-            version: STATE_FORMAT_VERSION,
-            certificates: self.entries.clone(),
-        };
-        let mut text = serde_json::to_string_pretty(&document).map_err(|e| StoreError::Write {
-            path: self.path.clone(),
-            step: "serialize",
-            source: io::Error::other(e),
-        })?;
-        text.push('\n');
-        write_atomic(&self.path, text.as_bytes(), STATE_FILE_MODE, None)
+        write_atomic(path, text, STATE_FILE_MODE, None)
     }
 }
 

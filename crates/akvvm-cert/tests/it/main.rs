@@ -8,3 +8,4 @@ mod keyvault_answers;
 mod pkcs12_encode;
 mod pkcs12_fixtures;
 mod store_install;
+mod store_work;

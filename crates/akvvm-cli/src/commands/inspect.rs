@@ -152,8 +152,7 @@ impl InspectArgs {
         let settings = self.source.load()?.settings;
         let client = akvvm::sync::connect::vault_client(&settings, &secret_url.vault_url)
             .with_context(|| format!("cannot set up a client for {}", secret_url.vault_url))?;
-        let runtime =
-            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let runtime = super::runtime()?;
         let secret = runtime
             .block_on(async {
                 match &secret_url.version {

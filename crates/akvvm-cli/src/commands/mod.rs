@@ -64,6 +64,26 @@ impl Cli {
     }
 }
 
+/// Worker threads of the async runtime: the agent waits on the network, and its CPU work (PFX
+/// decoding, installs) runs on the blocking pool.
+const WORKER_THREADS: usize = 2;
+
+/// Threads of the blocking pool: decodes and installs at once. Tokio's default (512) lets a
+/// cycle of 10,000 certificates start hundreds of threads, each with its own stack and
+/// allocator arena, for no gain on a machine with a few cores.
+const MAX_BLOCKING_THREADS: usize = 4;
+
+/// The async runtime every command runs on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

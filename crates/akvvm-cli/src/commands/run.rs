@@ -126,8 +126,7 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let loaded = self.source.load()?;
-        let runtime =
-            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let runtime = super::runtime()?;
         runtime.block_on(run_daemon(loaded))?;
         Ok(ExitCode::SUCCESS)
     }

@@ -51,8 +51,7 @@ impl SyncArgs {
             return Ok(ExitCode::SUCCESS);
         }
         let loaded = self.source.load()?;
-        let runtime =
-            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        let runtime = super::runtime()?;
         let report = runtime.block_on(async {
             let settings = loaded.settings;
             let options = EngineOptions::for_settings(&settings);
@@ -65,6 +64,13 @@ impl SyncArgs {
                     interrupt.cancel();
                 }
             });
+            // Only when `startupJitterInS` is given: a sync run by hand starts at once.
+            if let Some(max) = engine.settings().agent.startup_jitter {
+                tokio::select! {
+                    () = tokio::time::sleep(akvvm::sync::startup_pause(max)) => {}
+                    () = cancel.cancelled() => {}
+                }
+            }
             anyhow::Ok(engine.cycle(|_| true, &cancel).await)
         })?;
         print_report(&report);

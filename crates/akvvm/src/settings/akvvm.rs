@@ -70,6 +70,25 @@ impl Ctx<'_> {
             .value()
             .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?))
             .unwrap_or(defaults.concurrency_per_vault);
+        let startup_jitter = self
+            .integer(
+                fields.get("startupJitterInS"),
+                &fields.path("startupJitterInS"),
+                0,
+                3600,
+            )
+            .value()
+            .map(Duration::from_secs);
+        let full_check_interval = self
+            .integer(
+                fields.get("fullCheckIntervalInS"),
+                &fields.path("fullCheckIntervalInS"),
+                0,
+                31_536_000,
+            )
+            .value()
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.full_check_interval);
         let expiry_warning_days = self
             .integer(
                 fields.get("expiryWarningDays"),
@@ -102,6 +121,8 @@ impl Ctx<'_> {
             authority_host,
             bootstrap_certificate_directories,
             concurrency_per_vault,
+            startup_jitter,
+            full_check_interval,
             expiry_warning_days,
             reload,
             certbot_layout,

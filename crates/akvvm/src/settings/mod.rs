@@ -66,6 +66,13 @@ pub const DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY: &str = "/var/lib/waagent";
 /// Default concurrent requests per vault (`akvvm.concurrencyPerVault`).
 pub const DEFAULT_CONCURRENCY_PER_VAULT: NonZeroUsize =
     NonZeroUsize::new(4).expect("4 is not zero");
+/// Default longest random pause of `akvvm run` before its first cycle (`akvvm.startupJitterInS`),
+/// so that machines booting together do not reach the vault together. `akvvm sync --once` waits
+/// only when the setting is given.
+pub const DEFAULT_STARTUP_JITTER: Duration = Duration::from_secs(10);
+/// Default time a certificate confirmed by the vault's list stays trusted before a GET checks it
+/// again (`akvvm.fullCheckIntervalInS`): one day.
+pub const DEFAULT_FULL_CHECK_INTERVAL: Duration = Duration::from_secs(86_400);
 /// Default days before expiry at which a certificate is reported (`akvvm.expiryWarningDays`).
 pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 30;
 /// Default reload hook timeout (`reload.timeoutInS`).
@@ -319,6 +326,14 @@ pub struct AgentOptions {
     /// `concurrencyPerVault`: requests in flight per vault; default
     /// [`DEFAULT_CONCURRENCY_PER_VAULT`].
     pub concurrency_per_vault: NonZeroUsize,
+    /// `startupJitterInS`: `akvvm run` waits a random time up to this long before its first
+    /// cycle; default [`DEFAULT_STARTUP_JITTER`] for `akvvm run`, none for `akvvm sync --once`
+    /// (`None`: not given).
+    pub startup_jitter: Option<Duration>,
+    /// `fullCheckIntervalInS`: how long a certificate that the vault's secret list showed
+    /// unchanged goes without a GET of its own; zero turns the list off (one GET per certificate
+    /// per cycle). Default [`DEFAULT_FULL_CHECK_INTERVAL`].
+    pub full_check_interval: Duration,
     /// `expiryWarningDays`: report certificates this close to expiry; default
     /// [`DEFAULT_EXPIRY_WARNING_DAYS`].
     pub expiry_warning_days: u32,
@@ -363,6 +378,8 @@ impl Default for AgentOptions {
                 DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY,
             )],
             concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
+            startup_jitter: None,
+            full_check_interval: DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,
             certbot_layout: false,

@@ -57,6 +57,8 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "authorityHost",
     "bootstrapCertificateDirectories",
     "concurrencyPerVault",
+    "startupJitterInS",
+    "fullCheckIntervalInS",
     "expiryWarningDays",
     "reload",
     "certbotLayout",

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{CertReport, Engine, jittered_interval};
+use super::{CertReport, Engine, jittered_interval, startup_pause};
 use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
 
 /// The operation name reported in the status file.
@@ -205,6 +205,25 @@ pub async fn run(
     );
     for report in engine.finish_interrupted_hooks(&cancel).await {
         results.insert(report.url.clone(), report);
+    }
+    // Machines booting together spread their first requests (`startupJitterInS`); a sync asked
+    // for meanwhile starts at once.
+    let pause = startup_pause(
+        settings
+            .agent
+            .startup_jitter
+            .unwrap_or(crate::settings::DEFAULT_STARTUP_JITTER),
+    );
+    if !pause.is_zero() {
+        tracing::info!(
+            pause_ms = crate::http::millis(pause),
+            "waiting before the first cycle (startupJitterInS)"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = trigger.notified() => {}
+            () = cancel.cancelled() => {}
+        }
     }
 
     let mut consecutive_failures = 0u32;

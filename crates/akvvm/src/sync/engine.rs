@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{Acl, InstallRequest, StateFile, Store};
+use akvvm_cert::store::{Acl, InstallRequest, StateEntry, StateFile, Store};
+use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,7 @@ use crate::vault::{SecretBundle, VaultClient};
 
 use super::connect;
 use super::hook::{self, HookContext, HookJournal, HookRecord, HookRetry, HookState};
+use super::list::{self, ListCost, Listed};
 use super::{CertOutcome, CertReport, CycleReport, InstalledInfo, SetupError, SyncError};
 
 /// The state file's name in the agent's state directory.
@@ -68,6 +71,12 @@ impl EngineOptions {
     }
 }
 
+/// A random pause between zero and `max` (`startupJitterInS`), uniform, so that machines started
+/// together reach their vault spread over `max`.
+pub fn startup_pause(max: Duration) -> Duration {
+    max.mul_f64(rand::random::<f64>())
+}
+
 /// The polling interval with jitter.
 pub fn jittered_interval(interval: Duration) -> Duration {
     let factor = 1.0 - POLL_JITTER + 2.0 * POLL_JITTER * rand::random::<f64>();
@@ -77,7 +86,13 @@ pub fn jittered_interval(interval: Duration) -> Duration {
 struct VaultHandle {
     client: VaultClient,
     permits: Arc<Semaphore>,
+    /// What listing this vault cost so far ([`list::page_budget`]).
+    list_cost: Mutex<ListCost>,
 }
+
+/// How many certificate checks are under way at once, at least: each holds little while it
+/// waits for its vault's permit, but 10,000 of them at once would hold it 10,000 times.
+const MIN_CHECKS_IN_FLIGHT: usize = 64;
 
 /// Everything a cycle needs: vault clients, stores, the state file and the hook journal.
 pub struct Engine {
@@ -86,6 +101,12 @@ pub struct Engine {
     vaults: BTreeMap<String, VaultHandle>,
     stores: BTreeMap<PathBuf, Arc<Store>>,
     state: Mutex<StateFile>,
+    /// Whether the state holds a change worth saving ([`list::significant_change`]).
+    dirty: AtomicBool,
+    /// Significant changes since the last save, for the mid-cycle saves.
+    changes: AtomicUsize,
+    /// Spreads the certificates' full checks ([`list::full_check_interval_for`]).
+    full_check_salt: u64,
     /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
     /// remembers when the last one started.
     saving: tokio::sync::Mutex<Option<Instant>>,
@@ -93,10 +114,14 @@ pub struct Engine {
     metrics: Arc<Metrics>,
 }
 
-/// During a cycle the state file is saved at most this often; the end of the cycle saves it
-/// anyway. A lost save costs nothing: the stable link in the store is the truth, and the next
-/// start reads back whatever the state file missed.
+/// During a cycle the state file is saved at most this often, and only once a sixteenth of its
+/// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
+/// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
+/// link in the store is the truth, and the next start reads back whatever the state file missed.
 const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// See [`STATE_SAVE_INTERVAL`].
+const STATE_SAVE_FRACTION: usize = 16;
 
 impl Engine {
     /// Builds the engine: one vault client per vault (connections reused), the stores opened,
@@ -108,7 +133,14 @@ impl Engine {
         let mut vaults = BTreeMap::new();
         for (host, client) in vault_clients {
             let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
-            vaults.insert(host, VaultHandle { client, permits });
+            vaults.insert(
+                host,
+                VaultHandle {
+                    client,
+                    permits,
+                    list_cost: Mutex::new(ListCost::default()),
+                },
+            );
         }
         let mut stores = BTreeMap::new();
         for cert in &settings.observed {
@@ -122,10 +154,11 @@ impl Engine {
         super::state_dir::secure(&settings.agent.state_directory);
         let state_path = state_file_path(&settings);
         let (mut state, problem) = StateFile::load_or_recover(&state_path);
+        let problem_seen = problem.is_some();
         if let Some(problem) = problem {
             tracing::warn!(error = %problem, "the state file could not be loaded; rebuilding it from the store");
         }
-        let observed: Vec<String> = settings
+        let observed: std::collections::HashSet<String> = settings
             .observed
             .iter()
             .map(|c| c.url.to_string())
@@ -135,6 +168,7 @@ impl Engine {
             .map(|(url, _)| url.to_string())
             .filter(|url| !observed.contains(url))
             .collect();
+        let dirty = !stale.is_empty() || problem_seen;
         for url in stale {
             state.remove(&url);
         }
@@ -145,6 +179,9 @@ impl Engine {
             vaults,
             stores,
             state: Mutex::new(state),
+            dirty: AtomicBool::new(dirty),
+            changes: AtomicUsize::new(0),
+            full_check_salt: rand::random(),
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
             metrics,
@@ -171,28 +208,50 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> CycleReport {
         let started = Instant::now();
+        // What others changed in the stores since the last cycle is seen by its first install.
+        for store in self.stores.values() {
+            store.rescan();
+        }
         let certificates: Vec<&ObservedCertificate> = self
             .settings
             .observed
             .iter()
             .filter(|c| select(&c.url.to_string()))
             .collect();
-        // Every certificate at once; each vault's semaphore bounds what reaches it.
-        let checks: Vec<_> = certificates
-            .into_iter()
-            .map(|cert| {
+        let listed = self.list_vaults(&certificates, cancel).await;
+        // Many certificates at once; each vault's semaphore bounds what reaches it.
+        let in_flight = self
+            .vaults
+            .len()
+            .saturating_mul(self.settings.agent.concurrency_per_vault.get())
+            .saturating_mul(4)
+            .max(MIN_CHECKS_IN_FLIGHT);
+        let mut pending = certificates.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut reports: Vec<CertReport> = Vec::new();
+        loop {
+            while running.len() < in_flight {
+                let Some(cert) = pending.next() else { break };
                 let span = tracing::info_span!("certificate", url = %cert.url);
-                self.check(cert, cancel).instrument(span)
-            })
-            .collect();
-        let mut reports: Vec<CertReport> = futures::future::join_all(checks).await;
+                running.push(self.check(cert, &listed, cancel).instrument(span));
+            }
+            match running.next().await {
+                Some(report) => reports.push(report),
+                None => break,
+            }
+        }
         let order: Vec<String> = self
             .settings
             .observed
             .iter()
             .map(|c| c.url.to_string())
             .collect();
-        reports.sort_by_key(|r| order.iter().position(|u| *u == r.url));
+        let position: std::collections::HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        reports.sort_by_key(|r| position.get(r.url.as_str()).copied());
         self.save_state(None).await;
         self.metrics
             .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
@@ -240,14 +299,28 @@ impl Engine {
     /// `min_interval`, skips the save when the previous one started less than that long ago.
     async fn save_state(&self, min_interval: Option<Duration>) {
         let mut last = self.saving.lock().await;
-        if let (Some(interval), Some(at)) = (min_interval, *last)
-            && at.elapsed() < interval
-        {
+        if !self.dirty.load(Ordering::SeqCst) {
             return;
         }
+        if let Some(interval) = min_interval {
+            let entries = self.settings.observed.len();
+            let enough = (entries / STATE_SAVE_FRACTION).max(1);
+            if last.is_some_and(|at| at.elapsed() < interval)
+                || self.changes.load(Ordering::SeqCst) < enough
+            {
+                return;
+            }
+        }
         *last = Some(Instant::now());
-        let snapshot = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let saved = tokio::task::spawn_blocking(move || snapshot.save())
+        self.dirty.store(false, Ordering::SeqCst);
+        self.changes.store(0, Ordering::SeqCst);
+        // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
+        // a save then holds one copy of the state, as JSON, not three.
+        let (path, text) = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (state.path().to_path_buf(), state.to_json())
+        };
+        let saved = tokio::task::spawn_blocking(move || StateFile::write_json(&path, &text?))
             .await
             .unwrap_or_else(|e| {
                 Err(akvvm_cert::store::StoreError::Write {
@@ -258,7 +331,81 @@ impl Engine {
             });
         if let Err(e) = saved {
             tracing::error!(error = %e, code = e.code(), "failed to save the state file");
+            self.dirty.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
+    fn full_check_interval_for(&self, url: &str) -> Duration {
+        list::full_check_interval_for(
+            self.settings.agent.full_check_interval,
+            url,
+            self.full_check_salt,
+        )
+    }
+
+    /// Changes the state entry of `url`, noting whether the change must be saved.
+    fn update_entry<T>(&self, url: &str, change: impl FnOnce(&mut StateEntry) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = state.entry_mut(url);
+        let before = entry.clone();
+        let result = change(entry);
+        if list::significant_change(&before, entry, self.settings.agent.full_check_interval) {
+            self.dirty.store(true, Ordering::SeqCst);
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// Lists the secrets of every vault where a list can stand for enough GETs
+    /// ([`list::page_budget`]); the lists read to their end are returned.
+    async fn list_vaults(
+        &self,
+        certificates: &[&ObservedCertificate],
+        cancel: &CancellationToken,
+    ) -> Listed {
+        let interval = self.settings.agent.full_check_interval;
+        let mut listed = Listed::default();
+        if interval.is_zero() {
+            return listed;
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut candidates: BTreeMap<&str, u32> = BTreeMap::new();
+        {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            for cert in certificates {
+                let url = cert.url.to_string();
+                if cert.url.version.is_none()
+                    && state
+                        .entry(&url)
+                        .is_some_and(|e| list::listable(e, now, self.full_check_interval_for(&url)))
+                {
+                    *candidates.entry(cert.url.host.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let lists = candidates.into_iter().filter_map(|(host, count)| {
+            let handle = &self.vaults[host];
+            let budget = list::page_budget(
+                &handle.list_cost.lock().unwrap_or_else(|e| e.into_inner()),
+                count,
+            )?;
+            Some(async move {
+                let list = list::list_vault(
+                    &handle.client,
+                    &handle.permits,
+                    &handle.list_cost,
+                    (host, count, budget),
+                    cancel,
+                )
+                .await?;
+                Some((host.to_owned(), list))
+            })
+        });
+        for (host, list) in futures::future::join_all(lists).await.into_iter().flatten() {
+            listed.by_host.insert(host, list);
+        }
+        listed
     }
 
     fn installed_info(&self, url: &str) -> Option<InstalledInfo> {
@@ -300,8 +447,11 @@ impl Engine {
                     })
                     .filter(|installed| installed.version == current.version);
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                self.dirty.store(true, Ordering::SeqCst);
+                self.changes.fetch_add(1, Ordering::SeqCst);
                 let entry = state.entry_mut(&url);
                 entry.installed_version = Some(current.version.clone());
+                entry.version_updated = None;
                 entry.file = Some(current.file.clone());
                 entry.link = Some(current.link.clone());
                 match &read_back {
@@ -328,12 +478,17 @@ impl Engine {
     }
 
     /// One certificate's check.
-    async fn check(&self, cert: &ObservedCertificate, cancel: &CancellationToken) -> CertReport {
+    async fn check(
+        &self,
+        cert: &ObservedCertificate,
+        listed: &Listed,
+        cancel: &CancellationToken,
+    ) -> CertReport {
         let url = cert.url.to_string();
         let store = self.stores[&cert.store_dir].clone();
         let in_place = self.in_place(cert, &store);
         let result = self
-            .check_inner(cert, store, in_place.clone(), cancel)
+            .check_inner(cert, store, in_place.clone(), listed, cancel)
             .await;
         let now = OffsetDateTime::now_utc();
         match result {
@@ -344,8 +499,7 @@ impl Engine {
                     self.metrics.record_hook(&url, ran.is_ok());
                 }
                 if let CertOutcome::Unchanged(info) = &outcome {
-                    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.entry_mut(&url).record_check(now);
+                    self.update_entry(&url, |entry| entry.record_check(now));
                     // A hook that failed for this version stays reported until the next one.
                     hook = hook.or_else(|| self.failed_hook(&url, &info.version));
                 }
@@ -358,8 +512,7 @@ impl Engine {
                     tracing::warn!(code, error = %message, "certificate check failed");
                     self.metrics.record_failure(&url, &code);
                 }
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                state.entry_mut(&url).record_error(&code, &message, now);
+                self.update_entry(&url, |entry| entry.record_error(&code, &message, now));
                 CertReport {
                     url,
                     outcome: CertOutcome::Failed {
@@ -378,6 +531,7 @@ impl Engine {
         cert: &ObservedCertificate,
         store: Arc<Store>,
         in_place: Option<InstalledInfo>,
+        listed: &Listed,
         cancel: &CancellationToken,
     ) -> Result<(CertOutcome, Option<Result<(), String>>), SyncError> {
         let url = cert.url.to_string();
@@ -388,10 +542,34 @@ impl Engine {
             tracing::debug!("pinned version is installed; not fetched");
             return Ok((CertOutcome::Unchanged(info.clone()), None));
         }
+        // The vault's list shows the installed version's `updated`: nothing new (see `list`).
+        if let Some(info) = &in_place
+            && cert.url.version.is_none()
+        {
+            let confirmed = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.entry(&url).is_some_and(|entry| {
+                    list::listable(
+                        entry,
+                        OffsetDateTime::now_utc(),
+                        self.full_check_interval_for(&url),
+                    ) && listed.confirms(&cert.url.host, &cert.url.name, entry, &info.version)
+                })
+            };
+            if confirmed {
+                tracing::debug!(version = %info.version, "the vault's list shows no new version");
+                return Ok((CertOutcome::Unchanged(info.clone()), None));
+            }
+        }
         let bundle = self.fetch(cert, cancel).await?;
         let version = bundle.version.clone();
+        let verified = (OffsetDateTime::now_utc(), list::settled_updated(&bundle));
         if let Some(info) = in_place.as_ref().filter(|i| i.version == version) {
             tracing::debug!(%version, "installed version is current");
+            self.update_entry(&url, |entry| {
+                entry.verified_at = Some(verified.0);
+                entry.version_updated = verified.1;
+            });
             return Ok((CertOutcome::Unchanged(info.clone()), None));
         }
         if bundle.enabled == Some(false) {
@@ -448,10 +626,11 @@ impl Engine {
             detail: e.to_string(),
         })??;
         let now = OffsetDateTime::now_utc();
-        {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.entry_mut(&url).record_install(&installed, now);
-        }
+        self.update_entry(&url, |entry| {
+            entry.record_install(&installed, now);
+            entry.verified_at = Some(verified.0);
+            entry.version_updated = verified.1;
+        });
         self.save_state(Some(STATE_SAVE_INTERVAL)).await;
         tracing::info!(
             file = %installed.file.display(),
@@ -604,30 +783,4 @@ pub fn state_file_in(state_directory: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delays_grow_up_to_the_cap() {
-        let options = EngineOptions {
-            initial_retry_delay: Duration::from_secs(2),
-            max_retry_delay: Duration::from_secs(300),
-        };
-        for (failures, ceiling) in [(1, 2), (2, 4), (3, 8), (9, 300), (100, 300)] {
-            let d = options.retry_delay(failures);
-            let ceiling = Duration::from_secs(ceiling);
-            assert!(d >= ceiling / 2 && d <= ceiling, "{failures}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn polling_jitter_stays_within_ten_percent() {
-        for _ in 0..100 {
-            let d = jittered_interval(Duration::from_secs(100));
-            assert!(
-                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
-                "{d:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -17,6 +17,8 @@
 //! - `report`: what a cycle found ([`CycleReport`], [`CertReport`], [`CertOutcome`]) and each
 //!   certificate's status-file line.
 //! - `errors`: [`SyncError`] (one certificate's check) and [`SetupError`] (building the engine).
+//! - [`list`]: the list check, one paged list of a vault's secrets instead of a GET per
+//!   certificate, and why it cannot miss a version.
 //! - [`connect`]: from settings to one vault client per vault.
 //! - [`daemon`]: the polling loop of `akvvm run`.
 //! - [`hook`]: reload hooks and their journal.
@@ -29,12 +31,13 @@ pub mod daemon;
 mod engine;
 mod errors;
 pub mod hook;
+pub mod list;
 mod report;
 pub mod state_dir;
 
 pub use engine::{
     Engine, EngineOptions, INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, POLL_JITTER, STATE_FILE_NAME,
-    jittered_interval, state_file_in, state_file_path,
+    jittered_interval, startup_pause, state_file_in, state_file_path,
 };
 pub use errors::{SetupError, SyncError};
 pub use report::{CertOutcome, CertReport, CycleReport, InstalledInfo};

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
-use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use azure_security_keyvault_secrets::models::{
+    SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
+};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use time::OffsetDateTime;
 use url::Url;
@@ -71,6 +73,29 @@ pub struct SecretBundle {
     pub updated: Option<OffsetDateTime>,
     /// Tags.
     pub tags: HashMap<String, String>,
+    /// The answer's `Date` header: when Key Vault answered, to the second.
+    pub answered_at: Option<OffsetDateTime>,
+}
+
+/// One item of a vault's secret list (`GET /secrets`): the current version's attributes, no
+/// value and no version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedSecret {
+    /// The current version's `attributes.updated`.
+    pub updated: Option<OffsetDateTime>,
+    /// The current version's `attributes.enabled`.
+    pub enabled: Option<bool>,
+}
+
+/// What [`VaultClient::list_secrets`] read.
+#[derive(Clone, Debug, Default)]
+pub struct SecretList {
+    /// Secret name, lower case (Key Vault names are case-insensitive) -> its list item.
+    pub secrets: HashMap<String, ListedSecret>,
+    /// How many pages were read.
+    pub pages: u32,
+    /// Whether the last page was read (`false`: stopped at `max_pages`).
+    pub complete: bool,
 }
 
 impl std::fmt::Debug for SecretBundle {
@@ -98,6 +123,11 @@ pub struct VaultClient {
     identity: String,
     secrets: SecretClient,
     tenant: Arc<TenantSlot>,
+    /// Held by the client's first request until it is answered: it meets the 401 challenge and
+    /// gets the token, and the requests waiting behind it go with the token at once instead of
+    /// each collecting a 401 of its own (the SDK decides whether a request carries a token before
+    /// the transport sees it). `true` once a request has been answered.
+    first: tokio::sync::Mutex<bool>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -147,6 +177,7 @@ impl VaultClient {
             identity: identity.clone(),
             host: host.to_string(),
             metrics: options.metrics.clone(),
+            gate: super::transport::ThrottleGate::default(),
         };
         let mut sdk_options = SecretClientOptions {
             client_options: ClientOptions {
@@ -174,6 +205,7 @@ impl VaultClient {
             identity: identity.describe(),
             secrets,
             tenant,
+            first: tokio::sync::Mutex::new(false),
         })
     }
 
@@ -197,11 +229,82 @@ impl VaultClient {
         self.get(name, Some(version)).await
     }
 
+    /// Waits while the client's first request is under way; the first caller gets the guard to
+    /// hold during its request.
+    async fn first_request(&self) -> Option<tokio::sync::MutexGuard<'_, bool>> {
+        let mut guard = self.first.lock().await;
+        if *guard {
+            return None;
+        }
+        *guard = true;
+        Some(guard)
+    }
+
+    /// The vault's secrets (`GET /secrets?maxresults=25`, following every `nextLink`), without
+    /// values: each secret's current version's attributes. Stops after `max_pages` pages (the
+    /// caller's budget: past it, one GET per certificate is cheaper), with `complete` false.
+    pub async fn list_secrets(&self, max_pages: u32) -> Result<SecretList, VaultError> {
+        use futures::StreamExt;
+        let options = SecretClientListSecretPropertiesOptions {
+            maxresults: Some(LIST_PAGE_SIZE),
+            ..Default::default()
+        };
+        let map_error = |err| {
+            from_sdk_error(
+                err,
+                &self.vault,
+                self.vault_url.host_str().unwrap_or_default(),
+                &self.identity,
+                "(the list of secrets)",
+                None,
+            )
+        };
+        let _first = self.first_request().await;
+        let mut pages = self
+            .secrets
+            .list_secret_properties(Some(options))
+            .map_err(map_error)?
+            .into_pages();
+        let mut list = SecretList::default();
+        loop {
+            if list.pages >= max_pages {
+                return Ok(list);
+            }
+            let Some(page) = pages.next().await else {
+                list.complete = true;
+                return Ok(list);
+            };
+            let page = page.map_err(map_error)?;
+            list.pages += 1;
+            let page = page
+                .into_model()
+                .map_err(|err| VaultError::InvalidResponse {
+                    vault: self.vault.clone(),
+                    secret: "(the list of secrets)".to_owned(),
+                    reason: err.to_string(),
+                })?;
+            for item in page.value {
+                let Some(name) = item.id.as_deref().and_then(secret_name_of_id) else {
+                    continue;
+                };
+                let attributes = item.attributes.unwrap_or_default();
+                list.secrets.insert(
+                    name.to_ascii_lowercase(),
+                    ListedSecret {
+                        updated: attributes.updated,
+                        enabled: attributes.enabled,
+                    },
+                );
+            }
+        }
+    }
+
     async fn get(&self, name: &str, version: Option<&str>) -> Result<SecretBundle, VaultError> {
         let options = SecretClientGetSecretOptions {
             secret_version: version.map(str::to_owned),
             ..Default::default()
         };
+        let _first = self.first_request().await;
         let response = self
             .secrets
             .get_secret(name, Some(options))
@@ -216,6 +319,11 @@ impl VaultClient {
                     version,
                 )
             })?;
+        let answered_at = response
+            .headers()
+            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("date"))
+            .and_then(|date| httpdate::parse_http_date(date).ok())
+            .map(OffsetDateTime::from);
         let secret = response
             .into_model()
             .map_err(|err| VaultError::InvalidResponse {
@@ -247,7 +355,21 @@ impl VaultClient {
             created: attributes.created,
             updated: attributes.updated,
             tags: secret.tags.unwrap_or_default(),
+            answered_at,
         })
+    }
+}
+
+/// The page size of [`VaultClient::list_secrets`]: Key Vault's maximum for secrets.
+pub const LIST_PAGE_SIZE: i32 = 25;
+
+/// The name in a list item's versionless id, `https://{vault}/secrets/{name}`.
+fn secret_name_of_id(id: &str) -> Option<String> {
+    let url = Url::parse(id).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["secrets", name] | ["secrets", name, _] => Some((*name).to_owned()),
+        _ => None,
     }
 }
 
@@ -294,6 +416,7 @@ mod tests {
             created: None,
             updated: None,
             tags: HashMap::new(),
+            answered_at: None,
         };
         assert!(!format!("{bundle:?}").contains("PRIVATE-MATERIAL"));
     }

@@ -36,6 +36,9 @@ mod errors;
 mod transport;
 
 pub use challenge::Challenge;
-pub use client::{SecretBundle, VaultClient, VaultOptions, split_secret_id};
+pub use client::{
+    LIST_PAGE_SIZE, ListedSecret, SecretBundle, SecretList, VaultClient, VaultOptions,
+    split_secret_id,
+};
 pub use errors::{REQUIRED_RIGHT, VaultError};
 pub use transport::VaultTransport;

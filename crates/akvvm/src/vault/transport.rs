@@ -1,8 +1,14 @@
 //! The SDK's transport: akvvm's reqwest client under the official client, retrying 429, 5xx and
 //! connection failures per [`RetryPolicy`] (the SDK's own retries are off), counting attempts,
 //! and reading the tenant from Key Vault's challenge into the vault's [`TenantSlot`].
+//!
+//! A 429 pauses every request to the vault, not only the one that got it ([`ThrottleGate`]): the
+//! agent's other requests in flight would only collect more 429s. The pause is `Retry-After`
+//! plus a full-jitter backoff that grows with each 429 in a row
+//! ([`RetryPolicy::throttle_delay`]), so a fleet told the same `Retry-After` spreads out instead
+//! of coming back together, and 429s without `Retry-After` do not turn into a retry storm.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use azure_core::http::headers::{AUTHORIZATION, HeaderName, Headers, WWW_AUTHENTICATE};
@@ -27,6 +33,116 @@ pub struct VaultTransport {
     /// The vault's host, the label of its request counts.
     pub(super) host: String,
     pub(super) metrics: Option<Arc<Metrics>>,
+    /// The vault's throttling pause, shared by its requests.
+    pub(super) gate: ThrottleGate,
+}
+
+/// When a throttled vault may be asked again, shared by every request of one vault client.
+///
+/// After a 429 every request waits out the pause; then one request alone probes the vault, and
+/// the others follow only once an answer that is not a 429 has come back. An agent with several
+/// requests in flight therefore sends one request per pause while it is throttled, not one per
+/// request in flight.
+#[derive(Debug, Default)]
+pub struct ThrottleGate {
+    state: Mutex<GateState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// No request before this.
+    until: Option<Instant>,
+    /// 429s in a row (reset by any other answer).
+    streak: u32,
+    /// A request is probing the throttled vault.
+    probing: bool,
+}
+
+/// What [`ThrottleGate::wait`] let through. A probe that ends without an answer (an error, or a
+/// request dropped) hands the probe to the next request.
+#[derive(Debug)]
+pub struct Pass<'a> {
+    gate: &'a ThrottleGate,
+    probe: bool,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.gate
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .probing = false;
+            self.gate.changed.notify_waiters();
+        }
+    }
+}
+
+impl ThrottleGate {
+    /// Waits until this request may be sent.
+    pub async fn wait(&self) -> Pass<'_> {
+        loop {
+            let changed = self.changed.notified();
+            let sleep_until = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                match state.until {
+                    Some(until) if until > Instant::now() => Some(until),
+                    _ if state.streak == 0 => {
+                        return Pass {
+                            gate: self,
+                            probe: false,
+                        };
+                    }
+                    _ if !state.probing => {
+                        state.probing = true;
+                        return Pass {
+                            gate: self,
+                            probe: true,
+                        };
+                    }
+                    _ => None,
+                }
+            };
+            match sleep_until {
+                Some(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Records a 429 and returns how long from now the vault is paused.
+    pub fn throttled(&self, policy: &RetryPolicy, retry_after: Option<Duration>) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.streak = state.streak.saturating_add(1);
+        let delay = policy.throttle_delay(state.streak, retry_after, &mut rand::rng());
+        let now = Instant::now();
+        let until = state
+            .until
+            .filter(|u| *u > now + delay)
+            .unwrap_or(now + delay);
+        state.until = Some(until);
+        drop(state);
+        self.changed.notify_waiters();
+        until - now
+    }
+
+    /// Records an answer that was not a 429: the vault is open again.
+    pub fn answered(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.streak == 0 {
+            return;
+        }
+        state.streak = 0;
+        drop(state);
+        self.changed.notify_waiters();
+    }
 }
 
 impl VaultTransport {
@@ -83,6 +199,8 @@ impl HttpClient for VaultTransport {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // Held until the answer is in: a probe hands over when it ends (see `Pass`).
+            let _pass = self.gate.wait().await;
             let span = tracing::debug_span!(
                 "http_attempt",
                 attempt,
@@ -112,6 +230,25 @@ impl HttpClient for VaultTransport {
                     if status == 401 {
                         self.note_challenge(request, response.headers());
                     }
+                    if status == 429 && self.retry.retries_status(429) {
+                        // The gate holds every request of this vault, this one included.
+                        let pause = self
+                            .gate
+                            .throttled(&self.retry, retry_after(response.headers()));
+                        if !self
+                            .retry
+                            .retries_throttling(attempt, pause, started.elapsed())
+                        {
+                            return outcome;
+                        }
+                        tracing::debug!(
+                            parent: &span,
+                            pause_ms = http::millis(pause),
+                            "key vault throttled the request; pausing the vault's requests"
+                        );
+                        continue;
+                    }
+                    self.gate.answered();
                     if !self.retry.retries_status(status) {
                         return outcome.map(capped);
                     }

@@ -6,6 +6,7 @@
 
 mod e2e_daemon;
 mod e2e_identity;
+mod e2e_list;
 mod e2e_metrics;
 mod e2e_sync;
 mod e2e_webhook;

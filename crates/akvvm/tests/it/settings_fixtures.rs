@@ -158,6 +158,8 @@ fn akvvm_options_from_an_extension_resource() {
             authority_host: Url::parse("https://login.microsoftonline.com").unwrap(),
             bootstrap_certificate_directories: vec![PathBuf::from("/var/lib/waagent")],
             concurrency_per_vault: NonZeroUsize::new(2).unwrap(),
+            startup_jitter: None,
+            full_check_interval: akvvm::settings::DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: 21,
             reload: Some(ReloadHook {
                 command: vec!["/usr/local/bin/cert-changed".into()],
