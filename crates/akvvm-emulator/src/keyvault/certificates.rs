@@ -247,19 +247,16 @@ pub fn handle(
     body: &Bytes,
 ) -> Result<Response, Response> {
     match (rest, method) {
-        ([] | [""], &Method::GET) => {
-            ctx.list(Permission::CertificatesList, "/certificates", |vault| {
-                vault
-                    .certificates
-                    .values()
-                    .filter_map(|c| {
-                        c.versions
-                            .last()
-                            .map(|v| item_body(format!("{}/certificates/{}", ctx.base, c.name), v))
-                    })
-                    .collect::<Vec<_>>()
-            })
-        }
+        ([] | [""], &Method::GET) => ctx.list(
+            Permission::CertificatesList,
+            "/certificates",
+            |vault, page| {
+                let listed = vault.certificates.values();
+                for (c, v) in listed.filter_map(|c| Some((c, c.versions.last()?))) {
+                    page.offer(|| item_body(format!("{}/certificates/{}", ctx.base, c.name), v));
+                }
+            },
+        ),
         ([name, "create"], &Method::POST) => {
             check_name("Certificate", name)?;
             require(ctx, Permission::CertificatesCreate, name)?;
@@ -567,20 +564,15 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
         ([] | [""], &Method::GET) => ctx.list(
             Permission::CertificatesList,
             "/deletedcertificates",
-            |vault| {
-                vault
-                    .deleted_certificates
-                    .values()
-                    .filter(|d| !vault.is_being_deleted(&d.certificate.name))
-                    .filter_map(|d| {
-                        let cert = &d.certificate;
-                        let item = item_body(
-                            format!("{}/certificates/{}", ctx.base, cert.name),
-                            cert.versions.last()?,
-                        );
-                        Some(deletion(ctx, item, d))
-                    })
-                    .collect::<Vec<_>>()
+            |vault, page| {
+                let listed = vault.deleted_certificates.values();
+                let listed = listed.filter(|d| !vault.is_being_deleted(&d.certificate.name));
+                for (d, v) in listed.filter_map(|d| Some((d, d.certificate.versions.last()?))) {
+                    page.offer(|| {
+                        let url = format!("{}/certificates/{}", ctx.base, d.certificate.name);
+                        deletion(ctx, item_body(url, v), d)
+                    });
+                }
             },
         ),
         ([name], &Method::GET) => deleted.get(

@@ -122,18 +122,17 @@ pub fn handle(
     body: &Bytes,
 ) -> Result<Response, Response> {
     match (rest, method) {
-        ([] | [""], &Method::GET) => ctx.list(Permission::SecretsList, "/secrets", |vault| {
-            vault
-                .secrets
-                .values()
-                .filter(|s| !vault.is_being_recovered(&s.name))
-                .filter_map(|s| {
-                    s.versions
-                        .last()
-                        .map(|v| secret_common(v, format!("{}/secrets/{}", ctx.base, s.name)))
-                })
-                .collect::<Vec<_>>()
-        }),
+        ([] | [""], &Method::GET) => {
+            ctx.list(Permission::SecretsList, "/secrets", |vault, page| {
+                let listed = vault
+                    .secrets
+                    .values()
+                    .filter(|s| !vault.is_being_recovered(&s.name));
+                for (s, v) in listed.filter_map(|s| Some((s, s.versions.last()?))) {
+                    page.offer(|| secret_common(v, format!("{}/secrets/{}", ctx.base, s.name)));
+                }
+            })
+        }
         ([name], &Method::PUT) => {
             check_name("Secret", name)?;
             ctx.require(Permission::SecretsSet, &format!("/secrets/{name}"))?;
@@ -366,20 +365,18 @@ pub fn deleted(ctx: &Ctx<'_>, method: &Method, rest: &[&str]) -> Result<Response
     };
     match (rest, method) {
         ([] | [""], &Method::GET) => {
-            ctx.list(Permission::SecretsList, "/deletedsecrets", |vault| {
-                vault
-                    .deleted_secrets
-                    .values()
-                    .filter(|d| !vault.is_being_deleted(&d.secret.name))
-                    .map(|d| {
+            ctx.list(Permission::SecretsList, "/deletedsecrets", |vault, page| {
+                let listed = vault.deleted_secrets.values();
+                for d in listed.filter(|d| !vault.is_being_deleted(&d.secret.name)) {
+                    page.offer(|| {
                         let mut item = deleted_bundle(ctx, d);
                         item["id"] = json!(format!("{}/secrets/{}", ctx.base, d.secret.name));
                         if let Some(fields) = item.as_object_mut() {
                             fields.remove("kid");
                         }
                         item
-                    })
-                    .collect::<Vec<_>>()
+                    });
+                }
             })
         }
         ([name], &Method::GET) => deleted.get(

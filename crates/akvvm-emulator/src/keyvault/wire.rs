@@ -193,17 +193,18 @@ impl Ctx<'_> {
             .map_err(admin_to_response)
     }
 
-    /// A list operation: the caller needs `perm` on the whole vault; `items` are what the vault
-    /// holds as list items, paged under `path` ([`list_page`]).
+    /// A list operation: the caller needs `perm` on the whole vault; `items` offers to the page
+    /// every list item the vault holds, in order ([`Page::offer`]), paged under `path`.
     pub fn list(
         &self,
         perm: Permission,
         path: &str,
-        items: impl FnOnce(&Vault) -> Vec<Value>,
+        items: impl FnOnce(&Vault, &mut Page),
     ) -> Result<Response, Response> {
         self.require(perm, "")?;
-        let items = self.read_vault(items);
-        list_page(self, items, path)
+        let mut page = Page::of(self)?;
+        self.read_vault(|vault| items(vault, &mut page));
+        Ok(page.answer(self, path))
     }
 
     /// How long the vault's soft deletes and recoveries take ([`crate::state::Faults::deletion_delay_ms`]).
@@ -530,79 +531,121 @@ pub fn with_deletion(
 /// A list answer, `{"value": [...], "nextLink": ...}`: the page of `items` that `maxresults`
 /// and `$skiptoken` select, and the link to the next page of `path` (null on the last page).
 pub fn list_page(ctx: &Ctx<'_>, items: Vec<Value>, path: &str) -> Result<Response, Response> {
-    let max = match ctx.query.get("maxresults") {
-        None => MAX_RESULTS,
-        Some(m) => match m.parse::<usize>() {
-            Ok(n) if (1..=MAX_RESULTS).contains(&n) => n,
-            _ => {
-                return Err(bad_parameter(&format!(
-                    "Invalid value for maxresults: {m}. It must be an integer from 1 to {MAX_RESULTS}."
-                )));
-            }
-        },
-    };
-    // The skiptoken is `akvvm:{offset}`, or `akvvm:{offset}:{empty pages served}` under the
-    // short-pages fault.
-    let (offset, empties) = match ctx.query.get("$skiptoken") {
-        None => (0, 0),
-        Some(token) => URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                let rest = s.strip_prefix("akvvm:")?;
-                let (offset, empties) = rest.split_once(':').unwrap_or((rest, "0"));
-                Some((offset.parse::<usize>().ok()?, empties.parse::<u32>().ok()?))
-            })
-            .ok_or_else(|| {
-                bad_parameter("The $skiptoken parameter is not one this vault issued.")
-            })?,
-    };
-    let paging = ctx.state.traffic.faults(&ctx.vault).list_paging;
-    let total = items.len();
-    // As Key Vault writes it: the port always named, `maxresults` only when the request gave it.
-    let link = |offset: usize, empties: u32| {
-        let token = if empties == 0 {
-            format!("akvvm:{offset}")
-        } else {
-            format!("akvvm:{offset}:{empties}")
+    let mut page = Page::of(ctx)?;
+    for item in items {
+        page.offer(|| item);
+    }
+    Ok(page.answer(ctx, path))
+}
+
+/// One page of a list being answered: which items it holds (`maxresults`, `$skiptoken` and the
+/// short-pages fault), filled by [`Page::offer`]ing every item the list has, in order. Only
+/// the items on the page are built, so a page costs one pass over the list's entries, not the
+/// building of every item's JSON.
+pub struct Page {
+    /// Where the page starts: the skiptoken's offset.
+    offset: usize,
+    /// How many items it holds at most (0 for an empty page of the short-pages fault).
+    size: usize,
+    /// `maxresults` as the request gave it, repeated in the `nextLink`.
+    max: Option<usize>,
+    /// Empty pages served so far under the short-pages fault (0 otherwise).
+    empties: u32,
+    /// Whether this page is one of the fault's empty pages.
+    empty: bool,
+    /// Items offered so far.
+    seen: usize,
+    items: Vec<Value>,
+}
+
+impl Page {
+    /// The page a list request asks for; a bad `maxresults` or `$skiptoken` is Key Vault's 400.
+    pub fn of(ctx: &Ctx<'_>) -> Result<Self, Response> {
+        let max = match ctx.query.get("maxresults") {
+            None => None,
+            Some(m) => match m.parse::<usize>() {
+                Ok(n) if (1..=MAX_RESULTS).contains(&n) => Some(n),
+                _ => {
+                    return Err(bad_parameter(&format!(
+                        "Invalid value for maxresults: {m}. It must be an integer from 1 to {MAX_RESULTS}."
+                    )));
+                }
+            },
         };
-        let mut link = format!(
-            "{}{path}?api-version={}&$skiptoken={}",
-            ctx.base_with_port(),
-            ctx.api_version,
-            URL_SAFE_NO_PAD.encode(token)
-        );
-        if ctx.query.contains_key("maxresults") {
-            link.push_str(&format!("&maxresults={max}"));
+        // The skiptoken is `akvvm:{offset}`, or `akvvm:{offset}:{empty pages served}` under the
+        // short-pages fault.
+        let (offset, empties) = match ctx.query.get("$skiptoken") {
+            None => (0, 0),
+            Some(token) => URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| {
+                    let rest = s.strip_prefix("akvvm:")?;
+                    let (offset, empties) = rest.split_once(':').unwrap_or((rest, "0"));
+                    Some((offset.parse::<usize>().ok()?, empties.parse::<u32>().ok()?))
+                })
+                .ok_or_else(|| {
+                    bad_parameter("The $skiptoken parameter is not one this vault issued.")
+                })?,
+        };
+        let limit = max.unwrap_or(MAX_RESULTS);
+        // Under the short-pages fault: empty pages first, each still linking to the next one,
+        // then short pages.
+        let (size, empty) = match ctx.state.traffic.faults(&ctx.vault).list_paging {
+            Some(p) if empties < p.empty_pages => (0, true),
+            Some(p) => ((p.page_size.max(1) as usize).min(limit), false),
+            None => (limit, false),
+        };
+        Ok(Self {
+            offset,
+            size,
+            max,
+            empties,
+            empty,
+            seen: 0,
+            items: Vec::with_capacity(size),
+        })
+    }
+
+    /// The list's next item, built by `item` only if it falls on this page.
+    pub fn offer(&mut self, item: impl FnOnce() -> Value) {
+        if (self.offset..self.offset + self.size).contains(&self.seen) {
+            self.items.push(item());
         }
-        json!(link)
-    };
-    let (page, next) = match paging {
-        // Empty pages first, each still linking to the next one, then a short page.
-        Some(p) if empties < p.empty_pages => (Vec::new(), link(offset, empties + 1)),
-        Some(p) => {
-            let size = (p.page_size.max(1) as usize).min(max);
-            let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
-            let next = if offset + size < total {
-                link(offset + size, 0)
+        self.seen += 1;
+    }
+
+    /// The answer: the page's items and the link to the next page of `path`. As Key Vault
+    /// writes the link: the port always named, `maxresults` only when the request gave it.
+    pub fn answer(self, ctx: &Ctx<'_>, path: &str) -> Response {
+        let link = |offset: usize, empties: u32| {
+            let token = if empties == 0 {
+                format!("akvvm:{offset}")
             } else {
-                Value::Null
+                format!("akvvm:{offset}:{empties}")
             };
-            (page, next)
-        }
-        None => {
-            let page: Vec<Value> = items.into_iter().skip(offset).take(max).collect();
-            let next = if offset + max < total {
-                link(offset + max, 0)
-            } else {
-                Value::Null
-            };
-            (page, next)
-        }
-    };
-    Ok(ok_json(
-        StatusCode::OK,
-        json!({"value": page, "nextLink": next}),
-    ))
+            let mut link = format!(
+                "{}{path}?api-version={}&$skiptoken={}",
+                ctx.base_with_port(),
+                ctx.api_version,
+                URL_SAFE_NO_PAD.encode(token)
+            );
+            if let Some(max) = self.max {
+                link.push_str(&format!("&maxresults={max}"));
+            }
+            json!(link)
+        };
+        let next = if self.empty {
+            link(self.offset, self.empties + 1)
+        } else if self.offset + self.size < self.seen {
+            link(self.offset + self.size, 0)
+        } else {
+            Value::Null
+        };
+        ok_json(
+            StatusCode::OK,
+            json!({"value": self.items, "nextLink": next}),
+        )
+    }
 }
