@@ -6,4 +6,5 @@ mod e2e_cli;
 mod hardening_cli;
 mod inspect_cli;
 mod readme;
+mod secret_hygiene;
 mod validate_cli;
