@@ -5,6 +5,7 @@
 mod e2e_cli;
 mod hardening_cli;
 mod inspect_cli;
+mod privilege;
 mod readme;
 mod secret_hygiene;
 mod validate_cli;
