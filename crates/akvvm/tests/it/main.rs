@@ -1,6 +1,7 @@
 //! akvvm's integration tests, one binary with one module per area (one link instead of one per
 //! file, as uv and ripgrep do): the agent end to end against the local vault (`e2e_*`), the
 //! identities and the vault client against real HTTP(S) servers (`identity_*`, `vault_*`),
+//! hostile Key Vault answers (`hostile_servers`),
 //! settings and `validate` (`settings_*`, `validate_fixtures`) and the error codes. Helpers and
 //! fixture files come from `akvvm-testkit`.
 
