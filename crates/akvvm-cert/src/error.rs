@@ -71,6 +71,13 @@ pub enum CertError {
         first_subject: String,
     },
 
+    /// More certificates than any chain has: a hostile or broken answer.
+    #[error(
+        "the secret holds {count} certificates, more than the {limit} akvvm accepts in one \
+         chain; keep only the certificate and its chain in the secret"
+    )]
+    TooManyCertificates { count: usize, limit: usize },
+
     /// There are no certificates at all.
     #[error(
         "the secret holds a private key but no certificate; add the certificate and its chain \
@@ -117,6 +124,7 @@ crate::error_codes! {
         CertError::MultipleKeys { .. } => "cert.multiple_keys",
         CertError::KeyMismatch { .. } => "cert.key_mismatch",
         CertError::EmptyChain => "cert.empty_chain",
+        CertError::TooManyCertificates { .. } => "cert.too_many_certificates",
         CertError::CertificateInvalid { .. } => "cert.certificate_invalid",
         CertError::KeyInvalid { .. } => "cert.key_invalid",
         CertError::UnsupportedAlgorithm { .. } => "cert.unsupported_algorithm",
@@ -162,6 +170,10 @@ mod tests {
                 first_subject: s(),
             },
             CertError::EmptyChain,
+            CertError::TooManyCertificates {
+                count: 101,
+                limit: 100,
+            },
             CertError::CertificateInvalid {
                 index: 0,
                 reason: s(),

@@ -1,5 +1,6 @@
 //! Real HTTP(S) stand-ins on 127.0.0.1:0 for the identity and vault tests: a test CA (rcgen),
-//! an https server (rustls with aws-lc-rs) and a plain http server, both serving axum routers.
+//! an https server (rustls with aws-lc-rs) and a plain http server, both serving axum routers,
+//! and [`HostileVault`], a Key Vault that answers what the local vault never would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,5 +182,109 @@ pub fn fast_retry(statuses: &[u16], max_attempts: u32) -> akvvm::http::RetryPoli
         deadline: Some(std::time::Duration::from_secs(10)),
         honour_retry_after: true,
         retry_throttling_until_deadline: false,
+    }
+}
+
+/// What [`HostileVault`] answers to an authenticated `GET /secrets/...`.
+#[derive(Clone, Debug)]
+pub enum HostileAnswer {
+    /// A 200 with this JSON document.
+    Json(serde_json::Value),
+    /// A 200 with this content type and body, as given.
+    Raw {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    /// A 200 whose JSON `body` comes one byte every `every`.
+    Trickle {
+        body: Vec<u8>,
+        every: std::time::Duration,
+    },
+}
+
+/// A stand-in for Key Vault that answers hostile documents: bodies past any cap, bodies sent one
+/// byte a second, bodies that are not JSON or not a secret, ids with `..` or `/` in them, PEM
+/// chains of thousands of certificates. The local vault answers only what Key Vault would, so
+/// these need a stand-in. It speaks Key Vault's challenge (a 401 with `WWW-Authenticate` to a
+/// request without a token) and takes any bearer token after that; the token itself comes from
+/// the local vault's IMDS.
+#[derive(Clone)]
+pub struct HostileVault {
+    pub answer: Arc<std::sync::Mutex<HostileAnswer>>,
+    /// Authenticated requests served.
+    pub requests: Counter,
+}
+
+impl HostileVault {
+    pub fn new(answer: HostileAnswer) -> Self {
+        HostileVault {
+            answer: Arc::new(std::sync::Mutex::new(answer)),
+            requests: Counter::default(),
+        }
+    }
+
+    /// Answers `answer` from now on.
+    pub fn set(&self, answer: HostileAnswer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    /// Serves it over https on 127.0.0.1:0 for `host` (`<vault>.vault.azure.net`).
+    pub async fn serve(&self, ca: &TestCa, host: &str) -> SocketAddr {
+        let this = self.clone();
+        let router = Router::new().fallback(move |request: axum::extract::Request| {
+            let this = this.clone();
+            async move { this.handle(request) }
+        });
+        serve_https(router, ca, &[host]).await
+    }
+
+    fn handle(&self, request: axum::extract::Request) -> axum::response::Response {
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+        if !request.headers().contains_key(header::AUTHORIZATION) {
+            let mut answer = (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": {"code": "Unauthorized",
+                    "message": "AKV10000: Request is missing a Bearer or PoP token."}})),
+            )
+                .into_response();
+            answer.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer authorization=\"https://login.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47\", resource=\"https://vault.azure.net\"",
+                ),
+            );
+            return answer;
+        }
+        self.requests.bump();
+        match self.answer.lock().unwrap().clone() {
+            HostileAnswer::Json(value) => axum::Json(value).into_response(),
+            HostileAnswer::Raw { content_type, body } => {
+                ([(header::CONTENT_TYPE, content_type)], body).into_response()
+            }
+            HostileAnswer::Trickle { body, every } => {
+                let body = axum::body::Bytes::from(body);
+                let stream = futures::stream::unfold(0usize, move |at| {
+                    let body = body.clone();
+                    async move {
+                        if at >= body.len() {
+                            return None;
+                        }
+                        if at > 0 {
+                            tokio::time::sleep(every).await;
+                        }
+                        Some((
+                            Ok::<_, std::convert::Infallible>(body.slice(at..=at)),
+                            at + 1,
+                        ))
+                    }
+                });
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    axum::body::Body::from_stream(stream),
+                )
+                    .into_response()
+            }
+        }
     }
 }

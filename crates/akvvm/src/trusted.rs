@@ -94,6 +94,48 @@ pub fn check(what: &'static str, path: &Path, meta: &std::fs::Metadata) -> Resul
     Ok(())
 }
 
+/// Checks every directory that leads to `path`, as written and with its symbolic links
+/// resolved: each must be owned by a trusted owner and not writable by group or others (unless
+/// sticky, as `/tmp` is: others may add names there but not replace ours). Whoever could write
+/// one of them could swap the file (or a link on the way to it) for their own. `what` names the
+/// file the directories lead to.
+pub fn check_directories(what: &'static str, path: &Path) -> Result<(), Untrusted> {
+    let resolved = path.canonicalize().ok();
+    let written = path.ancestors().skip(1);
+    let real = resolved.iter().flat_map(|r| r.ancestors().skip(1));
+    for dir in written.chain(real) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        // Followed: a link on the way is checked where it leads (its own directory is checked
+        // as an ancestor, and only who can write there can change the link).
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let owners = trusted_owners();
+        if !owners.contains(&meta.uid()) {
+            return Err(Untrusted::Owner {
+                what,
+                path: dir.to_path_buf(),
+                uid: meta.uid(),
+                owners: match owners.as_slice() {
+                    [_] => "root".to_string(),
+                    _ => format!("root or uid {} (the user akvvm runs as)", owners[1]),
+                },
+            });
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(Untrusted::Writable {
+                what,
+                path: dir.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads the `what` at `path` (a symlink is followed: the file it reaches is checked), if it is
 /// trusted. Opened non-blocking, so a FIFO planted in its place cannot hang the agent.
 pub fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, Read> {

@@ -496,10 +496,21 @@ pub struct CertificateBundle {
     pub warnings: Vec<String>,
 }
 
+/// The most certificates one secret may hold (a leaf and its chain are a handful; Key Vault
+/// keeps at most a few dozen in a PFX).
+pub const MAX_CERTIFICATES: usize = 100;
+
 impl CertificateBundle {
     /// Builds a bundle from one PKCS#8 key and certificates in any order: finds the leaf the key
     /// belongs to and orders the chain from it.
     pub fn from_parts(key_pkcs8_der: &[u8], certs_der: &[Vec<u8>]) -> Result<Self, CertError> {
+        // Before any work on them: the chain is built in time quadratic in their number.
+        if certs_der.len() > MAX_CERTIFICATES {
+            return Err(CertError::TooManyCertificates {
+                count: certs_der.len(),
+                limit: MAX_CERTIFICATES,
+            });
+        }
         let key = PrivateKey::from_pkcs8_der(key_pkcs8_der)?;
         let mut certs = Vec::with_capacity(certs_der.len());
         for (index, der) in certs_der.iter().enumerate() {

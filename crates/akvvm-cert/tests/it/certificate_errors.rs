@@ -260,6 +260,20 @@ fn empty_chain() {
 }
 
 #[test]
+fn too_many_certificates() {
+    // A leaf's PEM with its chain repeated past the limit: refused before any chain building.
+    let pem = fixtures::text("pem/keyonly.pem");
+    let certificate = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+    let bundle = format!(
+        "{pem}{}",
+        certificate.repeat(akvvm_cert::certificate::MAX_CERTIFICATES + 1)
+    );
+    let err = decode_pem(&bundle).expect_err("too many");
+    assert_eq!(err.code(), "cert.too_many_certificates");
+    assert!(err.to_string().contains("101 certificates"), "{err}");
+}
+
+#[test]
 fn certificate_invalid() {
     let bundle = format!(
         "{}-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",

@@ -143,7 +143,13 @@ fn check_program(program: &str) -> Result<(), HookError> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
-    Ok(crate::trusted::check("reload hook program", path, &meta)?)
+    crate::trusted::check("reload hook program", path, &meta)?;
+    // Whoever can write a directory on the way could put their own program (or a link to
+    // another) in its place.
+    Ok(crate::trusted::check_directories(
+        "directory of a reload hook program",
+        path,
+    )?)
 }
 
 /// The most output kept from a hook while it runs (its tail): a chatty hook cannot fill memory.
@@ -346,14 +352,22 @@ impl HookJournal {
     /// Loads the journal; a missing or unreadable one is empty (an unreadable one is logged).
     pub fn load(state_directory: &Path) -> Self {
         let path = state_directory.join(HOOK_JOURNAL_FILE);
-        let records = match std::fs::read_to_string(&path) {
+        // Read as the settings are (non-blocking, a regular file only root could have written):
+        // a `Pending` record makes a restart run the hook, and a FIFO must not hang the start.
+        let records = match crate::trusted::read_to_string("hook journal", &path) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable hook journal");
                 BTreeMap::new()
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
+            Err(crate::trusted::Read::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                BTreeMap::new()
+            }
+            Err(crate::trusted::Read::Io(e)) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable hook journal");
+                BTreeMap::new()
+            }
+            Err(crate::trusted::Read::Untrusted(e)) => {
+                tracing::warn!(error = %e, "ignoring the hook journal");
                 BTreeMap::new()
             }
         };
@@ -677,6 +691,52 @@ mod tests {
         assert!(!marker.exists(), "the hook ran");
 
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        run_once(&hook, &context(dir.path()), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(marker.exists());
+    }
+
+    #[tokio::test]
+    async fn a_program_in_a_directory_others_can_write_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        let script = open.join("reload.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A link to it from a safe directory does not help: the program is where it leads.
+        let link = dir.path().join("reload");
+        std::os::unix::fs::symlink(&script, &link).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for program in [&script, &link] {
+            let hook = ReloadHook {
+                command: vec![program.display().to_string()],
+                timeout: Duration::from_secs(60),
+            };
+            let err = run_once(&hook, &context(dir.path()), &CancellationToken::new())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "file.writable_by_others", "{err}");
+            assert!(
+                err.to_string().contains(&open.display().to_string()),
+                "{err}"
+            );
+            assert!(!marker.exists(), "the hook ran");
+        }
+
+        // Sticky, as /tmp is: others cannot replace what is not theirs.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let hook = ReloadHook {
+            command: vec![link.display().to_string()],
+            timeout: Duration::from_secs(60),
+        };
         run_once(&hook, &context(dir.path()), &CancellationToken::new())
             .await
             .unwrap();

@@ -339,6 +339,18 @@ impl VaultClient {
         let id = secret.id.ok_or_else(|| invalid("no id"))?;
         let (id_name, id_version) =
             split_secret_id(&id).ok_or_else(|| invalid("id is not …/secrets/{name}/{version}"))?;
+        // An answer about another secret, or another version than the one asked for, is not
+        // this one's (Key Vault's names and versions compare without case).
+        if !id_name.eq_ignore_ascii_case(name) {
+            return Err(invalid(&format!(
+                "its id names secret {id_name:?}, not {name:?}"
+            )));
+        }
+        if let Some(version) = version.filter(|v| !id_version.eq_ignore_ascii_case(v)) {
+            return Err(invalid(&format!(
+                "its id names version {id_version:?}, not {version:?}"
+            )));
+        }
         let value = Zeroizing::new(secret.value.ok_or_else(|| invalid("no value"))?);
         let attributes = secret.attributes.unwrap_or_default();
         Ok(SecretBundle {

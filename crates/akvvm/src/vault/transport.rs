@@ -172,8 +172,10 @@ impl VaultTransport {
 fn capped(response: AsyncRawResponse) -> AsyncRawResponse {
     let (status, headers, body) = response.deconstruct();
     let body = http::capped_stream(body, http::MAX_BODY_BYTES, |limit| {
+        // Not `Io`: the vault was reached and answered, with something unusable (the error is
+        // `vault.response_invalid`, not `vault.unreachable`).
         azure_core::Error::with_message(
-            azure_core::error::ErrorKind::Io,
+            azure_core::error::ErrorKind::DataConversion,
             format!("the answer is larger than {limit} bytes"),
         )
     });
