@@ -229,13 +229,13 @@ pub async fn run(
     let mut consecutive_failures = 0u32;
     // Every certificate is checked once per polling interval, failing or not; in between, the
     // failing ones are retried when their backoff ends (`retry_at`), and the ones a delivery
-    // names at once, at most once per DELIVERY_MIN_INTERVAL each. A delivery never brings a
+    // names at once, within DeliveryLimit's burst and rate for each. A delivery never brings a
     // failing certificate's retry forward.
     let mut triggered = true;
     let mut requested: BTreeSet<String> = BTreeSet::new();
     let mut next_full_at = tokio::time::Instant::now();
     let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut limit = DeliveryLimit::new(DELIVERY_MIN_INTERVAL);
+    let mut limit = DeliveryLimit::new(DELIVERY_MIN_INTERVAL, DELIVERY_BURST);
     let requests = reporter.options.requests.clone();
     loop {
         let now = tokio::time::Instant::now();
@@ -354,23 +354,34 @@ pub async fn run(
     reporter.notify(&[sd_notify::NotifyState::Stopping]);
 }
 
-/// The least time between two syncs of one certificate that deliveries trigger.
+/// The least time between two syncs of one certificate that deliveries trigger, once its
+/// [`DELIVERY_BURST`] is spent.
 pub const DELIVERY_MIN_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The per-certificate limit on the syncs deliveries trigger: one per `interval` at most, so
-/// that whoever can reach the webhook cannot make the agent hammer Key Vault. A request inside
-/// the interval is kept and served when it ends: a new version is never lost, only delayed.
+/// How many syncs of one certificate deliveries may trigger back to back (rotations in quick
+/// succession are served at once) before [`DELIVERY_MIN_INTERVAL`] applies.
+pub const DELIVERY_BURST: u32 = 5;
+
+/// The per-certificate limit on the syncs deliveries trigger: `burst` at once, then one per
+/// `interval`, so that whoever can reach the webhook cannot make the agent hammer Key Vault.
+/// A request over the limit is kept and served when the limit allows: a new version is never
+/// lost, only delayed. Each certificate holds one instant, the time its allowance is spent up to
+/// (`spent_until`, the generic cell rate algorithm's "theoretical arrival time").
 struct DeliveryLimit {
     interval: Duration,
-    last: BTreeMap<String, tokio::time::Instant>,
+    /// How far ahead of now `spent_until` may be for a sync to be admitted: `burst - 1`
+    /// intervals.
+    tolerance: Duration,
+    spent_until: BTreeMap<String, tokio::time::Instant>,
     deferred: BTreeSet<String>,
 }
 
 impl DeliveryLimit {
-    fn new(interval: Duration) -> Self {
+    fn new(interval: Duration, burst: u32) -> Self {
         Self {
             interval,
-            last: BTreeMap::new(),
+            tolerance: interval * burst.saturating_sub(1),
+            spent_until: BTreeMap::new(),
             deferred: BTreeSet::new(),
         }
     }
@@ -385,14 +396,12 @@ impl DeliveryLimit {
         let mut admitted = BTreeSet::new();
         let deferred = std::mem::take(&mut self.deferred);
         for url in requested.into_iter().chain(deferred) {
-            match self.last.get(&url) {
-                Some(last) if now < *last + self.interval => {
-                    self.deferred.insert(url);
-                }
-                _ => {
-                    self.last.insert(url.clone(), now);
-                    admitted.insert(url);
-                }
+            let spent = self.spent_until.get(&url).map_or(now, |t| (*t).max(now));
+            if spent <= now + self.tolerance {
+                self.spent_until.insert(url.clone(), spent + self.interval);
+                admitted.insert(url);
+            } else {
+                self.deferred.insert(url);
             }
         }
         admitted
@@ -407,8 +416,8 @@ impl DeliveryLimit {
     fn next_due(&self) -> Option<tokio::time::Instant> {
         self.deferred
             .iter()
-            .filter_map(|url| self.last.get(url))
-            .map(|last| *last + self.interval)
+            .filter_map(|url| self.spent_until.get(url))
+            .map(|t| t.checked_sub(self.tolerance).unwrap_or(*t))
             .min()
     }
 }
@@ -472,24 +481,35 @@ mod tests {
     fn the_delivery_limit_defers_and_never_drops() {
         let t0 = tokio::time::Instant::now();
         let second = Duration::from_secs(1);
-        let mut limit = DeliveryLimit::new(Duration::from_secs(60));
+        let mut limit = DeliveryLimit::new(Duration::from_secs(60), 3);
         let urls = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        // A burst of three is served at once.
         assert_eq!(limit.admit(urls(&["a", "b"]), t0), urls(&["a", "b"]));
+        assert_eq!(limit.admit(urls(&["a"]), t0), urls(&["a"]));
+        assert_eq!(limit.admit(urls(&["a"]), t0 + second), urls(&["a"]));
         assert_eq!(limit.next_due(), None);
-        // Within the interval: deferred, not synced, not forgotten.
-        assert_eq!(limit.admit(urls(&["a"]), t0 + second), urls(&[]));
+        // Then: deferred, not synced, not forgotten, until an interval has passed.
+        assert_eq!(limit.admit(urls(&["a"]), t0 + 2 * second), urls(&[]));
         assert_eq!(
-            limit.admit(urls(&["a", "c"]), t0 + 2 * second),
+            limit.admit(urls(&["a", "c"]), t0 + 3 * second),
             urls(&["c"])
         );
         assert_eq!(limit.next_due(), Some(t0 + Duration::from_secs(60)));
         assert_eq!(limit.admit(urls(&[]), t0 + 59 * second), urls(&[]));
         assert_eq!(limit.admit(urls(&[]), t0 + 60 * second), urls(&["a"]));
         assert_eq!(limit.next_due(), None);
+        // The allowance is spent again: one more waits a whole interval.
+        assert_eq!(limit.admit(urls(&["a"]), t0 + 61 * second), urls(&[]));
+        assert_eq!(limit.next_due(), Some(t0 + Duration::from_secs(120)));
         // A full cycle does what was deferred.
-        assert_eq!(limit.admit(urls(&["c"]), t0 + 61 * second), urls(&[]));
         limit.clear_deferred();
         assert_eq!(limit.next_due(), None);
+        // An unused allowance builds up again, to the burst and no further.
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
+        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
+        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
+        assert_eq!(limit.admit(urls(&["a"]), later), urls(&[]));
     }
 
     use super::*;

@@ -238,15 +238,17 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
 }
 
 /// Deliveries can come from anyone who can reach the webhook (and who knows the secret when one
-/// is set): they make each certificate sync at most once per
-/// [`akvvm::sync::daemon::DELIVERY_MIN_INTERVAL`], and never bring forward the retry of a
-/// certificate that is failing.
+/// is set): they make each certificate sync at most [`akvvm::sync::daemon::DELIVERY_BURST`]
+/// times at once, then once per [`akvvm::sync::daemon::DELIVERY_MIN_INTERVAL`], and never
+/// bring forward the retry of a certificate that is failing.
 #[tokio::test(flavor = "multi_thread")]
 async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() {
     let h = Harness::start().await;
     h.vault("contoso");
     h.certificate("contoso", "web", "EC", PEM);
-    let probes: Vec<String> = (0..5).map(|i| format!("probe{i}")).collect();
+    // One round per probe: twice the burst of deliveries for `web`.
+    let rounds = 2 * akvvm::sync::daemon::DELIVERY_BURST as usize - 1;
+    let probes: Vec<String> = (0..rounds).map(|i| format!("probe{i}")).collect();
     for probe in &probes {
         h.certificate("contoso", probe, "EC", PEM);
     }
@@ -279,7 +281,7 @@ async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() 
     )
     .await;
     let web_link = h.store().join("contoso.web");
-    let last_probe = h.store().join(format!("contoso.{}", probes[4]));
+    let last_probe = h.store().join(format!("contoso.{}", probes[rounds - 1]));
     assert!(
         eventually(Duration::from_secs(30), || web_link.exists()
             && last_probe.exists())
@@ -308,8 +310,8 @@ async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() 
         "a delivery syncs the certificate it names"
     );
 
-    // Five more rounds for `web` and the failing `gone`, each ended by a delivery for a probe
-    // that has not been asked yet: once the probe is fetched, the daemon has taken the round.
+    // More rounds for `web` and the failing `gone`, each ended by a delivery for a probe that
+    // has not been asked yet: once the probe is fetched, the daemon has taken the round.
     for probe in &probes {
         let probe_before = gets_of(&h, probe);
         deliver("web").await;
@@ -323,11 +325,13 @@ async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() 
         );
     }
     let web_gets = gets_of(&h, "web") - web_before;
-    // One sync, and at most one more once the interval has passed (only if this test ran
-    // longer than it); without the limit, six.
+    let deliveries = rounds + 1;
+    // The burst, and at most one more once the interval has passed (only if this test ran
+    // longer than it); without the limit, one per delivery.
+    let burst = u64::from(akvvm::sync::daemon::DELIVERY_BURST);
     assert!(
-        web_gets <= 2,
-        "six deliveries for `web` made {web_gets} GETs of it"
+        web_gets <= burst + 1,
+        "{deliveries} deliveries for `web` made {web_gets} GETs of it"
     );
     assert_eq!(
         gets_of(&h, "gone"),
