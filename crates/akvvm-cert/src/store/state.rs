@@ -188,7 +188,7 @@ impl StateFile {
                 tracing::warn!(%error, "cannot remove the temp files of an interrupted save");
             }
         }
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_regular_file(path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(StateFile::empty(path));
@@ -320,6 +320,27 @@ impl StateFile {
     }
 }
 
+/// The text of the regular file at `path`, opened without following a final symlink and
+/// without blocking: a FIFO or a device planted in the state file's place is refused at once
+/// instead of hanging the agent.
+fn read_regular_file(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (remove it; akvvm writes the state file itself)",
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +348,22 @@ mod tests {
     use time::macros::datetime;
 
     const URL: &str = "https://myvault.vault.azure.net/secrets/mycert";
+
+    #[test]
+    fn a_fifo_in_the_state_files_place_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo");
+        // Without O_NONBLOCK, opening a FIFO nobody writes to blocks for ever.
+        let error = StateFile::load(&path)
+            .err()
+            .expect("a FIFO is not a state file");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+    }
 
     fn installed() -> Installed {
         Installed {
