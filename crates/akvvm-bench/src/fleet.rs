@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use akvvm::settings::Settings;
-use akvvm::sync::{Engine, EngineOptions};
+use akvvm::sync::{CertOutcome, Engine, EngineOptions};
 use anyhow::{Context, anyhow};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -93,15 +93,28 @@ pub async fn run(
             let (engine, cancel) = (engine.clone(), cancel.clone());
             tokio::spawn(async move {
                 let report = engine.cycle(|_| true, &cancel).await;
-                (report.complete(), start.elapsed().as_secs_f64())
+                let failures: Vec<String> = report
+                    .certificates
+                    .iter()
+                    .filter_map(|c| match &c.outcome {
+                        CertOutcome::Failed { code, .. } => Some(code.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                (report.complete(), start.elapsed().as_secs_f64(), failures)
             })
         })
         .collect();
     let mut in_sync = 0usize;
     let mut last_in_sync = 0.0f64;
     let mut last_done = 0.0f64;
+    // Why the certificates of agents that did not get in sync failed, by error code.
+    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
     for task in tasks {
-        let (complete, at) = task.await.context("an agent panicked")?;
+        let (complete, at, failed) = task.await.context("an agent panicked")?;
+        for code in failed {
+            *failures.entry(code).or_default() += 1;
+        }
         last_done = last_done.max(at);
         if complete {
             in_sync += 1;
@@ -137,6 +150,9 @@ pub async fn run(
         .set("identity_requests", stats.identity_requests() as f64)
         .set("agents_cpu_s", cpu)
         .set("vault_cpu_s", vault_cpu);
+    for (code, count) in &failures {
+        row.set(&format!("failed_{code}"), *count as f64);
+    }
     if floor > 0.0 && in_sync == agents {
         row.set("last_in_sync_over_floor", last_in_sync / floor);
     }

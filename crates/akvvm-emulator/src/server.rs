@@ -175,14 +175,25 @@ fn spawn_listener(
         Listener::Https => "local vault https",
         Listener::Imds => "local vault imds",
     };
-    tokio::spawn(akvvm::listener::serve(
+    // The local vault is the bed of fleet benchmarks and load tests: a thousand agents keep a
+    // thousand connections open. The agent's own listeners keep the stricter default.
+    let limits = akvvm::listener::Limits {
+        max_connections: MAX_CONNECTIONS,
+        ..Default::default()
+    };
+    tokio::spawn(akvvm::listener::serve_with(
         name,
         listener,
         tls,
         service,
+        limits,
         cancel.clone(),
     ));
 }
+
+/// Connections each of the local vault's listeners keeps open at a time (the agent's
+/// listeners allow [`akvvm::listener::MAX_CONNECTIONS`]); each needs a file descriptor.
+pub const MAX_CONNECTIONS: usize = 8192;
 
 /// Serves `https` (TLS through `acceptor`) and `imds` (plain http, answering as Azure Arc does
 /// with `arc`) until `cancel` is cancelled.

@@ -359,9 +359,9 @@ mod tests {
             .unwrap();
         assert!(made.success(), "mkfifo");
         // Without O_NONBLOCK, opening a FIFO nobody writes to blocks for ever.
-        let error = StateFile::load(&path)
-            .err()
-            .expect("a FIFO is not a state file");
+        let Err(error) = StateFile::load(&path) else {
+            panic!("a FIFO is not a state file");
+        };
         assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 
