@@ -244,17 +244,14 @@ pub async fn run(
             next_full_at = now + jittered_interval(settings.polling_interval);
         }
         let retry_due = full_cycle || retry_at.is_some_and(|at| now >= at);
-        let failing: BTreeSet<String> = settings
-            .observed
-            .iter()
-            .map(|c| c.url.to_string())
-            .filter(|u| {
-                results
-                    .get(u)
-                    .is_none_or(|r| !r.is_installed() || r.is_failed())
-            })
-            .collect();
-        requested.retain(|url| !failing.contains(url));
+        // A lookup per question rather than a set of every failing URL built on each wake: a
+        // full cycle never asks, and a push at N = 10,000 would build it for one certificate.
+        let failing = |url: &str| {
+            results
+                .get(url)
+                .is_none_or(|r| !r.is_installed() || r.is_failed())
+        };
+        requested.retain(|url| !failing(url));
         let pushed = if full_cycle {
             limit.clear_deferred();
             BTreeSet::new()
@@ -267,7 +264,7 @@ pub async fn run(
             engine
                 .cycle(
                     |url| {
-                        if failing.contains(url) {
+                        if failing(url) {
                             retry_due
                         } else {
                             pushed.contains(url)
