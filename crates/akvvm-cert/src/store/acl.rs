@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -206,6 +207,30 @@ impl PosixAcl {
     pub fn read_nofollow(path: &Path) -> io::Result<Option<PosixAcl>> {
         let mut buf = vec![0u8; ACL_BUFFER_LEN];
         Self::parse_read(rustix::fs::lgetxattr(path, ACL_XATTR, &mut buf[..]), &buf)
+    }
+
+    /// [`PosixAcl::read`] of an open file or directory.
+    pub fn read_fd<Fd: AsFd>(fd: Fd) -> io::Result<Option<PosixAcl>> {
+        let mut buf = vec![0u8; ACL_BUFFER_LEN];
+        Self::parse_read(rustix::fs::fgetxattr(fd, ACL_XATTR, &mut buf[..]), &buf)
+    }
+
+    /// The ACL of the entry `name` of the directory `dir`, never following a link (a link has no
+    /// ACL of its own: `None`). The entry is opened `O_NOFOLLOW|O_NONBLOCK`, so a FIFO put there
+    /// cannot hang the read.
+    pub(crate) fn read_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<PosixAcl>> {
+        let file = match rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(file) => file,
+            // A symbolic link has no ACL of its own.
+            Err(Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Self::read_fd(&file)
     }
 
     fn parse_read(read: rustix::io::Result<usize>, buf: &[u8]) -> io::Result<Option<PosixAcl>> {

@@ -236,7 +236,7 @@ pub(crate) fn remove_temp_files(
         }
         let path = dir_path.join(&name);
         let result = if file_type == FileType::Directory {
-            std::fs::remove_dir_all(&path)
+            remove_tree_at(dir, &name)
         } else {
             rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).map_err(io::Error::from)
         };
@@ -260,6 +260,57 @@ pub(crate) fn remove_temp_files(
         })?;
     }
     Ok(removed)
+}
+
+/// How deep [`remove_tree_at`] goes: akvvm's layout is one level deep; anything deeper was not
+/// made by akvvm and is left (with an error) rather than risk the stack.
+const MAX_REMOVE_DEPTH: usize = 16;
+
+/// Removes the entry `name` of `dir` and, when it is a directory, everything under it, relative
+/// to the open handles only: each directory is opened `O_DIRECTORY|O_NOFOLLOW` under its parent's
+/// handle and its entries are removed with `unlinkat`, so a symbolic link anywhere (the entry
+/// itself, or one swapped in mid-way) is removed as a link and never followed.
+pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    remove_tree_depth(dir, name, 0)
+}
+
+fn remove_tree_depth(dir: BorrowedFd<'_>, name: &str, depth: usize) -> io::Result<()> {
+    count_operations(1);
+    let sub = match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(sub) => sub,
+        // A link, a file or a FIFO: remove the entry itself.
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            count_operations(1);
+            return rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io::Error::from);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if depth >= MAX_REMOVE_DEPTH {
+        return Err(io::Error::other(format!(
+            "more than {MAX_REMOVE_DEPTH} directories deep; akvvm did not make this"
+        )));
+    }
+    let entries =
+        list_dir(sub.as_fd(), Path::new(name)).map_err(|e| io::Error::other(e.to_string()))?;
+    for (entry, file_type) in entries {
+        if file_type == FileType::Directory {
+            remove_tree_depth(sub.as_fd(), &entry, depth + 1)?;
+        } else {
+            count_operations(1);
+            match rustix::fs::unlinkat(&sub, entry.as_str(), AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    drop(sub);
+    count_operations(1);
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io::Error::from)
 }
 
 /// The entries of `dir` (without `.` and `..`), with their types. Names that are not UTF-8 are

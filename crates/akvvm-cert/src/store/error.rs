@@ -40,6 +40,40 @@ pub enum StoreError {
         owner: u32,
         expected: u32,
     },
+    /// `certificateStoreLocation` names a system directory (see
+    /// [`SYSTEM_DIRECTORIES`](super::path::SYSTEM_DIRECTORIES)), which akvvm never takes over.
+    #[error(
+        "certificateStoreLocation {} is {why}; akvvm will not take it over (it would narrow its \
+         mode to 0700 and mix certificates with the system's): use a directory of its own, such \
+         as {}",
+        path.display(),
+        super::path::SUGGESTED_STORE
+    )]
+    SystemDirectory { path: PathBuf, why: &'static str },
+    /// A component of the store path (or the store directory itself) is a symbolic link.
+    #[error(
+        "{} on the way to the certificate store {} is a symbolic link; akvvm follows no link to \
+         its store: point certificateStoreLocation at the real directory",
+        component.display(),
+        path.display()
+    )]
+    SymlinkInPath { path: PathBuf, component: PathBuf },
+    /// A parent of the store belongs to another user or others may write it: they could swap the
+    /// store directory under akvvm.
+    #[error(
+        "{} on the way to the certificate store {} is owned by uid {owner} with mode {mode:04o}; \
+         a directory above the store must belong to root (or the user running akvvm) and not be \
+         writable by group or others (a root-owned sticky directory such as /tmp aside): \
+         chown root and chmod go-w it, or choose another certificateStoreLocation",
+        component.display(),
+        path.display()
+    )]
+    UnsafePath {
+        path: PathBuf,
+        component: PathBuf,
+        owner: u32,
+        mode: u32,
+    },
     /// Writing a file failed; `step` says which one (create, chown, write, fsync, rename...).
     #[error("failed to write {} ({step}): {source}", path.display())]
     Write {
@@ -107,6 +141,9 @@ crate::error_codes! {
         StoreError::OpenDir { .. } => "store.open_dir",
         StoreError::NotADirectory { .. } => "store.not_a_directory",
         StoreError::UnsafeOwner { .. } => "store.unsafe_owner",
+        StoreError::SystemDirectory { .. } => "store.system_directory",
+        StoreError::SymlinkInPath { .. } => "store.symlink_in_path",
+        StoreError::UnsafePath { .. } => "store.unsafe_path",
         StoreError::Write { .. } => "store.write",
         StoreError::Link { .. } => "store.link",
         StoreError::LinkOccupied { .. } => "store.link_occupied",
@@ -148,6 +185,20 @@ mod tests {
                 path: path(),
                 owner: 1,
                 expected: 0,
+            },
+            StoreError::SystemDirectory {
+                path: path(),
+                why: "x",
+            },
+            StoreError::SymlinkInPath {
+                path: path(),
+                component: path(),
+            },
+            StoreError::UnsafePath {
+                path: path(),
+                component: path(),
+                owner: 1,
+                mode: 0o777,
             },
             StoreError::Write {
                 path: path(),

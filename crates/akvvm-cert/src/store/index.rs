@@ -98,7 +98,7 @@ impl Index {
                     else {
                         continue;
                     };
-                    let principals = read_principals(&path.join(&name))?;
+                    let principals = read_principals(dir, path, &name)?;
                     index.add_version(certificate, version, modified, false);
                     index.set_file_principals(&name, principals);
                 }
@@ -244,16 +244,21 @@ pub(super) fn modified_at(dir: BorrowedFd<'_>, name: &str) -> Result<Option<(i64
     }
 }
 
-/// The principals named in the ACL of the version file at `path` (none without an ACL, or on a
-/// file system without ACLs).
-fn read_principals(path: &Path) -> Result<Vec<Principal>, StoreError> {
-    count_operations(1);
-    match PosixAcl::read_nofollow(path) {
+/// The principals named in the ACL of the version file `name` of the store `dir` (at `path`):
+/// none without an ACL, or on a file system without ACLs.
+fn read_principals(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<Principal>, StoreError> {
+    // open, read the ACL.
+    count_operations(2);
+    match PosixAcl::read_at(dir, name) {
         Ok(Some(acl)) => Ok(acl.principals()),
         Ok(None) => Ok(Vec::new()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(StoreError::Read {
-            path: path.to_path_buf(),
+            path: path.join(name),
             source,
         }),
     }

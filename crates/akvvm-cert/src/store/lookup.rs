@@ -2,7 +2,10 @@
 //! (thumbprint, expiry, custom and `.live` links) decoded from the store, which rebuilds a lost
 //! or corrupt state file without writing anything.
 
-use rustix::fs::{AtFlags, FileType};
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
@@ -24,12 +27,12 @@ impl Store {
         let Some(current) = self.current(vault, name)? else {
             return Ok(None);
         };
-        let text = Zeroizing::new(std::fs::read_to_string(&current.file).map_err(|source| {
-            StoreError::Read {
+        let file_name = format!("{vault}.{name}.{}", current.version);
+        let text =
+            read_file_at(self.dir.as_fd(), &file_name).map_err(|source| StoreError::Read {
                 path: current.file.clone(),
                 source,
-            }
-        })?);
+            })?;
         let bundle = match crate::certificate::decode_pem(&text) {
             Ok(bundle) => bundle,
             Err(error) => {
@@ -42,7 +45,6 @@ impl Store {
                 return Ok(None);
             }
         };
-        let file_name = format!("{vault}.{name}.{}", current.version);
         let points_here = |link: &str, target: &str| {
             rustix::fs::readlinkat(&self.dir, link, Vec::new())
                 .ok()
@@ -116,4 +118,30 @@ impl Store {
             }),
         }
     }
+}
+
+/// Most a version file can hold: a certificate chain and its key are a few kilobytes.
+const MAX_VERSION_FILE: u64 = 1 << 20;
+
+/// The text of the regular file `name` in the store `dir`, opened under the store's handle with
+/// `O_NOFOLLOW|O_NONBLOCK` (a link or a FIFO swapped in is refused, not followed or waited on).
+fn read_file_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Zeroizing<String>> {
+    super::atomic::count_operations(3);
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // Sized up front: a String that grows leaves copies of the key behind, unzeroed.
+    let capacity = usize::try_from(stat.st_size.clamp(0, MAX_VERSION_FILE as i64)).unwrap_or(0);
+    let mut text = Zeroizing::new(String::with_capacity(capacity + 1));
+    std::fs::File::from(fd)
+        .take(MAX_VERSION_FILE)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }

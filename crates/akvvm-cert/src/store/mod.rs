@@ -31,12 +31,15 @@
 //! - `lookup`: [`Store::current`] and [`Store::installed`], read back from the store.
 //! - [`atomic`]: the write and link primitives ([`write_atomic`]).
 //! - [`acl`]: POSIX ACLs for the `acls` setting, in the kernel's xattr form.
+//! - [`path`]: the system directories the store may not be, and the walk from `/` that opens it
+//!   without following a link through parents only root (or akvvm's user) can change.
 //! - [`state`]: the state file.
 //! - [`error`]: [`StoreError`] and its `store.*` codes.
 
 pub mod acl;
 pub mod atomic;
 pub mod error;
+pub mod path;
 pub mod state;
 
 mod access;
@@ -153,33 +156,19 @@ impl Store {
     /// narrowing a wider mode to 0700 (or, with ACLs, rewriting the exact ACL), and removing the
     /// temp files an interrupted install left.
     ///
-    /// Fails when `path` is not a directory or belongs to another user than the one running
-    /// akvvm (who could then swap certificates under it).
+    /// The path is walked once from `/` without following links, each parent checked (see
+    /// [`path`]); everything after goes through the directory handle held here. Fails when `path`
+    /// is a system directory ([`path::SYSTEM_DIRECTORIES`]: nothing is created or changed then),
+    /// when a component is a link or a parent others could write, when it is not a directory, or
+    /// when it belongs to another user than the one running akvvm (who could then swap
+    /// certificates under it).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let path = &path::check_store_location(path)?;
         let open_error = |source: std::io::Error| StoreError::OpenDir {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(open_error)?;
-        }
-        match rustix::fs::mkdir(path, Mode::from_raw_mode(STORE_DIR_MODE)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(open_error(e.into())),
-        }
-        let dir = match rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(dir) => dir,
-            Err(Errno::NOTDIR) => {
-                return Err(StoreError::NotADirectory {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(open_error(e.into())),
-        };
+        let dir = path::open_store_dir(path)?;
         let stat = rustix::fs::fstat(&dir).map_err(|e| open_error(e.into()))?;
         let euid = rustix::process::geteuid().as_raw();
         if stat.st_uid != euid {
@@ -189,7 +178,7 @@ impl Store {
                 expected: euid,
             });
         }
-        let has_acl = PosixAcl::read(path).map_err(open_error)?.is_some();
+        let has_acl = PosixAcl::read_fd(&dir).map_err(open_error)?.is_some();
         if !has_acl && stat.st_mode & 0o7777 != STORE_DIR_MODE {
             tracing::warn!(
                 path = %path.display(),

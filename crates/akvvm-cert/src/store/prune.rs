@@ -1,16 +1,18 @@
 //! Old versions: listing the versions of a certificate in the store, newest first, and pruning
-//! all but the newest `keep`, never one that a link still points to. Both read the store's index
-//! ([`super::index`]), so pruning costs the same whatever else the store holds.
+//! all but the newest `keep`, never one that a link still points to; and removing all of a
+//! certificate's versions and links (uninstall). Listing and pruning read the store's
+//! index ([`super::index`]), so pruning costs the same whatever else the store holds.
 
 use std::num::NonZeroU32;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use rustix::fs::AtFlags;
+use rustix::fs::{AtFlags, FileType};
 
-use super::atomic::count_operations;
+use super::atomic::{count_operations, list_dir, remove_tree_at};
 use super::index::Index;
-use super::names::check_key_vault_name;
-use super::{CERTBOT_DIR_SUFFIX, Store, StoreError};
+use super::names::{check_key_vault_name, check_link_name};
+use super::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX, Store, StoreError};
 
 impl Store {
     /// Removes the versions of `vault.name` beyond the newest `keep` (by install time), never one
@@ -48,9 +50,8 @@ impl Store {
             }
             if entry.has_certbot_dir {
                 let path = self.path.join(&certbot_dir);
-                // The directory's five files and itself.
-                count_operations(8);
-                match std::fs::remove_dir_all(&path) {
+                // Under the store's handle, never following a link (counts itself).
+                match remove_tree_at(self.dir.as_fd(), &certbot_dir) {
                     Ok(()) => {
                         index.remove_version(&certificate, &entry.version, true);
                         pruned.push(path);
@@ -68,6 +69,77 @@ impl Store {
             }
         }
         pruned
+    }
+
+    /// Removes everything akvvm installed for `vault.name` (`akvvm uninstall
+    /// --remove-certificates`): every version file and certbot-style directory, also of versions
+    /// no link points to any more, and the stable link, the `.live` link and `link_name` when
+    /// they are symbolic links. Everything goes through the store's handle (`unlinkat`, and
+    /// [`remove_tree_at`](super::atomic) for the directories), never following a link. Returns
+    /// the paths removed.
+    pub fn remove_certificate(
+        &self,
+        vault: &str,
+        name: &str,
+        link_name: Option<&str>,
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        check_key_vault_name("vault name", vault)?;
+        check_key_vault_name("certificate name", name)?;
+        if let Some(link) = link_name {
+            check_link_name(link)?;
+        }
+        let mut guard = self.lock_index();
+        // The store changes under the index: the next change scans again.
+        *guard = None;
+        let stable = format!("{vault}.{name}");
+        let live = format!("{stable}.{LIVE_LINK_SUFFIX}");
+        let prefix = format!("{stable}.");
+        let mut removed = Vec::new();
+        for (entry, file_type) in list_dir(self.dir.as_fd(), &self.path)? {
+            let is_version = |rest: &str| check_key_vault_name("version", rest).is_ok();
+            let ours = match file_type {
+                FileType::Symlink => {
+                    entry == stable || entry == live || link_name == Some(entry.as_str())
+                }
+                FileType::RegularFile => entry.strip_prefix(&prefix).is_some_and(is_version),
+                FileType::Directory => entry
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_suffix(CERTBOT_DIR_SUFFIX))
+                    .is_some_and(is_version),
+                _ => false,
+            };
+            if !ours {
+                continue;
+            }
+            let path = self.path.join(&entry);
+            let result = if file_type == FileType::Directory {
+                remove_tree_at(self.dir.as_fd(), &entry)
+            } else {
+                count_operations(1);
+                rustix::fs::unlinkat(&self.dir, entry.as_str(), AtFlags::empty())
+                    .map_err(std::io::Error::from)
+            };
+            match result {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Write {
+                        path,
+                        step: "remove",
+                        source,
+                    });
+                }
+            }
+        }
+        if !removed.is_empty() {
+            count_operations(1);
+            rustix::fs::fsync(&self.dir).map_err(|e| StoreError::Write {
+                path: self.path.clone(),
+                step: "fsync the directory",
+                source: e.into(),
+            })?;
+        }
+        Ok(removed)
     }
 
     /// The versions of `vault.name` present in the store (as a file, a certbot-style directory or

@@ -177,7 +177,7 @@ fn enable(
     for cert in &settings.observed {
         Store::open(&cert.store_dir)?;
     }
-    akvvm::sync::state_dir::secure(&settings.agent.state_directory);
+    akvvm::sync::state_dir::secure(&settings.agent.state_directory)?;
     std::fs::create_dir_all(&settings.agent.state_directory).with_context(|| {
         format!(
             "failed to create the state directory {}",
@@ -282,47 +282,18 @@ fn daemon_state_directory(environment: &HandlerEnvironment, sequence_env: Option
     PathBuf::from(akvvm::settings::DEFAULT_STATE_DIRECTORY)
 }
 
-/// Removes every version, link and state akvvm recorded for the observed certificates.
+/// Removes every version, link and state akvvm recorded for the observed certificates. The store
+/// removes its entries through its directory handle, never following a link
+/// ([`Store::remove_certificate`]).
 fn remove_installed(settings: &Settings) -> anyhow::Result<()> {
-    use akvvm::cert::store::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX};
     for cert in &settings.observed {
         let store = Store::open(&cert.store_dir)?;
-        let stable = cert.url.stable_name();
-        let mut paths: Vec<PathBuf> = store
-            .versions(&cert.url.vault_name, &cert.url.name)?
-            .iter()
-            .map(|v| cert.store_dir.join(format!("{stable}.{v}")))
-            .collect();
-        paths.push(cert.stable_link());
-        paths.push(cert.store_dir.join(format!("{stable}.{LIVE_LINK_SUFFIX}")));
-        if let Some(link) = &cert.link_name {
-            paths.push(cert.store_dir.join(link));
-        }
-        for path in paths {
-            match std::fs::remove_file(&path) {
-                Ok(()) => tracing::info!(path = %path.display(), "removed"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("failed to remove {}", path.display()));
-                }
-            }
-        }
-        // The certbot-style directories (privkey.pem, cert.pfx, ...) of every version, also
-        // of versions whose file is gone already. `remove_dir_all` does not follow symlinks.
-        let prefix = format!("{stable}.");
-        let entries = std::fs::read_dir(&cert.store_dir)
-            .with_context(|| format!("failed to list {}", cert.store_dir.display()))?;
-        for entry in entries {
-            let entry =
-                entry.with_context(|| format!("failed to list {}", cert.store_dir.display()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if !(is_dir && name.starts_with(&prefix) && name.ends_with(CERTBOT_DIR_SUFFIX)) {
-                continue;
-            }
-            let path = entry.path();
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("failed to remove {}", path.display()))?;
+        let removed = store.remove_certificate(
+            &cert.url.vault_name,
+            &cert.url.name,
+            cert.link_name.as_deref(),
+        )?;
+        for path in removed {
             tracing::info!(path = %path.display(), "removed");
         }
     }

@@ -160,7 +160,7 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
     wire_signals(cancel.clone(), trigger.clone())?;
 
     let state_directory = settings.agent.state_directory.clone();
-    akvvm::sync::state_dir::secure(&state_directory);
+    akvvm::sync::state_dir::secure(&state_directory)?;
     std::fs::create_dir_all(&state_directory).with_context(|| {
         format!(
             "failed to create the state directory {}",

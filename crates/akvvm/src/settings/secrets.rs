@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use akvvm_cert::store;
 use serde_json::Value;
 
 use super::diagnostic::{join_index, join_key};
@@ -209,7 +210,26 @@ impl Ctx<'_> {
                 Got::Value(PathBuf::from(DEFAULT_STORE))
             }
             Got::Value(s) => match check_abs_path(&s) {
-                Ok(p) => Got::Value(p),
+                Ok(p) => {
+                    let normalized = store::path::normalize(&p).unwrap_or_else(|_| p.clone());
+                    if let Some(why) = store::path::system_directory(&normalized) {
+                        self.error(
+                            "system-store-location",
+                            path,
+                            format!(
+                                "certificateStoreLocation {s:?} is {why}; akvvm will not take it \
+                                 over (it would narrow its mode to 0700 and mix certificates \
+                                 with the system's)"
+                            ),
+                        )
+                        .help(format!(
+                            "use a directory of its own, such as \"{DEFAULT_STORE}\" or a new \
+                             directory under it (see docs/configuration.md for the refused list)"
+                        ));
+                        return Got::Skip;
+                    }
+                    Got::Value(p)
+                }
                 Err(why) => {
                     self.error(
                         "bad-store-location",

@@ -151,7 +151,7 @@ impl Engine {
                 );
             }
         }
-        super::state_dir::secure(&settings.agent.state_directory);
+        super::state_dir::secure(&settings.agent.state_directory)?;
         let state_path = state_file_path(&settings);
         let (mut state, problem) = StateFile::load_or_recover(&state_path);
         let problem_seen = problem.is_some();

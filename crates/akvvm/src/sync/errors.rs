@@ -61,6 +61,8 @@ pub enum SetupError {
     Connect(#[from] Box<ConnectError>),
     #[error(transparent)]
     Store(#[from] akvvm_cert::store::StoreError),
+    #[error(transparent)]
+    StateDir(#[from] super::state_dir::StateDirError),
 }
 
 akvvm_cert::error_codes! {
@@ -68,6 +70,7 @@ akvvm_cert::error_codes! {
     passes through {
         SetupError::Connect(e) => e,
         SetupError::Store(e) => e,
+        SetupError::StateDir(e) => e,
     }
 }
 

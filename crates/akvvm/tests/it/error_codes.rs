@@ -17,6 +17,10 @@ fn every_error_type() -> Vec<(&'static str, &'static [&'static str])> {
         ("VaultError", akvvm::vault::VaultError::CODES),
         ("ConnectError", akvvm::sync::connect::ConnectError::CODES),
         ("SetupError", akvvm::sync::SetupError::CODES),
+        (
+            "StateDirError",
+            akvvm::sync::state_dir::StateDirError::CODES,
+        ),
         ("SyncError", akvvm::sync::SyncError::CODES),
         ("HookError", akvvm::sync::hook::HookError::CODES),
         ("StatusError", akvvm::status::StatusError::CODES),
