@@ -8,4 +8,5 @@ mod keyvault_answers;
 mod pkcs12_encode;
 mod pkcs12_fixtures;
 mod store_install;
+mod store_path;
 mod store_work;

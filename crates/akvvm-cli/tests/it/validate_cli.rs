@@ -227,3 +227,29 @@ fn binary_files_and_byte_order_marks() {
     std::fs::write(&bom, bytes).unwrap();
     akvvm().arg("validate").arg(&bom).assert().code(0);
 }
+
+#[test]
+fn a_system_directory_as_the_store_is_an_error_before_deploying() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        serde_json::to_vec(&serde_json::json!({"secretsManagementSettings": {
+            "observedCertificates": ["https://myvault.vault.azure.net/secrets/web"],
+            "certificateStoreLocation": "/etc/ssl/certs/",
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
+    akvvm()
+        .arg("validate")
+        .arg(&settings)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error[system-store-location] settings.secretsManagementSettings.certificateStoreLocation: certificateStoreLocation \"/etc/ssl/certs/\" is a directory that other programs read certificates or keys from",
+        ))
+        .stdout(predicate::str::contains(
+            "help: use a directory of its own, such as \"/var/lib/waagent/Microsoft.Azure.KeyVault.Store\"",
+        ));
+}

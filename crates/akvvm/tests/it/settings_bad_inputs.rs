@@ -214,6 +214,36 @@ fn cases() -> Vec<Case> {
             "contains '..'",
         ),
         err(
+            sms(json!({"certificateStoreLocation": "/etc/ssl/certs"})),
+            "system-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "certificateStoreLocation \"/etc/ssl/certs\" is a directory that other programs read certificates or keys from",
+        ),
+        err(
+            sms(json!({"certificateStoreLocation": "//etc/./ssl//certs/"})),
+            "system-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "akvvm will not take it over",
+        ),
+        err(
+            sms(json!({"certificateStoreLocation": "/"})),
+            "system-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "is the root directory",
+        ),
+        err(
+            sms(json!({"certificateStoreLocation": "/tmp/"})),
+            "system-store-location",
+            "settings.secretsManagementSettings.certificateStoreLocation",
+            "a directory of the operating system or of another package",
+        ),
+        err(
+            cert(json!({"certificateStoreLocation": "/usr/lib64"})),
+            "system-store-location",
+            "settings.secretsManagementSettings.observedCertificates[0].certificateStoreLocation",
+            "certificateStoreLocation \"/usr/lib64\" is a directory of the operating system",
+        ),
+        err(
             sms(json!({"authenticationSettings": {}})),
             "misplaced-key",
             "settings.secretsManagementSettings.authenticationSettings",
