@@ -9,9 +9,10 @@
 //! user" are made by root and handed to the user with `chown` where only ownership matters;
 //! what the user *tries* (reading, linking, making FIFOs) runs as the user through `setpriv`.
 //!
-//! Not covered yet (finding 4, the store path, being reworked separately): a user who can write
-//! a parent of the store replacing the store directory by a link, and the store's parents being
-//! checked at all.
+//! The store's path (finding 4): a store under a directory the user owns or planted (or through
+//! its link) is refused, and a user who can write the store's parent only after akvvm opened it
+//! cannot redirect a prune by swapping the store for a link. A state directory the user owns is
+//! refused.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -251,12 +252,12 @@ async fn a_user_cannot_get_a_hook_run_through_the_hook_journal_or_hang_the_agent
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     h.vault("contoso");
     let version = h.certificate("contoso", "web", "RSA", PFX);
-    // A state directory the user owns (an administrator pointed stateDirectory at one the
-    // user had made first). akvvm warns about it; it must still not trust what is in it.
+    // The state directory is root's, in a directory the user owns (an administrator pointed
+    // stateDirectory under one the user had made first).
     let shared = h.dir.path().join("shared");
     user.own_dir(&shared);
     let state = shared.join("state");
-    user.own_dir(&state);
+    std::fs::create_dir(&state).unwrap();
     let marker = h.dir.path().join("hook-ran");
     let json = settings_with_hook(
         &h,
@@ -269,8 +270,9 @@ async fn a_user_cannot_get_a_hook_run_through_the_hook_journal_or_hang_the_agent
     std::fs::remove_file(&marker).unwrap();
     drop(engine);
 
-    // The user replaces the journal with one saying the hook of the installed version did not
-    // finish: a restart would run it again, as root.
+    // The user cannot write the journal in root's state directory, so it moves the directory
+    // away and puts one of its own in its place, with a journal saying the hook of the installed
+    // version did not finish: a restart would run it again, as root.
     let journal = state.join("hooks.json");
     let planted = serde_json::to_vec(&json!({
         Harness::url("contoso", "web"): {"version": version, "state": "pending", "at": "2026-12-01T00:00:00Z"}
@@ -279,25 +281,38 @@ async fn a_user_cannot_get_a_hook_run_through_the_hook_journal_or_hang_the_agent
     let staged = shared.join("hooks.json");
     std::fs::write(&staged, &planted).unwrap();
     user.give(&staged);
-    let out = user.run("mv", &[os("-f"), staged.as_os_str(), journal.as_os_str()]);
+    let out = user.run("cp", &[staged.as_os_str(), journal.as_os_str()]);
+    assert!(!out.status.success(), "the user wrote root's journal");
+    let out = user.run("mv", &[state.as_os_str(), shared.join("moved").as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user.run("mkdir", &[state.as_os_str()]);
+    assert!(out.status.success());
+    let out = user.run("mv", &[staged.as_os_str(), journal.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::metadata(&journal).unwrap().uid(), user.uid);
-    let engine = h.engine(&json);
-    let reports = engine
-        .finish_interrupted_hooks(&tokio_util::sync::CancellationToken::new())
-        .await;
+    let settings = h.settings(&json);
+    let error = akvvm::sync::Engine::new(
+        settings.clone(),
+        akvvm::sync::EngineOptions::for_settings(&settings),
+    )
+    .err()
+    .expect("a state directory of the user is refused");
+    assert_eq!(error.code(), "state.unsafe_owner", "{error}");
     assert!(
-        reports.is_empty(),
-        "a planted journal made a hook run: {reports:?}"
+        error.to_string().contains(&format!("uid {}", user.uid)),
+        "{error}"
     );
     assert!(!marker.exists(), "the planted journal's hook ran");
-    drop(engine);
 
-    // A FIFO in its place: nothing hangs, nothing runs.
+    // A FIFO in its place: nothing hangs, nothing runs, the directory is refused.
     std::fs::remove_file(&journal).unwrap();
     let out = user.run("mkfifo", &[journal.as_os_str()]);
     assert!(out.status.success());
@@ -305,10 +320,15 @@ async fn a_user_cannot_get_a_hook_run_through_the_hook_journal_or_hang_the_agent
     let mut sync = akvvm();
     sync.args(["sync", "--once", "--settings"]).arg(&settings);
     let out = output(sync).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "a FIFO as hooks.json: {}",
-        String::from_utf8_lossy(&out.stderr)
+        !out.status.success(),
+        "a state directory of the user: {stderr}"
+    );
+    assert!(stderr.contains("the state directory"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("belongs to uid {}", user.uid)),
+        "{stderr}"
     );
     assert!(!marker.exists());
 }
@@ -504,4 +524,144 @@ async fn files_a_user_plants_are_not_acted_on() {
     );
     assert!(stderr.contains(&fifo.display().to_string()), "{stderr}");
     assert!(status.success(), "run stops cleanly: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_under_a_directory_the_user_controls_is_refused() {
+    let user = User::create();
+    let h = Harness::start().await;
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.vault("contoso");
+    h.certificate("contoso", "web", "RSA", PFX);
+
+    // A directory of the user's: it could rename the store away and put a link in its place.
+    let theirs = h.dir.path().join("theirs");
+    user.own_dir(&theirs);
+    // A sticky directory writable by all, as /tmp: the user made `certs` there first, and a link
+    // to a directory of root's.
+    let sticky = h.dir.path().join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let certs = sticky.join("certs");
+    assert!(user.run("mkdir", &[certs.as_os_str()]).status.success());
+    let victim = h.dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = sticky.join("link");
+    let out = user.run("ln", &[os("-s"), victim.as_os_str(), link.as_os_str()]);
+    assert!(out.status.success());
+
+    for (store, expected) in [
+        (
+            theirs.join("store"),
+            format!("{} on the way to the certificate store", theirs.display()),
+        ),
+        (certs.join("store"), format!("is owned by uid {}", user.uid)),
+        (
+            link.join("store"),
+            format!("{} on the way to the certificate store", link.display()),
+        ),
+        (link.clone(), "is a symbolic link".to_string()),
+    ] {
+        let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+        json["secretsManagementSettings"]["certificateStoreLocation"] =
+            json!(store.display().to_string());
+        let settings = h.settings_file(&json);
+        let mut sync = akvvm();
+        sync.args(["sync", "--once", "--settings"]).arg(&settings);
+        let out = output(sync).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: {stderr}", store.display());
+        assert!(stderr.contains(&expected), "{}: {stderr}", store.display());
+    }
+    assert!(std::fs::read_dir(&theirs).unwrap().next().is_none());
+    assert!(std::fs::read_dir(&certs).unwrap().next().is_none());
+    assert!(std::fs::read_dir(&victim).unwrap().next().is_none());
+    assert_eq!(std::fs::metadata(&victim).unwrap().mode() & 0o7777, 0o755);
+
+    // Root's directory in the sticky one is fine, and the user can neither move nor replace it.
+    let ours = sticky.join("ours");
+    let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    json["secretsManagementSettings"]["certificateStoreLocation"] =
+        json!(ours.join("store").display().to_string());
+    let settings = h.settings_file(&json);
+    let mut sync = akvvm();
+    sync.args(["sync", "--once", "--settings"]).arg(&settings);
+    let out = output(sync).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ours.join("store/contoso.web").exists());
+    let out = user.run("mv", &[ours.as_os_str(), sticky.join("moved").as_os_str()]);
+    assert!(
+        !out.status.success(),
+        "the user moved root's directory out of the sticky one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_who_can_write_the_stores_parent_after_open_cannot_redirect_a_prune() {
+    let user = User::create();
+    let h = Harness::start().await;
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "RSA", PFX);
+    let parent = h.dir.path().join("parent");
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = parent.join("store");
+    let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    json["secretsManagementSettings"]["certificateStoreLocation"] =
+        json!(store.display().to_string());
+    json["akvvm"]["certbotLayout"] = json!(true);
+    let engine = h.engine(&json);
+    assert!(cycle(&engine).await.complete());
+    h.certificate("contoso", "web", "RSA", PFX);
+    assert!(cycle(&engine).await.complete());
+
+    // Root's files that look like v1 in a directory of root's.
+    let victim = h.dir.path().join("victim");
+    let victim_dir = victim.join(format!("contoso.web.{v1}.d"));
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    std::fs::write(victim_dir.join("privkey.pem"), b"root's").unwrap();
+    std::fs::write(victim.join(format!("contoso.web.{v1}")), b"root's").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Now the parent becomes writable by the user (a chmod, a shared mount). The user moves the
+    // store away and puts a link to the victim in its place while the agent runs.
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let moved = parent.join("moved");
+    let out = user.run("mv", &[store.as_os_str(), moved.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user.run("ln", &[os("-s"), victim.as_os_str(), store.as_os_str()]);
+    assert!(out.status.success());
+
+    // A third version prunes v1: in the store the agent opened, never through the link.
+    let v3 = h.certificate("contoso", "web", "RSA", PFX);
+    let report = cycle(&engine).await;
+    assert!(report.complete(), "{report:?}");
+    assert!(
+        victim_dir.join("privkey.pem").exists(),
+        "the prune followed the link"
+    );
+    assert!(victim.join(format!("contoso.web.{v1}")).exists());
+    assert!(moved.join(format!("contoso.web.{v3}")).exists());
+    assert!(!moved.join(format!("contoso.web.{v1}.d")).exists());
+
+    // A new start refuses the parent.
+    drop(engine);
+    let settings = h.settings(&json);
+    let error = akvvm::sync::Engine::new(
+        settings.clone(),
+        akvvm::sync::EngineOptions::for_settings(&settings),
+    )
+    .err()
+    .expect("a parent writable by others is refused");
+    assert_eq!(error.code(), "store.unsafe_path", "{error}");
 }
