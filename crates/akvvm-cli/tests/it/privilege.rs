@@ -470,24 +470,38 @@ async fn files_a_user_plants_are_not_acted_on() {
         std::fs::remove_dir_all(h.state_dir()).unwrap();
     }
 
-    // A FIFO the user made where root's settings put the store: refused, nothing hangs.
+    // A FIFO the user made where root's settings put the store: refused (the user's directory
+    // already is, and a FIFO in a directory of root's is not a directory), nothing hangs.
     let fifo_store = planted.join("store");
     assert!(
         user.run("mkfifo", &[fifo_store.as_os_str()])
             .status
             .success()
     );
-    let mut json = settings_with_hook(&h, vec!["/bin/true".into()], &h.state_dir());
-    json["secretsManagementSettings"]["certificateStoreLocation"] =
-        json!(fifo_store.display().to_string());
-    let root_settings = h.settings_file(&json);
-    let mut sync = akvvm();
-    sync.args(["sync", "--once", "--settings"])
-        .arg(&root_settings);
-    let out = output(sync).await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a FIFO as the store: {stderr}");
-    assert!(stderr.contains("is not a directory"), "{stderr}");
+    let root_fifo = h.dir.path().join("fifo-store");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&root_fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (store, expected) in [
+        (&fifo_store, "on the way to the certificate store"),
+        (&root_fifo, "is not a directory"),
+    ] {
+        let mut json = settings_with_hook(&h, vec!["/bin/true".into()], &h.state_dir());
+        json["secretsManagementSettings"]["certificateStoreLocation"] =
+            json!(store.display().to_string());
+        let root_settings = h.settings_file(&json);
+        let mut sync = akvvm();
+        sync.args(["sync", "--once", "--settings"])
+            .arg(&root_settings);
+        let out = output(sync).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a FIFO as the store: {stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 
     // A webhook secret file that is the user's FIFO: `run` refuses it (and keeps polling
     // without the webhook), and does not hang on it.
