@@ -198,10 +198,12 @@ fn open_component(
         path: store.to_path_buf(),
         source: e.into(),
     };
+    let mut created = false;
     let result = match open() {
         Err(Errno::NOENT) => {
             match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
-                Ok(()) | Err(Errno::EXIST) => {}
+                Ok(()) => created = true,
+                Err(Errno::EXIST) => {}
                 Err(e) => return Err(open_error(e)),
             }
             open()
@@ -209,7 +211,19 @@ fn open_component(
         other => other,
     };
     match result {
-        Ok(fd) => Ok(fd),
+        Ok(fd) => {
+            // The umask may have narrowed the mode, or (002) widened what group may do. Only
+            // when it is the directory just made (one someone else made first is checked and
+            // refused by the caller, never changed).
+            let ours = || {
+                rustix::fs::fstat(&fd)
+                    .is_ok_and(|s| s.st_uid == rustix::process::geteuid().as_raw())
+            };
+            if created && ours() {
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(open_error)?;
+            }
+            Ok(fd)
+        }
         Err(Errno::LOOP | Errno::NOTDIR) => {
             let is_link = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
                 .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Symlink);
