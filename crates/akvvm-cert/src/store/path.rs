@@ -3,7 +3,7 @@
 //! store directory that [`Store::open`](super::Store::open) makes once, after which every call on
 //! the store goes through the directory handle it returns (`*at` calls), never through the path.
 //!
-//! The walk ([`open_store_dir`]) opens each component of the (lexically normalised) path with
+//! The walk (`open_store_dir`) opens each component of the (lexically normalised) path with
 //! `openat(parent, name, O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC)` under the handle of its parent, and
 //! refuses:
 //!
