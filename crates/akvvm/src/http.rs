@@ -8,7 +8,9 @@
 //!   private endpoints without touching `/etc/hosts`;
 //! - `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment (reqwest's system proxy); the TLS
 //!   session is tunnelled through the proxy, so the extra roots still apply end to end;
-//! - connect and request timeouts, and the user agent `akvvm/<version>`.
+//! - connect and request timeouts (`akvvm.requestTimeoutInS`), and the user agent
+//!   `akvvm/<version>`;
+//! - the system resolver, except that names under `.invalid` fail without a query (RFC 6761).
 //!
 //! A proxy resolves host names itself, so host overrides do not apply to proxied requests: list
 //! the overridden hosts (private endpoints, the local vault) in `NO_PROXY`. IMDS is always
@@ -41,6 +43,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod body;
 pub use body::{BodyError, MAX_BODY_BYTES, capped_stream, read_body};
+mod dns;
+pub use dns::{SystemResolver, is_reserved_invalid};
 
 /// Errors while building the client or sending a request.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +226,8 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     /// The options the settings' `"akvvm"` object asks for: `caCertificates` as extra roots and
-    /// `resolve` as host overrides; proxies from the environment, default timeouts.
+    /// `resolve` as host overrides, `requestTimeoutInS` as the request timeout; proxies from the
+    /// environment, the default connect timeout.
     pub fn from_settings(agent: &crate::settings::AgentOptions) -> Self {
         Self {
             extra_ca_files: agent.ca_certificates.clone(),
@@ -237,6 +242,7 @@ impl HttpOptions {
                     HostOverride::new(host, addr)
                 })
                 .collect(),
+            request_timeout: agent.request_timeout,
             ..Self::default()
         }
     }
@@ -259,6 +265,7 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError>
         .user_agent(USER_AGENT)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
+        .dns_resolver(std::sync::Arc::new(dns::SystemResolver))
         .redirect(reqwest::redirect::Policy::none());
 
     let mut roots = Vec::new();
@@ -343,11 +350,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// This policy with no pause longer than `cap` (the agent passes its polling interval, so
-    /// that a short interval, as with the local vault, also retries quickly).
+    /// This policy with no pause longer than `cap`, and no deadline past it either (the agent
+    /// passes its polling interval: a short interval, as with the local vault, also retries
+    /// quickly, and one check never retries past the next cycle, which tries again anyway; until
+    /// a check ends, its cycle's status and the other certificates' next checks wait on it).
     pub fn capped(mut self, cap: Duration) -> Self {
         self.max_delay = self.max_delay.min(cap);
         self.initial_delay = self.initial_delay.min(cap / 4);
+        self.deadline = self.deadline.map(|deadline| deadline.min(cap));
         self
     }
 
@@ -609,6 +619,10 @@ mod tests {
         let policy = RetryPolicy::key_vault().capped(Duration::from_secs(1));
         assert_eq!(policy.max_delay, Duration::from_secs(1));
         assert_eq!(policy.initial_delay, Duration::from_millis(250));
+        // A throttled vault is not retried past the next cycle: the fault matrix's 429 storms
+        // (fault_matrix::throttling) froze the status and every other certificate for the
+        // five minutes of Key Vault's deadline when it was.
+        assert_eq!(policy.deadline, Some(Duration::from_secs(1)));
         let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
         assert_eq!(long, RetryPolicy::key_vault());
     }
@@ -663,10 +677,12 @@ mod tests {
         let agent = crate::settings::AgentOptions {
             ca_certificates: vec![PathBuf::from("/etc/akvvm/proxy-ca.pem")],
             resolve,
+            request_timeout: Duration::from_secs(7),
             ..crate::settings::AgentOptions::default()
         };
         let options = HttpOptions::from_settings(&agent);
         assert_eq!(options.extra_ca_files, agent.ca_certificates);
+        assert_eq!(options.request_timeout, Duration::from_secs(7));
         assert_eq!(
             options.host_overrides,
             vec![
