@@ -114,6 +114,16 @@ pub struct Engine {
     metrics: Arc<Metrics>,
 }
 
+/// The hook journal's record of a hook about to run for `version`.
+fn pending_record(version: &str) -> HookRecord {
+    HookRecord {
+        version: version.to_owned(),
+        state: HookState::Pending,
+        at: OffsetDateTime::now_utc(),
+        error: None,
+    }
+}
+
 /// During a cycle the state file is saved at most this often, and only once a sixteenth of its
 /// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
 /// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
@@ -607,6 +617,14 @@ impl Engine {
         let link_name = cert.link_name.clone();
         let certbot_layout = cert.certbot_layout(&self.settings.agent);
         let keep = self.settings.agent.keep_versions;
+        // The hook is journalled as pending before the link moves: a crash after the switch
+        // and before the hook ran must leave a pending record for the restart to finish
+        // (crash_safety's SIGKILLs found the window when the record came after the install).
+        // A crash before the switch leaves the record naming a version not in place, which
+        // the restart skips; the next cycle installs that version and runs its hook.
+        if self.hook_of(cert).is_some() {
+            self.journal(&url, pending_record(&version));
+        }
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
             store.install(&InstallRequest {
@@ -674,7 +692,15 @@ impl Engine {
             at: OffsetDateTime::now_utc(),
             error,
         };
-        self.journal(&url, record(HookState::Pending, None));
+        let already_pending = {
+            let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            hooks
+                .get(&url)
+                .is_some_and(|r| r.state == HookState::Pending && r.version == info.version)
+        };
+        if !already_pending {
+            self.journal(&url, record(HookState::Pending, None));
+        }
         let context = HookContext {
             cert_path: info.file.clone().unwrap_or_default(),
             link_path: link.unwrap_or_else(|| cert.stable_link()),
