@@ -9,8 +9,9 @@
 //! - every link (`contoso.web`, `contoso.api`, `contoso.api.live`) points to a complete
 //!   certificate whose key matches (decoded and key-checked by `akvvm-cert`), either the
 //!   previous version or the new one;
-//! - the state file loads without a problem;
-//! and restarts the agent, which must complete the interrupted rotation (both links on the new
+//! - the state file loads without a problem.
+//!
+//! Then it restarts the agent, which must complete the interrupted rotation (both links on the new
 //! version) and leave exactly one hook run per version: two only where the kill struck while
 //! that version's hook may have been running (its journal entry pending and its link already
 //! switched), since a hook killed mid-run is run again (at least once, documented).
