@@ -318,6 +318,10 @@ fn parse_ca_bundle(path: &Path, pem: &[u8]) -> Result<Vec<reqwest::Certificate>,
     reqwest::Certificate::from_pem_bundle(pem).map_err(|err| invalid(err.to_string()))
 }
 
+/// The shortest deadline [`RetryPolicy::capped`] leaves: enough for a short burst of errors to
+/// be retried within one check, even with a polling interval of a second.
+pub const MIN_CAPPED_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Which answers are retried and how long to wait between attempts.
 ///
 /// Delays follow exponential backoff with full jitter: before retry `n` (1-based) the client
@@ -350,14 +354,17 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// This policy with no pause longer than `cap`, and no deadline past it either (the agent
-    /// passes its polling interval: a short interval, as with the local vault, also retries
-    /// quickly, and one check never retries past the next cycle, which tries again anyway; until
-    /// a check ends, its cycle's status and the other certificates' next checks wait on it).
+    /// This policy with no pause longer than `cap`, and no deadline past `cap` or
+    /// [`MIN_CAPPED_DEADLINE`], whichever is longer (the agent passes its polling interval: a
+    /// short interval, as with the local vault, also retries quickly, and one check does not
+    /// retry long past the next cycle, which tries again anyway; until a check ends, its cycle's
+    /// status and the other certificates' next checks wait on it).
     pub fn capped(mut self, cap: Duration) -> Self {
         self.max_delay = self.max_delay.min(cap);
         self.initial_delay = self.initial_delay.min(cap / 4);
-        self.deadline = self.deadline.map(|deadline| deadline.min(cap));
+        self.deadline = self
+            .deadline
+            .map(|deadline| deadline.min(cap.max(MIN_CAPPED_DEADLINE)));
         self
     }
 
@@ -619,10 +626,12 @@ mod tests {
         let policy = RetryPolicy::key_vault().capped(Duration::from_secs(1));
         assert_eq!(policy.max_delay, Duration::from_secs(1));
         assert_eq!(policy.initial_delay, Duration::from_millis(250));
-        // A throttled vault is not retried past the next cycle: the fault matrix's 429 storms
-        // (fault_matrix::throttling) froze the status and every other certificate for the
-        // five minutes of Key Vault's deadline when it was.
-        assert_eq!(policy.deadline, Some(Duration::from_secs(1)));
+        // A throttled vault is not retried for Key Vault's five minutes when the polling
+        // interval is shorter: the fault matrix's 429 storms (fault_matrix::throttling) froze
+        // the status and every other certificate that long when it was.
+        assert_eq!(policy.deadline, Some(MIN_CAPPED_DEADLINE));
+        let minute = RetryPolicy::key_vault().capped(Duration::from_secs(60));
+        assert_eq!(minute.deadline, Some(Duration::from_secs(60)));
         let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
         assert_eq!(long, RetryPolicy::key_vault());
     }
