@@ -114,16 +114,6 @@ pub struct Engine {
     metrics: Arc<Metrics>,
 }
 
-/// The hook journal's record of a hook about to run for `version`.
-fn pending_record(version: &str) -> HookRecord {
-    HookRecord {
-        version: version.to_owned(),
-        state: HookState::Pending,
-        at: OffsetDateTime::now_utc(),
-        error: None,
-    }
-}
-
 /// During a cycle the state file is saved at most this often, and only once a sixteenth of its
 /// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
 /// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
@@ -623,7 +613,7 @@ impl Engine {
         // A crash before the switch leaves the record naming a version not in place, which
         // the restart skips; the next cycle installs that version and runs its hook.
         if self.hook_of(cert).is_some() {
-            self.journal(&url, pending_record(&version));
+            self.journal(&url, HookRecord::pending(&version));
         }
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
