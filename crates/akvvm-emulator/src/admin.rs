@@ -16,7 +16,9 @@
 //!   `.../create` `{"policy"}`, `.../rotate`; `PATCH .../certificates/{name}` `{"enabled","version"}`;
 //!   `DELETE .../certificates/{name}`
 //! - `PUT|GET|DELETE /_emulator/faults/{scope}` [`Faults`] (scope: a vault name, `imds`, `entra`;
-//!   e.g. `{"networkDenial": "ForbiddenByFirewall"}` for a vault)
+//!   e.g. `{"networkDenial": "ForbiddenByFirewall"}` for a vault, `{"cutNext": 3}` to cut
+//!   three answers short, `{"untrustedCertificate": true}` for an impostor TLS certificate,
+//!   `{"throttle": {"limit": 0, "windowMs": 1000}}` to answer every request 429)
 //! - `GET|DELETE /_emulator/counters` -> [`RequestCount`](crate::state::RequestCount) rows
 //! - `GET|DELETE /_emulator/stats` -> [`RequestStats`](crate::state::RequestStats) (the counters
 //!   summed per scope and status)

@@ -78,7 +78,12 @@ impl Emulator {
             .with_context(|| format!("failed to listen on {} (imds)", config.imds_addr))?;
         let https_addr = https.local_addr()?;
         let imds_addr = imds.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config()?);
+        let faults = state.clone();
+        let untrusted: crate::tls::Untrusted = Arc::new(move |name: &str| {
+            crate::keyvault::vault_from_host(name)
+                .is_some_and(|vault| faults.traffic.faults(&vault).untrusted_certificate)
+        });
+        let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config(untrusted)?);
         let arc = config
             .arc_key_directory
             .clone()
@@ -254,6 +259,23 @@ impl RunningEmulator {
         self.state
             .traffic
             .update_faults(scope, |f| f.drop_next += count);
+    }
+
+    /// Cuts the answers to the next `count` requests of a scope short: the status line, the
+    /// headers (with the whole answer's `Content-Length`) and half the body are sent, then the
+    /// connection closes.
+    pub fn cut_next(&self, scope: &str, count: u32) {
+        self.state
+            .traffic
+            .update_faults(scope, |f| f.cut_next += count);
+    }
+
+    /// Makes TLS handshakes for `vault`'s host name present a self-signed impostor certificate
+    /// that the local vault's CA did not issue, until [`clear_faults`](Self::clear_faults).
+    pub fn untrusted_certificate(&self, vault: &str) {
+        self.state
+            .traffic
+            .update_faults(vault, |f| f.untrusted_certificate = true);
     }
 
     /// Makes IMDS answer as it does while booting: the next `not_found` token requests get 404,

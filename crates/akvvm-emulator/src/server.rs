@@ -1,6 +1,6 @@
 //! Listeners and routing: HTTPS (Key Vault by host name, Entra ID and the admin API on other
 //! hosts) and plain http (IMDS). Each connection is served by hyper; faults (latency, dropped
-//! connections, injected statuses, throttling) and request counters are applied here, in front of
+//! connections, answers cut short, injected statuses, throttling) and request counters are applied here, in front of
 //! the routers, each answering in its service's own error format. Starting the emulator is
 //! [`crate::emulator`]; the services are [`crate::keyvault`], [`crate::entra`], [`crate::imds`]
 //! and [`crate::admin`].
@@ -144,6 +144,15 @@ async fn dispatch(
             .oneshot(req)
             .await
             .unwrap_or_else(|e: Infallible| match e {}),
+        FaultAction::Cut => {
+            let answer = router
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e: Infallible| match e {});
+            tracing::info!(%scope, %path, "fault: cutting the answer short");
+            cut_short(answer).await
+        }
         FaultAction::Status(status) => status_fault(&scope, status),
         FaultAction::Booting(status) => crate::imds::booting(status),
         FaultAction::Throttled { retry_after_s } => throttle_fault(&scope, retry_after_s),
@@ -158,6 +167,22 @@ async fn dispatch(
         .count(&scope, &method, &path, response.status().as_u16());
     tracing::debug!(%scope, %method, %path, status = response.status().as_u16(), "request");
     Ok(response)
+}
+
+/// `answer` with its whole length announced but only half its body sent: the body stream then
+/// fails, and hyper closes the connection mid-answer.
+async fn cut_short(answer: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<axum::body::Bytes, DroppedConnection>> =
+        vec![Ok(half), Err(DroppedConnection)];
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 /// The listener's service: every request goes through [`dispatch`] with its listener kind.

@@ -37,6 +37,68 @@ pub struct Authority {
     server_key: Vec<u8>,
 }
 
+/// Which server names get the impostor certificate (the fault `untrustedCertificate`).
+pub type Untrusted = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Picks the server certificate per handshake: the one the CA issued, or, for the names
+/// `untrusted` selects, an impostor for the same names that no client trusts (self-signed, not
+/// issued by the CA), as a TLS-intercepting middlebox or a hijacked address would present.
+struct PickCertificate {
+    genuine: Arc<rustls::sign::CertifiedKey>,
+    impostor: Arc<rustls::sign::CertifiedKey>,
+    untrusted: Untrusted,
+}
+
+impl std::fmt::Debug for PickCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PickCertificate")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for PickCertificate {
+    fn resolve(
+        &self,
+        client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let impostor = client_hello
+            .server_name()
+            .is_some_and(|name| (self.untrusted)(name));
+        Some(if impostor {
+            self.impostor.clone()
+        } else {
+            self.genuine.clone()
+        })
+    }
+}
+
+/// A certified key from a DER chain and a PKCS#8 key.
+fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+    chain: Vec<CertificateDer<'static>>,
+    key: Vec<u8>,
+) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
+        .context("failed to load the server key")?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, key)))
+}
+
+/// A self-signed certificate for [`SERVER_NAMES`] that the CA did not issue.
+fn impostor() -> anyhow::Result<(Vec<CertificateDer<'static>>, Vec<u8>)> {
+    let names: Vec<String> = SERVER_NAMES.iter().map(|s| (*s).to_owned()).collect();
+    let mut params = CertificateParams::new(names).context("invalid server names")?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "akvvm local vault (impostor)");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().context("failed to generate the impostor key")?;
+    let cert = params
+        .self_signed(&key)
+        .context("failed to create the impostor certificate")?;
+    Ok((vec![cert.der().clone()], key.serialize_der()))
+}
+
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, CA_NAME);
@@ -119,17 +181,26 @@ impl Authority {
         })
     }
 
-    pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    /// The server's TLS configuration; the names `untrusted` selects get an impostor
+    /// certificate instead of the CA's.
+    pub fn server_config(&self, untrusted: Untrusted) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let genuine = certified_key(
+            &provider,
+            self.server_chain.clone(),
+            self.server_key.clone(),
+        )?;
+        let (impostor_chain, impostor_key) = impostor()?;
+        let impostor = certified_key(&provider, impostor_chain, impostor_key)?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("failed to select TLS versions")?
             .with_no_client_auth()
-            .with_single_cert(
-                self.server_chain.clone(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone())),
-            )
-            .context("failed to load the server certificate")?;
+            .with_cert_resolver(Arc::new(PickCertificate {
+                genuine,
+                impostor,
+                untrusted,
+            }));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

@@ -8,7 +8,9 @@
 //!   private endpoints without touching `/etc/hosts`;
 //! - `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment (reqwest's system proxy); the TLS
 //!   session is tunnelled through the proxy, so the extra roots still apply end to end;
-//! - connect and request timeouts, and the user agent `akvvm/<version>`.
+//! - connect and request timeouts (`akvvm.requestTimeoutInS`), and the user agent
+//!   `akvvm/<version>`;
+//! - the system resolver, except that names under `.invalid` fail without a query (RFC 6761).
 //!
 //! A proxy resolves host names itself, so host overrides do not apply to proxied requests: list
 //! the overridden hosts (private endpoints, the local vault) in `NO_PROXY`. IMDS is always
@@ -41,6 +43,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod body;
 pub use body::{BodyError, MAX_BODY_BYTES, capped_stream, read_body};
+mod dns;
+pub use dns::{SystemResolver, is_reserved_invalid};
 
 /// Errors while building the client or sending a request.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +226,8 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     /// The options the settings' `"akvvm"` object asks for: `caCertificates` as extra roots and
-    /// `resolve` as host overrides; proxies from the environment, default timeouts.
+    /// `resolve` as host overrides, `requestTimeoutInS` as the request timeout; proxies from the
+    /// environment, the default connect timeout.
     pub fn from_settings(agent: &crate::settings::AgentOptions) -> Self {
         Self {
             extra_ca_files: agent.ca_certificates.clone(),
@@ -237,6 +242,7 @@ impl HttpOptions {
                     HostOverride::new(host, addr)
                 })
                 .collect(),
+            request_timeout: agent.request_timeout,
             ..Self::default()
         }
     }
@@ -259,6 +265,7 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError>
         .user_agent(USER_AGENT)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
+        .dns_resolver(std::sync::Arc::new(dns::SystemResolver))
         .redirect(reqwest::redirect::Policy::none());
 
     let mut roots = Vec::new();
@@ -311,6 +318,10 @@ fn parse_ca_bundle(path: &Path, pem: &[u8]) -> Result<Vec<reqwest::Certificate>,
     reqwest::Certificate::from_pem_bundle(pem).map_err(|err| invalid(err.to_string()))
 }
 
+/// The shortest deadline [`RetryPolicy::capped`] leaves: enough for a short burst of errors to
+/// be retried within one check, even with a polling interval of a second.
+pub const MIN_CAPPED_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Which answers are retried and how long to wait between attempts.
 ///
 /// Delays follow exponential backoff with full jitter: before retry `n` (1-based) the client
@@ -343,11 +354,17 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// This policy with no pause longer than `cap` (the agent passes its polling interval, so
-    /// that a short interval, as with the local vault, also retries quickly).
+    /// This policy with no pause longer than `cap`, and no deadline past `cap` or
+    /// [`MIN_CAPPED_DEADLINE`], whichever is longer (the agent passes its polling interval: a
+    /// short interval, as with the local vault, also retries quickly, and one check does not
+    /// retry long past the next cycle, which tries again anyway; until a check ends, its cycle's
+    /// status and the other certificates' next checks wait on it).
     pub fn capped(mut self, cap: Duration) -> Self {
         self.max_delay = self.max_delay.min(cap);
         self.initial_delay = self.initial_delay.min(cap / 4);
+        self.deadline = self
+            .deadline
+            .map(|deadline| deadline.min(cap.max(MIN_CAPPED_DEADLINE)));
         self
     }
 
@@ -601,220 +618,4 @@ pub fn redact_url(url: &url::Url) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capped_retry_pauses_never_exceed_the_cap() {
-        let policy = RetryPolicy::key_vault().capped(Duration::from_secs(1));
-        assert_eq!(policy.max_delay, Duration::from_secs(1));
-        assert_eq!(policy.initial_delay, Duration::from_millis(250));
-        let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
-        assert_eq!(long, RetryPolicy::key_vault());
-    }
-
-    #[test]
-    fn throttling_waits_retry_after_plus_a_growing_jitter_and_is_not_given_up_early() {
-        let policy = RetryPolicy::key_vault();
-        let mut rng = rand::rng();
-        let second = Duration::from_secs(1);
-        let delays: Vec<Duration> = (0..200)
-            .map(|_| policy.throttle_delay(1, Some(second), &mut rng))
-            .collect();
-        assert!(delays.iter().all(|d| *d >= second && *d <= 2 * second));
-        let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
-        assert!(
-            distinct.len() > 100,
-            "clients told the same Retry-After must spread"
-        );
-        for _ in 0..100 {
-            assert!(policy.throttle_delay(4, Some(second), &mut rng) <= 9 * second);
-            assert!(policy.throttle_delay(4, None, &mut rng) <= 8 * second);
-        }
-        // Past max_attempts, until the deadline.
-        assert!(policy.retries_throttling(50, second, Duration::from_secs(100)));
-        assert!(!policy.retries_throttling(50, second, Duration::from_secs(300)));
-        assert!(!RetryPolicy::entra().retries_throttling(4, second, Duration::ZERO));
-    }
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn host_override_accepts_ip_port_and_bare_ip() {
-        let with_port = HostOverride::parse("MyVault.vault.azure.net", "127.0.0.1:8443").unwrap();
-        assert_eq!(with_port.host(), "myvault.vault.azure.net");
-        assert_eq!(with_port.addr(), "127.0.0.1:8443".parse().unwrap());
-        let bare = HostOverride::parse("v.vault.azure.net", "10.1.2.3").unwrap();
-        assert_eq!(bare.addr(), "10.1.2.3:0".parse().unwrap());
-        let v6 = HostOverride::parse("v.vault.azure.net", "[::1]:9443").unwrap();
-        assert_eq!(v6.addr(), "[::1]:9443".parse().unwrap());
-    }
-
-    #[test]
-    fn options_from_settings_take_roots_and_resolve() {
-        let mut resolve = std::collections::BTreeMap::new();
-        resolve.insert(
-            "myvault.vault.azure.net".to_owned(),
-            crate::settings::ResolveTarget::Socket("127.0.0.1:8443".parse().unwrap()),
-        );
-        resolve.insert(
-            "other.vault.azure.net".to_owned(),
-            crate::settings::ResolveTarget::Ip("10.0.0.5".parse().unwrap()),
-        );
-        let agent = crate::settings::AgentOptions {
-            ca_certificates: vec![PathBuf::from("/etc/akvvm/proxy-ca.pem")],
-            resolve,
-            ..crate::settings::AgentOptions::default()
-        };
-        let options = HttpOptions::from_settings(&agent);
-        assert_eq!(options.extra_ca_files, agent.ca_certificates);
-        assert_eq!(
-            options.host_overrides,
-            vec![
-                HostOverride::parse("myvault.vault.azure.net", "127.0.0.1:8443").unwrap(),
-                HostOverride::parse("other.vault.azure.net", "10.0.0.5").unwrap(),
-            ]
-        );
-        assert_eq!(options.proxy, ProxyMode::FromEnvironment);
-    }
-
-    #[test]
-    fn host_override_rejects_names_and_garbage() {
-        let err = HostOverride::parse("v.vault.azure.net", "localhost:8443").unwrap_err();
-        assert_eq!(err.code(), "http.host_override_invalid");
-        assert!(err.to_string().contains("127.0.0.1:8443"), "{err}");
-        assert!(HostOverride::parse("bad host", "127.0.0.1").is_err());
-    }
-
-    #[test]
-    fn ca_file_without_certificate_is_rejected_with_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("roots.pem");
-        std::fs::write(&path, "not a certificate").unwrap();
-        let options = HttpOptions {
-            extra_ca_files: vec![path.clone()],
-            ..HttpOptions::default()
-        };
-        let err = build_client(&options).unwrap_err();
-        assert_eq!(err.code(), "http.ca_root_invalid");
-        assert!(err.to_string().contains(&path.display().to_string()));
-        let missing = HttpOptions {
-            extra_ca_files: vec![dir.path().join("missing.pem")],
-            ..HttpOptions::default()
-        };
-        assert_eq!(
-            build_client(&missing).unwrap_err().code(),
-            "http.ca_root_unreadable"
-        );
-    }
-
-    #[test]
-    fn status_sets_of_the_named_policies() {
-        let imds = RetryPolicy::imds();
-        for status in [404, 410, 429, 500, 503, 504] {
-            assert!(imds.retries_status(status), "{status}");
-        }
-        for status in [200, 400, 401, 403] {
-            assert!(!imds.retries_status(status), "{status}");
-        }
-        let kv = RetryPolicy::key_vault();
-        for status in [429, 500, 502, 503] {
-            assert!(kv.retries_status(status), "{status}");
-        }
-        for status in [400, 401, 403, 404, 410] {
-            assert!(!kv.retries_status(status), "{status}");
-        }
-        assert!(!RetryPolicy::no_retry().retries_status(503));
-    }
-
-    #[test]
-    fn backoff_ceiling_doubles_up_to_the_cap() {
-        let policy = RetryPolicy {
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(700),
-            ..RetryPolicy::key_vault()
-        };
-        let ceilings: Vec<u128> = (1..=6)
-            .map(|n| policy.backoff_ceiling(n).as_millis())
-            .collect();
-        assert_eq!(ceilings, vec![100, 200, 400, 700, 700, 700]);
-        assert_eq!(policy.backoff_ceiling(200), Duration::from_millis(700));
-    }
-
-    #[test]
-    fn full_jitter_stays_within_the_ceiling_and_varies() {
-        let policy = RetryPolicy {
-            initial_delay: Duration::from_millis(1000),
-            max_delay: Duration::from_secs(10),
-            ..RetryPolicy::key_vault()
-        };
-        let mut rng = rand::rng();
-        let samples: Vec<Duration> = (0..200)
-            .map(|_| policy.jittered_backoff(3, &mut rng))
-            .collect();
-        assert!(samples.iter().all(|d| *d <= Duration::from_secs(4)));
-        let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
-        assert!(distinct.len() > 100, "full jitter must spread delays");
-        assert!(samples.iter().any(|d| *d < Duration::from_secs(2)));
-    }
-
-    #[test]
-    fn next_delay_honours_retry_after_attempts_and_deadline() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            deadline: Some(Duration::from_secs(10)),
-            ..RetryPolicy::key_vault()
-        };
-        assert_eq!(
-            policy.next_delay(1, Some(Duration::from_secs(2)), Duration::ZERO),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            policy.next_delay(3, Some(Duration::from_secs(1)), Duration::ZERO),
-            None
-        );
-        assert_eq!(
-            policy.next_delay(1, Some(Duration::from_secs(9)), Duration::from_secs(2)),
-            None,
-            "a wait that ends past the deadline stops retrying"
-        );
-        let ignoring = RetryPolicy {
-            honour_retry_after: false,
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(10),
-            ..policy
-        };
-        let delay = ignoring
-            .next_delay(1, Some(Duration::from_secs(5)), Duration::ZERO)
-            .unwrap();
-        assert!(delay <= Duration::from_millis(10));
-    }
-
-    #[test]
-    fn retry_after_seconds_date_and_ms_headers() {
-        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert("x-ms-retry-after-ms", HeaderValue::from_static("250"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(250)));
-    }
-
-    #[test]
-    fn user_agent_names_the_version() {
-        assert_eq!(USER_AGENT, format!("akvvm/{}", env!("CARGO_PKG_VERSION")));
-    }
-}
+mod tests;

@@ -71,7 +71,20 @@ impl SyncArgs {
                     () = cancel.cancelled() => {}
                 }
             }
-            anyhow::Ok(engine.cycle(|_| true, &cancel).await)
+            // A hook an earlier run was killed before finishing runs first, as `akvvm run`
+            // does on start: under cron, the next `sync --once` is the restart.
+            let finished = engine.finish_interrupted_hooks(&cancel).await;
+            let mut report = engine.cycle(|_| true, &cancel).await;
+            for interrupted in finished {
+                if let Some(cert) = report
+                    .certificates
+                    .iter_mut()
+                    .find(|c| c.url == interrupted.url && c.hook.is_none())
+                {
+                    cert.hook = interrupted.hook;
+                }
+            }
+            anyhow::Ok(report)
         })?;
         print_report(&report);
         Ok(if report.complete() {

@@ -143,6 +143,14 @@ pub struct Faults {
     /// Close the connection without answering the next this many requests.
     #[serde(default)]
     pub drop_next: u32,
+    /// Cut the answers to the next this many requests short: status, headers (announcing the
+    /// whole length) and half the body, then the connection closes.
+    #[serde(default)]
+    pub cut_next: u32,
+    /// Vaults only: TLS handshakes for the vault's host name present a self-signed certificate
+    /// that the local vault's CA did not issue (applied by [`crate::tls`]).
+    #[serde(default)]
+    pub untrusted_certificate: bool,
     /// Vaults only: list answers in short or empty pages that still carry a `nextLink`.
     #[serde(default)]
     pub list_paging: Option<ListPaging>,
@@ -167,6 +175,8 @@ pub struct Faults {
 pub enum FaultAction {
     Pass,
     Drop,
+    /// Answer, but close the connection after half the body.
+    Cut,
     Status(u16),
     /// IMDS booting: 404 or 410.
     Booting(u16),
@@ -279,6 +289,10 @@ impl Traffic {
         if faults.drop_next > 0 {
             faults.drop_next -= 1;
             return (FaultAction::Drop, latency);
+        }
+        if faults.cut_next > 0 {
+            faults.cut_next -= 1;
+            return (FaultAction::Cut, latency);
         }
         if let Some(booting) = &mut faults.booting {
             if booting.not_found > 0 {
@@ -474,6 +488,8 @@ mod tests {
             },
         );
         assert_eq!(s.take_fault("v").0, FaultAction::Drop);
+        s.update_faults("v", |f| f.cut_next = 1);
+        assert_eq!(s.take_fault("v").0, FaultAction::Cut);
         assert_eq!(s.take_fault("v").0, FaultAction::Status(503));
         assert_eq!(s.take_fault("v").0, FaultAction::Status(500));
         assert_eq!(s.take_fault("v").0, FaultAction::Pass);

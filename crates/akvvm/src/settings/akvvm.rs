@@ -79,6 +79,16 @@ impl Ctx<'_> {
             )
             .value()
             .map(Duration::from_secs);
+        let request_timeout = self
+            .integer(
+                fields.get("requestTimeoutInS"),
+                &fields.path("requestTimeoutInS"),
+                1,
+                600,
+            )
+            .value()
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.request_timeout);
         let full_check_interval = self
             .integer(
                 fields.get("fullCheckIntervalInS"),
@@ -122,6 +132,7 @@ impl Ctx<'_> {
             bootstrap_certificate_directories,
             concurrency_per_vault,
             startup_jitter,
+            request_timeout,
             full_check_interval,
             expiry_warning_days,
             reload,

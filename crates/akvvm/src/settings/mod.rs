@@ -330,6 +330,10 @@ pub struct AgentOptions {
     /// cycle; default [`DEFAULT_STARTUP_JITTER`] for `akvvm run`, none for `akvvm sync --once`
     /// (`None`: not given).
     pub startup_jitter: Option<Duration>,
+    /// `requestTimeoutInS`: the time one HTTP request (IMDS, Entra ID, Key Vault) may take, from
+    /// sending to the last byte of the answer, before it is abandoned (and retried as its
+    /// policy says); default [`crate::http::DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
     /// `fullCheckIntervalInS`: how long a certificate that the vault's secret list showed
     /// unchanged goes without a GET of its own; zero turns the list off (one GET per certificate
     /// per cycle). Default [`DEFAULT_FULL_CHECK_INTERVAL`].
@@ -379,6 +383,7 @@ impl Default for AgentOptions {
             )],
             concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
             startup_jitter: None,
+            request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
             full_check_interval: DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,

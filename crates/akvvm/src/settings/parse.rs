@@ -58,6 +58,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "bootstrapCertificateDirectories",
     "concurrencyPerVault",
     "startupJitterInS",
+    "requestTimeoutInS",
     "fullCheckIntervalInS",
     "expiryWarningDays",
     "reload",

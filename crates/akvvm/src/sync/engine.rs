@@ -607,6 +607,14 @@ impl Engine {
         let link_name = cert.link_name.clone();
         let certbot_layout = cert.certbot_layout(&self.settings.agent);
         let keep = self.settings.agent.keep_versions;
+        // The hook is journalled as pending before the link moves: a crash after the switch
+        // and before the hook ran must leave a pending record for the restart to finish
+        // (crash_safety's SIGKILLs found the window when the record came after the install).
+        // A crash before the switch leaves the record naming a version not in place, which
+        // the restart skips; the next cycle installs that version and runs its hook.
+        if self.hook_of(cert).is_some() {
+            self.journal(&url, HookRecord::pending(&version));
+        }
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
             store.install(&InstallRequest {
@@ -674,7 +682,15 @@ impl Engine {
             at: OffsetDateTime::now_utc(),
             error,
         };
-        self.journal(&url, record(HookState::Pending, None));
+        let already_pending = {
+            let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            hooks
+                .get(&url)
+                .is_some_and(|r| r.state == HookState::Pending && r.version == info.version)
+        };
+        if !already_pending {
+            self.journal(&url, record(HookState::Pending, None));
+        }
         let context = HookContext {
             cert_path: info.file.clone().unwrap_or_default(),
             link_path: link.unwrap_or_else(|| cert.stable_link()),

@@ -338,6 +338,18 @@ pub struct HookRecord {
     pub error: Option<String>,
 }
 
+impl HookRecord {
+    /// The record of a hook about to run for `version`.
+    pub fn pending(version: &str) -> Self {
+        HookRecord {
+            version: version.to_owned(),
+            state: HookState::Pending,
+            at: OffsetDateTime::now_utc(),
+            error: None,
+        }
+    }
+}
+
 /// `<state dir>/hooks.json`: which version's hook ran, per observed URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookJournal {

@@ -1,7 +1,8 @@
 //! Hostile servers (issue 11, standing defence 3): a Key Vault stand-in
 //! ([`HostileVault`], since the local vault answers only what Key Vault would) answers bodies
 //! past the cap, bodies that are not JSON or not a secret, ids with `..` or `/` in them, a PEM
-//! chain of thousands of certificates, and a body sent one byte a second. The agent neither
+//! chain of thousands of certificates, a PFX of thousands of certificates (under and over the body
+//! cap), and a body sent one byte a second. The agent neither
 //! panics nor writes outside its store; each answer is a failure of that certificate with a clear
 //! error in its report and in the state file, and the certificate installed before stays in place.
 
@@ -291,4 +292,101 @@ async fn an_answer_sent_one_byte_a_second_is_cut_by_the_request_timeout() {
     });
     let bundle = client.get_latest("web").await.unwrap();
     assert_eq!(bundle.version, "v1");
+}
+
+/// A PFX (base64, as Key Vault serves one) of the leaf, its key and its chain repeated until
+/// the base64 is at least `bytes` long, encoded the way Key Vault encodes its own; and how many
+/// certificates it holds.
+fn pfx_with_thousands_of_certificates(good: &certs::Generated, bytes: usize) -> (String, usize) {
+    use base64::Engine as _;
+    let mut ders: Vec<Vec<u8>> = vec![good.bundle.leaf.der().to_vec()];
+    let chain: Vec<Vec<u8>> = good.bundle.chain.iter().map(|c| c.der().to_vec()).collect();
+    let per_round: usize = chain.iter().map(Vec::len).sum();
+    while ders.iter().map(Vec::len).sum::<usize>() * 4 / 3 < bytes + per_round {
+        ders.extend(chain.iter().cloned());
+    }
+    let der = akvvm_cert::pkcs12::encode_keyvault(good.bundle.key.pkcs8_der(), &ders).unwrap();
+    (
+        base64::engine::general_purpose::STANDARD.encode(der),
+        ders.len(),
+    )
+}
+
+/// A PFX of thousands of certificates, under the body cap (the decoder meets it and stops at the
+/// 100-certificate limit) and over it (the body cap stops the read): each is refused with a clear
+/// error, and the installed files stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pfx_of_thousands_of_certificates_is_refused() {
+    let h = Harness::start().await;
+    let ca = TestCa::new();
+    let ca_file = h.dir.path().join("stand-in-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let good = certs::generate("web.example", 30);
+    let vault = HostileVault::new(HostileAnswer::Json(secret(&id("v1"), &good.pem)));
+    let address = vault.serve(&ca, HOST).await;
+    let mut json = h.settings_json(&["contoso"], vec![json!(Harness::url("contoso", "web"))]);
+    json["akvvm"]["resolve"][HOST] = json!(address.to_string());
+    json["akvvm"]["caCertificates"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(ca_file.display().to_string()));
+    let engine = h.engine(&json);
+    assert!(cycle(&engine).await.complete(), "the good answer installs");
+    let link = h.store().join("contoso.web");
+    let store_before = snapshot(&h.store());
+    let bytes_before = std::fs::read(&link).unwrap();
+
+    let limit = akvvm_cert::certificate::MAX_CERTIFICATES;
+    let (under_cap, under_count) = pfx_with_thousands_of_certificates(&good, 900 * 1024);
+    let (over_cap, over_count) = pfx_with_thousands_of_certificates(&good, 3 * 1024 * 1024);
+    assert!(under_count >= 1000 && under_cap.len() < akvvm::http::MAX_BODY_BYTES - 4096);
+    assert!(over_count >= 3000 && over_cap.len() > akvvm::http::MAX_BODY_BYTES);
+    for (what, pfx, count, code, says) in [
+        (
+            "under the body cap",
+            &under_cap,
+            under_count,
+            "cert.too_many_certificates",
+            format!("{limit}"),
+        ),
+        (
+            "over the body cap",
+            &over_cap,
+            over_count,
+            "vault.response_invalid",
+            "larger than".to_owned(),
+        ),
+    ] {
+        vault.set(HostileAnswer::Json(json!({
+            "value": pfx, "contentType": "application/x-pkcs12", "id": id("v2"),
+            "attributes": {"enabled": true}
+        })));
+        let report = cycle(&engine).await;
+        let CertOutcome::Failed {
+            code: got,
+            message,
+            installed,
+        } = &report.certificates[0].outcome
+        else {
+            panic!("{what}: a PFX of {count} certificates was not refused");
+        };
+        eprintln!(
+            "a PFX of {count} certificates, {} bytes of base64, {what}: [{got}] {}",
+            pfx.len(),
+            message.chars().take(300).collect::<String>()
+        );
+        assert_eq!(got, code, "{what}: {message}");
+        assert!(message.contains(&says), "{what}: a clear error: {message}");
+        assert_eq!(installed.as_ref().map(|i| i.version.as_str()), Some("v1"));
+        assert_eq!(
+            snapshot(&h.store()),
+            store_before,
+            "{what}: the store changed"
+        );
+        assert_eq!(std::fs::read(&link).unwrap(), bytes_before, "{what}");
+    }
+    // The decoder alone says the same, without the agent around it.
+    let error = akvvm_cert::certificate::decode_secret(Some("application/x-pkcs12"), &under_cap)
+        .unwrap_err();
+    assert_eq!(error.code(), "cert.too_many_certificates", "{error}");
 }

@@ -159,6 +159,7 @@ fn akvvm_options_from_an_extension_resource() {
             bootstrap_certificate_directories: vec![PathBuf::from("/var/lib/waagent")],
             concurrency_per_vault: NonZeroUsize::new(2).unwrap(),
             startup_jitter: None,
+            request_timeout: akvvm::http::DEFAULT_REQUEST_TIMEOUT,
             full_check_interval: akvvm::settings::DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: 21,
             reload: Some(ReloadHook {

@@ -1,0 +1,416 @@
+//! Crash safety at scale: `akvvm sync --once` killed with SIGKILL at random moments of installs
+//! and rotations, hundreds of times, in both layouts (the 3.x layout for `web`, the 3.x layout
+//! plus certbot's for `api`), each certificate with a reload hook that appends a line per run.
+//!
+//! Each round rotates both certificates in the local vault, starts the agent, kills it after a
+//! random delay, a random fraction (35% to 100%) of the length of an uninterrupted run, so that
+//! kills land in the fetch, the decode, the installs, the state save, the hooks and the exit
+//! (the tally printed at the end says where they landed), then checks:
+//! - every link (`contoso.web`, `contoso.api`, `contoso.api.live`) points to a complete
+//!   certificate whose key matches (decoded and key-checked by `akvvm-cert`), either the
+//!   previous version or the new one;
+//! - the state file loads without a problem.
+//!
+//! Then it restarts the agent, which must complete the interrupted rotation (both links on the new
+//! version) and leave exactly one hook run per version: two only where the kill struck while
+//! that version's hook may have been running (its journal entry pending and its link already
+//! switched), since a hook killed mid-run is run again (at least once, documented).
+//!
+//! CI runs [`CI_KILLS`] kills; `AKVVM_CRASH_KILLS=N` runs more (`cargo test -p akvvm-cli --test
+//! it crash_safety -- --ignored` runs [`LONG_KILLS`]). `AKVVM_CRASH_SEED` replays a run: the seed
+//! is printed at the start and in every failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use akvvm_testkit::harness::{Harness, PEM, PFX};
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::json;
+
+/// Kills per CI run.
+const CI_KILLS: u64 = 200;
+/// Kills of the longer, documented run (`--ignored`).
+const LONG_KILLS: u64 = 2_000;
+
+/// A small seeded generator (SplitMix64): the same seed, the same delays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..=max`.
+    fn below(&mut self, max: u64) -> u64 {
+        self.next() % (max + 1)
+    }
+}
+
+/// What the kill interrupted, as seen afterwards: the counts the run prints.
+#[derive(Default, Debug)]
+struct Tally {
+    kills: u64,
+    exited_before_kill: u64,
+    /// Neither link had moved to the new version.
+    before_any_switch: u64,
+    /// One certificate's link had moved, the other's had not.
+    between_certificates: u64,
+    /// Both links on the new version, some hook not yet recorded as run.
+    after_switch_before_hook_done: u64,
+    /// Both links switched and both hooks recorded.
+    after_everything: u64,
+    /// Temp debris (`.akvvm-tmp-*`) left by the kill: a write was cut mid-way.
+    with_debris: u64,
+    /// Hooks run a second time because the kill struck while they may have been running.
+    hook_reruns: u64,
+}
+
+struct Bed {
+    h: Harness,
+    settings: PathBuf,
+    hook_log: PathBuf,
+    seed: u64,
+}
+
+const CERTS: [&str; 2] = ["web", "api"];
+
+impl Bed {
+    async fn new(seed: u64) -> Bed {
+        let h = Harness::start().await;
+        h.vault("contoso");
+        // EC keys and PEM secrets: a rotation costs the local vault no RSA key generation and
+        // the agent no PKCS#12 key derivation, so a round is mostly the agent's own work.
+        h.certificate("contoso", "web", "EC", PEM);
+        h.certificate("contoso", "api", "EC", PEM);
+        let hook_log = h.dir.path().join("hook.log");
+        let mut json = h.settings_json(
+            &["contoso"],
+            vec![
+                json!(Harness::url("contoso", "web")),
+                json!({"url": Harness::url("contoso", "api"), "akvvm": {"certbotLayout": true}}),
+            ],
+        );
+        json["akvvm"]["reload"] = json!({
+            "command": [
+                "/bin/sh", "-c",
+                format!("echo \"$AKVVM_URL $AKVVM_VERSION\" >> {}", hook_log.display())
+            ],
+            "timeoutInS": 30
+        });
+        // Every cycle is a full check (no list short-cut), so each run fetches both secrets.
+        json["akvvm"]["fullCheckIntervalInS"] = json!(0);
+        let settings = h.settings_file(&json);
+        Bed {
+            h,
+            settings,
+            hook_log,
+            seed,
+        }
+    }
+
+    fn sync_once(&self) -> Command {
+        let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
+        command
+            .args(["sync", "--once", "--settings"])
+            .arg(&self.settings)
+            .env("RUST_LOG", "error")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs the agent to completion; panics unless it succeeds.
+    fn complete(&self, round: u64) -> Duration {
+        let started = Instant::now();
+        let out = self.sync_once().output().expect("akvvm runs");
+        assert!(
+            out.status.success(),
+            "seed {}: round {round}: the restart did not complete: {}",
+            self.seed,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        started.elapsed()
+    }
+
+    fn store(&self) -> PathBuf {
+        self.h.store()
+    }
+
+    /// The hook runs per (certificate name, version).
+    fn hook_runs(&self) -> BTreeMap<(String, String), u64> {
+        let text = std::fs::read_to_string(&self.hook_log).unwrap_or_default();
+        let mut runs = BTreeMap::new();
+        for line in text.lines() {
+            let (url, version) = line.split_once(' ').expect("url version");
+            let name = url.rsplit('/').next().unwrap().to_owned();
+            *runs.entry((name, version.to_owned())).or_default() += 1;
+        }
+        runs
+    }
+
+    /// Whether the hook journal shows `name`'s hook pending for `version`.
+    fn hook_pending(&self, name: &str, version: &str) -> bool {
+        let path = self.h.state_dir().join("hooks.json");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        let journal: serde_json::Value = serde_json::from_str(&text).expect("the hook journal");
+        let record = &journal[Harness::url("contoso", name)];
+        record["version"] == version && record["state"] == "pending"
+    }
+}
+
+/// The version a link's target names (`contoso.web.<version>` or `contoso.api.<version>.d`).
+fn linked_version(link: &Path, name: &str) -> String {
+    let target = std::fs::read_link(link)
+        .unwrap_or_else(|e| panic!("{} is not a link: {e}", link.display()));
+    let file = target.file_name().unwrap().to_string_lossy().into_owned();
+    let file = file.strip_suffix(".d").unwrap_or(&file).to_owned();
+    file.strip_prefix(&format!("contoso.{name}."))
+        .unwrap_or_else(|| panic!("{} points to {file}", link.display()))
+        .to_owned()
+}
+
+/// Panics unless `text` is a complete certificate whose key matches.
+fn assert_complete(what: &str, text: &str, seed: u64, round: u64) {
+    if let Err(e) = akvvm_cert::certificate::decode_secret(Some(PEM), text) {
+        panic!(
+            "seed {seed}: round {round}: {what} is not a complete certificate with its key: [{}] {e}",
+            e.code()
+        );
+    }
+}
+
+/// Checks every link after a kill and returns the version each certificate's stable link names.
+fn check_links(bed: &Bed, round: u64) -> BTreeMap<&'static str, String> {
+    let store = bed.store();
+    let seed = bed.seed;
+    let mut versions = BTreeMap::new();
+    for name in CERTS {
+        let link = store.join(format!("contoso.{name}"));
+        let text = std::fs::read_to_string(&link)
+            .unwrap_or_else(|e| panic!("seed {seed}: round {round}: {}: {e}", link.display()));
+        assert_complete(&link.display().to_string(), &text, seed, round);
+        versions.insert(name, linked_version(&link, name));
+    }
+    let live = store.join("contoso.api.live");
+    let read = |file: &str| {
+        std::fs::read_to_string(live.join(file)).unwrap_or_else(|e| {
+            panic!("seed {seed}: round {round}: {}/{file}: {e}", live.display())
+        })
+    };
+    let bundle = format!("{}{}", read("fullchain.pem"), read("privkey.pem"));
+    assert_complete(&live.display().to_string(), &bundle, seed, round);
+    assert_eq!(
+        read("cert.pem").trim(),
+        read("fullchain.pem")
+            .split_inclusive("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .trim(),
+        "seed {seed}: round {round}: cert.pem is the leaf of fullchain.pem"
+    );
+    let pfx = std::fs::read(live.join("cert.pfx")).unwrap();
+    let pfx_b64 = base64_encode(&pfx);
+    if let Err(e) = akvvm_cert::certificate::decode_secret(Some(PFX), &pfx_b64) {
+        panic!("seed {seed}: round {round}: cert.pfx: [{}] {e}", e.code());
+    }
+    versions
+}
+
+/// Standard base64 (the PFX secret's encoding), without a dependency for it.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The state file loads without a problem.
+fn check_state(bed: &Bed, round: u64) {
+    let path = bed.h.state_dir().join("state.json");
+    let (_, problem) = akvvm_cert::store::state::StateFile::load_or_recover(&path);
+    if let Some(problem) = problem {
+        panic!(
+            "seed {}: round {round}: the state file does not load: [{}] {problem}",
+            bed.seed,
+            problem.code()
+        );
+    }
+}
+
+fn debris(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let e = e.unwrap();
+        e.file_name()
+            .to_string_lossy()
+            .starts_with(akvvm_cert::store::TEMP_PREFIX)
+            || (e.file_type().unwrap().is_dir() && e.path() != dir && debris(&e.path()))
+    })
+}
+
+async fn crash_rounds(kills: u64) {
+    let seed = std::env::var("AKVVM_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("crash safety: seed {seed} (replay with AKVVM_CRASH_SEED={seed}), {kills} kills");
+    let mut rng = Rng(seed);
+    let bed = Bed::new(seed).await;
+    let h = &bed.h;
+    // An uninterrupted run installs the first versions and gives the length of a run.
+    let mut full = bed.complete(0);
+    let mut tally = Tally::default();
+    let started = Instant::now();
+    let mut round = 0;
+    while tally.kills < kills {
+        round += 1;
+        let before = check_links(&bed, round);
+        let new: BTreeMap<&str, String> = CERTS
+            .iter()
+            .map(|name| {
+                let version = h
+                    .emulator
+                    .rotate_certificate("contoso", name)
+                    .unwrap()
+                    .version;
+                (*name, version)
+            })
+            .collect();
+
+        // A fraction of a run's length from 35% to 100%: the first third is the process
+        // starting and asking for a token, where nothing is written.
+        let fraction = 350 + rng.below(650);
+        let delay = full * u32::try_from(fraction).unwrap() / 1000;
+        let mut child = bed.sync_once().stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        let exited = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if exited {
+            tally.exited_before_kill += 1;
+        } else {
+            tally.kills += 1;
+        }
+
+        // After the kill: complete certificates behind every link, a readable state file.
+        let after = check_links(&bed, round);
+        check_state(&bed, round);
+        let mut switched = 0;
+        let mut pending_switched: Vec<&str> = Vec::new();
+        for name in CERTS {
+            let v = &after[name];
+            assert!(
+                *v == before[name] || *v == new[name],
+                "seed {seed}: round {round}: {name} links to {v}, neither the previous nor the new version"
+            );
+            if *v == new[name] {
+                switched += 1;
+                if bed.hook_pending(name, &new[name]) {
+                    pending_switched.push(name);
+                }
+            }
+        }
+        if !exited {
+            if debris(&bed.store()) {
+                tally.with_debris += 1;
+            }
+            let runs = bed.hook_runs();
+            let hooks_done = CERTS
+                .iter()
+                .all(|n| runs.contains_key(&((*n).to_owned(), new[n].clone())))
+                && pending_switched.is_empty();
+            match switched {
+                0 => tally.before_any_switch += 1,
+                1 => tally.between_certificates += 1,
+                _ if hooks_done => tally.after_everything += 1,
+                _ => tally.after_switch_before_hook_done += 1,
+            }
+        }
+
+        // A restart completes the rotation and runs each hook once.
+        let took = bed.complete(round);
+        // The length of a run drifts (the hook log grows, the machine is busy): follow it.
+        full = (full * 3 + took) / 4;
+        let restarted = check_links(&bed, round);
+        let runs = bed.hook_runs();
+        for name in CERTS {
+            assert_eq!(
+                restarted[name], new[name],
+                "seed {seed}: round {round}: the restart did not complete {name}'s rotation"
+            );
+            let count = runs
+                .get(&(name.to_owned(), new[name].clone()))
+                .copied()
+                .unwrap_or(0);
+            let may_rerun = pending_switched.contains(&name);
+            if count == 2 && may_rerun {
+                tally.hook_reruns += 1;
+            } else {
+                assert_eq!(
+                    count, 1,
+                    "seed {seed}: round {round}: {name}'s hook ran {count} times for version {} \
+                     (pending with its link switched at the kill: {may_rerun}); {tally:?}",
+                    new[name]
+                );
+            }
+        }
+        assert!(
+            !debris(&bed.store()),
+            "seed {seed}: round {round}: the restart left temp debris in the store"
+        );
+    }
+    eprintln!(
+        "crash safety: seed {seed}: {} kills in {round} rounds, {:.1} s: {tally:?}",
+        tally.kills,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        tally.before_any_switch > 0
+            && tally.after_switch_before_hook_done + tally.between_certificates > 0,
+        "seed {seed}: the kills did not land both before and during installs: {tally:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_installs_and_rotations() {
+    let kills = std::env::var("AKVVM_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CI_KILLS);
+    crash_rounds(kills).await;
+}
+
+/// The longer run documented in docs/security.md: `cargo test -p akvvm-cli --test it
+/// crash_safety -- --ignored`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "the long run: thousands of kills, minutes"]
+async fn sigkill_thousands_of_times() {
+    crash_rounds(LONG_KILLS).await;
+}
