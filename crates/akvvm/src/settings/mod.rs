@@ -20,6 +20,7 @@
 mod akvvm;
 mod authentication;
 mod diagnostic;
+mod logging;
 mod parse;
 mod read;
 mod secret_url;
@@ -294,13 +295,36 @@ impl fmt::Display for Authentication {
     }
 }
 
-/// `loggingSettings`: recorded; akvvm logs to stderr/journald.
+/// `loggingSettings`: forward the agent's log records to Fluentd (see [`crate::logship`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggingSettings {
-    pub logger: Option<String>,
-    pub endpoint: Option<String>,
-    pub format: Option<String>,
-    pub service_name: Option<String>,
+    /// `endpoint`: where the collector listens.
+    pub endpoint: LogEndpoint,
+    /// `servicename`: the Fluentd tag of every record; default [`DEFAULT_LOG_TAG`].
+    pub tag: String,
+}
+
+/// The tag of forwarded records when `loggingSettings` has no `servicename`: the value of the
+/// documented example.
+pub const DEFAULT_LOG_TAG: &str = "akvvm_service";
+
+/// `loggingSettings.endpoint`: `tcp://host:port` or `unix:///absolute/path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LogEndpoint {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+impl fmt::Display for LogEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogEndpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            LogEndpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            LogEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
 }
 
 /// akvvm's own agent-wide options: the top-level `"akvvm"` object.
