@@ -37,6 +37,7 @@ use serde::Serialize;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
+pub use logging::parse_endpoint as parse_log_endpoint;
 pub use parse::{
     ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
 };
