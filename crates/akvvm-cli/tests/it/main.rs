@@ -6,6 +6,7 @@
 mod e2e_cli;
 mod hardening_cli;
 mod inspect_cli;
+mod logship_cli;
 mod privilege;
 mod readme;
 mod secret_hygiene;
