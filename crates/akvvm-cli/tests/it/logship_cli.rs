@@ -219,3 +219,62 @@ async fn run_under_the_guest_agent_forwards_over_a_unix_socket_and_reports_it() 
     );
     assert!(collector.events().iter().all(|e| e.tag == "akvvm_service"));
 }
+
+#[test]
+fn validate_names_where_the_logs_go_and_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, logging: serde_json::Value| {
+        let path = dir.path().join(name);
+        let settings = json!({
+            "secretsManagementSettings": {"observedCertificates": ["https://v.vault.azure.net/secrets/c"]},
+            "loggingSettings": logging,
+        });
+        std::fs::write(&path, serde_json::to_vec(&settings).unwrap()).unwrap();
+        path
+    };
+    // The documented example, as the 3.x and 4.x pages write it.
+    let good = write(
+        "good.json",
+        json!({"logger": "fluentd", "endpoint": "tcp://localhost:24224", "format": "forward", "servicename": "akvvm_service"}),
+    );
+    let out = akvvm().arg("validate").arg(&good).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "  logging: forwarded to fluentd at tcp://localhost:24224 (Forward protocol, tag akvvm_service)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("warning["),
+        "no more 'recorded only' warning: {stdout}"
+    );
+    let unix = write(
+        "unix.json",
+        json!({"logger": "fluentd", "endpoint": "unix:///var/run/td-agent/td-agent.sock"}),
+    );
+    let out = akvvm().arg("validate").arg(&unix).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(
+            "at unix:///var/run/td-agent/td-agent.sock (Forward protocol, tag akvvm_service)"
+        ),
+        "{stdout}"
+    );
+
+    let bad = write(
+        "bad.json",
+        json!({"logger": "splunk", "endpoint": "http://localhost:24224", "format": "json"}),
+    );
+    let out = akvvm().arg("validate").arg(&bad).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for expected in [
+        "error[logging-unknown-logger] settings.loggingSettings.logger: logger \"splunk\" is not supported: akvvm forwards logs to \"fluentd\" only",
+        "error[logging-unknown-format] settings.loggingSettings.format: format \"json\" is not supported",
+        "error[logging-endpoint-scheme] settings.loggingSettings.endpoint: endpoint \"http://localhost:24224\": scheme \"http\" is not supported: akvvm supports tcp:// and unix://",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n{stdout}");
+    }
+}
