@@ -495,6 +495,24 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
 
+    #[test]
+    fn log_forwarding_figures_are_rendered() {
+        let figures = LogForwarding::default();
+        figures.records_sent.store(7, Ordering::Relaxed);
+        figures.records_dropped.store(3, Ordering::Relaxed);
+        figures.records_buffered.store(2, Ordering::Relaxed);
+        let mut out = Exposition::default();
+        figures.render(&mut out);
+        for line in [
+            "# TYPE akvvm_log_records_forwarded_total counter\nakvvm_log_records_forwarded_total 7\n",
+            "# TYPE akvvm_log_records_dropped_total counter\nakvvm_log_records_dropped_total 3\n",
+            "# TYPE akvvm_log_records_buffered gauge\nakvvm_log_records_buffered 2\n",
+            "# TYPE akvvm_log_collector_connected gauge\nakvvm_log_collector_connected 0\n",
+        ] {
+            assert!(out.text.contains(line), "{line}\n{}", out.text);
+        }
+    }
+
     fn view(url: &str, not_after: Option<OffsetDateTime>) -> CertificateView {
         CertificateView {
             url: url.to_string(),

@@ -213,6 +213,33 @@ impl Forwarder {
     }
 }
 
+impl Drop for Forwarder {
+    /// A forwarder dropped without [`Forwarder::shutdown`] stops its thread at once (what is
+    /// buffered is counted as dropped) and leaves the process-wide slot.
+    fn drop(&mut self) {
+        let mut stop_by = self
+            .shared
+            .stop_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if stop_by.is_none() {
+            *stop_by = Some(Instant::now());
+            drop(stop_by);
+            let _ = self.shared.tx.try_send(Msg::Stop);
+        }
+        if self.installed.load(Ordering::Relaxed) {
+            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            if global
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &self.shared))
+            {
+                *global = None;
+                metrics::set_log_forwarding(None);
+            }
+        }
+    }
+}
+
 /// The status file's line for log forwarding, added to `report` when a forwarder is installed:
 /// `success` while nothing was dropped, `warning` with the count otherwise.
 pub fn with_substatus(report: &Report) -> Report {
