@@ -56,6 +56,9 @@ pub struct ForwardOptions {
     /// The first wait before connecting again; doubled after each failure up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Where the forwarder's own notices (collector unreachable, drops started and stopped,
+    /// records unsent at exit) go besides stderr: `None` in the agent; a test collects them.
+    pub notices: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Default for ForwardOptions {
@@ -69,6 +72,7 @@ impl Default for ForwardOptions {
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
+            notices: None,
         }
     }
 }

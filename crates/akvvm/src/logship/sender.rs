@@ -105,6 +105,7 @@ pub(super) fn run(rx: Receiver<Msg>, shared: &Shared, options: &ForwardOptions) 
         dropped_seen: 0,
         dropping_since: None,
     };
+    let mut flushing = false;
     loop {
         let now = Instant::now();
         let stop_by = shared.stop_by();
@@ -138,6 +139,11 @@ pub(super) fn run(rx: Receiver<Msg>, shared: &Shared, options: &ForwardOptions) 
         }
         s.report_drops();
         if let Some(deadline) = shared.stop_by() {
+            // Flushing at exit: one attempt now, whatever the backoff said.
+            if !flushing {
+                flushing = true;
+                s.next_attempt = Instant::now();
+            }
             if s.buffer.is_empty() {
                 break;
             }
@@ -149,6 +155,7 @@ pub(super) fn run(rx: Receiver<Msg>, shared: &Shared, options: &ForwardOptions) 
                     .fetch_add(unsent, Ordering::Relaxed);
                 notice(
                     shared,
+                    options,
                     &format!("{unsent} log records could not be sent before exit"),
                 );
                 break;
@@ -210,6 +217,7 @@ impl Sender<'_> {
             self.dropping_since = Some(self.dropped_seen);
             notice(
                 self.shared,
+                self.options,
                 &format!(
                     "the log buffer is full ({} records, {} bytes at most): dropping log records \
                      until the collector catches up",
@@ -228,6 +236,7 @@ impl Sender<'_> {
             self.dropping_since = None;
             notice(
                 self.shared,
+                self.options,
                 &format!(
                     "forwarding resumed; {} log records were dropped ({} since start)",
                     self.dropped_seen - before,
@@ -246,6 +255,7 @@ impl Sender<'_> {
             self.down = true;
             notice(
                 self.shared,
+                self.options,
                 &format!(
                     "{error}; buffering up to {} records and retrying",
                     self.options.buffer_records
@@ -313,7 +323,11 @@ impl Sender<'_> {
         self.backoff = self.options.backoff_initial;
         if self.down {
             self.down = false;
-            notice(self.shared, "connected; forwarding log records again");
+            notice(
+                self.shared,
+                self.options,
+                "connected; forwarding log records again",
+            );
         }
         self.drops_stopped();
         Ok(())
@@ -321,11 +335,10 @@ impl Sender<'_> {
 }
 
 /// A line on stderr, outside `tracing`: a forwarded record about forwarding could loop.
-#[allow(clippy::print_stderr)]
-fn notice(shared: &Shared, message: &str) {
-    let _ = writeln!(
-        io::stderr(),
-        "akvvm: log forwarding to {}: {message}",
-        shared.endpoint
-    );
+fn notice(shared: &Shared, options: &ForwardOptions, message: &str) {
+    let line = format!("akvvm: log forwarding to {}: {message}", shared.endpoint);
+    let _ = writeln!(io::stderr(), "{line}");
+    if let Some(notices) = &options.notices {
+        notices.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
 }

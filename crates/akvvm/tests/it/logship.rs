@@ -377,3 +377,61 @@ fn a_unix_socket_collector_gets_the_records() {
     let summary = forwarder.shutdown(Duration::from_secs(5));
     assert_eq!((summary.sent, summary.dropped), (2, 0));
 }
+
+#[test]
+fn drops_are_reported_once_when_they_start_and_once_when_they_stop() {
+    let collector = Collector::tcp_down();
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = ForwardOptions {
+        buffer_records: 5,
+        notices: Some(notices.clone()),
+        ..options()
+    };
+    let forwarder = Forwarder::start(&settings(&collector.endpoint(), "t"), options).unwrap();
+    let figures = forwarder.figures();
+    let seen = || {
+        figures.records_buffered.load(Ordering::Relaxed)
+            + figures.records_dropped.load(Ordering::Relaxed)
+    };
+    with_forwarder(&forwarder, || {
+        for i in 0..15_u64 {
+            tracing::info!(i, "while down");
+            assert!(eventually(|| seen() == i + 1));
+        }
+    });
+    assert_eq!(figures.records_dropped.load(Ordering::Relaxed), 10);
+    collector.restart();
+    assert!(eventually(
+        || figures.records_sent.load(Ordering::Relaxed) == 5
+    ));
+    with_forwarder(&forwarder, || tracing::info!("after"));
+    assert!(eventually(
+        || figures.records_sent.load(Ordering::Relaxed) == 6
+    ));
+    forwarder.shutdown(Duration::from_secs(5));
+    let prefix = format!("akvvm: log forwarding to {}: ", collector.endpoint());
+    let notices = notices.lock().unwrap().clone();
+    let kinds: Vec<&str> = notices
+        .iter()
+        .map(|n| {
+            n.strip_prefix(&prefix)
+                .expect("every notice names the endpoint")
+        })
+        .map(|n| n.split([';', ':', '(']).next().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "cannot connect",
+            "the log buffer is full ",
+            "connected",
+            "forwarding resumed"
+        ],
+        "{notices:#?}"
+    );
+    assert!(
+        notices[3].ends_with("forwarding resumed; 10 log records were dropped (10 since start)"),
+        "{notices:#?}"
+    );
+    assert!(notices[1].contains("5 records"));
+}
