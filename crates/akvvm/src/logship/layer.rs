@@ -84,6 +84,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // Without a forwarder (no loggingSettings) spans cost nothing more.
+        if matches!(self.target, Target::Global) && super::global().is_none() {
+            return;
+        }
         if let Some(span) = ctx.span(id) {
             let mut fields = Fields::default();
             attrs.record(&mut fields);
