@@ -9,7 +9,8 @@
 //!
 //! The parser is split by section: `parse.rs` (the settings object and the keys each object
 //! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
-//! (`authenticationSettings`) and `akvvm.rs` (akvvm's own `"akvvm"` objects), all reading through
+//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs` (akvvm's own
+//! `"akvvm"` objects), all reading through
 //! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
 //! module of the crate: settings are the root of the dependency graph.
 //!
