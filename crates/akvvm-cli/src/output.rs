@@ -11,12 +11,15 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Default log filter when `RUST_LOG` is not set.
 const DEFAULT_FILTER: &str = "akvvm=info,akvvm_cli=info,akvvm_cert=info,warn";
 
-/// Sets up `tracing` to stderr; `RUST_LOG` overrides the level chosen on the command line.
+/// Sets up `tracing` to stderr (and to Fluentd once a `loggingSettings` forwarder is installed);
+/// `RUST_LOG` overrides the level chosen on the command line.
 ///
 /// When stderr is the systemd journal (systemd says so in `JOURNAL_STREAM`), each line starts
 /// with its syslog priority (`<4>` for a warning), which journald turns into the entry's
@@ -33,10 +36,16 @@ pub fn init_tracing(verbosity: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    // The log forwarding layer (`loggingSettings`) sees the events the filter lets through; it
+    // does nothing until `akvvm run` or `sync --once` starts a forwarder.
     if stderr_is_journal() {
-        builder.event_format(JournalLine).init();
+        builder
+            .event_format(JournalLine)
+            .finish()
+            .with(akvvm::logship::layer())
+            .init();
     } else {
-        builder.init();
+        builder.finish().with(akvvm::logship::layer()).init();
     }
 }
 

@@ -28,6 +28,8 @@
 //!   `<seq>.settings` (`settings`), the systemd unit (`systemd`), the pid file (`pid`).
 //! - [`listener`]: the one accept loop (HTTP or TLS) of the webhook, the metrics endpoint and
 //!   the local vault.
+//! - [`logship`]: `loggingSettings`: the agent's log records sent to Fluentd (Forward
+//!   protocol) by a `tracing` layer, a bounded queue and a sender thread.
 //! - [`metrics`]: Prometheus metrics and their `/metrics` listener, fed through a
 //!   `MetricsSource`.
 //! - [`webhook`]: the Event Grid webhook that queues pushed certificates for the daemon.
@@ -44,6 +46,7 @@ pub mod handler;
 pub mod http;
 pub mod identity;
 pub mod listener;
+pub mod logship;
 pub mod metrics;
 pub mod settings;
 pub mod status;

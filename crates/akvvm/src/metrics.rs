@@ -5,14 +5,16 @@
 //! whether a version is installed, its expiry, when it was installed, the last check and the
 //! last successful one, and whether it is expiring (closer to expiry than `expiryWarningDays`,
 //! or expired). Counters, kept in [`Metrics`] since the process started: failures by code,
-//! installs and reload hook runs per certificate, Key Vault requests by vault and status, cycles.
+//! installs and reload hook runs per certificate, Key Vault requests by vault and status, cycles;
+//! and, with `loggingSettings`, the log records forwarded and dropped ([`LogForwarding`]).
 //!
 //! The text follows the Prometheus exposition format 0.0.4. Label values are escaped; nothing
 //! secret is ever a label (URLs, versions, thumbprints and error codes only, never messages).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -321,7 +323,75 @@ impl Metrics {
                 took.as_secs_f64(),
             );
         }
+        if let Some(forwarding) = log_forwarding() {
+            forwarding.render(&mut out);
+        }
         out.text
+    }
+}
+
+/// The figures of log forwarding (`loggingSettings`), kept by the sender in `logship` and
+/// rendered with the other metrics while a forwarder is installed ([`set_log_forwarding`]).
+#[derive(Debug, Default)]
+pub struct LogForwarding {
+    /// Records the collector acknowledged.
+    pub records_sent: AtomicU64,
+    /// Records dropped: the queue or the buffer was full, or they were still buffered at exit.
+    pub records_dropped: AtomicU64,
+    /// Records waiting in the buffer for the collector.
+    pub records_buffered: AtomicU64,
+    /// Whether a connection to the collector is open.
+    pub connected: AtomicBool,
+}
+
+static LOG_FORWARDING: RwLock<Option<Arc<LogForwarding>>> = RwLock::new(None);
+
+/// Installs (or with `None` removes) the log forwarding figures that `/metrics` shows.
+pub fn set_log_forwarding(figures: Option<Arc<LogForwarding>>) {
+    *LOG_FORWARDING.write().unwrap_or_else(|e| e.into_inner()) = figures;
+}
+
+/// The installed log forwarding figures, if any.
+pub fn log_forwarding() -> Option<Arc<LogForwarding>> {
+    LOG_FORWARDING
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+impl LogForwarding {
+    fn render(&self, out: &mut Exposition) {
+        let figures: [(&str, &str, &str, f64); 4] = [
+            (
+                "akvvm_log_records_forwarded_total",
+                "counter",
+                "Log records the Fluentd collector acknowledged (loggingSettings).",
+                self.records_sent.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "akvvm_log_records_dropped_total",
+                "counter",
+                "Log records dropped instead of forwarded: the queue or the buffer was full while \
+                 the collector was unreachable or slow, or they were unsent at exit.",
+                self.records_dropped.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "akvvm_log_records_buffered",
+                "gauge",
+                "Log records waiting to be forwarded.",
+                self.records_buffered.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "akvvm_log_collector_connected",
+                "gauge",
+                "1 while a connection to the Fluentd collector is open, else 0.",
+                f64::from(u8::from(self.connected.load(Ordering::Relaxed))),
+            ),
+        ];
+        for (name, kind, help, value) in figures {
+            out.family(name, kind, help);
+            out.sample(name, &[], value);
+        }
     }
 }
 
@@ -424,6 +494,24 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+    #[test]
+    fn log_forwarding_figures_are_rendered() {
+        let figures = LogForwarding::default();
+        figures.records_sent.store(7, Ordering::Relaxed);
+        figures.records_dropped.store(3, Ordering::Relaxed);
+        figures.records_buffered.store(2, Ordering::Relaxed);
+        let mut out = Exposition::default();
+        figures.render(&mut out);
+        for line in [
+            "# TYPE akvvm_log_records_forwarded_total counter\nakvvm_log_records_forwarded_total 7\n",
+            "# TYPE akvvm_log_records_dropped_total counter\nakvvm_log_records_dropped_total 3\n",
+            "# TYPE akvvm_log_records_buffered gauge\nakvvm_log_records_buffered 2\n",
+            "# TYPE akvvm_log_collector_connected gauge\nakvvm_log_collector_connected 0\n",
+        ] {
+            assert!(out.text.contains(line), "{line}\n{}", out.text);
+        }
+    }
 
     fn view(url: &str, not_after: Option<OffsetDateTime>) -> CertificateView {
         CertificateView {

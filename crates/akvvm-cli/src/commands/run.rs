@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use akvvm::handler::{self, HandlerEnvironment, HandlerSettings, PidFile};
+use akvvm::logship::{DEFAULT_FLUSH_TIMEOUT, ForwardOptions, Forwarder};
 use akvvm::settings::{DEFAULT_STATE_DIRECTORY, Settings};
 use akvvm::status::{Report, State, StatusFile};
 use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
@@ -126,9 +127,40 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let loaded = self.source.load()?;
+        let forwarder = forward_logs(&loaded.settings);
         let runtime = super::runtime()?;
-        runtime.block_on(run_daemon(loaded))?;
+        let result = runtime.block_on(run_daemon(loaded));
+        drop(runtime);
+        stop_forwarding_logs(forwarder);
+        result?;
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Starts forwarding the log records to Fluentd when the settings have `loggingSettings`.
+pub fn forward_logs(settings: &Settings) -> Option<Forwarder> {
+    let logging = settings.logging.as_ref()?;
+    match Forwarder::start(logging, ForwardOptions::default()) {
+        Ok(forwarder) => {
+            forwarder.install();
+            tracing::info!(
+                endpoint = %logging.endpoint,
+                tag = %logging.tag,
+                "forwarding log records to fluentd"
+            );
+            Some(forwarder)
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot start forwarding log records to fluentd; logging to stderr only");
+            None
+        }
+    }
+}
+
+/// Stops log forwarding at exit, sending what is buffered within [`DEFAULT_FLUSH_TIMEOUT`].
+pub fn stop_forwarding_logs(forwarder: Option<Forwarder>) {
+    if let Some(forwarder) = forwarder {
+        forwarder.shutdown(DEFAULT_FLUSH_TIMEOUT);
     }
 }
 

@@ -51,6 +51,7 @@ impl SyncArgs {
             return Ok(ExitCode::SUCCESS);
         }
         let loaded = self.source.load()?;
+        let forwarder = super::run::forward_logs(&loaded.settings);
         let runtime = super::runtime()?;
         let report = runtime.block_on(async {
             let settings = loaded.settings;
@@ -85,7 +86,10 @@ impl SyncArgs {
                 }
             }
             anyhow::Ok(report)
-        })?;
+        });
+        drop(runtime);
+        super::run::stop_forwarding_logs(forwarder);
+        let report = report?;
         print_report(&report);
         Ok(if report.complete() {
             ExitCode::SUCCESS

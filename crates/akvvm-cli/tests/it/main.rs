@@ -9,6 +9,7 @@ mod e2e_cli;
 mod fault_matrix;
 mod hardening_cli;
 mod inspect_cli;
+mod logship_cli;
 mod privilege;
 mod readme;
 mod secret_hygiene;

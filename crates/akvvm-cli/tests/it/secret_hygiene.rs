@@ -1,7 +1,7 @@
 //! Secret hygiene (issue 11, standing defence 5): the real `akvvm` binary syncs, rotates, takes
 //! webhook deliveries and fails (403, a secret that is no certificate, a delivery with a wrong
 //! key) at `RUST_LOG=trace`, and none of the secrets it handles shows up where others look:
-//! its log output, the state directory (status, hook journal), the metrics, the environment and
+//! its log output, the records it forwards to Fluentd (`loggingSettings`), the state directory (status, hook journal), the metrics, the environment and
 //! output of its hooks, the output of `status` and of `sync --once`.
 //!
 //! The secrets looked for: the private keys installed (base64 of their DER, line by line and
@@ -214,6 +214,26 @@ async fn secret_value(h: &Harness, token: &str, vault: &str, name: &str, version
         .to_string()
 }
 
+/// Every string (and binary, lossily) in a forwarded value, newline-separated.
+fn collect_strings(value: &akvvm_testkit::fluent::Value, out: &mut String) {
+    use akvvm_testkit::fluent::Value;
+    match value {
+        Value::Str(s) => out.push_str(s),
+        Value::Bin(b) | Value::Ext(_, b) => out.push_str(&String::from_utf8_lossy(b)),
+        Value::Array(items) => items.iter().for_each(|v| {
+            out.push('\n');
+            collect_strings(v, out);
+        }),
+        Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+            out.push('\n');
+            collect_strings(k, out);
+            out.push('\n');
+            collect_strings(v, out);
+        }),
+        other => out.push_str(&format!("{other:?}")),
+    }
+}
+
 /// Asserts no needle is in any of `places`, reporting only where and which kind.
 fn assert_clean(needles: &Needles, places: &[(String, String)]) {
     let findings: Vec<String> = places
@@ -277,6 +297,9 @@ async fn a_sync_rotation_and_failures_at_trace_level_leak_no_secret() {
         "address": webhook_address.to_string(),
         "secretFile": secret_file.display().to_string(),
     });
+    // Every record is forwarded to a Fluentd collector too (loggingSettings).
+    let collector = akvvm_testkit::fluent::Collector::tcp();
+    json["loggingSettings"] = json!({"logger": "fluentd", "endpoint": collector.endpoint()});
     let settings = h.settings_file(&json);
 
     let started = akvvm_emulator::token::now_unix();
@@ -460,6 +483,26 @@ async fn a_sync_rotation_and_failures_at_trace_level_leak_no_secret() {
         places.push((format!("state directory file {}", path.display()), text));
     }
     assert!(places.len() > 9, "the state directory holds the state file");
+    let forwarded = collector.events();
+    assert!(
+        forwarded.iter().any(|e| e.str("level") == Some("TRACE")),
+        "the records reached the collector at trace level"
+    );
+    places.push((
+        "records forwarded to fluentd".to_string(),
+        forwarded
+            .iter()
+            .map(|e| {
+                let mut text = e.tag.clone();
+                for (key, value) in &e.record {
+                    text.push_str(&format!("\n{key}="));
+                    collect_strings(value, &mut text);
+                }
+                text
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ));
     assert_clean(&needles, &places);
     assert_eq!(link_target(&web_link), format!("contoso.web.{web_v2}"));
 }

@@ -24,7 +24,7 @@ fn valid_settings_exit_0_and_list_the_certificates() {
         ))
         .stdout(predicate::str::contains("    - mycert (vault myvault at myvault.vault.azure.net)\n      version: latest"))
         .stdout(predicate::str::contains("warning[windows-only] settings.secretsManagementSettings.linkOnRenewal:"))
-        .stdout(predicate::str::ends_with("result: valid (0 errors, 5 warnings)\n"));
+        .stdout(predicate::str::ends_with("result: valid (0 errors, 4 warnings)\n"));
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //!
 //! The parser is split by section: `parse.rs` (the settings object and the keys each object
 //! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
-//! (`authenticationSettings`) and `akvvm.rs` (akvvm's own `"akvvm"` objects), all reading through
+//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs` (akvvm's own
+//! `"akvvm"` objects), all reading through
 //! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
 //! module of the crate: settings are the root of the dependency graph.
 //!
@@ -20,6 +21,7 @@
 mod akvvm;
 mod authentication;
 mod diagnostic;
+mod logging;
 mod parse;
 mod read;
 mod secret_url;
@@ -36,6 +38,7 @@ use serde::Serialize;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
+pub use logging::parse_endpoint as parse_log_endpoint;
 pub use parse::{
     ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
 };
@@ -294,13 +297,36 @@ impl fmt::Display for Authentication {
     }
 }
 
-/// `loggingSettings`: recorded; akvvm logs to stderr/journald.
+/// `loggingSettings`: forward the agent's log records to Fluentd (see [`crate::logship`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggingSettings {
-    pub logger: Option<String>,
-    pub endpoint: Option<String>,
-    pub format: Option<String>,
-    pub service_name: Option<String>,
+    /// `endpoint`: where the collector listens.
+    pub endpoint: LogEndpoint,
+    /// `servicename`: the Fluentd tag of every record; default [`DEFAULT_LOG_TAG`].
+    pub tag: String,
+}
+
+/// The tag of forwarded records when `loggingSettings` has no `servicename`: the value of the
+/// documented example.
+pub const DEFAULT_LOG_TAG: &str = "akvvm_service";
+
+/// `loggingSettings.endpoint`: `tcp://host:port` or `unix:///absolute/path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LogEndpoint {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+impl fmt::Display for LogEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogEndpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            LogEndpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            LogEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
 }
 
 /// akvvm's own agent-wide options: the top-level `"akvvm"` object.

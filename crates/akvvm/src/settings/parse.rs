@@ -1,7 +1,7 @@
 //! Reading settings JSON into [`Settings`]: the settings object, the keys each object accepts
-//! (with "did you mean" and where a misplaced key belongs), the escaped-JSON-string pitfall and
-//! `loggingSettings`. The sections have their own files: `secrets.rs`
-//! (`secretsManagementSettings`), `authentication.rs` (`authenticationSettings`) and `akvvm.rs`
+//! (with "did you mean" and where a misplaced key belongs) and the escaped-JSON-string pitfall.
+//! The sections have their own files: `secrets.rs` (`secretsManagementSettings`),
+//! `authentication.rs` (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs`
 //! (the `"akvvm"` objects), all on the reader in `read.rs`.
 
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
 use super::read::{Fields, type_name};
-use super::{AgentOptions, Authentication, LoggingSettings, Settings, Shape};
+use super::{AgentOptions, Authentication, Settings, Shape};
 
 pub(super) const ROOT_KEYS: &[&str] = &[
     "secretsManagementSettings",
@@ -379,34 +379,6 @@ impl Ctx<'_> {
             .help("keep it for akvvm; the shipped Key Vault extension for Linux or Windows needs a managed identity (msiEndpoint, msiClientId) instead"),
             _ => {}
         }
-    }
-
-    fn logging(&mut self, v: &Value, path: &str) -> Option<LoggingSettings> {
-        let fields = self.fields(
-            v,
-            path,
-            LOGGING_KEYS,
-            "{\"logger\": \"fluentd\", \"endpoint\": \"tcp://localhost:24224\"}",
-        )?;
-        let mut string = |key: &str, example: &str| {
-            self.string(fields.get(key), &fields.path(key), example)
-                .value()
-        };
-        let logging = LoggingSettings {
-            logger: string("logger", "\"fluentd\""),
-            endpoint: string("endpoint", "\"tcp://localhost:24224\""),
-            format: string("format", "\"forward\""),
-            service_name: string("servicename", "\"akvvm_service\""),
-        };
-        if let Some(logger) = &logging.logger {
-            self.warn(
-                "logging-recorded",
-                path,
-                format!("loggingSettings are recorded, but akvvm does not forward logs to {logger:?}; it logs to stderr (the systemd journal)"),
-            )
-            .help("collect the akvvm unit's journal with your log shipper");
-        }
-        Some(logging)
     }
 }
 

@@ -90,7 +90,10 @@ struct Reporter {
 impl Reporter {
     fn write(&mut self, report: Report) {
         if let Some(file) = &self.options.status_file
-            && let Err(e) = file.write(&report, OffsetDateTime::now_utc())
+            && let Err(e) = file.write(
+                &crate::logship::with_substatus(&report),
+                OffsetDateTime::now_utc(),
+            )
         {
             tracing::error!(error = %e, code = e.code(), "failed to write the status file");
         }

@@ -549,6 +549,12 @@ fn check_settings(
             .unresolved
             .iter()
             .any(|u| u.path.ends_with(".msiClientId"));
+        ext.logging = s.logging.as_ref().map(|l| {
+            format!(
+                "forwarded to fluentd at {} (Forward protocol, tag {})",
+                l.endpoint, l.tag
+            )
+        });
         ext.authentication = Some(match &s.authentication {
             settings::Authentication::ManagedIdentity {
                 endpoint,

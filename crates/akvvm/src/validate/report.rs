@@ -90,6 +90,9 @@ pub struct ExtensionReport {
     pub authentication: Option<String>,
     pub polling_interval_seconds: Option<u64>,
     pub require_initial_sync: Option<bool>,
+    /// Where `loggingSettings` forwards the log records, when it is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<String>,
     /// Whether the certificates' `acls` are applied (`aclEnabled`); `None` when an ARM
     /// expression decides it at deployment.
     pub acls_applied: Option<bool>,
@@ -113,6 +116,7 @@ impl ExtensionReport {
             authentication: None,
             polling_interval_seconds: None,
             require_initial_sync: None,
+            logging: None,
             acls_applied: None,
             certificates: Vec::new(),
             unresolved: Vec::new(),
@@ -222,6 +226,9 @@ impl ValidationReport {
                     .require_initial_sync
                     .map_or(at_deployment.to_string(), |s| s.to_string());
                 let _ = writeln!(out, "  polling: {poll}; requireInitialSync: {sync}");
+            }
+            if let Some(logging) = &ext.logging {
+                let _ = writeln!(out, "  logging: {logging}");
             }
             if !ext.certificates.is_empty() {
                 let _ = writeln!(out, "  certificates:");

@@ -16,6 +16,7 @@ mod hostile_servers;
 mod identity_arc;
 mod identity_bootstrap;
 mod identity_imds;
+mod logship;
 mod settings_bad_inputs;
 mod settings_docs;
 mod settings_fixtures;

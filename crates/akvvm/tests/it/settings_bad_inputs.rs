@@ -637,6 +637,54 @@ fn cases() -> Vec<Case> {
             "settings.loggingSettings.logger",
             "expected a string, found a number",
         ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "udp://localhost:24224"}}),
+            "logging-endpoint-scheme",
+            "settings.loggingSettings.endpoint",
+            "scheme \"udp\" is not supported: akvvm supports tcp:// and unix://",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "localhost:24224"}}),
+            "logging-endpoint-scheme",
+            "settings.loggingSettings.endpoint",
+            "has no scheme",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "tcp://localhost"}}),
+            "logging-endpoint-port",
+            "settings.loggingSettings.endpoint",
+            "has no port",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "unix://fluent.sock"}}),
+            "logging-endpoint",
+            "settings.loggingSettings.endpoint",
+            "needs an absolute socket path",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "syslog", "endpoint": "tcp://localhost:24224"}}),
+            "logging-unknown-logger",
+            "settings.loggingSettings.logger",
+            "akvvm forwards logs to \"fluentd\" only",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "tcp://localhost:24224", "format": "json"}}),
+            "logging-unknown-format",
+            "settings.loggingSettings.format",
+            "speaks Fluentd's \"forward\" protocol only",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd"}}),
+            "logging-no-endpoint",
+            "settings.loggingSettings",
+            "has no endpoint",
+        ),
+        err(
+            json!({"secretsManagementSettings": {"observedCertificates": [URL]}, "loggingSettings": {"logger": "fluentd", "endpoint": "tcp://h:1", "servicename": "a b"}}),
+            "logging-bad-servicename",
+            "settings.loggingSettings.servicename",
+            "cannot be a Fluentd tag",
+        ),
         // Leniencies and Windows-only values: accepted, with a warning.
         warn(
             sms(json!({"pollingIntervalInS": 600})),

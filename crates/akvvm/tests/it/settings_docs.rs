@@ -71,9 +71,7 @@ fn every_documented_key_is_accepted() {
     });
     let (settings, warnings) = akvvm::settings::Settings::from_json_value(&value).unwrap();
     assert!(
-        warnings
-            .iter()
-            .all(|w| w.code == "windows-only" || w.code == "logging-recorded"),
+        warnings.iter().all(|w| w.code == "windows-only"),
         "{warnings:?}"
     );
     assert_eq!(settings.observed.len(), 1);

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use akvvm::settings::{
-    AclEntry, AgentOptions, Authentication, CertificateOptions, LoadError, MsiEndpoint, ReloadHook,
-    ResolveTarget, SecretUrl, Settings, Shape,
+    AclEntry, AgentOptions, Authentication, CertificateOptions, LoadError, LogEndpoint,
+    MsiEndpoint, ReloadHook, ResolveTarget, SecretUrl, Settings, Shape,
 };
 use akvvm_testkit::fixtures;
 use url::Url;
@@ -90,7 +90,6 @@ fn design_example_with_warnings() {
                 "acls-without-acl-enabled",
                 "settings.secretsManagementSettings.aclEnabled"
             ),
-            ("logging-recorded", "settings.loggingSettings"),
         ]
     );
     assert_eq!(s.shape, Shape::V3);
@@ -115,10 +114,14 @@ fn design_example_with_warnings() {
         ]
     );
     let logging = s.logging.as_ref().unwrap();
-    assert_eq!(logging.logger.as_deref(), Some("fluentd"));
-    assert_eq!(logging.endpoint.as_deref(), Some("tcp://localhost:24224"));
-    assert_eq!(logging.format.as_deref(), Some("forward"));
-    assert_eq!(logging.service_name.as_deref(), Some("akvvm_service"));
+    assert_eq!(
+        logging.endpoint,
+        LogEndpoint::Tcp {
+            host: "localhost".into(),
+            port: 24224
+        }
+    );
+    assert_eq!(logging.tag, "akvvm_service");
 }
 
 #[test]

@@ -1,0 +1,276 @@
+//! Log forwarding to Fluentd (`loggingSettings`): the agent's `tracing` events, as records, over
+//! the Fluentd Forward protocol (v1) to `tcp://host:port` or `unix:///path`, tagged with
+//! `servicename`.
+//!
+//! Three parts: the `tracing_subscriber` layer ([`ForwardLayer`], `layer.rs`) encodes each event
+//! and offers it to a bounded queue with `try_send`, so logging never waits; a background thread
+//! (`sender.rs`) moves the queue into a bounded buffer and sends it in `Forward` mode batches with
+//! a `chunk`, dropping a batch from the buffer only once the collector acknowledged it
+//! (at-least-once while the collector is up), reconnecting with backoff while it is down; the
+//! MessagePack encoding (`msgpack.rs`). Whatever does not fit in the queue or the buffer is
+//! dropped and counted ([`crate::metrics::LogForwarding`], the status file, a line on stderr
+//! when drops start and when they stop: never a forwarded record, which could loop).
+//!
+//! The CLI installs [`layer`] when it sets up logging; it does nothing until a [`Forwarder`]
+//! started from the settings is [`Forwarder::install`]ed, and stops at [`Forwarder::shutdown`],
+//! which flushes the buffer within a bounded time.
+
+mod layer;
+pub mod msgpack;
+mod sender;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+pub use layer::ForwardLayer;
+
+use crate::metrics::{self, LogForwarding};
+use crate::settings::{LogEndpoint, LoggingSettings};
+use crate::status::{CODE_OK, Report, State, Substatus};
+
+/// Records the queue between the layer and the sender thread holds.
+pub const DEFAULT_QUEUE_RECORDS: usize = 4096;
+/// Records kept while the collector is down or slow.
+pub const DEFAULT_BUFFER_RECORDS: usize = 10_000;
+/// Bytes (encoded) kept while the collector is down or slow.
+pub const DEFAULT_BUFFER_BYTES: usize = 8 << 20;
+/// Records in one `Forward` message.
+pub const DEFAULT_BATCH_RECORDS: usize = 1000;
+/// How long the collector has to acknowledge a batch before the connection is dropped and the
+/// batch sent again on a new one.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `akvvm` waits at exit for the buffer to reach the collector.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The forwarder's bounds and timings; [`Default`] gives the documented ones.
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    pub queue_records: usize,
+    pub buffer_records: usize,
+    pub buffer_bytes: usize,
+    pub batch_records: usize,
+    pub ack_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The first wait before connecting again; doubled after each failure up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Where the forwarder's own notices (collector unreachable, drops started and stopped,
+    /// records unsent at exit) go besides stderr: `None` in the agent; a test collects them.
+    pub notices: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        Self {
+            queue_records: DEFAULT_QUEUE_RECORDS,
+            buffer_records: DEFAULT_BUFFER_RECORDS,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            batch_records: DEFAULT_BATCH_RECORDS,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            connect_timeout: Duration::from_secs(5),
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            notices: None,
+        }
+    }
+}
+
+/// What the layer sends the sender thread.
+enum Msg {
+    Record(Vec<u8>),
+    /// Wake up: a shutdown was asked for.
+    Stop,
+}
+
+/// What the layer and the sender share.
+pub(crate) struct Shared {
+    tx: SyncSender<Msg>,
+    figures: Arc<LogForwarding>,
+    endpoint: LogEndpoint,
+    tag: String,
+    /// Set by [`Forwarder::shutdown`]: flush until then, and stop.
+    stop_by: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    /// Queues an encoded entry, or drops and counts it when the queue is full.
+    fn offer(&self, entry: Vec<u8>) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Record(entry))
+        {
+            self.figures.records_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stop_by(&self) -> Option<Instant> {
+        *self.stop_by.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static GLOBAL: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+
+fn global() -> Option<Arc<Shared>> {
+    GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The layer bound to the process-wide forwarder: inert until a [`Forwarder`] is installed.
+pub fn layer() -> ForwardLayer {
+    ForwardLayer {
+        target: layer::Target::Global,
+    }
+}
+
+/// A running forwarder: the sender thread and its queue.
+pub struct Forwarder {
+    shared: Arc<Shared>,
+    done: Receiver<()>,
+    installed: AtomicBool,
+}
+
+/// What a forwarder did, as [`Forwarder::shutdown`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardSummary {
+    pub sent: u64,
+    pub dropped: u64,
+    /// Whether the sender thread finished within the time given.
+    pub finished: bool,
+}
+
+impl Forwarder {
+    /// Starts the sender thread for `settings`. Nothing is connected yet: the thread connects
+    /// when the first record is buffered, so a collector that is down costs nothing at start.
+    pub fn start(settings: &LoggingSettings, options: ForwardOptions) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(options.queue_records.max(1));
+        let (done_tx, done) = sync_channel(1);
+        let shared = Arc::new(Shared {
+            tx,
+            figures: Arc::new(LogForwarding::default()),
+            endpoint: settings.endpoint.clone(),
+            tag: settings.tag.clone(),
+            stop_by: Mutex::new(None),
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("akvvm-logship".into())
+            .spawn(move || {
+                sender::run(rx, &thread_shared, &options);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self {
+            shared,
+            done,
+            installed: AtomicBool::new(false),
+        })
+    }
+
+    /// A layer that feeds this forwarder (for a subscriber of its own, as tests do).
+    pub fn layer(&self) -> ForwardLayer {
+        ForwardLayer {
+            target: layer::Target::Fixed(self.shared.clone()),
+        }
+    }
+
+    /// Makes this the process-wide forwarder: [`layer`] feeds it, `/metrics` and the status
+    /// file show its figures.
+    pub fn install(&self) {
+        *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = Some(self.shared.clone());
+        metrics::set_log_forwarding(Some(self.shared.figures.clone()));
+        self.installed.store(true, Ordering::Relaxed);
+    }
+
+    /// The counters (sent, dropped, buffered, connected).
+    pub fn figures(&self) -> &LogForwarding {
+        &self.shared.figures
+    }
+
+    /// Stops taking records, sends what is buffered for at most `within`, and stops the thread.
+    /// Records still unsent then are counted as dropped.
+    pub fn shutdown(self, within: Duration) -> ForwardSummary {
+        if self.installed.load(Ordering::Relaxed) {
+            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            if global
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &self.shared))
+            {
+                *global = None;
+            }
+        }
+        *self
+            .shared
+            .stop_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + within);
+        let _ = self.shared.tx.try_send(Msg::Stop);
+        // The thread gives up at the deadline; the margin covers one connect or write attempt.
+        let finished = self
+            .done
+            .recv_timeout(within + Duration::from_secs(1))
+            .is_ok();
+        let figures = &self.shared.figures;
+        ForwardSummary {
+            sent: figures.records_sent.load(Ordering::Relaxed),
+            dropped: figures.records_dropped.load(Ordering::Relaxed),
+            finished,
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    /// A forwarder dropped without [`Forwarder::shutdown`] stops its thread at once (what is
+    /// buffered is counted as dropped) and leaves the process-wide slot.
+    fn drop(&mut self) {
+        let mut stop_by = self
+            .shared
+            .stop_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if stop_by.is_none() {
+            *stop_by = Some(Instant::now());
+            drop(stop_by);
+            let _ = self.shared.tx.try_send(Msg::Stop);
+        }
+        if self.installed.load(Ordering::Relaxed) {
+            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            if global
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &self.shared))
+            {
+                *global = None;
+                metrics::set_log_forwarding(None);
+            }
+        }
+    }
+}
+
+/// The status file's line for log forwarding, added to `report` when a forwarder is installed:
+/// `success` while nothing was dropped, `warning` with the count otherwise.
+pub fn with_substatus(report: &Report) -> Report {
+    let mut report = report.clone();
+    if let Some(shared) = global() {
+        let f = &shared.figures;
+        let sent = f.records_sent.load(Ordering::Relaxed);
+        let dropped = f.records_dropped.load(Ordering::Relaxed);
+        let buffered = f.records_buffered.load(Ordering::Relaxed);
+        let connected = if f.connected.load(Ordering::Relaxed) {
+            "connected"
+        } else {
+            "not connected"
+        };
+        report.substatus.push(Substatus {
+            name: "loggingSettings".into(),
+            state: if dropped == 0 {
+                State::Success
+            } else {
+                State::Warning
+            },
+            code: CODE_OK,
+            message: format!(
+                "forwarding logs to fluentd at {} (tag {}): {sent} records sent, {dropped} dropped, {buffered} buffered; {connected}",
+                shared.endpoint, shared.tag
+            ),
+        });
+    }
+    report
+}
