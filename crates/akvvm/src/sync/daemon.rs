@@ -173,7 +173,7 @@ pub async fn run(
     cancel: CancellationToken,
     trigger: Arc<Notify>,
 ) {
-    let settings = engine.settings().clone();
+    let settings = engine.settings();
     let total = settings.observed.len();
     let retries = settings.agent.initial_sync_retries;
     let mut reporter = Reporter {

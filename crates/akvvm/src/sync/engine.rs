@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,8 +103,12 @@ pub struct Engine {
     state: Mutex<StateFile>,
     /// Whether the state holds a change worth saving ([`list::significant_change`]).
     dirty: AtomicBool,
-    /// Significant changes since the last save, for the mid-cycle saves.
-    changes: AtomicUsize,
+    /// The URLs whose entries changed significantly since the last save: what a journal append
+    /// writes ([`akvvm_cert::store::state_journal`]). Locked after `state`, never before.
+    changed: Mutex<std::collections::HashSet<String>>,
+    /// Whether the next save must write the whole state (a save failed: the journal on disk may
+    /// end in a torn record, or not continue the state file).
+    compact_next: AtomicBool,
     /// Spreads the certificates' full checks ([`list::full_check_interval_for`]).
     full_check_salt: u64,
     /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
@@ -122,6 +126,18 @@ const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// See [`STATE_SAVE_INTERVAL`].
 const STATE_SAVE_FRACTION: usize = 16;
+
+/// A save appends the changed entries to the state file's journal while the journal holds at most
+/// this fraction of the entries (so a push at N = 10,000 writes one entry, not 10,000); past it,
+/// the whole state is written (compacted) with a new journal. Compacting once per N/4 changes
+/// costs O(1) entries per change, amortised.
+const STATE_JOURNAL_FRACTION: usize = 4;
+
+/// One save: the records for the journal, or the whole state.
+enum Save {
+    Append(akvvm_cert::store::state_journal::JournalAppend),
+    Whole(PathBuf, Vec<u8>),
+}
 
 impl Engine {
     /// Builds the engine: one vault client per vault (connections reused), the stores opened,
@@ -180,7 +196,8 @@ impl Engine {
             stores,
             state: Mutex::new(state),
             dirty: AtomicBool::new(dirty),
-            changes: AtomicUsize::new(0),
+            changed: Mutex::new(std::collections::HashSet::new()),
+            compact_next: AtomicBool::new(true),
             full_check_salt: rand::random(),
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
@@ -208,17 +225,28 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> CycleReport {
         let started = Instant::now();
-        // What others changed in the stores since the last cycle is seen by its first install.
-        for store in self.stores.values() {
-            store.rescan();
-        }
-        let certificates: Vec<&ObservedCertificate> = self
+        let certificates: Vec<(usize, &ObservedCertificate)> = self
             .settings
             .observed
             .iter()
-            .filter(|c| select(&c.url.to_string()))
+            .enumerate()
+            .filter(|(_, c)| select(&c.url.to_string()))
             .collect();
-        let listed = self.list_vaults(&certificates, cancel).await;
+        // What others changed in the stores since the last cycle is seen by its first install. A
+        // cycle of a few certificates (a push, a retry) scans only a store that changed.
+        let whole = certificates.len() == self.settings.observed.len();
+        for store in self.stores.values() {
+            if whole {
+                store.rescan();
+            } else {
+                store.rescan_if_changed();
+            }
+        }
+        let listed = {
+            let selected: Vec<&ObservedCertificate> =
+                certificates.iter().map(|(_, c)| *c).collect();
+            self.list_vaults(&selected, cancel).await
+        };
         // Many certificates at once; each vault's semaphore bounds what reaches it.
         let in_flight = self
             .vaults
@@ -228,34 +256,28 @@ impl Engine {
             .max(MIN_CHECKS_IN_FLIGHT);
         let mut pending = certificates.into_iter();
         let mut running = futures::stream::FuturesUnordered::new();
-        let mut reports: Vec<CertReport> = Vec::new();
+        let mut reports: Vec<(usize, CertReport)> = Vec::new();
         loop {
             while running.len() < in_flight {
-                let Some(cert) = pending.next() else { break };
+                let Some((position, cert)) = pending.next() else {
+                    break;
+                };
                 let span = tracing::info_span!("certificate", url = %cert.url);
-                running.push(self.check(cert, &listed, cancel).instrument(span));
+                let check = self.check(cert, &listed, cancel).instrument(span);
+                running.push(async move { (position, check.await) });
             }
             match running.next().await {
                 Some(report) => reports.push(report),
                 None => break,
             }
         }
-        let order: Vec<String> = self
-            .settings
-            .observed
-            .iter()
-            .map(|c| c.url.to_string())
-            .collect();
-        let position: std::collections::HashMap<&str, usize> = order
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.as_str(), i))
-            .collect();
-        reports.sort_by_key(|r| position.get(r.url.as_str()).copied());
+        // In the settings' order.
+        reports.sort_by_key(|(position, _)| *position);
+        let reports: Vec<CertReport> = reports.into_iter().map(|(_, report)| report).collect();
         self.save_state(None).await;
         self.metrics
             .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
-        reports.into_iter().collect::<Vec<_>>().into()
+        reports.into()
     }
 
     /// Runs the reload hooks a previous run installed a version for but did not finish.
@@ -305,33 +327,54 @@ impl Engine {
         if let Some(interval) = min_interval {
             let entries = self.settings.observed.len();
             let enough = (entries / STATE_SAVE_FRACTION).max(1);
-            if last.is_some_and(|at| at.elapsed() < interval)
-                || self.changes.load(Ordering::SeqCst) < enough
-            {
+            if last.is_some_and(|at| at.elapsed() < interval) || self.changed_count() < enough {
                 return;
             }
         }
         *last = Some(Instant::now());
         self.dirty.store(false, Ordering::SeqCst);
-        self.changes.store(0, Ordering::SeqCst);
         // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
         // a save then holds one copy of the state, as JSON, not three.
-        let (path, text) = {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            (state.path().to_path_buf(), state.to_json())
+        let save = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let changed =
+                std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+            let budget = self.settings.observed.len() / STATE_JOURNAL_FRACTION;
+            let append = !self.compact_next.swap(false, Ordering::SeqCst)
+                && state
+                    .journal_records()
+                    .is_some_and(|records| records + changed.len() <= budget);
+            let append = if append {
+                state
+                    .journal_append(changed.iter().map(String::as_str))
+                    .map(|a| a.map(Save::Append))
+            } else {
+                Ok(None)
+            };
+            match append {
+                Ok(Some(save)) => Ok(save),
+                Ok(None) => state
+                    .compact_json()
+                    .map(|text| Save::Whole(state.path().to_path_buf(), text)),
+                Err(e) => Err(e),
+            }
         };
-        let saved = tokio::task::spawn_blocking(move || StateFile::write_json(&path, &text?))
-            .await
-            .unwrap_or_else(|e| {
-                Err(akvvm_cert::store::StoreError::Write {
-                    path: state_file_path(&self.settings),
-                    step: "save the state file",
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
+        let saved = tokio::task::spawn_blocking(move || match save? {
+            Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
+            Save::Whole(path, text) => StateFile::write_json(&path, &text),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(akvvm_cert::store::StoreError::Write {
+                path: state_file_path(&self.settings),
+                step: "save the state file",
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
         if let Err(e) = saved {
             tracing::error!(error = %e, code = e.code(), "failed to save the state file");
             self.dirty.store(true, Ordering::SeqCst);
+            self.compact_next.store(true, Ordering::SeqCst);
         }
     }
 
@@ -351,10 +394,22 @@ impl Engine {
         let before = entry.clone();
         let result = change(entry);
         if list::significant_change(&before, entry, self.settings.agent.full_check_interval) {
-            self.dirty.store(true, Ordering::SeqCst);
-            self.changes.fetch_add(1, Ordering::SeqCst);
+            self.note_change(url);
         }
         result
+    }
+
+    /// Notes that the entry of `url` changed and must be saved (the caller holds the state lock).
+    fn note_change(&self, url: &str) {
+        self.dirty.store(true, Ordering::SeqCst);
+        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        if !changed.contains(url) {
+            changed.insert(url.to_owned());
+        }
+    }
+
+    fn changed_count(&self) -> usize {
+        self.changed.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Lists the secrets of every vault where a list can stand for enough GETs
@@ -447,8 +502,7 @@ impl Engine {
                     })
                     .filter(|installed| installed.version == current.version);
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                self.dirty.store(true, Ordering::SeqCst);
-                self.changes.fetch_add(1, Ordering::SeqCst);
+                self.note_change(&url);
                 let entry = state.entry_mut(&url);
                 entry.installed_version = Some(current.version.clone());
                 entry.version_updated = None;
