@@ -342,6 +342,12 @@ pub struct RetryPolicy {
     pub retry_throttling_until_deadline: bool,
 }
 
+/// The longest full-jitter pause after a 429 (on top of `Retry-After`). Key Vault counts requests
+/// over 10-second windows: a throttled client that waits longer than about one window only comes
+/// back after the vault has freed up. With a ceiling growing past it (16 s, 32 s, ...), the last
+/// machines of a fleet booting together arrived up to 16 s after the vault had room for them.
+pub const THROTTLE_JITTER_MAX: Duration = Duration::from_secs(8);
+
 impl RetryPolicy {
     /// This policy with no pause longer than `cap` (the agent passes its polling interval, so
     /// that a short interval, as with the local vault, also retries quickly).
@@ -443,13 +449,16 @@ impl RetryPolicy {
     /// its `Retry-After` (when honoured) plus a full-jitter backoff for the streak, so that the
     /// many clients told the same `Retry-After` do not all come back in the same second and each
     /// repeated 429 spreads them further; without `Retry-After`, the full-jitter backoff alone.
+    /// The jitter's ceiling stops growing at [`THROTTLE_JITTER_MAX`].
     pub fn throttle_delay(
         &self,
         streak: u32,
         retry_after: Option<Duration>,
         rng: &mut impl Rng,
     ) -> Duration {
-        let jitter = self.jittered_backoff(streak.max(1), rng);
+        let ceiling = self.backoff_ceiling(streak.max(1)).min(THROTTLE_JITTER_MAX);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_nanos(rng.random_range(0..=nanos));
         match retry_after {
             Some(wanted) if self.honour_retry_after => wanted.saturating_add(jitter),
             _ => jitter,
@@ -630,7 +639,17 @@ mod tests {
         for _ in 0..100 {
             assert!(policy.throttle_delay(4, Some(second), &mut rng) <= 9 * second);
             assert!(policy.throttle_delay(4, None, &mut rng) <= 8 * second);
+            // The ceiling stops at about one throttling window, and Retry-After stays a minimum.
+            let long = policy.throttle_delay(7, Some(second), &mut rng);
+            assert!(long >= second && long <= second + THROTTLE_JITTER_MAX);
         }
+        let late: Vec<Duration> = (0..200)
+            .map(|_| policy.throttle_delay(7, None, &mut rng))
+            .collect();
+        assert!(
+            late.iter().any(|d| *d > THROTTLE_JITTER_MAX / 2),
+            "still spread over the whole window"
+        );
         // Past max_attempts, until the deadline.
         assert!(policy.retries_throttling(50, second, Duration::from_secs(100)));
         assert!(!policy.retries_throttling(50, second, Duration::from_secs(300)));

@@ -85,6 +85,10 @@ struct Reporter {
     last: Option<Report>,
     /// The observed URLs in the settings' order: the substatus order.
     order: Vec<String>,
+    /// Each certificate's substatus line, rendered when its result came in: a push re-renders
+    /// its own line, not the 10,000 others (a full cycle re-renders every line, so that expiry
+    /// warnings follow the clock).
+    lines: std::collections::HashMap<String, crate::status::Substatus>,
 }
 
 impl Reporter {
@@ -120,6 +124,12 @@ impl Reporter {
         }
     }
 
+    /// Renders the substatus line of `result` (as of `now`) for the next reports.
+    fn note(&mut self, result: &CertReport, now: OffsetDateTime) {
+        let line = result.substatus(now, self.warn_days);
+        self.lines.insert(result.url.clone(), line);
+    }
+
     fn report(
         &self,
         phase: Phase,
@@ -127,7 +137,6 @@ impl Reporter {
         results: &BTreeMap<String, CertReport>,
         total: usize,
     ) -> Report {
-        let now = OffsetDateTime::now_utc();
         let installed = results.values().filter(|r| r.is_installed()).count();
         let failing = results.values().filter(|r| r.is_failed()).count();
         let (state, message) = match phase {
@@ -159,8 +168,8 @@ impl Reporter {
         report.substatus = self
             .order
             .iter()
-            .filter_map(|url| results.get(url))
-            .map(|r| r.substatus(now, self.warn_days))
+            .filter(|url| results.contains_key(*url))
+            .filter_map(|url| self.lines.get(url).cloned())
             .collect();
         report
     }
@@ -186,6 +195,7 @@ pub async fn run(
             .iter()
             .map(|c| c.url.to_string())
             .collect(),
+        lines: std::collections::HashMap::new(),
     };
     let mut phase = if settings.require_initial_sync {
         Phase::Initial { attempts: 0 }
@@ -204,6 +214,7 @@ pub async fn run(
         "polling started"
     );
     for report in engine.finish_interrupted_hooks(&cancel).await {
+        reporter.note(&report, OffsetDateTime::now_utc());
         results.insert(report.url.clone(), report);
     }
     // Machines booting together spread their first requests (`startupJitterInS`); a sync asked
@@ -277,7 +288,9 @@ pub async fn run(
         if cancel.is_cancelled() {
             break;
         }
+        let now = OffsetDateTime::now_utc();
         for cert in report.certificates {
+            reporter.note(&cert, now);
             results.insert(cert.url.clone(), cert);
         }
         let complete =
@@ -536,6 +549,7 @@ mod tests {
             ready_sent: false,
             last: None,
             order: Vec::new(),
+            lines: std::collections::HashMap::new(),
         }
     }
 
