@@ -272,7 +272,7 @@ impl Store {
         atomic::count_operations(1);
         rustix::fs::fstat(&self.dir)
             .ok()
-            .map(|stat| (stat.st_ctime as i64, stat.st_ctime_nsec as i64))
+            .map(|stat| (stat.st_ctime, stat.st_ctime_nsec as i64))
     }
 
     /// After one of this store's own changes: the index matches the directory as it now is.

@@ -250,11 +250,11 @@ impl StateFile {
                     source,
                 }
             })?;
-            for (url, entry) in records.into_iter().flatten() {
+            for record in records.into_iter().flatten() {
                 state.journal_records += 1;
-                match entry {
-                    Some(entry) => state.entries.insert(url, entry),
-                    None => state.entries.remove(&url),
+                match record.entry {
+                    Some(entry) => state.entries.insert(record.url, entry),
+                    None => state.entries.remove(&record.url),
                 };
             }
         }

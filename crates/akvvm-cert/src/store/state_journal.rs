@@ -41,10 +41,11 @@ struct Header {
     journal: u64,
 }
 
+/// One line of the journal: an URL and its entry (`None`: removed).
 #[derive(Deserialize)]
-struct Record {
-    url: String,
-    entry: Option<StateEntry>,
+pub(super) struct Record {
+    pub(super) url: String,
+    pub(super) entry: Option<StateEntry>,
 }
 
 #[derive(Serialize)]
@@ -67,10 +68,7 @@ pub(super) fn render_record(
 /// The records of the journal at `path` if it continues the state file whose id is `id`, in
 /// order; `None` when there is no journal or it belongs to another state file. A line that does
 /// not parse ends the journal (a torn append): what follows it is ignored with a warning.
-pub(super) fn read(
-    path: &Path,
-    id: u64,
-) -> Result<Option<Vec<(String, Option<StateEntry>)>>, io::Error> {
+pub(super) fn read(path: &Path, id: u64) -> Result<Option<Vec<Record>>, io::Error> {
     let text = match super::state::read_regular_file(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -90,7 +88,7 @@ pub(super) fn read(
     let mut records = Vec::new();
     for (index, line) in lines.enumerate() {
         match serde_json::from_str::<Record>(line) {
-            Ok(record) if line.ends_with('\n') => records.push((record.url, record.entry)),
+            Ok(record) if line.ends_with('\n') => records.push(record),
             _ => {
                 tracing::warn!(
                     path = %path.display(),
