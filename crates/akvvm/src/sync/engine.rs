@@ -1,11 +1,12 @@
 //! The engine: one [`Engine`] holds a vault client per vault, the stores, the state file and the
 //! hook journal, and checks certificates concurrently ([`Engine::cycle`]).
 //!
-//! To add a step to a certificate's check, extend `Engine::check_inner`.
+//! To add a step to a certificate's check, extend `Engine::check_inner`. When and how the state
+//! file is saved (the journal, the compactions) is in `save`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,27 +117,6 @@ pub struct Engine {
     saving: tokio::sync::Mutex<Option<Instant>>,
     hooks: Mutex<HookJournal>,
     metrics: Arc<Metrics>,
-}
-
-/// During a cycle the state file is saved at most this often, and only once a sixteenth of its
-/// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
-/// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
-/// link in the store is the truth, and the next start reads back whatever the state file missed.
-const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// See [`STATE_SAVE_INTERVAL`].
-const STATE_SAVE_FRACTION: usize = 16;
-
-/// A save appends the changed entries to the state file's journal while the journal holds at most
-/// this fraction of the entries (so a push at N = 10,000 writes one entry, not 10,000); past it,
-/// the whole state is written (compacted) with a new journal. Compacting once per N/4 changes
-/// costs O(1) entries per change, amortised.
-const STATE_JOURNAL_FRACTION: usize = 4;
-
-/// One save: the records for the journal, or the whole state.
-enum Save {
-    Append(akvvm_cert::store::state_journal::JournalAppend),
-    Whole(PathBuf, Vec<u8>),
 }
 
 impl Engine {
@@ -317,67 +297,6 @@ impl Engine {
         reports
     }
 
-    /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
-    /// `min_interval`, skips the save when the previous one started less than that long ago.
-    async fn save_state(&self, min_interval: Option<Duration>) {
-        let mut last = self.saving.lock().await;
-        if !self.dirty.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Some(interval) = min_interval {
-            let entries = self.settings.observed.len();
-            let enough = (entries / STATE_SAVE_FRACTION).max(1);
-            if last.is_some_and(|at| at.elapsed() < interval) || self.changed_count() < enough {
-                return;
-            }
-        }
-        *last = Some(Instant::now());
-        self.dirty.store(false, Ordering::SeqCst);
-        // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
-        // a save then holds one copy of the state, as JSON, not three.
-        let save = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let changed =
-                std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
-            let budget = self.settings.observed.len() / STATE_JOURNAL_FRACTION;
-            let append = !self.compact_next.swap(false, Ordering::SeqCst)
-                && state
-                    .journal_records()
-                    .is_some_and(|records| records + changed.len() <= budget);
-            let append = if append {
-                state
-                    .journal_append(changed.iter().map(String::as_str))
-                    .map(|a| a.map(Save::Append))
-            } else {
-                Ok(None)
-            };
-            match append {
-                Ok(Some(save)) => Ok(save),
-                Ok(None) => state
-                    .compact_json()
-                    .map(|text| Save::Whole(state.path().to_path_buf(), text)),
-                Err(e) => Err(e),
-            }
-        };
-        let saved = tokio::task::spawn_blocking(move || match save? {
-            Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
-            Save::Whole(path, text) => StateFile::write_json(&path, &text),
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(akvvm_cert::store::StoreError::Write {
-                path: state_file_path(&self.settings),
-                step: "save the state file",
-                source: std::io::Error::other(e.to_string()),
-            })
-        });
-        if let Err(e) = saved {
-            tracing::error!(error = %e, code = e.code(), "failed to save the state file");
-            self.dirty.store(true, Ordering::SeqCst);
-            self.compact_next.store(true, Ordering::SeqCst);
-        }
-    }
-
     /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
     fn full_check_interval_for(&self, url: &str) -> Duration {
         list::full_check_interval_for(
@@ -397,19 +316,6 @@ impl Engine {
             self.note_change(url);
         }
         result
-    }
-
-    /// Notes that the entry of `url` changed and must be saved (the caller holds the state lock).
-    fn note_change(&self, url: &str) {
-        self.dirty.store(true, Ordering::SeqCst);
-        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
-        if !changed.contains(url) {
-            changed.insert(url.to_owned());
-        }
-    }
-
-    fn changed_count(&self) -> usize {
-        self.changed.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Lists the secrets of every vault where a list can stand for enough GETs
@@ -685,7 +591,7 @@ impl Engine {
             entry.verified_at = Some(verified.0);
             entry.version_updated = verified.1;
         });
-        self.save_state(Some(STATE_SAVE_INTERVAL)).await;
+        self.save_state(Some(save::STATE_SAVE_INTERVAL)).await;
         tracing::info!(
             file = %installed.file.display(),
             version = %installed.version,
@@ -835,6 +741,8 @@ pub fn state_file_path(settings: &Settings) -> PathBuf {
 pub fn state_file_in(state_directory: &Path) -> PathBuf {
     state_directory.join(STATE_FILE_NAME)
 }
+
+mod save;
 
 #[cfg(test)]
 mod tests;
