@@ -353,6 +353,12 @@ pub struct RetryPolicy {
     pub retry_throttling_until_deadline: bool,
 }
 
+/// The longest full-jitter pause after a 429 (on top of `Retry-After`). Key Vault counts requests
+/// over 10-second windows: a throttled client that waits longer than about one window only comes
+/// back after the vault has freed up. With a ceiling growing past it (16 s, 32 s, ...), the last
+/// machines of a fleet booting together arrived up to 16 s after the vault had room for them.
+pub const THROTTLE_JITTER_MAX: Duration = Duration::from_secs(8);
+
 impl RetryPolicy {
     /// This policy with no pause longer than `cap`, and no deadline past `cap` or
     /// [`MIN_CAPPED_DEADLINE`], whichever is longer (the agent passes its polling interval: a
@@ -460,13 +466,16 @@ impl RetryPolicy {
     /// its `Retry-After` (when honoured) plus a full-jitter backoff for the streak, so that the
     /// many clients told the same `Retry-After` do not all come back in the same second and each
     /// repeated 429 spreads them further; without `Retry-After`, the full-jitter backoff alone.
+    /// The jitter's ceiling stops growing at [`THROTTLE_JITTER_MAX`].
     pub fn throttle_delay(
         &self,
         streak: u32,
         retry_after: Option<Duration>,
         rng: &mut impl Rng,
     ) -> Duration {
-        let jitter = self.jittered_backoff(streak.max(1), rng);
+        let ceiling = self.backoff_ceiling(streak.max(1)).min(THROTTLE_JITTER_MAX);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_nanos(rng.random_range(0..=nanos));
         match retry_after {
             Some(wanted) if self.honour_retry_after => wanted.saturating_add(jitter),
             _ => jitter,

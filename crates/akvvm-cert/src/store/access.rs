@@ -49,6 +49,7 @@ impl Store {
             // The index may be behind the files now: the next change scans again.
             *guard = None;
         }
+        self.restamp(&mut guard);
         result
     }
 

@@ -50,6 +50,10 @@ pub(super) struct Index {
     /// The principals the store directory's ACL was last set to by this index's owner; `None`
     /// until then (the directory is then read and compared before it is set).
     pub(super) directory_principals: Option<Vec<Principal>>,
+    /// The store directory's change time (`st_ctime`) when this index was last known to match
+    /// it: taken before the scan and after each of the store's own changes
+    /// ([`Store::rescan_if_changed`](super::Store::rescan_if_changed)).
+    pub(super) stamp: Option<(i64, i64)>,
 }
 
 /// Splits `<vault>.<cert>.<version>` into `(<vault>.<cert>, <version>)` when every part is a Key

@@ -106,6 +106,7 @@ impl Store {
             // The index may be behind the directory now: the next change scans again.
             *guard = None;
         }
+        self.restamp(&mut guard);
         result
     }
 

@@ -33,7 +33,7 @@
 //! - [`acl`]: POSIX ACLs for the `acls` setting, in the kernel's xattr form.
 //! - [`path`]: the system directories the store may not be, and the walk from `/` that opens it
 //!   without following a link through parents only root (or akvvm's user) can change.
-//! - [`state`]: the state file.
+//! - [`state`]: the state file; [`state_journal`]: its journal of changed entries.
 //! - [`error`]: [`StoreError`] and its `store.*` codes.
 
 pub mod acl;
@@ -41,6 +41,7 @@ pub mod atomic;
 pub mod error;
 pub mod path;
 pub mod state;
+pub mod state_journal;
 
 mod access;
 mod index;
@@ -240,6 +241,36 @@ impl Store {
         *self.lock_index() = None;
     }
 
+    /// [`Store::rescan`] only if the store directory changed (its `st_ctime`) since the index was
+    /// built or last changed by this store: one `fstat` instead of a scan, for a cycle of a few
+    /// certificates (a pushed rotation) in a store of thousands. Entries added, removed or
+    /// renamed by others, and a chmod or ACL change of the directory, change its ctime; a change
+    /// made in the same clock tick as one of this store's own is seen at the next
+    /// [`Store::rescan`] (the daemon's full cycles call it), as is a change to a version file's
+    /// ACL alone.
+    pub fn rescan_if_changed(&self) {
+        let mut guard = self.lock_index();
+        let stamp = guard.as_ref().and_then(|index| index.stamp);
+        if stamp.is_none() || stamp != self.directory_stamp() {
+            *guard = None;
+        }
+    }
+
+    /// The store directory's `st_ctime`, `None` if it cannot be read.
+    fn directory_stamp(&self) -> Option<(i64, i64)> {
+        atomic::count_operations(1);
+        rustix::fs::fstat(&self.dir)
+            .ok()
+            .map(|stat| (stat.st_ctime, stat.st_ctime_nsec as i64))
+    }
+
+    /// After one of this store's own changes: the index matches the directory as it now is.
+    fn restamp(&self, guard: &mut std::sync::MutexGuard<'_, Option<Index>>) {
+        if let Some(index) = guard.as_mut() {
+            index.stamp = self.directory_stamp();
+        }
+    }
+
     /// Takes the store's lock (installs are serialised).
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Option<Index>> {
         self.index
@@ -254,7 +285,11 @@ impl Store {
         guard: &'g mut std::sync::MutexGuard<'_, Option<Index>>,
     ) -> Result<&'g mut Index, StoreError> {
         if guard.is_none() {
-            **guard = Some(Index::scan(self.dir.as_fd(), &self.path)?);
+            // Taken before the scan: a change made during it makes the next check scan again.
+            let stamp = self.directory_stamp();
+            let mut index = Index::scan(self.dir.as_fd(), &self.path)?;
+            index.stamp = stamp;
+            **guard = Some(index);
         }
         Ok(guard.as_mut().expect("the index was just built"))
     }

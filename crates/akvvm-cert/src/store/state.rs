@@ -24,6 +24,9 @@
 //! }
 //! ```
 //!
+//! A state file written by [`StateFile::compact_json`] also names its journal (`"journal": id`),
+//! which holds the entries changed since ([`super::state_journal`]); [`StateFile::load`] applies it.
+//!
 //! To add a field: add it to [`StateEntry`] as an `Option` with `#[serde(default)]`, so files
 //! written by older versions still load; unknown fields are ignored, so older versions still load
 //! newer files. Bump [`STATE_FORMAT_VERSION`] only for a change an older akvvm must not misread.
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::state_journal::{JournalAppend, journal_path, render_record};
 use super::{Installed, StoreError, write_atomic};
 
 /// The format version this akvvm writes and the newest it reads.
@@ -157,6 +161,9 @@ impl StateEntry {
 #[derive(Debug, Deserialize)]
 struct Document {
     version: u32,
+    /// The id of the journal that continues this file ([`super::state_journal`]).
+    #[serde(default)]
+    journal: Option<u64>,
     #[serde(default)]
     certificates: BTreeMap<String, StateEntry>,
 }
@@ -165,21 +172,32 @@ struct Document {
 #[derive(Serialize)]
 struct DocumentRef<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal: Option<u64>,
     certificates: &'a BTreeMap<String, StateEntry>,
 }
 
-/// The state file, loaded in memory; [`StateFile::save`] writes it back atomically.
+/// The state file, loaded in memory; [`StateFile::save`] writes it back atomically, and
+/// [`StateFile::journal_append`] records a few changed entries in its journal instead
+/// ([`super::state_journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateFile {
     path: PathBuf,
     entries: BTreeMap<String, StateEntry>,
+    /// The id of the journal continuing the file on disk; `None` until written with one.
+    journal: Option<u64>,
+    /// How many records that journal holds.
+    journal_records: usize,
 }
 
 impl StateFile {
     /// Loads the state file at `path`; a missing file is an empty state. Temp files an
     /// interrupted save left beside it are removed.
     pub fn load(path: &Path) -> Result<StateFile, StoreError> {
-        match super::atomic::remove_stale_temp_files(path) {
+        let removed = super::atomic::remove_stale_temp_files(path).and_then(|count| {
+            Ok(count + super::atomic::remove_stale_temp_files(&journal_path(path))?)
+        });
+        match removed {
             Ok(0) => {}
             Ok(count) => {
                 tracing::info!(path = %path.display(), count, "removed temp files of an interrupted save");
@@ -218,10 +236,29 @@ impl StateFile {
                 ),
             });
         }
-        Ok(StateFile {
+        let mut state = StateFile {
             path: path.to_path_buf(),
             entries: document.certificates,
-        })
+            journal: document.journal,
+            journal_records: 0,
+        };
+        if let Some(id) = document.journal {
+            let journal = journal_path(path);
+            let records = super::state_journal::read(&journal, id).map_err(|source| {
+                StoreError::StateRead {
+                    path: journal.clone(),
+                    source,
+                }
+            })?;
+            for record in records.into_iter().flatten() {
+                state.journal_records += 1;
+                match record.entry {
+                    Some(entry) => state.entries.insert(record.url, entry),
+                    None => state.entries.remove(&record.url),
+                };
+            }
+        }
+        Ok(state)
     }
 
     /// Loads the state file, never failing: a corrupt file is renamed to `<name>.corrupt` (kept
@@ -248,6 +285,8 @@ impl StateFile {
         StateFile {
             path: path.to_path_buf(),
             entries: BTreeMap::new(),
+            journal: None,
+            journal_records: 0,
         }
     }
 
@@ -283,16 +322,68 @@ impl StateFile {
             .map(|(url, entry)| (url.as_str(), entry))
     }
 
-    /// Writes the state atomically (mode [`STATE_FILE_MODE`]), creating its directory if needed.
-    pub fn save(&self) -> Result<(), StoreError> {
+    /// Writes the state atomically (mode [`STATE_FILE_MODE`]), creating its directory if needed:
+    /// the whole of it, continued by no journal (any journal on disk no longer applies).
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        self.journal = None;
+        self.journal_records = 0;
         let text = self.to_json()?;
         StateFile::write_json(&self.path, &text)
+    }
+
+    /// The whole state as [`StateFile::to_json`] renders it, under a new journal id: the content
+    /// of a compaction (write it with [`StateFile::write_json`]). Until that write succeeds,
+    /// appending to the journal is pointless (a crash would lose the appends); the caller then
+    /// compacts again rather than append.
+    pub fn compact_json(&mut self) -> Result<Vec<u8>, StoreError> {
+        self.journal = Some(rand::random::<u64>() | 1);
+        self.journal_records = 0;
+        self.to_json()
+    }
+
+    /// How many records the journal holds since the last compaction (`None`: the file on disk
+    /// has no journal yet, so changes must go to a compaction).
+    pub fn journal_records(&self) -> Option<usize> {
+        self.journal.map(|_| self.journal_records)
+    }
+
+    /// The records of `urls`' current entries (or their removal), for the journal: the cost of
+    /// a save of a few changes, instead of every entry. `None` when this state has no journal id
+    /// yet (compact first).
+    pub fn journal_append<'u>(
+        &mut self,
+        urls: impl IntoIterator<Item = &'u str>,
+    ) -> Result<Option<JournalAppend>, StoreError> {
+        let Some(id) = self.journal else {
+            return Ok(None);
+        };
+        let mut records = Vec::new();
+        let mut count = 0;
+        for url in urls {
+            render_record(&mut records, url, self.entries.get(url)).map_err(|e| {
+                StoreError::Write {
+                    path: journal_path(&self.path),
+                    step: "serialize",
+                    source: io::Error::other(e),
+                }
+            })?;
+            count += 1;
+        }
+        let start = self.journal_records == 0;
+        self.journal_records += count;
+        Ok(Some(JournalAppend {
+            path: journal_path(&self.path),
+            id,
+            start,
+            records,
+        }))
     }
 
     /// The file's content: pretty JSON and a final newline.
     pub fn to_json(&self) -> Result<Vec<u8>, StoreError> {
         let document = DocumentRef {
             version: STATE_FORMAT_VERSION,
+            journal: self.journal,
             certificates: &self.entries,
         };
         // About 600 bytes an entry: one allocation instead of a doubling series.
@@ -323,7 +414,7 @@ impl StateFile {
 /// The text of the regular file at `path`, opened without following a final symlink and
 /// without blocking: a FIFO or a device planted in the state file's place is refused at once
 /// instead of hanging the agent.
-fn read_regular_file(path: &Path) -> io::Result<String> {
+pub(super) fn read_regular_file(path: &Path) -> io::Result<String> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
@@ -467,7 +558,7 @@ mod tests {
         assert!(message.contains("state.json"), "{message}");
         assert!(message.contains("line 2"), "{message}");
 
-        let (state, error) = StateFile::load_or_recover(&path);
+        let (mut state, error) = StateFile::load_or_recover(&path);
         assert_eq!(error.unwrap().code(), "store.state_corrupt");
         assert_eq!(state.entries().count(), 0);
         assert!(!path.exists());

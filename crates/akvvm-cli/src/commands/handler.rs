@@ -297,11 +297,18 @@ fn remove_installed(settings: &Settings) -> anyhow::Result<()> {
             tracing::info!(path = %path.display(), "removed");
         }
     }
-    for name in [
-        akvvm::sync::STATE_FILE_NAME,
-        akvvm::sync::hook::HOOK_JOURNAL_FILE,
+    let state_file = settings
+        .agent
+        .state_directory
+        .join(akvvm::sync::STATE_FILE_NAME);
+    for path in [
+        akvvm_cert::store::state_journal::journal_path(&state_file),
+        state_file,
+        settings
+            .agent
+            .state_directory
+            .join(akvvm::sync::hook::HOOK_JOURNAL_FILE),
     ] {
-        let path = settings.agent.state_directory.join(name);
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -203,7 +203,16 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
     pid_file.write_own()?;
     let status_file = extension.as_ref().map(Extension::status_file);
 
-    let engine = match Engine::new(settings.clone(), EngineOptions::for_settings(&settings)) {
+    // What the daemon needs of the settings besides the engine, taken before the settings move
+    // into it: one copy of them (10,000 observed certificates are megabytes) rather than three.
+    let metrics_address = settings.agent.metrics_address;
+    let webhook = settings
+        .agent
+        .webhook
+        .clone()
+        .map(|webhook| (webhook, Targets::from_settings(&settings)));
+    let engine_options = EngineOptions::for_settings(&settings);
+    let engine = match Engine::new(settings, engine_options) {
         Ok(engine) => Arc::new(engine),
         Err(err) => {
             if let Some(file) = &status_file {
@@ -220,17 +229,22 @@ async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
             return Err(anyhow::Error::new(err).context("failed to start the sync engine"));
         }
     };
-    let metrics = match settings.agent.metrics_address {
+    let metrics = match metrics_address {
         Some(address) => serve_metrics(address, engine.clone(), cancel.clone()).await,
         None => None,
     };
-    let (requests, webhook) = match &settings.agent.webhook {
-        Some(webhook) => {
+    let (requests, webhook) = match webhook {
+        Some((webhook, targets)) => {
             let requests = SyncRequests::new();
-            let targets = Targets::from_settings(&settings);
             let metrics = Some(engine.metrics().clone());
-            match akvvm::webhook::start(webhook, targets, requests.clone(), metrics, cancel.clone())
-                .await
+            match akvvm::webhook::start(
+                &webhook,
+                targets,
+                requests.clone(),
+                metrics,
+                cancel.clone(),
+            )
+            .await
             {
                 Ok((_, task)) => (Some(requests), Some(task)),
                 Err(error) => {

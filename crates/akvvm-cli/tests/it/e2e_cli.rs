@@ -363,12 +363,16 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         h.store().join("contoso.web").exists(),
         "uninstall leaves certificates by default"
     );
+    // A state journal (what a pushed rotation leaves beside the state file) goes with the state.
+    let journal = h.state_dir().join("state.json.journal");
+    std::fs::write(&journal, "{\"journal\":1}\n").unwrap();
     let out = output(handler(&["uninstall", "--remove-certificates"])).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(!journal.exists(), "the state journal is removed");
     assert!(!h.store().join("contoso.web").exists());
     assert!(!h.store().join(format!("contoso.web.{version}")).exists());
     // Nothing of the certificate is left: no certbot directory with its privkey.pem and

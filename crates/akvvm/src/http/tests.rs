@@ -34,7 +34,17 @@ fn throttling_waits_retry_after_plus_a_growing_jitter_and_is_not_given_up_early(
     for _ in 0..100 {
         assert!(policy.throttle_delay(4, Some(second), &mut rng) <= 9 * second);
         assert!(policy.throttle_delay(4, None, &mut rng) <= 8 * second);
+        // The ceiling stops at about one throttling window, and Retry-After stays a minimum.
+        let long = policy.throttle_delay(7, Some(second), &mut rng);
+        assert!(long >= second && long <= second + THROTTLE_JITTER_MAX);
     }
+    let late: Vec<Duration> = (0..200)
+        .map(|_| policy.throttle_delay(7, None, &mut rng))
+        .collect();
+    assert!(
+        late.iter().any(|d| *d > THROTTLE_JITTER_MAX / 2),
+        "still spread over the whole window"
+    );
     // Past max_attempts, until the deadline.
     assert!(policy.retries_throttling(50, second, Duration::from_secs(100)));
     assert!(!policy.retries_throttling(50, second, Duration::from_secs(300)));

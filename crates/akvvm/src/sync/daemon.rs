@@ -85,6 +85,10 @@ struct Reporter {
     last: Option<Report>,
     /// The observed URLs in the settings' order: the substatus order.
     order: Vec<String>,
+    /// Each certificate's substatus line, rendered when its result came in: a push re-renders
+    /// its own line, not the 10,000 others (a full cycle re-renders every line, so that expiry
+    /// warnings follow the clock).
+    lines: std::collections::HashMap<String, crate::status::Substatus>,
 }
 
 impl Reporter {
@@ -123,6 +127,12 @@ impl Reporter {
         }
     }
 
+    /// Renders the substatus line of `result` (as of `now`) for the next reports.
+    fn note(&mut self, result: &CertReport, now: OffsetDateTime) {
+        let line = result.substatus(now, self.warn_days);
+        self.lines.insert(result.url.clone(), line);
+    }
+
     fn report(
         &self,
         phase: Phase,
@@ -130,7 +140,6 @@ impl Reporter {
         results: &BTreeMap<String, CertReport>,
         total: usize,
     ) -> Report {
-        let now = OffsetDateTime::now_utc();
         let installed = results.values().filter(|r| r.is_installed()).count();
         let failing = results.values().filter(|r| r.is_failed()).count();
         let (state, message) = match phase {
@@ -162,8 +171,8 @@ impl Reporter {
         report.substatus = self
             .order
             .iter()
-            .filter_map(|url| results.get(url))
-            .map(|r| r.substatus(now, self.warn_days))
+            .filter(|url| results.contains_key(*url))
+            .filter_map(|url| self.lines.get(url).cloned())
             .collect();
         report
     }
@@ -176,7 +185,7 @@ pub async fn run(
     cancel: CancellationToken,
     trigger: Arc<Notify>,
 ) {
-    let settings = engine.settings().clone();
+    let settings = engine.settings();
     let total = settings.observed.len();
     let retries = settings.agent.initial_sync_retries;
     let mut reporter = Reporter {
@@ -189,6 +198,7 @@ pub async fn run(
             .iter()
             .map(|c| c.url.to_string())
             .collect(),
+        lines: std::collections::HashMap::new(),
     };
     let mut phase = if settings.require_initial_sync {
         Phase::Initial { attempts: 0 }
@@ -207,6 +217,7 @@ pub async fn run(
         "polling started"
     );
     for report in engine.finish_interrupted_hooks(&cancel).await {
+        reporter.note(&report, OffsetDateTime::now_utc());
         results.insert(report.url.clone(), report);
     }
     // Machines booting together spread their first requests (`startupJitterInS`); a sync asked
@@ -280,7 +291,9 @@ pub async fn run(
         if cancel.is_cancelled() {
             break;
         }
+        let now = OffsetDateTime::now_utc();
         for cert in report.certificates {
+            reporter.note(&cert, now);
             results.insert(cert.url.clone(), cert);
         }
         let complete =
@@ -539,6 +552,7 @@ mod tests {
             ready_sent: false,
             last: None,
             order: Vec::new(),
+            lines: std::collections::HashMap::new(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The engine: one [`Engine`] holds a vault client per vault, the stores, the state file and the
 //! hook journal, and checks certificates concurrently ([`Engine::cycle`]).
 //!
-//! To add a step to a certificate's check, extend `Engine::check_inner`.
+//! To add a step to a certificate's check, extend `Engine::check_inner`. When and how the state
+//! file is saved (the journal, the compactions) is in `save`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,8 +104,12 @@ pub struct Engine {
     state: Mutex<StateFile>,
     /// Whether the state holds a change worth saving ([`list::significant_change`]).
     dirty: AtomicBool,
-    /// Significant changes since the last save, for the mid-cycle saves.
-    changes: AtomicUsize,
+    /// The URLs whose entries changed significantly since the last save: what a journal append
+    /// writes ([`akvvm_cert::store::state_journal`]). Locked after `state`, never before.
+    changed: Mutex<std::collections::HashSet<String>>,
+    /// Whether the next save must write the whole state (a save failed: the journal on disk may
+    /// end in a torn record, or not continue the state file).
+    compact_next: AtomicBool,
     /// Spreads the certificates' full checks ([`list::full_check_interval_for`]).
     full_check_salt: u64,
     /// Serialises saves so that a later snapshot is never overwritten by an earlier one, and
@@ -113,15 +118,6 @@ pub struct Engine {
     hooks: Mutex<HookJournal>,
     metrics: Arc<Metrics>,
 }
-
-/// During a cycle the state file is saved at most this often, and only once a sixteenth of its
-/// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
-/// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
-/// link in the store is the truth, and the next start reads back whatever the state file missed.
-const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// See [`STATE_SAVE_INTERVAL`].
-const STATE_SAVE_FRACTION: usize = 16;
 
 impl Engine {
     /// Builds the engine: one vault client per vault (connections reused), the stores opened,
@@ -180,7 +176,8 @@ impl Engine {
             stores,
             state: Mutex::new(state),
             dirty: AtomicBool::new(dirty),
-            changes: AtomicUsize::new(0),
+            changed: Mutex::new(std::collections::HashSet::new()),
+            compact_next: AtomicBool::new(true),
             full_check_salt: rand::random(),
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
@@ -208,17 +205,28 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> CycleReport {
         let started = Instant::now();
-        // What others changed in the stores since the last cycle is seen by its first install.
-        for store in self.stores.values() {
-            store.rescan();
-        }
-        let certificates: Vec<&ObservedCertificate> = self
+        let certificates: Vec<(usize, &ObservedCertificate)> = self
             .settings
             .observed
             .iter()
-            .filter(|c| select(&c.url.to_string()))
+            .enumerate()
+            .filter(|(_, c)| select(&c.url.to_string()))
             .collect();
-        let listed = self.list_vaults(&certificates, cancel).await;
+        // What others changed in the stores since the last cycle is seen by its first install. A
+        // cycle of a few certificates (a push, a retry) scans only a store that changed.
+        let whole = certificates.len() == self.settings.observed.len();
+        for store in self.stores.values() {
+            if whole {
+                store.rescan();
+            } else {
+                store.rescan_if_changed();
+            }
+        }
+        let listed = {
+            let selected: Vec<&ObservedCertificate> =
+                certificates.iter().map(|(_, c)| *c).collect();
+            self.list_vaults(&selected, cancel).await
+        };
         // Many certificates at once; each vault's semaphore bounds what reaches it.
         let in_flight = self
             .vaults
@@ -228,34 +236,28 @@ impl Engine {
             .max(MIN_CHECKS_IN_FLIGHT);
         let mut pending = certificates.into_iter();
         let mut running = futures::stream::FuturesUnordered::new();
-        let mut reports: Vec<CertReport> = Vec::new();
+        let mut reports: Vec<(usize, CertReport)> = Vec::new();
         loop {
             while running.len() < in_flight {
-                let Some(cert) = pending.next() else { break };
+                let Some((position, cert)) = pending.next() else {
+                    break;
+                };
                 let span = tracing::info_span!("certificate", url = %cert.url);
-                running.push(self.check(cert, &listed, cancel).instrument(span));
+                let check = self.check(cert, &listed, cancel).instrument(span);
+                running.push(async move { (position, check.await) });
             }
             match running.next().await {
                 Some(report) => reports.push(report),
                 None => break,
             }
         }
-        let order: Vec<String> = self
-            .settings
-            .observed
-            .iter()
-            .map(|c| c.url.to_string())
-            .collect();
-        let position: std::collections::HashMap<&str, usize> = order
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.as_str(), i))
-            .collect();
-        reports.sort_by_key(|r| position.get(r.url.as_str()).copied());
+        // In the settings' order.
+        reports.sort_by_key(|(position, _)| *position);
+        let reports: Vec<CertReport> = reports.into_iter().map(|(_, report)| report).collect();
         self.save_state(None).await;
         self.metrics
             .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
-        reports.into_iter().collect::<Vec<_>>().into()
+        reports.into()
     }
 
     /// Runs the reload hooks a previous run installed a version for but did not finish.
@@ -295,46 +297,6 @@ impl Engine {
         reports
     }
 
-    /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
-    /// `min_interval`, skips the save when the previous one started less than that long ago.
-    async fn save_state(&self, min_interval: Option<Duration>) {
-        let mut last = self.saving.lock().await;
-        if !self.dirty.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Some(interval) = min_interval {
-            let entries = self.settings.observed.len();
-            let enough = (entries / STATE_SAVE_FRACTION).max(1);
-            if last.is_some_and(|at| at.elapsed() < interval)
-                || self.changes.load(Ordering::SeqCst) < enough
-            {
-                return;
-            }
-        }
-        *last = Some(Instant::now());
-        self.dirty.store(false, Ordering::SeqCst);
-        self.changes.store(0, Ordering::SeqCst);
-        // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
-        // a save then holds one copy of the state, as JSON, not three.
-        let (path, text) = {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            (state.path().to_path_buf(), state.to_json())
-        };
-        let saved = tokio::task::spawn_blocking(move || StateFile::write_json(&path, &text?))
-            .await
-            .unwrap_or_else(|e| {
-                Err(akvvm_cert::store::StoreError::Write {
-                    path: state_file_path(&self.settings),
-                    step: "save the state file",
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
-        if let Err(e) = saved {
-            tracing::error!(error = %e, code = e.code(), "failed to save the state file");
-            self.dirty.store(true, Ordering::SeqCst);
-        }
-    }
-
     /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
     fn full_check_interval_for(&self, url: &str) -> Duration {
         list::full_check_interval_for(
@@ -351,8 +313,7 @@ impl Engine {
         let before = entry.clone();
         let result = change(entry);
         if list::significant_change(&before, entry, self.settings.agent.full_check_interval) {
-            self.dirty.store(true, Ordering::SeqCst);
-            self.changes.fetch_add(1, Ordering::SeqCst);
+            self.note_change(url);
         }
         result
     }
@@ -447,8 +408,7 @@ impl Engine {
                     })
                     .filter(|installed| installed.version == current.version);
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                self.dirty.store(true, Ordering::SeqCst);
-                self.changes.fetch_add(1, Ordering::SeqCst);
+                self.note_change(&url);
                 let entry = state.entry_mut(&url);
                 entry.installed_version = Some(current.version.clone());
                 entry.version_updated = None;
@@ -639,7 +599,7 @@ impl Engine {
             entry.verified_at = Some(verified.0);
             entry.version_updated = verified.1;
         });
-        self.save_state(Some(STATE_SAVE_INTERVAL)).await;
+        self.save_state(Some(save::STATE_SAVE_INTERVAL)).await;
         tracing::info!(
             file = %installed.file.display(),
             version = %installed.version,
@@ -797,6 +757,8 @@ pub fn state_file_path(settings: &Settings) -> PathBuf {
 pub fn state_file_in(state_directory: &Path) -> PathBuf {
     state_directory.join(STATE_FILE_NAME)
 }
+
+mod save;
 
 #[cfg(test)]
 mod tests;

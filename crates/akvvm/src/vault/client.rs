@@ -31,6 +31,10 @@ pub struct VaultOptions {
     pub api_version: Option<String>,
     /// Where each HTTP attempt is counted (by vault host and status), if anywhere.
     pub metrics: Option<Arc<Metrics>>,
+    /// Whether requests carry a token from the first one when the vault's DNS suffix names its
+    /// cloud, skipping the 401 challenge ([`super::known_resource`]). Off by default (the
+    /// official client's challenge path); the engine turns it on.
+    pub preauthenticate: bool,
 }
 
 impl Default for VaultOptions {
@@ -40,6 +44,7 @@ impl Default for VaultOptions {
             retry: RetryPolicy::key_vault(),
             api_version: None,
             metrics: None,
+            preauthenticate: false,
         }
     }
 }
@@ -178,6 +183,10 @@ impl VaultClient {
             host: host.to_string(),
             metrics: options.metrics.clone(),
             gate: super::transport::ThrottleGate::default(),
+            preauth: options
+                .preauthenticate
+                .then(|| super::preauth::PreAuth::for_vault(host, identity))
+                .flatten(),
         };
         let mut sdk_options = SecretClientOptions {
             client_options: ClientOptions {

@@ -29,10 +29,13 @@
 //!   Key Vault's error document) to it.
 //! - `transport`: [`VaultTransport`], the SDK's HTTP client with akvvm's retries.
 //! - `challenge`: [`Challenge`], the 401 challenge's tenant and resource.
+//! - `preauth`: the first request carries a token when the vault's DNS suffix names its cloud
+//!   ([`known_resource`]), saving the challenge round trip; a 401 falls back to the challenge.
 
 mod challenge;
 mod client;
 mod errors;
+mod preauth;
 mod transport;
 
 pub use challenge::Challenge;
@@ -41,4 +44,5 @@ pub use client::{
     split_secret_id,
 };
 pub use errors::{REQUIRED_RIGHT, VaultError};
+pub use preauth::known_resource;
 pub use transport::VaultTransport;

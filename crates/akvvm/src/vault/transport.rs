@@ -35,6 +35,8 @@ pub struct VaultTransport {
     pub(super) metrics: Option<Arc<Metrics>>,
     /// The vault's throttling pause, shared by its requests.
     pub(super) gate: ThrottleGate,
+    /// Tokens on the first requests, when the vault's cloud is known ([`super::preauth`]).
+    pub(super) preauth: Option<super::preauth::PreAuth>,
 }
 
 /// When a throttled vault may be asked again, shared by every request of one vault client.
@@ -198,6 +200,11 @@ fn retry_after(headers: &Headers) -> Option<Duration> {
 impl HttpClient for VaultTransport {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
         let started = Instant::now();
+        let preauthorized = match &self.preauth {
+            Some(preauth) => preauth.authorize(request).await,
+            None => None,
+        };
+        let request = preauthorized.as_ref().unwrap_or(request);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -220,6 +227,14 @@ impl HttpClient for VaultTransport {
             }
             let refused_token = matches!(&outcome, Ok(response) if u16::from(response.status()) == 401)
                 && request.headers().get_optional_str(&AUTHORIZATION).is_some();
+            if refused_token
+                && preauthorized.is_some()
+                && let Some(preauth) = &self.preauth
+            {
+                // The official client sent this request without a token: it meets the 401
+                // challenge as usual, and the next requests follow the challenge.
+                preauth.refused();
+            }
             if refused_token {
                 // The token itself was refused: the next request fetches a new one.
                 tracing::debug!(parent: &span, "key vault refused the token");

@@ -270,6 +270,7 @@ async fn an_answer_sent_one_byte_a_second_is_cut_by_the_request_timeout() {
             retry: fast_retry(&[429], 1),
             api_version: None,
             metrics: None,
+            preauthenticate: false,
         },
     )
     .unwrap();

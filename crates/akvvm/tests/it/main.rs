@@ -9,6 +9,7 @@ mod e2e_daemon;
 mod e2e_identity;
 mod e2e_list;
 mod e2e_metrics;
+mod e2e_push_work;
 mod e2e_sync;
 mod e2e_webhook;
 mod error_codes;

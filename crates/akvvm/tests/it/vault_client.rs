@@ -276,6 +276,15 @@ fn managed(endpoint: &Url, client_id: Option<&str>) -> Identity {
 }
 
 fn vault_client(identity: &Identity, http: HttpOptions, max_attempts: u32) -> VaultClient {
+    vault_client_with(identity, http, max_attempts, false)
+}
+
+fn vault_client_with(
+    identity: &Identity,
+    http: HttpOptions,
+    max_attempts: u32,
+    preauthenticate: bool,
+) -> VaultClient {
     VaultClient::new(
         &Url::parse(&format!("https://{VAULT_HOST}")).unwrap(),
         identity,
@@ -284,6 +293,7 @@ fn vault_client(identity: &Identity, http: HttpOptions, max_attempts: u32) -> Va
             retry: fast_retry(&[429], max_attempts),
             api_version: None,
             metrics: None,
+            preauthenticate,
         },
     )
     .unwrap()
@@ -873,4 +883,58 @@ async fn huge_answers_are_refused_at_the_cap() {
         error.to_string().contains("larger than 1048576 bytes"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_known_cloud_gets_its_token_with_the_first_request() {
+    let ca = TestCa::new();
+    let (vault_addr, kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token"]).await;
+    let (imds_url, imds) = imds(false).await;
+    let client = vault_client_with(
+        &managed(&imds_url, None),
+        http_options(&ca, vault_addr),
+        3,
+        true,
+    );
+    client.get_latest("web").await.unwrap();
+    client.get_version("web", "fedc9876").await.unwrap();
+    // No challenge round trip: every request carried the token, fetched once.
+    assert_eq!(kv.unauthenticated.get(), 0);
+    assert_eq!(imds.calls.get(), 1);
+    assert_headers(
+        &kv,
+        vec!["Bearer mi-token".to_owned(), "Bearer mi-token".to_owned()],
+    );
+}
+
+#[tokio::test]
+async fn a_refused_pre_authentication_falls_back_to_the_challenge() {
+    let ca = TestCa::new();
+    // The vault refuses the first token: the request meets the challenge as without
+    // pre-authentication, and later requests follow the challenge's path.
+    let (vault_addr, kv) = key_vault(&ca, "https://vault.azure.net", &["mi-token-2"]).await;
+    let (imds_url, imds) = imds_with(Imds {
+        rotating: true,
+        ..Imds::default()
+    })
+    .await;
+    let client = vault_client_with(
+        &managed(&imds_url, None),
+        http_options(&ca, vault_addr),
+        1,
+        true,
+    );
+    let bundle = client.get_latest("web").await.unwrap();
+    assert_eq!(bundle.version, "0123abcd");
+    client.get_latest("web").await.unwrap();
+    assert_eq!(imds.calls.get(), 2);
+    assert_headers(
+        &kv,
+        vec![
+            "Bearer mi-token-1".to_owned(),
+            "Bearer mi-token-2".to_owned(),
+            "Bearer mi-token-2".to_owned(),
+        ],
+    );
+    assert_eq!(client.tenant().as_deref(), Some(TENANT));
 }

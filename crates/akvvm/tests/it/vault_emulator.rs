@@ -44,6 +44,7 @@ fn options(http: HttpOptions) -> VaultOptions {
             ..RetryPolicy::key_vault()
         },
         api_version: None,
+        preauthenticate: false,
         metrics: None,
     }
 }

@@ -1,0 +1,114 @@
+//! Saving the engine's state file: when (at most once a second during a cycle, at its end, only
+//! when something changed) and how (the changed entries appended to the state journal, or the
+//! whole state when the journal has grown past a quarter of the entries).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use akvvm_cert::store::StateFile;
+
+use super::{Engine, state_file_path};
+
+/// During a cycle the state file is saved at most this often, and only once a sixteenth of its
+/// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
+/// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
+/// link in the store is the truth, and the next start reads back whatever the state file missed.
+pub(super) const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// See [`STATE_SAVE_INTERVAL`].
+const STATE_SAVE_FRACTION: usize = 16;
+
+/// A save appends the changed entries to the state file's journal while the journal holds at most
+/// this fraction of the entries (so a push at N = 10,000 writes one entry, not 10,000); past it,
+/// the whole state is written (compacted) with a new journal. Compacting once per N/4 changes
+/// costs O(1) entries per change, amortised.
+const STATE_JOURNAL_FRACTION: usize = 4;
+
+/// One save: the records for the journal, or the whole state.
+enum Save {
+    Append(akvvm_cert::store::state_journal::JournalAppend),
+    Whole(PathBuf, Vec<u8>),
+}
+
+impl Engine {
+    /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
+    /// `min_interval`, skips the save when the previous one started less than that long ago.
+    pub(super) async fn save_state(&self, min_interval: Option<Duration>) {
+        let mut last = self.saving.lock().await;
+        if !self.dirty.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(interval) = min_interval {
+            let entries = self.settings.observed.len();
+            let enough = (entries / STATE_SAVE_FRACTION).max(1);
+            if last.is_some_and(|at| at.elapsed() < interval) || self.changed_count() < enough {
+                return;
+            }
+        }
+        *last = Some(Instant::now());
+        self.dirty.store(false, Ordering::SeqCst);
+        // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
+        // a save then holds one copy of the state, as JSON, not three.
+        let save = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let changed =
+                std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+            let budget = self.settings.observed.len() / STATE_JOURNAL_FRACTION;
+            let append = !self.compact_next.swap(false, Ordering::SeqCst)
+                && state
+                    .journal_records()
+                    .is_some_and(|records| records + changed.len() <= budget);
+            let append = if append {
+                state
+                    .journal_append(changed.iter().map(String::as_str))
+                    .map(|a| a.map(Save::Append))
+            } else {
+                Ok(None)
+            };
+            match append {
+                Ok(Some(save)) => Ok(save),
+                Ok(None) => state
+                    .compact_json()
+                    .map(|text| Save::Whole(state.path().to_path_buf(), text)),
+                Err(e) => Err(e),
+            }
+        };
+        if let Ok(Save::Append(records)) = &save
+            && records.is_empty()
+        {
+            // The changes that made the state dirty went out with the previous save.
+            return;
+        }
+        let saved = tokio::task::spawn_blocking(move || match save? {
+            Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
+            Save::Whole(path, text) => StateFile::write_json(&path, &text),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(akvvm_cert::store::StoreError::Write {
+                path: state_file_path(&self.settings),
+                step: "save the state file",
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
+        if let Err(e) = saved {
+            tracing::error!(error = %e, code = e.code(), "failed to save the state file");
+            self.dirty.store(true, Ordering::SeqCst);
+            self.compact_next.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Notes that the entry of `url` changed and must be saved (the caller holds the state lock).
+    pub(super) fn note_change(&self, url: &str) {
+        self.dirty.store(true, Ordering::SeqCst);
+        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        if !changed.contains(url) {
+            changed.insert(url.to_owned());
+        }
+    }
+
+    fn changed_count(&self) -> usize {
+        self.changed.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
