@@ -20,6 +20,7 @@ mod settings_bad_inputs;
 mod settings_docs;
 mod settings_fixtures;
 mod settings_proptest;
+mod v3_documented;
 mod validate_fixtures;
 mod vault_client;
 mod vault_emulator;
