@@ -49,7 +49,10 @@ impl TempUser {
     pub fn create(prefix: &str, exact: Option<&str>) -> TempUser {
         let name = exact.map_or_else(|| unique(prefix), str::to_owned);
         if exact.is_some() {
-            let _ = Command::new("userdel").arg(&name).status();
+            let _ = Command::new("userdel")
+                .arg(&name)
+                .stderr(std::process::Stdio::null())
+                .status();
         }
         run(
             "useradd",
@@ -85,7 +88,10 @@ impl TempGroup {
     pub fn create(prefix: &str, exact: Option<&str>) -> TempGroup {
         let name = exact.map_or_else(|| unique(prefix), str::to_owned);
         if exact.is_some() {
-            let _ = Command::new("groupdel").arg(&name).status();
+            let _ = Command::new("groupdel")
+                .arg(&name)
+                .stderr(std::process::Stdio::null())
+                .status();
         }
         run("groupadd", &["--system", &name]);
         let gid = id_of(&["group", &name]);
