@@ -185,7 +185,8 @@ pub enum Authentication {
     ManagedIdentity {
         /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
         endpoint: MsiEndpoint,
-        /// A user-assigned identity's client id; `None` means the system-assigned identity.
+        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id,
+        /// see [`crate::identity::ManagedIdentityId`]); `None` means the system-assigned identity.
         client_id: Option<String>,
     },
     /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
@@ -280,7 +281,8 @@ impl fmt::Display for Authentication {
             } => {
                 write!(
                     f,
-                    "managed identity (user-assigned, client id {id}) at {endpoint}"
+                    "managed identity (user-assigned, {}) at {endpoint}",
+                    crate::identity::ManagedIdentityId::parse_lenient(id)
                 )
             }
             Authentication::BootstrapCertificate {

@@ -9,6 +9,8 @@ mod e2e_daemon;
 mod e2e_identity;
 mod e2e_list;
 mod e2e_metrics;
+mod e2e_msi_forms;
+mod e2e_network_rules;
 mod e2e_sync;
 mod e2e_webhook;
 mod error_codes;
