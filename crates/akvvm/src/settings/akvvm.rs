@@ -122,6 +122,12 @@ impl Ctx<'_> {
         let webhook = fields
             .get("webhook")
             .and_then(|w| self.webhook(w, &fields.path("webhook")));
+        let prune_removed_certificates = self
+            .boolean(
+                fields.get("pruneRemovedCertificates"),
+                &fields.path("pruneRemovedCertificates"),
+            )
+            .or(defaults.prune_removed_certificates);
         AgentOptions {
             state_directory,
             keep_versions,
@@ -139,6 +145,7 @@ impl Ctx<'_> {
             certbot_layout,
             metrics_address,
             webhook,
+            prune_removed_certificates,
         }
     }
 

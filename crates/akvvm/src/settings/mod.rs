@@ -353,6 +353,10 @@ pub struct AgentOptions {
     pub metrics_address: Option<SocketAddr>,
     /// `webhook`: the Event Grid webhook of `akvvm run`; default none.
     pub webhook: Option<WebhookSettings>,
+    /// `pruneRemovedCertificates`: when a certificate is no longer in `observedCertificates`,
+    /// remove its files and links at the next start; default false (they stay, as the extension
+    /// leaves them).
+    pub prune_removed_certificates: bool,
 }
 
 /// `akvvm.webhook`: where Event Grid delivers Key Vault's new-version events.
@@ -392,6 +396,7 @@ impl Default for AgentOptions {
             certbot_layout: false,
             metrics_address: None,
             webhook: None,
+            prune_removed_certificates: false,
         }
     }
 }

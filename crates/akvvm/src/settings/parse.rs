@@ -65,6 +65,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "certbotLayout",
     "metricsAddress",
     "webhook",
+    "pruneRemovedCertificates",
 ];
 
 pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];

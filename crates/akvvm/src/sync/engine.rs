@@ -170,6 +170,11 @@ impl Engine {
             .collect();
         let dirty = !stale.is_empty() || problem_seen;
         for url in stale {
+            if settings.agent.prune_removed_certificates
+                && let Some(entry) = state.entry(&url)
+            {
+                super::prune_removed::prune(&settings, &stores, &url, entry);
+            }
             state.remove(&url);
         }
         let hooks = HookJournal::load(&settings.agent.state_directory);

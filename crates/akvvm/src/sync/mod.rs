@@ -32,6 +32,7 @@ mod engine;
 mod errors;
 pub mod hook;
 pub mod list;
+mod prune_removed;
 mod report;
 pub mod state_dir;
 

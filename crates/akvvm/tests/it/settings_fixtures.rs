@@ -169,6 +169,7 @@ fn akvvm_options_from_an_extension_resource() {
             certbot_layout: false,
             metrics_address: Some("127.0.0.1:9464".parse().unwrap()),
             webhook: None,
+            prune_removed_certificates: false,
         }
     );
     let www = &s.observed[0];
