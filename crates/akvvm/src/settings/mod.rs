@@ -436,6 +436,9 @@ pub struct CertificateOptions {
     /// `certbotLayout`: write certbot's layout for this certificate; `None` follows the agent-wide
     /// `certbotLayout`. Use [`ObservedCertificate::certbot_layout`] for the effective value.
     pub certbot_layout: Option<bool>,
+    /// `owner`, `group` and `mode` (octal string) of the installed files, applied to every new
+    /// version; unset parts keep root and 0600.
+    pub files: akvvm_cert::store::FileAccess,
 }
 
 /// A command run after a new version is installed.

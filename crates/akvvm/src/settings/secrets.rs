@@ -526,7 +526,7 @@ impl Ctx<'_> {
     }
 }
 
-fn is_valid_account_name(name: &str) -> bool {
+pub(super) fn is_valid_account_name(name: &str) -> bool {
     (1..=256).contains(&name.len())
         && !name.starts_with('-')
         && name

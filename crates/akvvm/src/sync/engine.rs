@@ -612,6 +612,7 @@ impl Engine {
         let link_name = cert.link_name.clone();
         let certbot_layout = cert.certbot_layout(&self.settings.agent);
         let keep = self.settings.agent.keep_versions;
+        let files = cert.options.files.clone();
         // The hook is journalled as pending before the link moves: a crash after the switch
         // and before the hook ran must leave a pending record for the restart to finish
         // (crash_safety's SIGKILLs found the window when the record came after the install).
@@ -622,7 +623,7 @@ impl Engine {
         }
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
-            store.install(&InstallRequest {
+            let request = InstallRequest {
                 vault: &vault,
                 name: &name,
                 version: &install_version,
@@ -631,7 +632,13 @@ impl Engine {
                 acls: &acls,
                 keep,
                 certbot_layout,
-            })
+            };
+            if files == akvvm_cert::store::FileAccess::default() {
+                store.install(&request)
+            } else {
+                // `owner`, `group`, `mode`: applied to every new version's files.
+                store.install_with_access(&request, &files)
+            }
         })
         .await
         .map_err(|e| SyncError::Task {

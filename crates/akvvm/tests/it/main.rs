@@ -6,6 +6,7 @@
 //! fixture files come from `akvvm-testkit`.
 
 mod e2e_daemon;
+mod e2e_file_access;
 mod e2e_identity;
 mod e2e_list;
 mod e2e_metrics;

@@ -184,6 +184,7 @@ fn akvvm_options_from_an_extension_resource() {
                 timeout: Duration::from_secs(20)
             }),
             certbot_layout: Some(true),
+            files: akvvm_cert::store::FileAccess::default(),
         }
     );
     assert_eq!(s.observed[1].store_dir, PathBuf::from(STORE));
