@@ -129,7 +129,11 @@ impl Ctx<'_> {
                 &fields.path("pruneRemovedCertificates"),
             )
             .or(defaults.prune_removed_certificates);
+        let batch_reload = fields
+            .get("batchReload")
+            .and_then(|r| self.reload(r, &fields.path("batchReload")));
         AgentOptions {
+            batch_reload,
             state_directory,
             keep_versions,
             initial_sync_retries,

@@ -357,6 +357,9 @@ pub struct AgentOptions {
     /// remove its files and links at the next start; default false (they stay, as the extension
     /// leaves them).
     pub prune_removed_certificates: bool,
+    /// `batchReload`: run once per cycle after all of that cycle's installs, when there was at
+    /// least one, besides the per-certificate hooks; default none.
+    pub batch_reload: Option<ReloadHook>,
 }
 
 /// `akvvm.webhook`: where Event Grid delivers Key Vault's new-version events.
@@ -397,6 +400,7 @@ impl Default for AgentOptions {
             metrics_address: None,
             webhook: None,
             prune_removed_certificates: false,
+            batch_reload: None,
         }
     }
 }

@@ -66,6 +66,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "metricsAddress",
     "webhook",
     "pruneRemovedCertificates",
+    "batchReload",
 ];
 
 pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];

@@ -257,6 +257,7 @@ impl Engine {
             .map(|(i, u)| (u.as_str(), i))
             .collect();
         reports.sort_by_key(|r| position.get(r.url.as_str()).copied());
+        super::batch_hook::run(&self.settings, &reports, cancel).await;
         self.save_state(None).await;
         self.metrics
             .record_cycle(OffsetDateTime::now_utc(), started.elapsed());

@@ -170,6 +170,7 @@ fn akvvm_options_from_an_extension_resource() {
             metrics_address: Some("127.0.0.1:9464".parse().unwrap()),
             webhook: None,
             prune_removed_certificates: false,
+            batch_reload: None,
         }
     );
     let www = &s.observed[0];
