@@ -7,6 +7,7 @@
 //! | [`servers`] | a test CA, https and http servers on `127.0.0.1:0` serving axum routers, client certificates, a fast retry policy, [`servers::HostileVault`] (a Key Vault answering what the local vault never would) | the identity, vault client and hostile server tests |
 //! | [`accounts`] | Linux users and groups made for one test (root), removed when dropped | ACL and file ownership tests |
 //! | [`certs`] | a generated root, intermediate and leaf decoded by akvvm's own PEM decoder; PEM labels; [`certs::assert_same_secret`], which never prints key material | the store tests and benches |
+//! | [`proxy`] | a minimal CONNECT proxy on loopback that counts its tunnels | the proxy tests (environment and waagent.conf) |
 //! | [`sdk`] | an HTTP client that trusts the local vault, an IMDS credential and the official SDK's secret client; [`sdk::assert_value`], which never prints a secret | the emulator's SDK tests |
 //! | [`files`] | a file's permission bits, a directory's sorted entries | the store's unit and integration tests |
 //! | [`fixtures`] | the fixture files under `crates/akvvm-testkit/fixtures/` (`pem/`, `pkcs12/`, `recordings/`, `settings/`) | every crate's tests, benches and unit tests |
@@ -23,5 +24,6 @@ pub mod certs;
 pub mod files;
 pub mod fixtures;
 pub mod harness;
+pub mod proxy;
 pub mod sdk;
 pub mod servers;

@@ -132,7 +132,11 @@ impl Ctx<'_> {
         let batch_reload = fields
             .get("batchReload")
             .and_then(|r| self.reload(r, &fields.path("batchReload")));
+        let waagent_config = self
+            .abs_path(fields.get("waagentConfig"), &fields.path("waagentConfig"))
+            .or(defaults.waagent_config);
         AgentOptions {
+            waagent_config,
             batch_reload,
             state_directory,
             keep_versions,

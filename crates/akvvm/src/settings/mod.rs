@@ -360,7 +360,14 @@ pub struct AgentOptions {
     /// `batchReload`: run once per cycle after all of that cycle's installs, when there was at
     /// least one, besides the per-certificate hooks; default none.
     pub batch_reload: Option<ReloadHook>,
+    /// `waagentConfig`: the guest agent's configuration, whose `HttpProxy.Host`/`HttpProxy.Port`
+    /// are used for Key Vault and Entra ID when `HTTPS_PROXY` is not set; default
+    /// [`DEFAULT_WAAGENT_CONFIG`].
+    pub waagent_config: PathBuf,
 }
+
+/// Where the guest agent keeps its configuration.
+pub const DEFAULT_WAAGENT_CONFIG: &str = "/etc/waagent.conf";
 
 /// `akvvm.webhook`: where Event Grid delivers Key Vault's new-version events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -401,6 +408,7 @@ impl Default for AgentOptions {
             webhook: None,
             prune_removed_certificates: false,
             batch_reload: None,
+            waagent_config: PathBuf::from(DEFAULT_WAAGENT_CONFIG),
         }
     }
 }

@@ -67,6 +67,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "webhook",
     "pruneRemovedCertificates",
     "batchReload",
+    "waagentConfig",
 ];
 
 pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];

@@ -15,6 +15,7 @@ mod e2e_msi_forms;
 mod e2e_network_rules;
 mod e2e_prune_removed;
 mod e2e_sync;
+mod e2e_waagent_proxy;
 mod e2e_webhook;
 mod error_codes;
 mod hostile_servers;

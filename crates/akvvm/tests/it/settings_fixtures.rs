@@ -171,6 +171,7 @@ fn akvvm_options_from_an_extension_resource() {
             webhook: None,
             prune_removed_certificates: false,
             batch_reload: None,
+            waagent_config: PathBuf::from(akvvm::settings::DEFAULT_WAAGENT_CONFIG),
         }
     );
     let www = &s.observed[0];
