@@ -417,11 +417,7 @@ impl Ctx<'_> {
     /// deployed elsewhere).
     fn file_account(&mut self, v: Option<&Value>, path: &str, group: bool) -> Option<String> {
         let kind = if group { "group" } else { "user" };
-        let example = if group {
-            "\"postgres\""
-        } else {
-            "\"postgres\""
-        };
+        let example = "\"postgres\"";
         let Got::Value(name) = self.string(v, path, example) else {
             return None;
         };
