@@ -243,6 +243,7 @@ impl HttpOptions {
                 })
                 .collect(),
             request_timeout: agent.request_timeout,
+            proxy: proxy_mode(&agent.waagent_config, |name| std::env::var(name).ok()),
             ..Self::default()
         }
     }
@@ -254,6 +255,78 @@ impl HttpOptions {
             ..self.clone()
         }
     }
+}
+
+/// The proxy for Key Vault and Entra ID: the environment's when `HTTPS_PROXY` or `https_proxy`
+/// is set, else the guest agent's (`HttpProxy.Host` and `HttpProxy.Port` in `waagent_conf`),
+/// bypassed for `NO_PROXY`/`no_proxy` hosts, else none but what the environment says. IMDS,
+/// the WireServer and Azure Arc's local endpoint never use it ([`HttpOptions::direct`]).
+pub fn proxy_mode(waagent_conf: &Path, env: impl Fn(&str) -> Option<String>) -> ProxyMode {
+    let set = |name: &str| env(name).is_some_and(|v| !v.trim().is_empty());
+    if set("HTTPS_PROXY") || set("https_proxy") {
+        return ProxyMode::FromEnvironment;
+    }
+    let Ok(text) = std::fs::read_to_string(waagent_conf) else {
+        return ProxyMode::FromEnvironment;
+    };
+    match waagent_proxy(&text) {
+        Ok(Some(url)) => ProxyMode::Explicit {
+            url,
+            no_proxy: env("NO_PROXY")
+                .or_else(|| env("no_proxy"))
+                .filter(|v| !v.trim().is_empty()),
+        },
+        Ok(None) => ProxyMode::FromEnvironment,
+        Err(problem) => {
+            tracing::warn!(file = %waagent_conf.display(), problem, "ignoring the guest agent's proxy setting");
+            ProxyMode::FromEnvironment
+        }
+    }
+}
+
+/// `http://<HttpProxy.Host>:<HttpProxy.Port>` from waagent.conf's text (`Key=Value` lines, `#`
+/// comments, `None` or empty meaning unset), or why it is unusable.
+pub fn waagent_proxy(text: &str) -> Result<Option<String>, String> {
+    let mut host = None;
+    let mut port = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        let value = (!value.is_empty() && value != "None").then(|| value.to_owned());
+        match key.trim() {
+            "HttpProxy.Host" => host = value,
+            "HttpProxy.Port" => port = value,
+            _ => {}
+        }
+    }
+    let Some(host) = host else { return Ok(None) };
+    let Some(port) = port else {
+        return Err(format!(
+            "HttpProxy.Host is {host:?} but HttpProxy.Port is not set"
+        ));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("HttpProxy.Port {port:?} is not a port number"))?;
+    let host = host
+        .strip_prefix("http://")
+        .unwrap_or(&host)
+        .trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(format!("HttpProxy.Host {host:?} is not a host name"));
+    }
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    Ok(Some(format!("http://{host}:{port}")))
 }
 
 /// Builds the reqwest client described by `options`.

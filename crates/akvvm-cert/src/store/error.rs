@@ -114,6 +114,12 @@ pub enum StoreError {
     /// An `acls` entry names a group that does not exist on this machine.
     #[error("acls: no group named {name:?} exists on this machine; create it or fix the name")]
     UnknownGroup { name: String },
+    /// A certificate's `mode` grants more than `0640` or takes the owner's read away.
+    #[error(
+        "mode {mode:04o} is not allowed for a certificate file (it holds the private key): use \
+         0600, 0640, 0400 or 0440; others may never read it"
+    )]
+    BadFileMode { mode: u32 },
     /// The state file exists but could not be read.
     #[error("failed to read the state file {}: {source}", path.display())]
     StateRead { path: PathBuf, source: io::Error },
@@ -152,6 +158,7 @@ crate::error_codes! {
         StoreError::AclUnsupported { .. } => "store.acl_unsupported",
         StoreError::UnknownUser { .. } => "store.unknown_user",
         StoreError::UnknownGroup { .. } => "store.unknown_group",
+        StoreError::BadFileMode { .. } => "store.bad_file_mode",
         StoreError::StateRead { .. } => "store.state_read",
         StoreError::StateCorrupt { .. } => "store.state_corrupt",
     }
@@ -222,6 +229,7 @@ mod tests {
             StoreError::AclUnsupported { path: path() },
             StoreError::UnknownUser { name: "u".into() },
             StoreError::UnknownGroup { name: "g".into() },
+            StoreError::BadFileMode { mode: 0o644 },
             StoreError::StateRead {
                 path: path(),
                 source: io(),

@@ -15,10 +15,16 @@ use super::atomic::{self, FileOptions, count_operations};
 use super::index::{Index, modified_at};
 use super::names::Names;
 use super::{
-    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, InstallRequest, Installed, PFX_FILE, Store,
-    StoreError,
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, FileAccess, InstallRequest, Installed,
+    PFX_FILE, Store, StoreError,
 };
 use crate::certificate::CertificateBundle;
+
+/// The mode and owner of one install's files.
+struct FileSettings {
+    mode: u32,
+    owner: Option<(u32, u32)>,
+}
 
 /// An [`InstallRequest`] without its bundle.
 pub(super) struct Target<'a> {
@@ -89,19 +95,93 @@ impl Store {
         self.install_rendered(&target, &rendered)
     }
 
+    /// Like [`Self::install`], with the files' owner, group and mode of `access` (the
+    /// certificate's `owner`, `group` and `mode` settings), applied to this version's files
+    /// before any byte is written. A group that may read (mode `0640`/`0440`) and an owner other
+    /// than the agent are also granted traverse on the store directory (through its ACL, as
+    /// `acls` principals are), so that they can reach the file.
+    pub fn install_with_access(
+        &self,
+        request: &InstallRequest<'_>,
+        access: &FileAccess,
+    ) -> Result<Installed, StoreError> {
+        let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
+        let target = Target {
+            vault: request.vault,
+            name: request.name,
+            version: request.version,
+            link_name: request.link_name,
+            acls: request.acls,
+            keep: request.keep,
+            certbot_layout: request.certbot_layout,
+        };
+        self.install_rendered_with(&target, &rendered, Some(access))
+    }
+
     pub(super) fn install_rendered(
         &self,
         request: &Target<'_>,
         rendered: &Rendered,
     ) -> Result<Installed, StoreError> {
+        self.install_rendered_with(request, rendered, None)
+    }
+
+    fn install_rendered_with(
+        &self,
+        request: &Target<'_>,
+        rendered: &Rendered,
+        access: Option<&FileAccess>,
+    ) -> Result<Installed, StoreError> {
         let mut guard = self.lock_index();
         let names = Names::new(request)?;
-        let principals = request
+        let mut principals = request
             .acls
             .iter()
             .map(Acl::resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self.install_indexed(&mut guard, request, rendered, &names, &principals);
+        let mut file_mode = CERT_FILE_MODE;
+        let mut owner = None;
+        if let Some(access) = access {
+            let mode = access.mode.unwrap_or(CERT_FILE_MODE);
+            if mode & !0o640 != 0 || mode & 0o400 == 0 {
+                return Err(StoreError::BadFileMode { mode });
+            }
+            file_mode = mode;
+            let uid = match &access.owner {
+                Some(user) => match Acl::User(user.clone()).resolve()? {
+                    Principal::User(uid) => Some(uid),
+                    Principal::Group(_) => None,
+                },
+                None => None,
+            };
+            let gid = match &access.group {
+                Some(group) => match Acl::Group(group.clone()).resolve()? {
+                    Principal::Group(gid) => Some(gid),
+                    Principal::User(_) => None,
+                },
+                None => None,
+            };
+            if uid.is_some() || gid.is_some() {
+                owner = Some((
+                    uid.unwrap_or_else(|| rustix::process::geteuid().as_raw()),
+                    gid.unwrap_or_else(|| rustix::process::getegid().as_raw()),
+                ));
+            }
+            if let Some(uid) = uid.filter(|&u| u != rustix::process::geteuid().as_raw()) {
+                principals.push(Principal::User(uid));
+            }
+            if let Some(gid) = gid.filter(|_| mode & 0o040 != 0) {
+                principals.push(Principal::Group(gid));
+            }
+            principals.sort();
+            principals.dedup();
+        }
+        let file = FileSettings {
+            mode: file_mode,
+            owner,
+        };
+        let result =
+            self.install_indexed(&mut guard, request, rendered, &names, &principals, &file);
         if result.is_err() {
             // The index may be behind the directory now: the next change scans again.
             *guard = None;
@@ -117,6 +197,7 @@ impl Store {
         rendered: &Rendered,
         names: &Names,
         principals: &[Principal],
+        file: &FileSettings,
     ) -> Result<Installed, StoreError> {
         let dir = self.dir.as_fd();
         let index = self.index(guard)?;
@@ -133,8 +214,8 @@ impl Store {
 
         let file_acl = (!principals.is_empty()).then(|| PosixAcl::for_file(principals).to_xattr());
         let file_options = FileOptions {
-            mode: CERT_FILE_MODE,
-            owner: None,
+            mode: file.mode,
+            owner: file.owner,
             acl: file_acl.as_deref(),
         };
         atomic::write_atomic_at(dir, &self.path, &names.file, &rendered.full, &file_options)?;

@@ -110,6 +110,17 @@ pub struct InstallRequest<'a> {
     pub certbot_layout: bool,
 }
 
+/// A certificate's `owner`, `group` and `mode` for its installed files
+/// ([`Store::install_with_access`]); unset parts keep the defaults (the agent's user and group,
+/// [`CERT_FILE_MODE`]). `mode` may grant at most `0640`: never others, never write or execute
+/// beyond the owner's `rw`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FileAccess {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
 /// What an install put on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {

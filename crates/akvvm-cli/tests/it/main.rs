@@ -1,10 +1,11 @@
 //! The `akvvm` binary's tests, one test binary with one module per area (one link instead of one
-//! per file, as uv and ripgrep do): end to end against the local vault (`e2e_cli`), `inspect`, the fault matrix (`fault_matrix`, one file per group of faults), SIGKILL at random moments
+//! per file, as uv and ripgrep do): end to end against the local vault (`e2e_cli`), Microsoft's documented examples (`docs_examples`, needs root), `inspect`, the fault matrix (`fault_matrix`, one file per group of faults), SIGKILL at random moments
 //! (`crash_safety`),
 //! `validate`, the README's commands, local attackers (`hardening_cli`, `privilege`, which needs
 //! root) and secrets kept out of every output (`secret_hygiene`). Helpers and fixture files come from `akvvm-testkit`.
 
 mod crash_safety;
+mod docs_examples;
 mod e2e_cli;
 mod fault_matrix;
 mod hardening_cli;

@@ -233,3 +233,57 @@ fn retry_after_seconds_date_and_ms_headers() {
 fn user_agent_names_the_version() {
     assert_eq!(USER_AGENT, format!("akvvm/{}", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn the_guest_agents_proxy_is_used_unless_https_proxy_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("waagent.conf");
+    std::fs::write(
+        &conf,
+        "# proxy\nHttpProxy.Host=proxy.corp.example\nHttpProxy.Port=3128\nOS.EnableRDMA=n\n",
+    )
+    .unwrap();
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    assert_eq!(
+        super::proxy_mode(&conf, env(&[("NO_PROXY", "localhost,.internal")])),
+        ProxyMode::Explicit {
+            url: "http://proxy.corp.example:3128".into(),
+            no_proxy: Some("localhost,.internal".into()),
+        }
+    );
+    for set in ["HTTPS_PROXY", "https_proxy"] {
+        let vars: &'static [(&'static str, &'static str)] = if set == "HTTPS_PROXY" {
+            &[("HTTPS_PROXY", "http://other:8080")]
+        } else {
+            &[("https_proxy", "http://other:8080")]
+        };
+        assert_eq!(
+            super::proxy_mode(&conf, env(vars)),
+            ProxyMode::FromEnvironment
+        );
+    }
+    assert_eq!(
+        super::proxy_mode(&dir.path().join("absent.conf"), env(&[])),
+        ProxyMode::FromEnvironment
+    );
+    assert_eq!(
+        super::waagent_proxy("HttpProxy.Host=None\nHttpProxy.Port=None\n"),
+        Ok(None)
+    );
+    assert!(
+        super::waagent_proxy("HttpProxy.Host=proxy\n")
+            .unwrap_err()
+            .contains("HttpProxy.Port is not set")
+    );
+    assert!(
+        super::waagent_proxy("HttpProxy.Host=proxy\nHttpProxy.Port=http\n")
+            .unwrap_err()
+            .contains("not a port number")
+    );
+}

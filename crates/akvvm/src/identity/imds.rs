@@ -126,7 +126,10 @@ impl ManagedIdentityCredential {
     /// Names the identity for messages.
     pub fn describe(&self) -> String {
         match &self.client_id {
-            Some(id) => format!("the user-assigned managed identity with client id {id}"),
+            Some(id) => format!(
+                "the user-assigned managed identity with {}",
+                super::ManagedIdentityId::parse_lenient(id)
+            ),
             None => "the system-assigned managed identity".to_owned(),
         }
     }
@@ -151,8 +154,12 @@ impl ManagedIdentityCredential {
         };
         let mut query: Vec<(&str, &str)> =
             vec![("api-version", api_version), ("resource", resource)];
-        if let Some(id) = &self.client_id {
-            query.push(("client_id", id));
+        let identity = self
+            .client_id
+            .as_deref()
+            .map(super::ManagedIdentityId::parse_lenient);
+        if let Some(identity) = &identity {
+            query.push(identity.query());
         }
         let mut response = self.send(&query, None).await?;
         // Azure Arc: a 401 naming a key file whose content proves the caller may read it.

@@ -24,6 +24,7 @@ mod assertion;
 mod bootstrap;
 mod cache;
 mod imds;
+mod msi_id;
 
 use std::sync::{Arc, RwLock};
 
@@ -40,6 +41,7 @@ pub use bootstrap::{
 };
 pub use cache::{REFRESH_MARGIN, TokenCache};
 pub use imds::{ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions};
+pub use msi_id::{ManagedIdentityId, MsiIdError, OBJECT_ID_PREFIX};
 
 /// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";

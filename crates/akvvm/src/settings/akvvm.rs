@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+use akvvm_cert::store::{Acl, FileAccess};
 use serde_json::Value;
 use url::Url;
 
@@ -122,7 +123,21 @@ impl Ctx<'_> {
         let webhook = fields
             .get("webhook")
             .and_then(|w| self.webhook(w, &fields.path("webhook")));
+        let prune_removed_certificates = self
+            .boolean(
+                fields.get("pruneRemovedCertificates"),
+                &fields.path("pruneRemovedCertificates"),
+            )
+            .or(defaults.prune_removed_certificates);
+        let batch_reload = fields
+            .get("batchReload")
+            .and_then(|r| self.reload(r, &fields.path("batchReload")));
+        let waagent_config = self
+            .abs_path(fields.get("waagentConfig"), &fields.path("waagentConfig"))
+            .or(defaults.waagent_config);
         AgentOptions {
+            waagent_config,
+            batch_reload,
             state_directory,
             keep_versions,
             initial_sync_retries,
@@ -139,6 +154,7 @@ impl Ctx<'_> {
             certbot_layout,
             metrics_address,
             webhook,
+            prune_removed_certificates,
         }
     }
 
@@ -380,6 +396,11 @@ impl Ctx<'_> {
         ) else {
             return CertificateOptions::default();
         };
+        let files = FileAccess {
+            owner: self.file_account(fields.get("owner"), &fields.path("owner"), false),
+            group: self.file_account(fields.get("group"), &fields.path("group"), true),
+            mode: self.file_mode(fields.get("mode"), &fields.path("mode")),
+        };
         CertificateOptions {
             reload: fields
                 .get("reload")
@@ -387,7 +408,90 @@ impl Ctx<'_> {
             certbot_layout: self
                 .boolean(fields.get("certbotLayout"), &fields.path("certbotLayout"))
                 .value(),
+            files,
         }
+    }
+
+    /// A certificate's `owner` or `group`: a valid name that exists on this machine (an error
+    /// when the settings are this machine's, a warning when checking an ARM document, which is
+    /// deployed elsewhere).
+    fn file_account(&mut self, v: Option<&Value>, path: &str, group: bool) -> Option<String> {
+        let kind = if group { "group" } else { "user" };
+        let example = "\"postgres\"";
+        let Got::Value(name) = self.string(v, path, example) else {
+            return None;
+        };
+        if !super::secrets::is_valid_account_name(&name) {
+            self.error(
+                "bad-file-owner",
+                path,
+                format!("{name:?} is not a valid {kind} name"),
+            )
+            .help("use a Linux user or group name (or a numeric id) without spaces, ':' or ','");
+            return None;
+        }
+        let account = if group {
+            Acl::Group(name.clone())
+        } else {
+            Acl::User(name.clone())
+        };
+        if account.resolve().is_err() {
+            let message = format!("no {kind} named {name:?} exists on this machine");
+            let help = format!(
+                "create the {kind} first (the service's package usually does), or fix the name"
+            );
+            if self.options.arm_expressions {
+                self.warn(
+                    "unknown-file-owner",
+                    path,
+                    format!("{message}; it must exist on the machine this is deployed to"),
+                )
+                .help(help);
+            } else {
+                self.error("unknown-file-owner", path, message).help(help);
+                return None;
+            }
+        }
+        Some(name)
+    }
+
+    /// A certificate's `mode`: an octal string granting at most `0640`, the owner reading.
+    fn file_mode(&mut self, v: Option<&Value>, path: &str) -> Option<u32> {
+        let Got::Value(text) = self.string(v, path, "\"0640\"") else {
+            return None;
+        };
+        let help = "write \"0600\" (the default), \"0640\" (the group reads; set \"group\"), \"0400\" or \"0440\"";
+        let Some(mode) = u32::from_str_radix(text.trim(), 8)
+            .ok()
+            .filter(|_| !text.trim().is_empty() && text.trim().len() <= 4)
+        else {
+            self.error(
+                "bad-file-mode",
+                path,
+                format!("mode {text:?} is not an octal mode such as \"0640\""),
+            )
+            .help(help);
+            return None;
+        };
+        if mode & 0o007 != 0 {
+            self.error(
+                "bad-file-mode",
+                path,
+                format!("mode {text:?} lets others read the certificate file, which holds the private key"),
+            )
+            .help(help);
+            return None;
+        }
+        if mode & !0o640 != 0 || mode & 0o400 == 0 {
+            self.error(
+                "bad-file-mode",
+                path,
+                format!("mode {text:?} is not allowed: the owner must read, and the group may at most read"),
+            )
+            .help(help);
+            return None;
+        }
+        Some(mode)
     }
 
     pub(super) fn reload(&mut self, v: &Value, path: &str) -> Option<ReloadHook> {

@@ -8,6 +8,7 @@ use url::Url;
 use super::parse::{AUTH_KEYS, Ctx};
 use super::read::{Fields, Got};
 use super::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
+use crate::identity::{ManagedIdentityId, MsiIdError};
 
 impl Ctx<'_> {
     pub(super) fn authentication(&mut self, v: &Value, path: &str) -> Option<Authentication> {
@@ -60,17 +61,27 @@ impl Ctx<'_> {
                 .help("remove msiClientId, or give the user-assigned identity's client id");
                 None
             }
-            Got::Value(id) => {
-                if !is_guid(&id) {
+            Got::Value(id) => match ManagedIdentityId::parse(&id) {
+                Ok(_) => Some(id),
+                Err(MsiIdError::Placeholder) => {
                     self.warn(
-                        "client-id-not-guid",
+                        "client-id-placeholder",
                         &client_id_path,
-                        format!("msiClientId {id:?} is not a GUID; managed identity client ids look like c7373ae5-91c2-4165-8ab6-7381d6e75619"),
+                        format!("msiClientId {id:?} is the documentation's placeholder: IMDS will refuse it"),
                     )
-                    .help("use the identity's client id (not its object id or resource id)");
+                    .help("put your user-assigned identity's client id (a GUID), \"object_id:<GUID>\" (its object id) or its resource id here");
+                    Some(id)
                 }
-                Some(id)
-            }
+                Err(MsiIdError::Unrecognised(why)) => {
+                    self.error(
+                        "bad-client-id",
+                        &client_id_path,
+                        format!("msiClientId {id:?} {why}"),
+                    )
+                    .help("give the user-assigned identity's client id (a GUID such as c7373ae5-91c2-4165-8ab6-7381d6e75619), its object id as \"object_id:<GUID>\", or its resource id \"/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>\"");
+                    return None;
+                }
+            },
             Got::Absent | Got::Skip => None,
         };
         let endpoint_path = fields.path("msiEndpoint");

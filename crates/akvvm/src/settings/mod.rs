@@ -188,7 +188,8 @@ pub enum Authentication {
     ManagedIdentity {
         /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
         endpoint: MsiEndpoint,
-        /// A user-assigned identity's client id; `None` means the system-assigned identity.
+        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id,
+        /// see [`crate::identity::ManagedIdentityId`]); `None` means the system-assigned identity.
         client_id: Option<String>,
     },
     /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
@@ -283,7 +284,8 @@ impl fmt::Display for Authentication {
             } => {
                 write!(
                     f,
-                    "managed identity (user-assigned, client id {id}) at {endpoint}"
+                    "managed identity (user-assigned, {}) at {endpoint}",
+                    crate::identity::ManagedIdentityId::parse_lenient(id)
                 )
             }
             Authentication::BootstrapCertificate {
@@ -377,7 +379,21 @@ pub struct AgentOptions {
     pub metrics_address: Option<SocketAddr>,
     /// `webhook`: the Event Grid webhook of `akvvm run`; default none.
     pub webhook: Option<WebhookSettings>,
+    /// `pruneRemovedCertificates`: when a certificate is no longer in `observedCertificates`,
+    /// remove its files and links at the next start; default false (they stay, as the extension
+    /// leaves them).
+    pub prune_removed_certificates: bool,
+    /// `batchReload`: run once per cycle after all of that cycle's installs, when there was at
+    /// least one, besides the per-certificate hooks; default none.
+    pub batch_reload: Option<ReloadHook>,
+    /// `waagentConfig`: the guest agent's configuration, whose `HttpProxy.Host`/`HttpProxy.Port`
+    /// are used for Key Vault and Entra ID when `HTTPS_PROXY` is not set; default
+    /// [`DEFAULT_WAAGENT_CONFIG`].
+    pub waagent_config: PathBuf,
 }
+
+/// Where the guest agent keeps its configuration.
+pub const DEFAULT_WAAGENT_CONFIG: &str = "/etc/waagent.conf";
 
 /// `akvvm.webhook`: where Event Grid delivers Key Vault's new-version events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -416,6 +432,9 @@ impl Default for AgentOptions {
             certbot_layout: false,
             metrics_address: None,
             webhook: None,
+            prune_removed_certificates: false,
+            batch_reload: None,
+            waagent_config: PathBuf::from(DEFAULT_WAAGENT_CONFIG),
         }
     }
 }
@@ -455,6 +474,9 @@ pub struct CertificateOptions {
     /// `certbotLayout`: write certbot's layout for this certificate; `None` follows the agent-wide
     /// `certbotLayout`. Use [`ObservedCertificate::certbot_layout`] for the effective value.
     pub certbot_layout: Option<bool>,
+    /// `owner`, `group` and `mode` (octal string) of the installed files, applied to every new
+    /// version; unset parts keep root and 0600.
+    pub files: akvvm_cert::store::FileAccess,
 }
 
 /// A command run after a new version is installed.

@@ -65,11 +65,14 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "certbotLayout",
     "metricsAddress",
     "webhook",
+    "pruneRemovedCertificates",
+    "batchReload",
+    "waagentConfig",
 ];
 
 pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];
 
-pub(super) const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout"];
+pub(super) const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout", "owner", "group", "mode"];
 
 pub(super) const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
 

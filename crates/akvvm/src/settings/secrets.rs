@@ -436,42 +436,43 @@ impl Ctx<'_> {
             };
             let user = self.string(fields.get("user"), &fields.path("user"), "\"www-data\"");
             let group = self.string(fields.get("group"), &fields.path("group"), "\"ssl-cert\"");
-            let (entry, which) = match (user, group) {
-                (Got::Value(u), Got::Absent) => (AclEntry::User(u.clone()), ("user", u)),
-                (Got::Absent, Got::Value(g)) => (AclEntry::Group(g.clone()), ("group", g)),
+            // The documented v3 example names a user *and* a group in one entry
+            // (`{"user": "app1", "group": "appGroup1"}`): each named principal gets read access.
+            let named: Vec<(AclEntry, &str, String)> = match (user, group) {
+                (Got::Value(u), Got::Absent) => vec![(AclEntry::User(u.clone()), "user", u)],
+                (Got::Absent, Got::Value(g)) => vec![(AclEntry::Group(g.clone()), "group", g)],
+                (Got::Value(u), Got::Value(g)) => vec![
+                    (AclEntry::User(u.clone()), "user", u),
+                    (AclEntry::Group(g.clone()), "group", g),
+                ],
                 (Got::Absent, Got::Absent) => {
                     self.error(
                         "bad-acl",
                         &item_path,
                         "an acls entry needs a user or a group",
                     )
-                    .help("write {\"user\": \"www-data\"} or {\"group\": \"ssl-cert\"}");
-                    continue;
-                }
-                (Got::Value(_), Got::Value(_)) => {
-                    self.error(
-                        "bad-acl",
-                        &item_path,
-                        "an acls entry has both a user and a group",
-                    )
-                    .help("write one entry per user or group");
+                    .help("write {\"user\": \"www-data\"}, {\"group\": \"ssl-cert\"} or both in one entry");
                     continue;
                 }
                 // A value already reported as wrong, or an unresolved ARM expression.
                 _ => continue,
             };
-            if !is_valid_account_name(&which.1) {
-                self.error(
-                    "bad-acl",
-                    &join_key(&item_path, which.0),
-                    format!("{:?} is not a valid {} name", which.1, which.0),
-                )
-                .help(
-                    "use a Linux user or group name (or a numeric id) without spaces, ':' or ','",
-                );
-                continue;
+            for (entry, kind, name) in named {
+                if !is_valid_account_name(&name) {
+                    self.error(
+                        "bad-acl",
+                        &join_key(&item_path, kind),
+                        format!("{name:?} is not a valid {kind} name"),
+                    )
+                    .help(
+                        "use a Linux user or group name (or a numeric id) without spaces, ':' or ','",
+                    );
+                    continue;
+                }
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
             }
-            out.push(entry);
         }
         out
     }
@@ -525,7 +526,7 @@ impl Ctx<'_> {
     }
 }
 
-fn is_valid_account_name(name: &str) -> bool {
+pub(super) fn is_valid_account_name(name: &str) -> bool {
     (1..=256).contains(&name.len())
         && !name.starts_with('-')
         && name

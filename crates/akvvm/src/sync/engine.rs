@@ -166,6 +166,11 @@ impl Engine {
             .collect();
         let dirty = !stale.is_empty() || problem_seen;
         for url in stale {
+            if settings.agent.prune_removed_certificates
+                && let Some(entry) = state.entry(&url)
+            {
+                super::prune_removed::prune(&settings, &stores, &url, entry);
+            }
             state.remove(&url);
         }
         let hooks = HookJournal::load(&settings.agent.state_directory);
@@ -254,6 +259,7 @@ impl Engine {
         // In the settings' order.
         reports.sort_by_key(|(position, _)| *position);
         let reports: Vec<CertReport> = reports.into_iter().map(|(_, report)| report).collect();
+        super::batch_hook::run(&self.settings, &reports, cancel).await;
         self.save_state(None).await;
         self.metrics
             .record_cycle(OffsetDateTime::now_utc(), started.elapsed());
@@ -567,6 +573,7 @@ impl Engine {
         let link_name = cert.link_name.clone();
         let certbot_layout = cert.certbot_layout(&self.settings.agent);
         let keep = self.settings.agent.keep_versions;
+        let files = cert.options.files.clone();
         // The hook is journalled as pending before the link moves: a crash after the switch
         // and before the hook ran must leave a pending record for the restart to finish
         // (crash_safety's SIGKILLs found the window when the record came after the install).
@@ -577,7 +584,7 @@ impl Engine {
         }
         let install_version = version.clone();
         let installed = tokio::task::spawn_blocking(move || {
-            store.install(&InstallRequest {
+            let request = InstallRequest {
                 vault: &vault,
                 name: &name,
                 version: &install_version,
@@ -586,7 +593,13 @@ impl Engine {
                 acls: &acls,
                 keep,
                 certbot_layout,
-            })
+            };
+            if files == akvvm_cert::store::FileAccess::default() {
+                store.install(&request)
+            } else {
+                // `owner`, `group`, `mode`: applied to every new version's files.
+                store.install_with_access(&request, &files)
+            }
         })
         .await
         .map_err(|e| SyncError::Task {

@@ -79,7 +79,7 @@ impl HookRetry {
         }
     }
 
-    fn delay_before_retry(&self, retry: u32) -> Duration {
+    pub(super) fn delay_before_retry(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
         self.initial_delay
             .saturating_mul(factor)
@@ -211,11 +211,19 @@ pub async fn run_once(
     context: &HookContext,
     cancel: &CancellationToken,
 ) -> Result<(), HookError> {
+    run_with_environment(hook, context.environment().to_vec(), cancel).await
+}
+
+pub(super) async fn run_with_environment(
+    hook: &ReloadHook,
+    environment: Vec<(&'static str, std::ffi::OsString)>,
+    cancel: &CancellationToken,
+) -> Result<(), HookError> {
     let program = hook.command.first().cloned().unwrap_or_default();
     check_program(&program)?;
     let mut child = tokio::process::Command::new(&program)
         .args(&hook.command[1..])
-        .envs(context.environment())
+        .envs(environment)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

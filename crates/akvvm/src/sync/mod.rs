@@ -26,12 +26,14 @@
 //! To add a step to a certificate's check, extend `Engine::check_inner`; to report something new,
 //! add it to [`CertOutcome`] and to [`CertReport::substatus`].
 
+mod batch_hook;
 pub mod connect;
 pub mod daemon;
 mod engine;
 mod errors;
 pub mod hook;
 pub mod list;
+mod prune_removed;
 mod report;
 pub mod state_dir;
 

@@ -59,6 +59,25 @@ pub enum VaultError {
         /// Key Vault's message.
         message: Option<String>,
     },
+    /// 403 with inner error `ForbiddenByFirewall` or `ForbiddenByConnection`: the vault's
+    /// network rules (firewall, or public access disabled and no approved private link) refused
+    /// the request before any permission was checked.
+    #[error(
+        "{vault} refused the request for secret {secret} because of the vault's network rules \
+         (HTTP 403 {rule}{}), not because of RBAC or access policies: {}",
+        service_said(message),
+        network_advice(rule)
+    )]
+    ForbiddenByNetwork {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        secret: String,
+        /// Key Vault's inner error code: `ForbiddenByFirewall` or `ForbiddenByConnection`.
+        rule: String,
+        /// Key Vault's message.
+        message: Option<String>,
+    },
     /// 404: the secret (or that version) does not exist.
     #[error(
         "secret {secret}{} was not found in {vault} (HTTP 404{}); check the name in \
@@ -176,6 +195,7 @@ akvvm_cert::error_codes! {
         VaultError::InvalidVaultUrl { .. } => "vault.url_invalid",
         VaultError::Unauthorized { .. } => "vault.unauthorized",
         VaultError::Forbidden { .. } => "vault.forbidden",
+        VaultError::ForbiddenByNetwork { .. } => "vault.forbidden_by_network",
         VaultError::NotFound { .. } => "vault.secret_not_found",
         VaultError::Disabled { .. } => "vault.secret_disabled",
         VaultError::Throttled { .. } => "vault.throttled",
@@ -202,6 +222,20 @@ impl VaultError {
             VaultError::Auth { source, .. } => matches!(**source, IdentityError::Transport(_)),
             _ => false,
         }
+    }
+}
+
+/// What to do about a network rule's 403.
+fn network_advice(rule: &str) -> &'static str {
+    if rule == "ForbiddenByConnection" {
+        "public network access to the vault is disabled; reach it through an approved private \
+         endpoint (the vault's host name must resolve to the private endpoint's address on this \
+         machine, e.g. through the privatelink.vaultcore.azure.net DNS zone) or allow public access \
+         from this machine's network"
+    } else {
+        "the vault's firewall does not allow this machine's address; add its public IP address \
+         or its virtual network subnet to the vault's firewall (Networking), or reach the vault \
+         through a private endpoint; granting roles will not help"
     }
 }
 
@@ -253,6 +287,18 @@ pub(super) fn from_sdk_error(
                     secret,
                     message,
                 },
+                403 if matches!(
+                    inner_code.as_deref(),
+                    Some("ForbiddenByFirewall" | "ForbiddenByConnection")
+                ) =>
+                {
+                    VaultError::ForbiddenByNetwork {
+                        vault,
+                        secret,
+                        rule: inner_code.unwrap_or_default(),
+                        message,
+                    }
+                }
                 403 => VaultError::Forbidden {
                     vault,
                     secret,

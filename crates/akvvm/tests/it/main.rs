@@ -5,12 +5,18 @@
 //! settings and `validate` (`settings_*`, `validate_fixtures`) and the error codes. Helpers and
 //! fixture files come from `akvvm-testkit`.
 
+mod e2e_batch_hook;
 mod e2e_daemon;
+mod e2e_file_access;
 mod e2e_identity;
 mod e2e_list;
 mod e2e_metrics;
+mod e2e_msi_forms;
+mod e2e_network_rules;
+mod e2e_prune_removed;
 mod e2e_push_work;
 mod e2e_sync;
+mod e2e_waagent_proxy;
 mod e2e_webhook;
 mod error_codes;
 mod hostile_servers;
@@ -22,6 +28,7 @@ mod settings_bad_inputs;
 mod settings_docs;
 mod settings_fixtures;
 mod settings_proptest;
+mod v3_documented;
 mod validate_fixtures;
 mod vault_client;
 mod vault_emulator;

@@ -356,10 +356,10 @@ fn cases() -> Vec<Case> {
             "unknown key \"customSymbolicLinkNmae\"",
         ),
         err(
-            cert(json!({"acls": [{"user": "www-data", "group": "ssl-cert"}]})),
+            cert(json!({"acls": [{"user": "www-data", "group": "ssl cert"}]})),
             "bad-acl",
-            "settings.secretsManagementSettings.observedCertificates[0].acls[0]",
-            "an acls entry has both a user and a group",
+            "settings.secretsManagementSettings.observedCertificates[0].acls[0].group",
+            "\"ssl cert\" is not a valid group name",
         ),
         err(
             cert(json!({"acls": [{}]})),

@@ -172,6 +172,9 @@ fn akvvm_options_from_an_extension_resource() {
             certbot_layout: false,
             metrics_address: Some("127.0.0.1:9464".parse().unwrap()),
             webhook: None,
+            prune_removed_certificates: false,
+            batch_reload: None,
+            waagent_config: PathBuf::from(akvvm::settings::DEFAULT_WAAGENT_CONFIG),
         }
     );
     let www = &s.observed[0];
@@ -186,6 +189,7 @@ fn akvvm_options_from_an_extension_resource() {
                 timeout: Duration::from_secs(20)
             }),
             certbot_layout: Some(true),
+            files: akvvm_cert::store::FileAccess::default(),
         }
     );
     assert_eq!(s.observed[1].store_dir, PathBuf::from(STORE));
