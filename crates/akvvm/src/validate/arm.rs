@@ -12,8 +12,8 @@ use crate::settings::{Diagnostic, did_you_mean, join_index, join_key};
 /// How deep parameter defaults and variables may refer to each other.
 const MAX_DEPTH: usize = 16;
 /// How deep function calls and indexes may nest in one expression: the evaluator recurses once
-/// per level, so a hostile template must not choose the depth (found by the `settings` fuzz
-/// target: 20,000 nested calls overflowed the stack). Real templates nest a handful.
+/// per level, so a hostile template must not choose the depth (found while fuzzing: 20,000
+/// nested calls overflowed the stack; fuzz/regressions/settings). Real templates nest a handful.
 const MAX_NESTING: usize = 64;
 
 /// Values ARM expressions can be resolved from.
