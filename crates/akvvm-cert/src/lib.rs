@@ -23,10 +23,13 @@
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
 //!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
+//! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
 
 pub mod certificate;
 pub mod codes;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pkcs12;
 pub mod store;
 

@@ -11,6 +11,7 @@
 //! | [`sdk`] | an HTTP client that trusts the local vault, an IMDS credential and the official SDK's secret client; [`sdk::assert_value`], which never prints a secret | the emulator's SDK tests |
 //! | [`files`] | a file's permission bits, a directory's sorted entries | the store's unit and integration tests |
 //! | [`fluent`] | a Fluentd collector (Forward protocol over TCP or a unix socket, acks, stop and restart) | the log forwarding tests |
+//! | [`fuzz`] | the committed fuzz corpus and regression inputs (`fuzz/corpus`, `fuzz/regressions`), replayed through a harness | the stable fuzz regression tests of akvvm and akvvm-cert |
 //! | [`fixtures`] | the fixture files under `crates/akvvm-testkit/fixtures/` (`pem/`, `pkcs12/`, `recordings/`, `settings/`) | every crate's tests, benches and unit tests |
 //!
 //! A unit test inside `src/` of akvvm or akvvm-cert sees this crate's copy of those crates as a
@@ -25,6 +26,7 @@ pub mod certs;
 pub mod files;
 pub mod fixtures;
 pub mod fluent;
+pub mod fuzz;
 pub mod harness;
 pub mod proxy;
 pub mod sdk;

@@ -34,6 +34,7 @@
 //!   `MetricsSource`.
 //! - [`webhook`]: the Event Grid webhook that queues pushed certificates for the daemon.
 //! - [`cscfg`]: Cloud Services `.cscfg` files for `akvvm cscfg check`.
+//! - `fuzzing` (hidden): the fuzz harnesses of the parsers, shared by `fuzz/` and the tests.
 //!
 //! Certificates and the store live in the `akvvm-cert` crate, re-exported as [`cert`]. Every
 //! error type has stable codes (`domain.reason`, see `docs/errors.md`) from
@@ -42,6 +43,8 @@
 pub use akvvm_cert as cert;
 
 pub mod cscfg;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod http;
 pub mod identity;

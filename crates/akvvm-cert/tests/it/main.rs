@@ -4,6 +4,7 @@
 
 mod certificate_chain;
 mod certificate_errors;
+mod fuzz_corpus;
 mod keyvault_answers;
 mod pkcs12_encode;
 mod pkcs12_fixtures;

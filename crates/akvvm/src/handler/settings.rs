@@ -71,10 +71,15 @@ impl HandlerSettings {
         let path = config_folder.join(format!("{sequence}.settings"));
         let text = crate::trusted::read_to_string("handler settings file", &path)
             .map_err(|e| HandlerError::from_trusted_read(&path, e))?;
-        let public_settings = Self::public_settings(&path, &text)?;
+        Self::parse(&path, sequence, &text)
+    }
+
+    /// Parses the text of the `<sequence>.settings` file read from `path`.
+    pub fn parse(path: &Path, sequence: u64, text: &str) -> Result<Self, HandlerError> {
+        let public_settings = Self::public_settings(path, text)?;
         Ok(HandlerSettings {
             sequence,
-            path,
+            path: path.to_path_buf(),
             public_settings,
         })
     }

@@ -11,6 +11,10 @@ use crate::settings::{Diagnostic, did_you_mean, join_index, join_key};
 
 /// How deep parameter defaults and variables may refer to each other.
 const MAX_DEPTH: usize = 16;
+/// How deep function calls and indexes may nest in one expression: the evaluator recurses once
+/// per level, so a hostile template must not choose the depth (found while fuzzing: 20,000
+/// nested calls overflowed the stack; fuzz/regressions/settings). Real templates nest a handful.
+const MAX_NESTING: usize = 64;
 
 /// Values ARM expressions can be resolved from.
 #[derive(Debug, Clone, Default)]
@@ -309,6 +313,8 @@ struct Parser<'c> {
     pos: usize,
     cx: &'c ArmContext,
     depth: usize,
+    /// How many `expr` calls are under way.
+    nesting: usize,
 }
 
 const KNOWN_FUNCTIONS: &[&str] = &[
@@ -334,6 +340,7 @@ fn evaluate(body: &str, cx: &ArmContext, depth: usize) -> Result<Value, Eval> {
         pos: 0,
         cx,
         depth,
+        nesting: 0,
     };
     let v = p.expr()?;
     if p.pos != p.tokens.len() {
@@ -357,6 +364,20 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Value, Eval> {
+        if self.nesting >= MAX_NESTING {
+            return Err(Eval::Error(
+                format!("function calls and indexes nest deeper than {MAX_NESTING} levels"),
+                Some("split the expression into variables".into()),
+            ));
+        }
+        self.nesting += 1;
+        let value = self.expr_at_depth();
+        self.nesting -= 1;
+        value
+    }
+
+    /// [`Self::expr`], one level deeper.
+    fn expr_at_depth(&mut self) -> Result<Value, Eval> {
         let mut value = match self.next() {
             Some(Token::Str(s)) => Value::String(s),
             Some(Token::Number(n)) => Value::from(n),
@@ -712,6 +733,31 @@ mod tests {
             v["id"],
             "[reference(parameters('vault'), '2018-11-30').clientId]"
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded_not_a_stack_overflow() {
+        let calls = |n: usize| format!("[{}'x'{}]", "concat(".repeat(n), ")".repeat(n));
+        let (v, out) = run(json!({ "ok": calls(MAX_NESTING - 1) }));
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        assert_eq!(v["ok"], "x");
+        for deep in [
+            calls(20_000),
+            format!("[{}0{}]", "'a'[".repeat(20_000), "]".repeat(20_000)),
+        ] {
+            let (_, out) = run(json!({ "deep": deep }));
+            assert_eq!(out.diagnostics.len(), 1);
+            let d = &out.diagnostics[0];
+            assert_eq!(
+                (d.path.as_str(), d.code),
+                ("x.deep", "arm-expression-invalid")
+            );
+            assert!(
+                d.message.contains("nest deeper than 64 levels"),
+                "{}",
+                d.message
+            );
+        }
     }
 
     #[test]

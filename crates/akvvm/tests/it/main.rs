@@ -19,6 +19,7 @@ mod e2e_sync;
 mod e2e_waagent_proxy;
 mod e2e_webhook;
 mod error_codes;
+mod fuzz_corpus;
 mod hostile_servers;
 mod identity_arc;
 mod identity_bootstrap;

@@ -1,0 +1,4 @@
+//! The `settings` fuzz target: [`akvvm::fuzzing::settings`] on every input (docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| akvvm::fuzzing::settings(data));
