@@ -108,11 +108,17 @@ pub enum StoreError {
         path.display()
     )]
     AclUnsupported { path: PathBuf },
-    /// An `acls` entry names a user that does not exist on this machine.
-    #[error("acls: no user named {name:?} exists on this machine; create it or fix the name")]
+    /// An `acls` entry or an `owner` names a user that does not exist on this machine.
+    #[error(
+        "no user named {name:?} exists on this machine (named by this certificate's acls or \
+         owner); create it or fix the name"
+    )]
     UnknownUser { name: String },
-    /// An `acls` entry names a group that does not exist on this machine.
-    #[error("acls: no group named {name:?} exists on this machine; create it or fix the name")]
+    /// An `acls` entry or a `group` names a group that does not exist on this machine.
+    #[error(
+        "no group named {name:?} exists on this machine (named by this certificate's acls or \
+         group); create it or fix the name"
+    )]
     UnknownGroup { name: String },
     /// A certificate's `mode` grants more than `0640` or takes the owner's read away.
     #[error(

@@ -436,21 +436,20 @@ impl Ctx<'_> {
             Acl::User(name.clone())
         };
         if account.resolve().is_err() {
+            // A warning, not an error: the agent keeps installing the other certificates, and
+            // this one fails (`store.unknown_user`/`store.unknown_group`) until the account
+            // exists, as a service's package often creates it after the extension starts.
             let message = format!("no {kind} named {name:?} exists on this machine");
-            let help = format!(
-                "create the {kind} first (the service's package usually does), or fix the name"
-            );
-            if self.options.arm_expressions {
-                self.warn(
-                    "unknown-file-owner",
-                    path,
-                    format!("{message}; it must exist on the machine this is deployed to"),
-                )
-                .help(help);
+            let message = if self.options.arm_expressions {
+                format!("{message}; it must exist on the machine this is deployed to")
             } else {
-                self.error("unknown-file-owner", path, message).help(help);
-                return None;
-            }
+                format!(
+                    "{message}; this certificate is not installed until it exists (the others are)"
+                )
+            };
+            self.warn("unknown-file-owner", path, message).help(format!(
+                "create the {kind} first (the service's package usually does), or fix the name"
+            ));
         }
         Some(name)
     }

@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
+use akvvm::sync::CertOutcome;
 use akvvm::validate::validate_value;
 use akvvm_cert::store::PosixAcl;
 use akvvm_testkit::accounts::{TempGroup, TempUser};
@@ -55,6 +56,43 @@ async fn owner_group_and_mode_apply_to_every_new_version() {
     );
 }
 
+/// An owner a service's package has not created yet holds back only its own certificate: the
+/// others install, this one fails with `store.unknown_user` on each check, and installs once
+/// the user exists, without a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_not_created_yet_holds_back_only_its_certificate() {
+    let name = format!("akvlate{}", std::process::id());
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let web = h.certificate("contoso", "web", "RSA", PFX);
+    let db = h.certificate("contoso", "db", "RSA", PFX);
+    let json = h.settings_json(
+        &["contoso"],
+        vec![
+            json!(Harness::url("contoso", "web")),
+            json!({"url": Harness::url("contoso", "db"), "akvvm": {"owner": name, "mode": "0600"}}),
+        ],
+    );
+    let engine = h.engine(&json);
+    let report = cycle(&engine).await;
+    assert!(
+        matches!(&report.certificates[0].outcome, CertOutcome::Installed(i) if i.version == web),
+        "{report:?}"
+    );
+    let CertOutcome::Failed { code, message, .. } = &report.certificates[1].outcome else {
+        panic!("expected the owner to be missing: {report:?}");
+    };
+    assert_eq!(code, "store.unknown_user");
+    assert!(message.contains(&name), "{message}");
+    assert!(!h.store().join(format!("contoso.db.{db}")).exists());
+
+    let user = TempUser::create("unused", Some(&name));
+    let report = cycle(&engine).await;
+    assert!(report.complete(), "{report:?}");
+    let meta = std::fs::metadata(h.store().join(format!("contoso.db.{db}"))).unwrap();
+    assert_eq!(meta.uid(), user.uid);
+}
+
 fn settings_with(options: Value) -> Value {
     json!({"secretsManagementSettings": {"observedCertificates": [
         {"url": "https://contoso.vault.azure.net/secrets/db", "akvvm": options}
@@ -92,20 +130,22 @@ fn bad_modes_and_unknown_accounts_are_reported() {
     }
     assert!(codes(&settings_with(json!({"mode": "0640", "group": "root"}))).is_empty());
 
-    // An unknown user: an error for this machine's settings...
+    // An unknown user: a warning for this machine's settings (the agent still installs the other
+    // certificates; this one waits for the account)...
     let unknown = json!({"owner": "akvvm-no-such-user", "group": "akvvm-no-such-group"});
     let found = codes(&settings_with(unknown.clone()));
-    let errors: Vec<_> = found
+    assert!(!found.iter().any(|(s, _, _)| s == "error"), "{found:?}");
+    let warnings: Vec<_> = found
         .iter()
-        .filter(|(s, c, _)| s == "error" && *c == "unknown-file-owner")
+        .filter(|(s, c, _)| s == "warning" && *c == "unknown-file-owner")
         .collect();
-    assert_eq!(errors.len(), 2, "{found:?}");
+    assert_eq!(warnings.len(), 2, "{found:?}");
     assert!(
-        errors[0]
+        warnings[0]
             .2
             .contains("no user named \"akvvm-no-such-user\" exists on this machine")
     );
-    // ... a warning in an ARM document, deployed to another machine.
+    // ... and in an ARM document, deployed to another machine.
     let resource = json!({
         "type": "Microsoft.Compute/virtualMachines/extensions",
         "name": "KeyVaultForLinux",
