@@ -97,7 +97,7 @@ pub fn handler(data: &[u8]) {
                     || handler_settings.public_settings.is_string(),
                 "public settings neither an object nor a string"
             );
-            match handler_settings.validate() {
+            match handler_settings.validate(None) {
                 Ok(settings) => {
                     serde_json::to_string(&settings).expect("settings serialize");
                 }

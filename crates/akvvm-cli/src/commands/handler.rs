@@ -126,7 +126,7 @@ fn current_settings(
     sequence_env: Option<&str>,
 ) -> anyhow::Result<Settings> {
     let handler_settings = HandlerSettings::current(environment, sequence_env)?;
-    Ok(handler_settings.validate()?)
+    Ok(handler_settings.validate(environment.running_version())?)
 }
 
 fn write_status(
@@ -153,7 +153,7 @@ fn enable(
 ) -> anyhow::Result<()> {
     let handler_settings = HandlerSettings::current(environment, sequence_env)?;
     let status = StatusFile::new(&environment.status_folder, handler_settings.sequence);
-    let settings = match handler_settings.validate() {
+    let settings = match handler_settings.validate(environment.running_version()) {
         Ok(settings) => settings,
         Err(err) => {
             let report = Report::new("Enable", State::Error, format!("[{}] {err}", err.code()));
@@ -275,7 +275,7 @@ fn daemon_state_directory(environment: &HandlerEnvironment, sequence_env: Option
         let Ok(handler_settings) = HandlerSettings::read(folder, sequence) else {
             continue;
         };
-        if let Ok(settings) = handler_settings.validate() {
+        if let Ok(settings) = handler_settings.validate(environment.running_version()) {
             return settings.agent.state_directory;
         }
     }

@@ -95,7 +95,7 @@ impl SettingsSource {
             environment,
             sequence: handler_settings.sequence,
         };
-        match handler_settings.validate() {
+        match handler_settings.validate(extension.environment.running_version()) {
             Ok(settings) => Ok(Loaded {
                 settings,
                 extension: Some(extension),

@@ -18,7 +18,7 @@ fn valid_settings_exit_0_and_list_the_certificates() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("kind: extension settings"))
-        .stdout(predicate::str::contains("\n\nsettings\n  shape: v3 (certificate objects)\n"))
+        .stdout(predicate::str::contains("\n\nsettings\n  checked as: extension 3.x (no extension version given: the default)\n  shape: v3 (certificate objects)\n"))
         .stdout(predicate::str::contains(
             "    - other (vault myvault at myvault.vault.azure.net)\n      version: pinned to 0123abcd0123abcd0123abcd0123abcd\n      store: /etc/ssl/kv\n      link: web\n      acls: user:www-data, group:ssl-cert (not applied: aclEnabled is not true)\n",
         ))

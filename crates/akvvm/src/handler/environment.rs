@@ -27,6 +27,9 @@ pub struct HandlerEnvironment {
     pub config_folder: PathBuf,
     pub status_folder: PathBuf,
     pub heartbeat_file: Option<PathBuf>,
+    /// The extension's version in the name of the directory holding this file
+    /// (`Microsoft.Azure.KeyVault.KeyVaultForLinux-4.0.1`), when it has one.
+    pub directory_version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +78,10 @@ impl HandlerEnvironment {
             config_folder: absolute(env.config_folder),
             status_folder: absolute(env.status_folder),
             heartbeat_file: env.heartbeat_file.map(absolute),
+            directory_version: std::path::absolute(path).ok().and_then(|p| {
+                let dir = p.parent()?.file_name()?.to_str()?.to_string();
+                crate::settings::mode::version_of_directory(&dir).map(str::to_string)
+            }),
         })
     }
 
@@ -108,6 +115,36 @@ impl HandlerEnvironment {
 /// The variable the guest agent sets, for every handler command it runs, to the extension's
 /// directory (where it writes `HandlerEnvironment.json`).
 pub const EXTENSION_PATH_ENV: &str = "AZURE_GUEST_AGENT_EXTENSION_PATH";
+
+/// The variable the guest agent sets, for every handler command it runs, to the extension's
+/// version (`4.0.1`).
+pub const EXTENSION_VERSION_ENV: &str = "AZURE_GUEST_AGENT_EXTENSION_VERSION";
+
+impl HandlerEnvironment {
+    /// The extension version the guest agent runs: `from_env` (the value of
+    /// [`EXTENSION_VERSION_ENV`]) when set, else the version in the extension directory's name.
+    /// It chooses akvvm's mode ([`crate::settings::mode`]).
+    pub fn extension_version(
+        &self,
+        from_env: Option<&str>,
+    ) -> Option<crate::settings::ExtensionVersion> {
+        use crate::settings::{ExtensionVersion, VersionOrigin};
+        match from_env.map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) => Some(ExtensionVersion::new(v, VersionOrigin::GuestAgentVariable)),
+            None => self
+                .directory_version
+                .as_deref()
+                .map(|v| ExtensionVersion::new(v, VersionOrigin::HandlerDirectory)),
+        }
+    }
+
+    /// [`Self::extension_version`] with [`EXTENSION_VERSION_ENV`] read from this process's
+    /// environment (set for handler commands; the daemon the service manager starts goes by the
+    /// directory's name).
+    pub fn running_version(&self) -> Option<crate::settings::ExtensionVersion> {
+        self.extension_version(std::env::var(EXTENSION_VERSION_ENV).ok().as_deref())
+    }
+}
 
 /// Finds `HandlerEnvironment.json` where the guest agent puts it: the explicit path if given,
 /// else in the extension directory the guest agent names in `AZURE_GUEST_AGENT_EXTENSION_PATH`
@@ -167,8 +204,35 @@ mod tests {
                 config_folder: "/var/lib/waagent/kv/config".into(),
                 status_folder: "/var/lib/waagent/kv/status".into(),
                 heartbeat_file: Some("/var/lib/waagent/kv/heartbeat.log".into()),
+                directory_version: None,
             }
         );
+    }
+
+    #[test]
+    fn the_extension_version_comes_from_the_guest_agent_or_the_directory() {
+        let path = Path::new(
+            "/var/lib/waagent/Microsoft.Azure.KeyVault.KeyVaultForLinux-4.0.1/HandlerEnvironment.json",
+        );
+        let env = HandlerEnvironment::parse(path, ENVIRONMENT).unwrap();
+        assert_eq!(env.directory_version.as_deref(), Some("4.0.1"));
+        let from_directory = env.extension_version(None).unwrap();
+        assert_eq!(from_directory.version, "4.0.1");
+        assert_eq!(
+            from_directory.origin,
+            crate::settings::VersionOrigin::HandlerDirectory
+        );
+        let from_env = env.extension_version(Some("3.0.2")).unwrap();
+        assert_eq!(from_env.version, "3.0.2");
+        assert_eq!(
+            from_env.origin,
+            crate::settings::VersionOrigin::GuestAgentVariable
+        );
+        assert_eq!(env.extension_version(Some(" ")).unwrap().version, "4.0.1");
+        let unversioned =
+            HandlerEnvironment::parse(Path::new("/x/HandlerEnvironment.json"), ENVIRONMENT)
+                .unwrap();
+        assert_eq!(unversioned.extension_version(None), None);
     }
 
     #[test]

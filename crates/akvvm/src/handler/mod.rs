@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use environment::{
-    DEFAULT_READ_ATTEMPTS, DEFAULT_READ_DELAY, EXTENSION_PATH_ENV, HANDLER_ENVIRONMENT_FILE,
-    HandlerEnvironment, discover_environment,
+    DEFAULT_READ_ATTEMPTS, DEFAULT_READ_DELAY, EXTENSION_PATH_ENV, EXTENSION_VERSION_ENV,
+    HANDLER_ENVIRONMENT_FILE, HandlerEnvironment, discover_environment,
 };
 pub use pid::{PID_FILE_NAME, PidFile};
 pub use settings::{HandlerSettings, SEQUENCE_ENV, sequence_number, sequence_numbers};

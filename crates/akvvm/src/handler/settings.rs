@@ -50,9 +50,16 @@ pub fn sequence_numbers(config_folder: &Path) -> Result<Vec<u64>, HandlerError> 
 }
 
 impl HandlerSettings {
-    /// Validates the public settings; warnings are logged.
-    pub fn validate(&self) -> Result<crate::settings::Settings, crate::settings::LoadError> {
-        match crate::settings::Settings::from_json_value(&self.public_settings) {
+    /// Validates the public settings for the extension version the guest agent runs (it
+    /// chooses the mode); warnings are logged.
+    pub fn validate(
+        &self,
+        extension_version: Option<crate::settings::ExtensionVersion>,
+    ) -> Result<crate::settings::Settings, crate::settings::LoadError> {
+        match crate::settings::Settings::from_json_value_for(
+            &self.public_settings,
+            extension_version,
+        ) {
             Ok((settings, warnings)) => {
                 for warning in warnings {
                     tracing::warn!(path = %warning.path, code = warning.code, "{}", warning.message);

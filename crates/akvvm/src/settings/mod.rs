@@ -22,6 +22,7 @@ mod akvvm;
 mod authentication;
 mod diagnostic;
 mod logging;
+pub mod mode;
 mod parse;
 mod read;
 mod secret_url;
@@ -39,6 +40,7 @@ use url::Url;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
 pub use logging::parse_endpoint as parse_log_endpoint;
+pub use mode::{ExtensionMode, ExtensionVersion, ModeChoice, VersionOrigin};
 pub use parse::{
     ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
 };
@@ -108,6 +110,8 @@ impl fmt::Display for Shape {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub shape: Shape,
+    /// The extension version akvvm behaves as, and why ([`mode`]).
+    pub mode: ModeChoice,
     /// How often every certificate is checked; default [`DEFAULT_POLLING_INTERVAL`].
     #[serde(with = "duration_secs")]
     pub polling_interval: Duration,
@@ -540,7 +544,20 @@ impl Settings {
     pub fn from_json_value(
         value: &serde_json::Value,
     ) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
-        let report = parse(value, &ParseOptions::default());
+        Settings::from_json_value_for(value, None)
+    }
+
+    /// Like [`Self::from_json_value`], for the extension version the guest agent runs (which
+    /// chooses the mode, [`mode`]).
+    pub fn from_json_value_for(
+        value: &serde_json::Value,
+        extension_version: Option<ExtensionVersion>,
+    ) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let options = ParseOptions {
+            extension_version,
+            ..ParseOptions::default()
+        };
+        let report = parse(value, &options);
         match report.settings {
             Some(settings) if !report.has_errors() => Ok((settings, report.diagnostics)),
             _ => Err(report.diagnostics),

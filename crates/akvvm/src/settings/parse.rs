@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
+use super::mode::{ExtensionVersion, ModeChoice, VersionOrigin, mode_of_version};
 use super::read::{Fields, type_name};
 use super::{AgentOptions, Authentication, Settings, Shape};
 
@@ -68,6 +69,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "pruneRemovedCertificates",
     "batchReload",
     "waagentConfig",
+    "extensionVersion",
 ];
 
 pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];
@@ -127,6 +129,9 @@ pub struct ParseOptions {
     /// The extension type the settings belong to, when known (`KeyVaultForPaaS` requires
     /// bootstrap-certificate authentication).
     pub extension_type: Option<String>,
+    /// The extension version the guest agent runs (or the resource's `typeHandlerVersion`),
+    /// when known: it chooses the mode and wins over `akvvm.extensionVersion` ([`super::mode`]).
+    pub extension_version: Option<ExtensionVersion>,
 }
 
 impl Default for ParseOptions {
@@ -135,6 +140,7 @@ impl Default for ParseOptions {
             base_path: "settings".to_string(),
             arm_expressions: false,
             extension_type: None,
+            extension_version: None,
         }
     }
 }
@@ -157,6 +163,8 @@ pub struct Report {
     /// When the settings were an escaped JSON string holding a settings object without errors:
     /// what that object holds. [`Report::settings`] stays `None`: the string form is the error.
     pub settings_in_string: Option<Settings>,
+    /// The mode the settings were checked against (known even when they have errors).
+    pub mode: ModeChoice,
 }
 
 impl Report {
@@ -191,6 +199,7 @@ pub fn parse(value: &Value, options: &ParseOptions) -> Report {
         diagnostics: Vec::new(),
         unresolved: Vec::new(),
         settings_in_string: None,
+        mode: ModeChoice::default(),
     };
     let settings = cx.settings(value, &options.base_path);
     let has_errors = cx.diagnostics.iter().any(Diagnostic::is_error);
@@ -199,6 +208,7 @@ pub fn parse(value: &Value, options: &ParseOptions) -> Report {
         diagnostics: cx.diagnostics,
         unresolved: cx.unresolved,
         settings_in_string: cx.settings_in_string,
+        mode: cx.mode,
     }
 }
 
@@ -214,6 +224,8 @@ pub(super) struct Ctx<'o> {
     pub(super) diagnostics: Vec<Diagnostic>,
     pub(super) unresolved: Vec<Unresolved>,
     settings_in_string: Option<Settings>,
+    /// The mode the settings are read in, decided before any section is read.
+    pub(super) mode: ModeChoice,
 }
 
 impl Ctx<'_> {
@@ -242,6 +254,7 @@ impl Ctx<'_> {
             }
         };
         let fields = self.check_keys(map, path, ROOT_KEYS);
+        self.mode = self.choose_mode(&fields);
 
         let secrets_path = fields.path("secretsManagementSettings");
         let partial = match fields.get("secretsManagementSettings") {
@@ -283,6 +296,7 @@ impl Ctx<'_> {
         };
         Some(Settings {
             shape,
+            mode: self.mode.clone(),
             polling_interval: partial.polling_interval,
             require_initial_sync: partial.require_initial_sync,
             acl_enabled: partial.acl_enabled,
@@ -318,6 +332,7 @@ impl Ctx<'_> {
                          pass --settings @settings.json");
                 let report = parse(&inner, &self.string_options(path));
                 self.diagnostics.extend(report.diagnostics);
+                self.mode = report.mode;
                 self.settings_in_string = report.settings.or(report.settings_in_string);
             }
             Ok(inner @ Value::String(_)) => {
@@ -358,6 +373,101 @@ impl Ctx<'_> {
             base_path: string_path(path),
             arm_expressions: false,
             extension_type: self.options.extension_type.clone(),
+            extension_version: self.options.extension_version.clone(),
+        }
+    }
+
+    /// The mode: the guest agent's version, else `akvvm.extensionVersion`, else 3.x. A setting
+    /// the guest agent's version overrides is a warning; a version that names no mode an error.
+    fn choose_mode(&mut self, fields: &Fields<'_>) -> ModeChoice {
+        let setting_path = format!("{}.extensionVersion", fields.path("akvvm"));
+        let setting = fields
+            .get("akvvm")
+            .and_then(|a| a.get("extensionVersion"))
+            .filter(|v| !self.arm_expression(v, &setting_path));
+        let setting = match setting {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                self.error(
+                    "wrong-type",
+                    &setting_path,
+                    format!(
+                        "akvvm.extensionVersion must be a string such as \"4.0\", not {}",
+                        type_name(other)
+                    ),
+                )
+                .help(
+                    "write \"extensionVersion\": \"3.0\" for the 3.x behaviour or \"4.0\" for 4.x",
+                );
+                None
+            }
+        };
+        if let Some(given) = self.options.extension_version.clone() {
+            match mode_of_version(&given.version) {
+                Ok(mode) => {
+                    if let Some(setting) = setting.as_deref()
+                        && mode_of_version(setting).ok() != Some(mode)
+                    {
+                        self.warn(
+                            "extension-version-overridden",
+                            &setting_path,
+                            format!(
+                                "akvvm.extensionVersion is {setting:?}, but {} says the extension is version {}: akvvm behaves as {mode}",
+                                given.origin, given.version
+                            ),
+                        )
+                        .help("the version the guest agent installed decides; remove extensionVersion or make it agree");
+                    }
+                    return ModeChoice {
+                        mode,
+                        version: Some(given.version),
+                        origin: given.origin,
+                    };
+                }
+                Err(e) => {
+                    let path = match given.origin {
+                        VersionOrigin::TypeHandlerVersion => {
+                            let base = &self.options.base_path;
+                            let resource = base.strip_suffix(".settings").unwrap_or(base);
+                            format!("{resource}.typeHandlerVersion")
+                        }
+                        _ => self.options.base_path.clone(),
+                    };
+                    self.error(
+                        "extension-version-unknown",
+                        &path,
+                        format!(
+                            "{} gives the extension version {:?}: {e}",
+                            given.origin, given.version
+                        ),
+                    )
+                    .help("use version 3.x (\"typeHandlerVersion\": \"3.0\") or 4.x (\"4.0\")");
+                    return ModeChoice::default();
+                }
+            }
+        }
+        let Some(setting) = setting else {
+            return ModeChoice::default();
+        };
+        match mode_of_version(&setting) {
+            Ok(mode) => ModeChoice {
+                mode,
+                version: Some(setting),
+                origin: VersionOrigin::Setting,
+            },
+            Err(e) => {
+                self.error(
+                    "extension-version-unknown",
+                    &setting_path,
+                    format!("akvvm.extensionVersion is {setting:?}: {e}"),
+                )
+                .help(
+                    "write \"extensionVersion\": \"3.0\" for the 3.x behaviour or \"4.0\" for 4.x",
+                );
+                ModeChoice::default()
+            }
         }
     }
 

@@ -515,12 +515,27 @@ fn check_settings(
         arm::resolve(&mut value, path, cx, &mut resolution);
     }
     ext.diagnostics.append(&mut resolution.diagnostics);
+    // The resource's typeHandlerVersion chooses the mode, as the guest agent's version does on
+    // the machine. Only the Linux extension has a 4.x.
+    let extension_version = ext
+        .type_handler_version
+        .as_deref()
+        .filter(|v| !settings::is_arm_expression(v))
+        .filter(|_| {
+            extension_type
+                .as_deref()
+                .is_none_or(|t| t == "KeyVaultForLinux")
+        })
+        .map(|v| settings::ExtensionVersion::new(v, settings::VersionOrigin::TypeHandlerVersion));
     let options = ParseOptions {
         base_path: path.to_string(),
         arm_expressions: arm,
         extension_type,
+        extension_version,
     };
     let report = settings::parse(&value, &options);
+    ext.mode = Some(report.mode.mode.to_string());
+    ext.mode_reason = Some(report.mode.to_string());
     ext.diagnostics.extend(report.diagnostics);
     for u in report.unresolved {
         if resolution.malformed.contains(&u.path) {

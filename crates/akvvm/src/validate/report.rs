@@ -87,6 +87,10 @@ pub struct ExtensionReport {
     /// The settings shape found (`V1`, `V3`, `PaaS`), when the settings were valid, or were an
     /// escaped JSON string (an error) holding valid settings; the other summary fields likewise.
     pub shape: Option<settings::Shape>,
+    /// The extension version akvvm checked the settings against: `3.x` or `4.x`.
+    pub mode: Option<String>,
+    /// Why that mode: the version and where it came from.
+    pub mode_reason: Option<String>,
     pub authentication: Option<String>,
     pub polling_interval_seconds: Option<u64>,
     pub require_initial_sync: Option<bool>,
@@ -113,6 +117,8 @@ impl ExtensionReport {
             extension_type: None,
             type_handler_version: None,
             shape: None,
+            mode: None,
+            mode_reason: None,
             authentication: None,
             polling_interval_seconds: None,
             require_initial_sync: None,
@@ -200,6 +206,9 @@ impl ValidationReport {
                     .map(|v| format!(" {v}"))
                     .unwrap_or_default();
                 let _ = writeln!(out, "  type: {KEY_VAULT_PUBLISHER}.{t}{version}");
+            }
+            if let Some(reason) = &ext.mode_reason {
+                let _ = writeln!(out, "  checked as: extension {reason}");
             }
             match ext.shape {
                 Some(shape) => {

@@ -28,6 +28,7 @@ mod logship;
 mod settings_bad_inputs;
 mod settings_docs;
 mod settings_fixtures;
+mod settings_mode;
 mod settings_proptest;
 mod v3_documented;
 mod validate_fixtures;
