@@ -2,7 +2,9 @@
 //! rotates a certificate many times, another reads it the two ways docs/store.md tells
 //! applications to (`.luma` then the two files it names; or both links, compared, then their
 //! targets) and checks every pair it gets: the key must be the certificate's, `.luma` must
-//! describe the files it names, and the links must never be behind `.luma`.
+//! describe the files it names, and the links must never be behind `.luma`. A file the reader
+//! chose may be gone (the reader then starts over), but only once two newer installs are
+//! complete: two versions are kept, and never the pair the links and `.luma` name.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -72,6 +74,27 @@ fn read_pair(dir: &Path, pem: &str, keyid: &str) -> Result<Read, String> {
         .map_err(|e| format!("{pem} with {keyid}: {}", e.code()))
 }
 
+/// The rotation number of version `v<n>`.
+fn rotation(version: &str) -> usize {
+    version.strip_prefix('v').unwrap().parse().unwrap()
+}
+
+/// A file of `version`'s pair was gone: fine only when `.luma` has moved two installs past it
+/// (the two newest are kept, and a pair is pruned after the install that makes it the third).
+fn check_gone(dir: &Path, version: &str, reads: &mut Reads) {
+    reads.gone += 1;
+    let now = std::fs::read(dir.join("mykv.server-tls.luma"))
+        .ok()
+        .and_then(|bytes| Luma::parse(&bytes))
+        .map(|luma| rotation(&luma.version));
+    if now.is_none_or(|now| now < rotation(version) + 2) {
+        let now = now.map_or_else(|| "nothing".to_owned(), |n| format!("v{n}"));
+        reads.violations.push(format!(
+            "{version}'s pair was pruned while .luma named {now}"
+        ));
+    }
+}
+
 /// One read each way; violations are recorded.
 fn read_once(dir: &Path, reads: &mut Reads) {
     let luma_bytes = match std::fs::read(dir.join("mykv.server-tls.luma")) {
@@ -118,7 +141,7 @@ fn read_once(dir: &Path, reads: &mut Reads) {
             }
             reads.by_luma += 1;
         }
-        Ok(Read::Gone) => reads.gone += 1,
+        Ok(Read::Gone) => check_gone(dir, &luma.version, reads),
         Err(e) => reads.violations.push(e),
     }
 
@@ -129,7 +152,7 @@ fn read_once(dir: &Path, reads: &mut Reads) {
     }
     match read_pair(dir, &pem, &keyid) {
         Ok(Read::Pair(_)) => reads.by_links += 1,
-        Ok(Read::Gone) => reads.gone += 1,
+        Ok(Read::Gone) => check_gone(dir, &install_of(&pem).0, reads),
         Err(e) => reads.violations.push(e),
     }
 }
