@@ -35,7 +35,8 @@ impl Store {
     /// Applies `acls` to every version of `vault.name` in the store (the files, and the
     /// certbot-style directories and their files) and recomputes the store's ACL: for a change of
     /// `acls` or `aclEnabled` while the installed version stays. An empty `acls` removes every
-    /// grant. Returns how many versions were updated (0 when none is installed).
+    /// grant. Returns how many versions were updated (0 when none is installed). In the 4.x
+    /// layout: both files of every kept install.
     pub fn apply_acls(&self, vault: &str, name: &str, acls: &[Acl]) -> Result<usize, StoreError> {
         let mut guard = self.lock_index();
         check_key_vault_name("vault name", vault)?;

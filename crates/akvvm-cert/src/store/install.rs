@@ -136,6 +136,10 @@ impl Store {
     /// ACL, then the links, then pruning. A failure before the links move leaves the previous
     /// version linked and untouched; the names and ACL principals are checked before anything is
     /// written.
+    ///
+    /// In the 4.x layout ([`Layout::V4`]): the `.pem` and `.keyid` files, the store's ACL, the
+    /// `.pem` link, the `.keyid` link, then `.luma`, then pruning (`link_name` and
+    /// `certbot_layout` are not written: 4.x has neither).
     pub fn install(&self, request: &InstallRequest<'_>) -> Result<Installed, StoreError> {
         if self.layout == Layout::V4 {
             return self.install_v4(request, None);

@@ -1,6 +1,7 @@
 //! The certificate store: the directory web servers read their certificates from.
 //!
-//! Layout (the shipped Linux extension's; `docs/store.md` describes it for users):
+//! Layout (the shipped 3.x Linux extension's; `docs/store.md` describes it for users; a store
+//! opened with [`Layout::V4`] writes the 4.x one instead, see `v4`):
 //!
 //! ```text
 //! <store>/                                  0700, owned by the agent's user (root)

@@ -76,7 +76,8 @@ impl Store {
     /// no link points to any more, and the stable link, the `.live` link and `link_name` when
     /// they are symbolic links. Everything goes through the store's handle (`unlinkat`, and
     /// [`remove_tree_at`](super::atomic) for the directories), never following a link. Returns
-    /// the paths removed.
+    /// the paths removed. In the 4.x layout: `.luma`, the `.pem` and `.keyid` links and every
+    /// versioned file of the certificate (`link_name` is not used); 3.x files are never touched.
     pub fn remove_certificate(
         &self,
         vault: &str,
