@@ -176,6 +176,11 @@ impl Store {
         checkpoint(Step::DirectoryAcl)?;
         self.update_directory_acl(index)?;
 
+        // The pair served until now: kept before any older or never linked one.
+        let previous = index
+            .link_target(&names.pem_link)
+            .and_then(|target| index.v4.pair_of(certificate, target, Kind::Pem));
+
         if let Err(error) = self.switch_v4(index, &names, &luma) {
             // One link may have moved: finish the switch (or leave it consistent) if we can.
             if let Err(repair) = self.repair_v4_certificate(index, certificate) {
@@ -185,7 +190,7 @@ impl Store {
         }
 
         checkpoint(Step::Prune)?;
-        let pruned = self.prune_v4(index, certificate, request.keep);
+        let pruned = self.prune_v4(index, certificate, request.keep, previous.as_ref());
         if !pruned.is_empty()
             && let Err(error) = self.update_directory_acl(index)
         {
@@ -232,18 +237,27 @@ impl Store {
 
     /// Removes `certificate`'s installs beyond the newest `keep` complete ones of distinct
     /// versions, never one whose file a link points to (which covers the pair `.luma` names:
-    /// it is always the linked one). An older install of a version kept, and an incomplete pair
-    /// (a crash between its two files), are removed too. Failures are logged, not returned.
+    /// it is always the linked one). `previous`, the pair the links named before this install,
+    /// counts right after the newest, before a newer pair that was never linked (left by an
+    /// install a crash stopped before its links). An older install of a version kept, and an
+    /// incomplete pair (a crash between its two files), are removed too. Failures are logged,
+    /// not returned.
     pub(super) fn prune_v4(
         &self,
         index: &mut Index,
         certificate: &str,
         keep: NonZeroU32,
+        previous: Option<&Pair>,
     ) -> Vec<PathBuf> {
         let keep = usize::try_from(keep.get()).unwrap_or(usize::MAX);
+        let mut pairs = index.v4.pairs(certificate);
+        if let Some(at) = previous.and_then(|previous| pairs.iter().position(|p| p == previous)) {
+            let previous = pairs.remove(at);
+            pairs.insert(1.min(pairs.len()), previous);
+        }
         let mut kept_versions: Vec<String> = Vec::new();
         let mut doomed: Vec<Pair> = Vec::new();
-        for pair in index.v4.pairs(certificate) {
+        for pair in pairs {
             let linked = [Kind::Pem, Kind::Keyid]
                 .iter()
                 .any(|&kind| index.is_linked(&pair.file(certificate, kind)));

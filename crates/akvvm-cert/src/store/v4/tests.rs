@@ -602,6 +602,27 @@ fn a_crash_before_any_step_is_repaired_by_the_next_open() {
 }
 
 #[test]
+fn a_pair_never_linked_goes_before_the_one_served_until_now() {
+    // A crash before the links moved leaves v3's pair complete but never linked.
+    let (_root, path, _, crashed) = install_v3_with(|at| {
+        if at == Step::PemLink {
+            panic!("simulated crash before {at:?}");
+        }
+        Ok(())
+    });
+    assert!(crashed);
+    let store = open_v4(&path);
+    assert_eq!(
+        store.versions("mykv", "server-tls").unwrap(),
+        ["v3", "v2", "v1"]
+    );
+    store.install(&request("v4", &bundles(1)[0])).unwrap();
+    // v2, served until v4, stays as the previous version; v3 and v1 go.
+    assert_eq!(store.versions("mykv", "server-tls").unwrap(), ["v4", "v2"]);
+    assert_settled(&path, "v4");
+}
+
+#[test]
 fn a_failure_at_any_step_leaves_a_consistent_store_without_reopening() {
     for step in STEPS {
         let (_root, path, result, crashed) = install_v3_with(move |at| {
