@@ -55,7 +55,7 @@ struct Reads {
 }
 
 enum Read {
-    Pair(CertificateBundle),
+    Pair(Box<CertificateBundle>),
     Gone,
 }
 
@@ -70,7 +70,7 @@ fn read_pair(dir: &Path, pem: &str, keyid: &str) -> Result<Read, String> {
     };
     // Never print the key: only the decoder's verdict.
     decode_pem(&format!("{chain}{key}"))
-        .map(Read::Pair)
+        .map(|bundle| Read::Pair(Box::new(bundle)))
         .map_err(|e| format!("{pem} with {keyid}: {}", e.code()))
 }
 

@@ -760,14 +760,12 @@ fn the_reader_check_catches_a_luma_ahead_of_the_links_and_a_lost_pair() {
     let v1_keyid = Luma::parse(&v1_luma).unwrap().keyid;
     point(&pem_link, Path::new(&v1_pem));
     point(&keyid_link, Path::new(&v1_keyid));
-    let error = reader_view(&path)
-        .err()
-        .expect("a .luma ahead of the links");
+    let error = reader_view(&path).expect_err("a .luma ahead of the links");
     assert!(error.contains("behind"), "{error}");
 
     // Links on a mismatched pair compared by name: protocol B waits, it never pairs them.
     point(&pem_link, &second.file);
-    let view = reader_view(&path).err().expect("still behind for .keyid");
+    let view = reader_view(&path).expect_err("still behind for .keyid");
     assert!(view.contains("behind"), "{view}");
     std::fs::write(path.join("mykv.server-tls.luma"), &v1_luma).unwrap();
     assert_eq!(reader_view(&path).unwrap().links, Links::Apart);
