@@ -37,7 +37,7 @@ pub(super) const LUMA_FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Luma {
-    /// The format of this file, [`LUMA_FORMAT`] (1); a reader refuses a newer one.
+    /// The format of this file, 1; [`Luma::parse`] refuses a newer one.
     pub format: u32,
     /// The vault name.
     pub vault: String,
