@@ -84,10 +84,12 @@ pub fn jittered_interval(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
+/// One vault as one identity sees it ([`connect::VaultKey`]).
 struct VaultHandle {
     client: VaultClient,
+    /// The vault's permits, shared by every identity's handle of that vault.
     permits: Arc<Semaphore>,
-    /// What listing this vault cost so far ([`list::page_budget`]).
+    /// What listing this vault with this identity cost so far ([`list::page_budget`]).
     list_cost: Mutex<ListCost>,
 }
 
@@ -99,7 +101,7 @@ const MIN_CHECKS_IN_FLIGHT: usize = 64;
 pub struct Engine {
     settings: Settings,
     options: EngineOptions,
-    vaults: BTreeMap<String, VaultHandle>,
+    vaults: BTreeMap<connect::VaultKey, VaultHandle>,
     stores: BTreeMap<PathBuf, Arc<Store>>,
     state: Mutex<StateFile>,
     /// Whether the state holds a change worth saving ([`list::significant_change`]).
@@ -127,10 +129,16 @@ impl Engine {
         let vault_clients =
             connect::vault_clients(&settings, Some(metrics.clone())).map_err(Box::new)?;
         let mut vaults = BTreeMap::new();
-        for (host, client) in vault_clients {
-            let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
+        let mut permits_by_host: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
+        for (key, client) in vault_clients {
+            let permits = permits_by_host
+                .entry(key.0.clone())
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()))
+                })
+                .clone();
             vaults.insert(
-                host,
+                key,
                 VaultHandle {
                     client,
                     permits,
@@ -233,9 +241,13 @@ impl Engine {
             self.list_vaults(&selected, cancel).await
         };
         // Many certificates at once; each vault's semaphore bounds what reaches it.
-        let in_flight = self
+        let hosts = self
             .vaults
-            .len()
+            .keys()
+            .map(|(host, _)| host)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let in_flight = hosts
             .saturating_mul(self.settings.agent.concurrency_per_vault.get())
             .saturating_mul(4)
             .max(MIN_CHECKS_IN_FLIGHT);
@@ -303,6 +315,15 @@ impl Engine {
         reports
     }
 
+    /// The client `cert` goes through: its vault, as its identity
+    /// ([`connect::identity_key`]).
+    fn vault_key(&self, cert: &ObservedCertificate) -> connect::VaultKey {
+        (
+            cert.url.host.clone(),
+            connect::identity_key(&self.settings, cert),
+        )
+    }
+
     /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
     fn full_check_interval_for(&self, url: &str) -> Duration {
         list::full_check_interval_for(
@@ -337,7 +358,7 @@ impl Engine {
             return listed;
         }
         let now = OffsetDateTime::now_utc();
-        let mut candidates: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut candidates: BTreeMap<connect::VaultKey, u32> = BTreeMap::new();
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             for cert in certificates {
@@ -347,12 +368,12 @@ impl Engine {
                         .entry(&url)
                         .is_some_and(|e| list::listable(e, now, self.full_check_interval_for(&url)))
                 {
-                    *candidates.entry(cert.url.host.as_str()).or_default() += 1;
+                    *candidates.entry(self.vault_key(cert)).or_default() += 1;
                 }
             }
         }
-        let lists = candidates.into_iter().filter_map(|(host, count)| {
-            let handle = &self.vaults[host];
+        let lists = candidates.into_iter().filter_map(|(key, count)| {
+            let handle = &self.vaults[&key];
             let budget = list::page_budget(
                 &handle.list_cost.lock().unwrap_or_else(|e| e.into_inner()),
                 count,
@@ -362,15 +383,15 @@ impl Engine {
                     &handle.client,
                     &handle.permits,
                     &handle.list_cost,
-                    (host, count, budget),
+                    (key.0.as_str(), count, budget),
                     cancel,
                 )
                 .await?;
-                Some((host.to_owned(), list))
+                Some((key, list))
             })
         });
-        for (host, list) in futures::future::join_all(lists).await.into_iter().flatten() {
-            listed.by_host.insert(host, list);
+        for (key, list) in futures::future::join_all(lists).await.into_iter().flatten() {
+            listed.by_vault.insert(key, list);
         }
         listed
     }
@@ -519,7 +540,7 @@ impl Engine {
                         entry,
                         OffsetDateTime::now_utc(),
                         self.full_check_interval_for(&url),
-                    ) && listed.confirms(&cert.url.host, &cert.url.name, entry, &info.version)
+                    ) && listed.confirms(&self.vault_key(cert), &cert.url.name, entry, &info.version)
                 })
             };
             if confirmed {
@@ -715,7 +736,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<SecretBundle, SyncError> {
         let url = cert.url.to_string();
-        let handle = &self.vaults[&cert.url.host];
+        let handle = &self.vaults[&self.vault_key(cert)];
         let request = async {
             let _permit = handle.permits.acquire().await;
             match &cert.url.version {
