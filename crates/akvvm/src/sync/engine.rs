@@ -10,14 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{Acl, InstallRequest, StateEntry, StateFile, Store};
+use akvvm_cert::store::{Acl, InstallRequest, LastError, StateEntry, StateFile, Store};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::metrics::{CertificateView, Metrics, MetricsSource};
+use crate::metrics::Metrics;
 use crate::settings::{AclEntry, ObservedCertificate, ReloadHook, Settings};
 use crate::vault::{SecretBundle, VaultClient};
 
@@ -47,6 +47,11 @@ pub struct EngineOptions {
     pub initial_retry_delay: Duration,
     /// The longest pause between retries.
     pub max_retry_delay: Duration,
+    /// Validate the chain of certificates carrying the serverAuth EKU before installing them
+    /// (4.x documents it; see `chain`): off by default, so 3.x installs are unchanged. The
+    /// caller turns it on for 4.x (once `Settings::mode` exists, [`EngineOptions::for_settings`]
+    /// will).
+    pub chain_validation: bool,
 }
 
 impl EngineOptions {
@@ -56,6 +61,7 @@ impl EngineOptions {
         EngineOptions {
             initial_retry_delay: INITIAL_RETRY_DELAY.min(settings.polling_interval),
             max_retry_delay: MAX_RETRY_DELAY.min(settings.polling_interval),
+            chain_validation: false,
         }
     }
 
@@ -119,6 +125,8 @@ pub struct Engine {
     saving: tokio::sync::Mutex<Option<Instant>>,
     hooks: Mutex<HookJournal>,
     metrics: Arc<Metrics>,
+    /// Chain validation, when on ([`EngineOptions::chain_validation`]).
+    chain: Option<chain::ChainCheck>,
 }
 
 impl Engine {
@@ -182,6 +190,9 @@ impl Engine {
             state.remove(&url);
         }
         let hooks = HookJournal::load(&settings.agent.state_directory);
+        let chain = options
+            .chain_validation
+            .then(|| chain::ChainCheck::new(&settings));
         Ok(Engine {
             settings,
             options,
@@ -195,6 +206,7 @@ impl Engine {
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
             metrics,
+            chain,
         })
     }
 
@@ -404,6 +416,7 @@ impl Engine {
             thumbprint: entry.thumbprint.clone(),
             not_after: entry.not_after,
             file: entry.file.clone(),
+            chain_warning: chain_warning_of(self.chain.is_some(), entry),
         })
     }
 
@@ -459,6 +472,7 @@ impl Engine {
                     thumbprint: entry.thumbprint.clone(),
                     not_after: entry.not_after,
                     file: Some(current.file),
+                    chain_warning: chain_warning_of(self.chain.is_some(), entry),
                 })
             }
         }
@@ -575,6 +589,11 @@ impl Engine {
             url: url.clone(),
             source,
         })?;
+        // 4.x: a broken chain is refused here, before anything is written or journalled.
+        let chain_warning = match &self.chain {
+            Some(check) => check.check(&url, &decoded).await?,
+            None => None,
+        };
 
         // The install runs to completion even when shutdown is requested meanwhile: a write is
         // never abandoned half-way.
@@ -632,6 +651,11 @@ impl Engine {
             entry.record_install(&installed, now);
             entry.verified_at = Some(verified.0);
             entry.version_updated = verified.1;
+            entry.chain_warning = chain_warning.as_ref().map(|w| LastError {
+                code: w.code.to_owned(),
+                message: w.message.clone(),
+                at: now,
+            });
         });
         self.save_state(Some(save::STATE_SAVE_INTERVAL)).await;
         tracing::info!(
@@ -649,6 +673,7 @@ impl Engine {
             thumbprint: Some(installed.thumbprint.clone()),
             not_after: Some(installed.not_after),
             file: Some(installed.file.clone()),
+            chain_warning: chain_warning.map(|w| format!("[{}] {}", w.code, w.message)),
         };
         let hook = self
             .run_hook(cert, &info, Some(installed.link.clone()), cancel)
@@ -751,37 +776,6 @@ impl Engine {
     }
 }
 
-impl MetricsSource for Engine {
-    /// The Prometheus exposition of every observed certificate (from the state) and of the
-    /// counters, at `now`.
-    fn metrics_text(&self, now: OffsetDateTime) -> String {
-        let views: Vec<CertificateView> = {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            self.settings
-                .observed
-                .iter()
-                .map(|cert| {
-                    let url = cert.url.to_string();
-                    let entry = state.entry(&url);
-                    let installed = entry.filter(|e| e.installed_version.is_some());
-                    CertificateView {
-                        vault: cert.url.vault_name.clone(),
-                        name: cert.url.name.clone(),
-                        version: installed.and_then(|e| e.installed_version.clone()),
-                        thumbprint: installed.and_then(|e| e.thumbprint.clone()),
-                        not_after: installed.and_then(|e| e.not_after),
-                        installed_at: installed.and_then(|e| e.installed_at),
-                        last_check: entry.and_then(|e| e.last_check),
-                        url,
-                    }
-                })
-                .collect()
-        };
-        self.metrics
-            .render(&views, self.settings.agent.expiry_warning_days, now)
-    }
-}
-
 /// `<state directory>/state.json`.
 pub fn state_file_path(settings: &Settings) -> PathBuf {
     state_file_in(&settings.agent.state_directory)
@@ -792,6 +786,18 @@ pub fn state_file_in(state_directory: &Path) -> PathBuf {
     state_directory.join(STATE_FILE_NAME)
 }
 
+/// The `[code] message` of the chain warning recorded for the installed version, while chain
+/// validation is on (a warning a 4.x run recorded says nothing to a 3.x one).
+fn chain_warning_of(chain: bool, entry: &StateEntry) -> Option<String> {
+    entry
+        .chain_warning
+        .as_ref()
+        .filter(|_| chain)
+        .map(|w| format!("[{}] {}", w.code, w.message))
+}
+
+mod chain;
+mod metrics_view;
 mod save;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod e2e_auth_override;
 mod e2e_batch_hook;
+mod e2e_chain;
 mod e2e_daemon;
 mod e2e_file_access;
 mod e2e_identity;
