@@ -109,8 +109,7 @@ impl TrustAnchors {
     /// The system's CA bundle ([`SYSTEM_BUNDLES`], else [`SYSTEM_CERT_DIR`]) and `extra` PEM
     /// files (akvvm's `caCertificates`).
     pub fn system_and(extra: &[PathBuf]) -> Self {
-        let mut files: Vec<PathBuf> = match SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file())
-        {
+        let mut files: Vec<PathBuf> = match SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
             Some(bundle) => vec![PathBuf::from(bundle)],
             None => std::fs::read_dir(SYSTEM_CERT_DIR)
                 .map(|dir| {
@@ -177,16 +176,12 @@ pub enum ChainError {
         where_: String,
     },
     /// A certificate of the chain is expired or not valid yet.
-    #[error(
-        "chain validation failed: {role} {subject} is valid from {not_before} to {not_after}, \
-         not now ({now}); {advice}"
-    )]
+    #[error("chain validation failed: {which} is valid {period}; {advice}")]
     Validity {
-        role: String,
-        subject: String,
-        not_before: String,
-        not_after: String,
-        now: String,
+        /// "the certificate \"CN=..\"", "its intermediate \"CN=..\"", "its root \"CN=..\"".
+        which: String,
+        /// "from <not before> to <not after>, not now (<now>)".
+        period: String,
         advice: String,
     },
     /// The chain is malformed: an issuer that is not a CA, a path length or EKU violation, a
@@ -318,8 +313,10 @@ fn webpki_verify(
     anchors: &[&Certificate],
     now: OffsetDateTime,
 ) -> Result<(), webpki::Error> {
-    let anchor_ders: Vec<CertificateDer<'_>> =
-        anchors.iter().map(|a| CertificateDer::from(a.der())).collect();
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(a.der()))
+        .collect();
     let trust: Vec<_> = anchor_ders
         .iter()
         .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
@@ -484,15 +481,16 @@ pub fn validate_chain(
             .collect();
         if !candidates.is_empty() {
             let mut unsupported = false;
-            let found = candidates.iter().copied().find(|&i| {
-                match signed_by(&current, &pool[i]) {
+            let found = candidates
+                .iter()
+                .copied()
+                .find(|&i| match signed_by(&current, &pool[i]) {
                     Some(ok) => ok,
                     None => {
                         unsupported = true;
                         false
                     }
-                }
-            });
+                });
             match found {
                 Some(i) => {
                     path.push(pool.remove(i));
@@ -547,7 +545,8 @@ pub fn validate_chain(
                     if certs.is_empty() {
                         fetch_problems.push(format!("{url} gave no certificate"));
                     } else if !certs.iter().any(|c| current.is_issued_by(c)) {
-                        fetch_problems.push(format!("{url} gave another certificate than the issuer"));
+                        fetch_problems
+                            .push(format!("{url} gave another certificate than the issuer"));
                     } else {
                         pool.extend(certs);
                         break;
@@ -602,11 +601,13 @@ fn check_link(
             ),
         };
         return Err(ChainError::Validity {
-            role: role.to_owned(),
-            subject: quoted(cert),
-            not_before: rfc3339(cert.not_before),
-            not_after: rfc3339(cert.not_after),
-            now: rfc3339(now),
+            which: format!("{role} {}", quoted(cert)),
+            period: format!(
+                "from {} to {}, not now ({})",
+                rfc3339(cert.not_before),
+                rfc3339(cert.not_after),
+                rfc3339(now)
+            ),
             advice,
         });
     }

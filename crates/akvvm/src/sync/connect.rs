@@ -117,12 +117,13 @@ pub fn vault_clients(
             Some(id) => match identities.get(id) {
                 Some(identity) => identity.clone(),
                 None => {
-                    let made = override_identity(settings, &options.http, id).ok_or_else(|| {
-                        ConnectError::OverrideWithoutManagedIdentity {
-                            url: cert.url.to_string(),
-                            identity: id.to_string(),
-                        }
-                    })??;
+                    let made =
+                        override_identity(settings, &options.http, id).ok_or_else(|| {
+                            ConnectError::OverrideWithoutManagedIdentity {
+                                url: cert.url.to_string(),
+                                identity: id.to_string(),
+                            }
+                        })??;
                     identities.insert(id.clone(), made.clone());
                     made
                 }
@@ -141,7 +142,8 @@ fn override_identity(
     http: &HttpOptions,
     id: &ManagedIdentityId,
 ) -> Option<Result<Identity, ConnectError>> {
-    let crate::settings::Authentication::ManagedIdentity { endpoint, .. } = &settings.authentication
+    let crate::settings::Authentication::ManagedIdentity { endpoint, .. } =
+        &settings.authentication
     else {
         return None;
     };

@@ -554,7 +554,12 @@ impl Engine {
                         entry,
                         OffsetDateTime::now_utc(),
                         self.full_check_interval_for(&url),
-                    ) && listed.confirms(&self.vault_key(cert), &cert.url.name, entry, &info.version)
+                    ) && listed.confirms(
+                        &self.vault_key(cert),
+                        &cert.url.name,
+                        entry,
+                        &info.version,
+                    )
                 })
             };
             if confirmed {

@@ -67,8 +67,16 @@ async fn each_certificate_is_fetched_with_its_own_identity() {
         );
     }
     // Which identity made each GET, as the local vault saw the tokens.
-    let gets = |name: &str, who: &str| h.emulator.caller_count("contoso", &format!("/secrets/{name}"), who);
-    assert_eq!(gets("api", &system.object_id), 1, "{:?}", h.emulator.callers());
+    let gets = |name: &str, who: &str| {
+        h.emulator
+            .caller_count("contoso", &format!("/secrets/{name}"), who)
+    };
+    assert_eq!(
+        gets("api", &system.object_id),
+        1,
+        "{:?}",
+        h.emulator.callers()
+    );
     assert_eq!(gets("api", &web_identity.object_id), 0);
     for name in ["web", "db", "mail"] {
         assert_eq!(gets(name, &web_identity.object_id), 1, "{name}");
@@ -86,10 +94,20 @@ async fn each_certificate_is_fetched_with_its_own_identity() {
     let lists = |who: &str| h.emulator.caller_count("contoso", "/secrets", who);
     assert_eq!(lists(&web_identity.object_id), 1);
     assert_eq!(lists(&system.object_id), 0);
-    assert_eq!(gets("web", &web_identity.object_id), 0, "{:?}", h.emulator.callers());
+    assert_eq!(
+        gets("web", &web_identity.object_id),
+        0,
+        "{:?}",
+        h.emulator.callers()
+    );
     assert_eq!(gets("mail", &web_identity.object_id), 0);
     assert_eq!(gets("db", &web_identity.object_id), 0);
-    assert_eq!(gets("api", &system.object_id), 1, "{:?}", h.emulator.callers());
+    assert_eq!(
+        gets("api", &system.object_id),
+        1,
+        "{:?}",
+        h.emulator.callers()
+    );
     assert_eq!(h.emulator.request_count("imds", TOKEN_PATH), 0);
 }
 
@@ -145,7 +163,11 @@ async fn a_403_names_the_override_identity_in_the_error_and_the_status() {
         // The status file's line for that certificate.
         let line = report.certificates[1].substatus(time::OffsetDateTime::now_utc(), 30);
         assert_eq!(line.name, Harness::url("contoso", "web"));
-        assert!(line.message.contains("[vault.forbidden]"), "{}", line.message);
+        assert!(
+            line.message.contains("[vault.forbidden]"),
+            "{}",
+            line.message
+        );
         assert!(line.message.contains(&named), "{}", line.message);
         assert_eq!(
             h.emulator
@@ -191,15 +213,20 @@ fn an_override_is_checked_like_msi_client_id() {
             akvvm::settings::Settings::from_json_value(&base(json!({"msiClientId": value})))
                 .unwrap();
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        assert_eq!(
-            settings.observed[0].authentication_override,
-            Some(expected)
-        );
+        assert_eq!(settings.observed[0].authentication_override, Some(expected));
     }
     for (over, code, path) in [
-        (json!({"msiClientId": "web-identity"}), "bad-client-id", ".msiClientId"),
+        (
+            json!({"msiClientId": "web-identity"}),
+            "bad-client-id",
+            ".msiClientId",
+        ),
         (json!({}), "missing-key", ".msiClientId"),
-        (json!({"msiClientId": " "}), "empty-client-id", ".msiClientId"),
+        (
+            json!({"msiClientId": " "}),
+            "empty-client-id",
+            ".msiClientId",
+        ),
         (
             json!({"msiClientId": guid, "msiEndpoint": "http://x"}),
             "misplaced-key",

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use akvvm::metrics::MetricsSource;
 use akvvm::sync::{CertOutcome, Engine, EngineOptions};
 use akvvm_emulator::SecretSpec;
-use akvvm_testkit::chains::{
-    CaOptions, LeafOptions, intermediate_ca, root_ca, server_leaf,
-};
+use akvvm_testkit::chains::{CaOptions, LeafOptions, intermediate_ca, root_ca, server_leaf};
 use akvvm_testkit::harness::{Harness, PEM, PFX, cycle};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -77,13 +75,22 @@ async fn a_self_signed_certificate_installs_with_a_warning_in_status_and_metrics
     let engine = validating_engine(&h, &json);
     let report = cycle(&engine).await;
     let line = report.certificates[0].substatus(OffsetDateTime::now_utc(), 30);
-    assert!(line.message.contains("cert.chain_untrusted"), "{}", line.message);
+    assert!(
+        line.message.contains("cert.chain_untrusted"),
+        "{}",
+        line.message
+    );
 
     // Without chain validation (3.x) nothing is said.
     let engine = h.engine(&json);
     let report = cycle(&engine).await;
     let line = report.certificates[0].substatus(OffsetDateTime::now_utc(), 30);
-    assert_eq!(line.state, akvvm::status::State::Success, "{}", line.message);
+    assert_eq!(
+        line.state,
+        akvvm::status::State::Success,
+        "{}",
+        line.message
+    );
     assert!(
         !engine
             .metrics_text(OffsetDateTime::now_utc())
@@ -177,12 +184,19 @@ async fn a_broken_chain_is_refused_and_the_installed_version_stays() {
         };
         assert_eq!(got, code, "{message}");
         assert!(message.contains(says), "{message}");
-        assert!(message.contains("this version is not installed"), "{message}");
+        assert!(
+            message.contains("this version is not installed"),
+            "{message}"
+        );
         assert_eq!(installed.as_ref().unwrap().version, first.version);
         // The status line is a warning (a version stays) naming the code.
         let line = report.certificates[0].substatus(OffsetDateTime::now_utc(), 30);
         assert_eq!(line.state, akvvm::status::State::Warning);
-        assert!(line.message.contains(&format!("[{code}]")), "{}", line.message);
+        assert!(
+            line.message.contains(&format!("[{code}]")),
+            "{}",
+            line.message
+        );
         // Nothing of the refused version reached the store; the good one is byte for byte.
         assert_eq!(std::fs::read_link(&link).unwrap(), target);
         assert_eq!(std::fs::read(&link).unwrap(), before);
@@ -190,10 +204,7 @@ async fn a_broken_chain_is_refused_and_the_installed_version_stays() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(
-            !names.iter().any(|n| n.contains(&bad.version)),
-            "{names:?}"
-        );
+        assert!(!names.iter().any(|n| n.contains(&bad.version)), "{names:?}");
     }
 }
 
@@ -270,7 +281,10 @@ async fn a_missing_intermediate_is_fetched_and_a_failed_fetch_is_fail_open() {
             panic!("{round}: {report:?}");
         };
         assert_eq!(info.version, version);
-        assert!(served.load(std::sync::atomic::Ordering::SeqCst) > before, "{round}");
+        assert!(
+            served.load(std::sync::atomic::Ordering::SeqCst) > before,
+            "{round}"
+        );
         if available {
             assert_eq!(info.chain_warning, None, "{round}");
         } else {

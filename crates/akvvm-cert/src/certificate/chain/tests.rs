@@ -47,10 +47,14 @@ fn a_self_signed_certificate_installs_with_a_warning() {
         panic!("expected a warning");
     };
     assert_eq!(w.code, UNTRUSTED);
-    assert!(w.message.contains("\"CN=self.test\" is self-signed"), "{}", w.message);
+    assert!(
+        w.message.contains("\"CN=self.test\" is self-signed"),
+        "{}",
+        w.message
+    );
     // Trusted when this machine trusts it (caCertificates).
     assert!(matches!(
-        validate(&leaf.der, &[], &[leaf.der.clone()]),
+        validate(&leaf.der, &[], std::slice::from_ref(&leaf.der)),
         ChainVerdict::Trusted { .. }
     ));
 }
@@ -76,7 +80,11 @@ fn a_full_chain_is_trusted_when_its_root_is_and_a_warning_otherwise() {
         panic!("expected a warning");
     };
     assert_eq!(w.code, UNTRUSTED);
-    assert!(w.message.contains("ends at the root \"CN=Test Root\""), "{}", w.message);
+    assert!(
+        w.message.contains("ends at the root \"CN=Test Root\""),
+        "{}",
+        w.message
+    );
 }
 
 #[test]
@@ -98,7 +106,10 @@ fn an_expired_intermediate_is_refused_naming_it() {
         };
         assert_eq!(e.code(), "cert.chain_outside_validity");
         let text = e.to_string();
-        assert!(text.contains("its intermediate \"CN=Old Intermediate\""), "{text}");
+        assert!(
+            text.contains("its intermediate \"CN=Old Intermediate\""),
+            "{text}"
+        );
         assert!(text.contains("replace it"), "{text}");
     }
 }
@@ -118,7 +129,10 @@ fn a_leaf_not_yet_valid_is_refused() {
         panic!("expected a refusal");
     };
     assert_eq!(e.code(), "cert.chain_outside_validity");
-    assert!(e.to_string().contains("the certificate \"CN=www.test\""), "{e}");
+    assert!(
+        e.to_string().contains("the certificate \"CN=www.test\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -129,8 +143,7 @@ fn an_intermediate_that_did_not_sign_the_leaf_is_a_broken_chain() {
     let impostor = intermediate_ca("Test Intermediate", &root, &CaOptions::default());
     let leaf = server_leaf("www.test", &signer, &LeafOptions::default());
     for anchors in [vec![], vec![root.der()]] {
-        let ChainVerdict::Invalid(e) =
-            validate(&leaf.der, &[impostor.der(), root.der()], &anchors)
+        let ChainVerdict::Invalid(e) = validate(&leaf.der, &[impostor.der(), root.der()], &anchors)
         else {
             panic!("expected a refusal");
         };
@@ -160,7 +173,11 @@ fn an_issuer_that_is_not_a_ca_or_excludes_server_auth_is_refused() {
         panic!("expected a refusal");
     };
     assert_eq!(e.code(), "cert.chain_malformed");
-    assert!(e.to_string().contains("\"CN=Not A CA\" issued \"CN=www.test\", but it is not a CA"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("\"CN=Not A CA\" issued \"CN=www.test\", but it is not a CA"),
+        "{e}"
+    );
 
     let client_only = intermediate_ca(
         "Client CA",
@@ -177,7 +194,11 @@ fn an_issuer_that_is_not_a_ca_or_excludes_server_auth_is_refused() {
         panic!("expected a refusal");
     };
     assert_eq!(e.code(), "cert.chain_malformed");
-    assert!(e.to_string().contains("leave out TLS server authentication"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("leave out TLS server authentication"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -201,7 +222,10 @@ fn a_missing_intermediate_is_fetched_from_its_ca_issuers_url() {
         Ok(inter_der.clone())
     };
     let verdict = validate_chain(&cert(&leaf.der), &[], &anchors, now(), &serve);
-    assert!(matches!(verdict, ChainVerdict::Trusted { .. }), "{verdict:?}");
+    assert!(
+        matches!(verdict, ChainVerdict::Trusted { .. }),
+        "{verdict:?}"
+    );
     assert_eq!(*asked.borrow(), vec![url.to_owned()]);
 
     // PEM works too.
@@ -219,8 +243,16 @@ fn a_missing_intermediate_is_fetched_from_its_ca_issuers_url() {
         panic!("expected a warning");
     };
     assert_eq!(w.code, UNVERIFIED);
-    assert!(w.message.starts_with("chain validation could not complete"), "{}", w.message);
-    assert!(w.message.contains("connection refused; may be transient"), "{}", w.message);
+    assert!(
+        w.message.starts_with("chain validation could not complete"),
+        "{}",
+        w.message
+    );
+    assert!(
+        w.message.contains("connection refused; may be transient"),
+        "{}",
+        w.message
+    );
 
     // Something else than the issuer: a warning too, naming what came.
     let other = root.der();
@@ -229,7 +261,12 @@ fn a_missing_intermediate_is_fetched_from_its_ca_issuers_url() {
     else {
         panic!("expected a warning");
     };
-    assert!(w.message.contains("gave another certificate than the issuer"), "{}", w.message);
+    assert!(
+        w.message
+            .contains("gave another certificate than the issuer"),
+        "{}",
+        w.message
+    );
 }
 
 #[test]
@@ -241,14 +278,22 @@ fn a_missing_intermediate_without_ca_issuers_is_a_warning() {
         panic!("expected a warning");
     };
     assert_eq!(w.code, UNVERIFIED);
-    assert!(w.message.contains("names no caIssuers URL"), "{}", w.message);
+    assert!(
+        w.message.contains("names no caIssuers URL"),
+        "{}",
+        w.message
+    );
 }
 
 #[test]
 fn trust_anchors_are_read_from_pem_files() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("roots.pem");
-    std::fs::write(&good, format!("{}{}", root_ca("A").pem(), root_ca("B").pem())).unwrap();
+    std::fs::write(
+        &good,
+        format!("{}{}", root_ca("A").pem(), root_ca("B").pem()),
+    )
+    .unwrap();
     let missing = dir.path().join("missing.pem");
     let anchors = TrustAnchors::from_files(&[good, missing]);
     assert_eq!(anchors.len(), 2);

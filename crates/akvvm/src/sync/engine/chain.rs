@@ -101,8 +101,8 @@ fn fetch(
     let Some(client) = client else {
         return Err(FetchError::Transient("no HTTP client".into()));
     };
-    let url = reqwest::Url::parse(target)
-        .map_err(|e| FetchError::Failed(format!("not a URL: {e}")))?;
+    let url =
+        reqwest::Url::parse(target).map_err(|e| FetchError::Failed(format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(FetchError::Failed(format!(
             "the {} scheme is not fetched",
