@@ -161,3 +161,45 @@ fn override_identity(
         .map_err(ConnectError::from),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_naming_the_top_level_identity_shares_its_client() {
+        let top = "c7373ae5-91c2-4165-8ab6-7381d6e75619";
+        let other = "0b0e8c9d-5b2a-4f3e-9c1d-2a3b4c5d6e7f";
+        let json = serde_json::json!({
+            "secretsManagementSettings": {"observedCertificates": [
+                {"url": "https://v.vault.azure.net/secrets/a"},
+                {"url": "https://v.vault.azure.net/secrets/b", "authenticationOverride": {"msiClientId": top}},
+                {"url": "https://v.vault.azure.net/secrets/c", "authenticationOverride": {"msiClientId": other}},
+                {"url": "https://w.vault.azure.net/secrets/d", "authenticationOverride": {"msiClientId": other}},
+            ]},
+            "authenticationSettings": {"msiEndpoint": "http://169.254.169.254/metadata/identity", "msiClientId": top},
+        });
+        let (settings, _) = Settings::from_json_value(&json).unwrap();
+        let keys: Vec<Option<ManagedIdentityId>> = settings
+            .observed
+            .iter()
+            .map(|c| identity_key(&settings, c))
+            .collect();
+        let other_id = Some(ManagedIdentityId::ClientId(other.into()));
+        assert_eq!(keys, vec![None, None, other_id.clone(), other_id]);
+        let clients = vault_clients(&settings, None).unwrap();
+        let mut found: Vec<(String, bool)> = clients
+            .keys()
+            .map(|(host, id)| (host.clone(), id.is_some()))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("v.vault.azure.net".to_owned(), false),
+                ("v.vault.azure.net".to_owned(), true),
+                ("w.vault.azure.net".to_owned(), true),
+            ]
+        );
+    }
+}
