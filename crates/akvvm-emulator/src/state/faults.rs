@@ -555,4 +555,24 @@ mod tests {
         assert_eq!(s.take_fault("imds").0, FaultAction::Booting(410));
         assert_eq!(s.take_fault("imds").0, FaultAction::Pass);
     }
+
+    #[test]
+    fn callers_are_counted_per_vault_path_and_object_id_until_reset() {
+        let s = Traffic::default();
+        s.record_caller("kv", "/secrets/web/", "oid-a");
+        s.record_caller("kv", "/secrets/web", "oid-a");
+        s.record_caller("kv", "/secrets/web", "oid-b");
+        s.record_caller("kv", "/", "oid-b");
+        let rows = s.callers();
+        let row = |path: &str, oid: &str| {
+            rows.iter()
+                .find(|c| c.vault == "kv" && c.path == path && c.object_id == oid)
+                .map(|c| c.count)
+        };
+        assert_eq!(row("/secrets/web", "oid-a"), Some(2));
+        assert_eq!(row("/secrets/web", "oid-b"), Some(1));
+        assert_eq!(row("/", "oid-b"), Some(1));
+        s.reset_counters();
+        assert!(s.callers().is_empty());
+    }
 }

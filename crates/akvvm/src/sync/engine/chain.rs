@@ -23,7 +23,7 @@ pub const FETCH_MAX_BYTES: usize = 64 * 1024;
 
 /// What chain validation needs, built once per engine.
 pub(super) struct ChainCheck {
-    anchors: TrustAnchors,
+    anchors: std::sync::Arc<TrustAnchors>,
     client: Option<reqwest::Client>,
 }
 
@@ -42,7 +42,10 @@ impl ChainCheck {
             }
         };
         tracing::debug!(anchors = anchors.len(), "chain validation is on");
-        ChainCheck { anchors, client }
+        ChainCheck {
+            anchors: std::sync::Arc::new(anchors),
+            client,
+        }
     }
 
     /// Validates `bundle`'s chain: `Ok(None)` when it is trusted or not a server certificate,
@@ -54,7 +57,7 @@ impl ChainCheck {
     ) -> Result<Option<ChainWarning>, SyncError> {
         let leaf = bundle.leaf.clone();
         let delivered = bundle.chain.clone();
-        let anchors = self.anchors.clone();
+        let anchors = std::sync::Arc::clone(&self.anchors);
         let client = self.client.clone();
         let runtime = tokio::runtime::Handle::current();
         // Signature checks and the (blocking) fetcher: off the async workers.
