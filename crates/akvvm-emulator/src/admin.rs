@@ -20,6 +20,8 @@
 //!   three answers short, `{"untrustedCertificate": true}` for an impostor TLS certificate,
 //!   `{"throttle": {"limit": 0, "windowMs": 1000}}` to answer every request 429)
 //! - `GET|DELETE /_emulator/counters` -> [`RequestCount`](crate::state::RequestCount) rows
+//! - `GET /_emulator/callers` -> [`CallerCount`](crate::state::CallerCount) rows: authenticated
+//!   Key Vault requests per vault, path and caller object id (reset with the counters)
 //! - `GET|DELETE /_emulator/stats` -> [`RequestStats`](crate::state::RequestStats) (the counters
 //!   summed per scope and status)
 
@@ -159,6 +161,9 @@ pub fn router(state: Arc<State>, ca_pem: Arc<String>) -> Router {
         }).delete(|AxState((s, _)): AxState<Shared>| async move {
             s.traffic.reset_counters();
             result(Ok::<_, AdminError>(json!({})), false)
+        }))
+        .route("/_emulator/callers", get(|AxState((s, _)): AxState<Shared>| async move {
+            result(Ok::<_, AdminError>(s.traffic.callers()), false)
         }))
         .route("/_emulator/stats", get(|AxState((s, _)): AxState<Shared>| async move {
             result(Ok::<_, AdminError>(s.traffic.stats()), false)

@@ -332,6 +332,23 @@ impl RunningEmulator {
         self.state.traffic.set_faults(scope, Faults::default());
     }
 
+    /// Which identity made which Key Vault request: authenticated requests per vault, path and
+    /// caller object id ([`crate::CallerCount`]), since the start or the last
+    /// [`reset_counters`](Self::reset_counters).
+    pub fn callers(&self) -> Vec<crate::CallerCount> {
+        self.state.traffic.callers()
+    }
+
+    /// How many authenticated requests for `path` in `vault` the identity with object id
+    /// `object_id` made.
+    pub fn caller_count(&self, vault: &str, path: &str, object_id: &str) -> u64 {
+        self.callers()
+            .iter()
+            .filter(|c| c.vault == vault && c.path == path && c.object_id == object_id)
+            .map(|c| c.count)
+            .sum()
+    }
+
     pub fn counters(&self) -> Vec<RequestCount> {
         self.state.traffic.counters()
     }

@@ -23,6 +23,7 @@
 
 pub mod accounts;
 pub mod certs;
+pub mod chains;
 pub mod files;
 pub mod fixtures;
 pub mod fluent;

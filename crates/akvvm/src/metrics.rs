@@ -69,6 +69,8 @@ pub struct CertificateView {
     pub not_after: Option<OffsetDateTime>,
     pub installed_at: Option<OffsetDateTime>,
     pub last_check: Option<OffsetDateTime>,
+    /// The code of the installed version's chain-validation warning, if it has one.
+    pub chain_warning: Option<String>,
 }
 
 impl Metrics {
@@ -171,6 +173,20 @@ impl Metrics {
                 l.push(("version", version.clone()));
                 l.push(("thumbprint", c.thumbprint.clone().unwrap_or_default()));
                 out.sample("akvvm_certificate_info", &l, 1.0);
+            }
+        }
+        out.family(
+            "akvvm_certificate_chain_warning",
+            "gauge",
+            "1 when the installed version was installed with a chain-validation warning (4.x: \
+             cert.chain_untrusted, an untrusted root or a self-signed certificate; \
+             cert.chain_unverified, an incomplete chain), by code.",
+        );
+        for c in certificates {
+            if let Some(code) = &c.chain_warning {
+                let mut l = labels(c);
+                l.push(("code", code.clone()));
+                out.sample("akvvm_certificate_chain_warning", &l, 1.0);
             }
         }
         let timestamps: [(&str, &str, TimestampOf); 3] = [
@@ -523,6 +539,7 @@ mod tests {
             not_after,
             installed_at: not_after.map(|_| NOW - time::Duration::hours(2)),
             last_check: Some(NOW - time::Duration::minutes(1)),
+            chain_warning: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! secret values, PFX and PEM into a bundle, `pem` splits and writes PEM text. To support another
 //! key type, extend [`KeyType`], [`PrivateKey::from_pkcs8_der`] and `public_key_bits`.
 
+pub mod chain;
 mod decode;
 mod pem;
 

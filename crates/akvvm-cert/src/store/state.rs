@@ -111,6 +111,11 @@ pub struct StateEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub verified_at: Option<OffsetDateTime>,
+    /// Why the installed version was installed with a chain-validation warning (4.x: an
+    /// untrusted root or an incomplete chain, `cert.chain_*`), kept until the next install so
+    /// that the status and metrics keep saying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_warning: Option<LastError>,
 }
 
 /// A failure recorded in the state file.
@@ -139,6 +144,7 @@ impl StateEntry {
         self.installed_at = Some(at);
         self.last_check = Some(at);
         self.last_error = None;
+        self.chain_warning = None;
     }
 
     /// Records a check that found nothing new (and clears the last error).

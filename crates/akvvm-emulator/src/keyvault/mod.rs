@@ -262,6 +262,9 @@ async fn handle(
         Ok(c) => c,
         Err(response) => return response,
     };
+    state
+        .traffic
+        .record_caller(&vault_name, uri.path(), &caller.oid);
     // The vault's network rules refuse the request once its caller is known (the 403 names it).
     if let Some(denial) = state.traffic.faults(&vault_name).network_denial {
         return wire::network_denied(&vault_name, &caller, denial);

@@ -190,6 +190,8 @@ struct Runtime {
     faults: BTreeMap<String, Faults>,
     throttle_log: BTreeMap<String, VecDeque<Instant>>,
     counters: BTreeMap<(String, String, String, u16), u64>,
+    /// Authenticated Key Vault requests per (vault, path, caller's object id).
+    callers: BTreeMap<(String, String, String), u64>,
     /// Per scope: requests being handled now, and the most there have been at once.
     in_flight: BTreeMap<String, InFlight>,
 }
@@ -223,6 +225,18 @@ pub struct RequestCount {
     pub method: String,
     pub path: String,
     pub status: u16,
+    pub count: u64,
+}
+
+/// Who made a vault's requests: authenticated Key Vault requests per vault, path and caller
+/// (the object id in the token, which tells identities apart), whatever the answer was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerCount {
+    pub vault: String,
+    pub path: String,
+    /// The caller's object id (`oid` of its token).
+    pub object_id: String,
     pub count: u64,
 }
 
@@ -337,6 +351,33 @@ impl Traffic {
             .or_default() += 1;
     }
 
+    /// Counts an authenticated request of `vault` for `path` (without its trailing `/`: the
+    /// SDK asks for the latest version as `/secrets/{name}/`) by the caller `object_id`.
+    pub fn record_caller(&self, vault: &str, path: &str, object_id: &str) {
+        let path = match path.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        let mut rt = lock(&self.runtime);
+        *rt.callers
+            .entry((vault.to_owned(), path.to_owned(), object_id.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// The authenticated requests per vault, path and caller ([`CallerCount`]).
+    pub fn callers(&self) -> Vec<CallerCount> {
+        lock(&self.runtime)
+            .callers
+            .iter()
+            .map(|((vault, path, object_id), count)| CallerCount {
+                vault: vault.clone(),
+                path: path.clone(),
+                object_id: object_id.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+
     pub fn counters(&self) -> Vec<RequestCount> {
         lock(&self.runtime)
             .counters
@@ -373,6 +414,7 @@ impl Traffic {
     pub fn reset_counters(&self) {
         let mut rt = lock(&self.runtime);
         rt.counters.clear();
+        rt.callers.clear();
         for gauge in rt.in_flight.values_mut() {
             gauge.peak = gauge.now;
         }
@@ -512,5 +554,25 @@ mod tests {
         assert_eq!(s.take_fault("imds").0, FaultAction::Booting(404));
         assert_eq!(s.take_fault("imds").0, FaultAction::Booting(410));
         assert_eq!(s.take_fault("imds").0, FaultAction::Pass);
+    }
+
+    #[test]
+    fn callers_are_counted_per_vault_path_and_object_id_until_reset() {
+        let s = Traffic::default();
+        s.record_caller("kv", "/secrets/web/", "oid-a");
+        s.record_caller("kv", "/secrets/web", "oid-a");
+        s.record_caller("kv", "/secrets/web", "oid-b");
+        s.record_caller("kv", "/", "oid-b");
+        let rows = s.callers();
+        let row = |path: &str, oid: &str| {
+            rows.iter()
+                .find(|c| c.vault == "kv" && c.path == path && c.object_id == oid)
+                .map(|c| c.count)
+        };
+        assert_eq!(row("/secrets/web", "oid-a"), Some(2));
+        assert_eq!(row("/secrets/web", "oid-b"), Some(1));
+        assert_eq!(row("/", "oid-b"), Some(1));
+        s.reset_counters();
+        assert!(s.callers().is_empty());
     }
 }

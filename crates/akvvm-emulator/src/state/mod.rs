@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 pub use faults::{
-    Booting, FaultAction, Faults, InFlightGuard, KEY_VAULT_SECRETS_LIMIT,
+    Booting, CallerCount, FaultAction, Faults, InFlightGuard, KEY_VAULT_SECRETS_LIMIT,
     KEY_VAULT_SECRETS_WINDOW_MS, ListPaging, NetworkDenial, RequestCount, RequestStats, ScopeStats,
     Throttle, ThrottlePreset, Traffic,
 };

@@ -9,8 +9,9 @@ use std::fmt;
 /// The prefix that marks an object id in `msiClientId`.
 pub const OBJECT_ID_PREFIX: &str = "object_id:";
 
-/// A user-assigned managed identity, as IMDS is asked for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user-assigned managed identity, as IMDS is asked for it. Serialized as `msiClientId` is
+/// written ([`ManagedIdentityId::setting`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ManagedIdentityId {
     ClientId(String),
     ObjectId(String),
@@ -84,6 +85,15 @@ impl ManagedIdentityId {
             .unwrap_or_else(|_| ManagedIdentityId::ClientId(value.trim().to_owned()))
     }
 
+    /// The identity as `msiClientId` writes it: the GUID, `object_id:<GUID>`, or the resource id
+    /// (what [`Self::parse`] reads back).
+    pub fn setting(&self) -> String {
+        match self {
+            ManagedIdentityId::ClientId(id) | ManagedIdentityId::ResourceId(id) => id.clone(),
+            ManagedIdentityId::ObjectId(id) => format!("{OBJECT_ID_PREFIX}{id}"),
+        }
+    }
+
     /// The IMDS query parameter and its value.
     pub fn query(&self) -> (&'static str, &str) {
         match self {
@@ -102,6 +112,12 @@ impl fmt::Display for ManagedIdentityId {
             ManagedIdentityId::ObjectId(id) => write!(f, "object id {id}"),
             ManagedIdentityId::ResourceId(id) => write!(f, "resource id {id}"),
         }
+    }
+}
+
+impl serde::Serialize for ManagedIdentityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.setting())
     }
 }
 
@@ -171,6 +187,11 @@ mod tests {
             ManagedIdentityId::parse(rid).unwrap().query(),
             ("msi_res_id", rid)
         );
+        for setting in [guid.to_owned(), format!("object_id:{guid}"), rid.to_owned()] {
+            let id = ManagedIdentityId::parse(&setting).unwrap();
+            assert_eq!(id.setting(), setting);
+            assert_eq!(ManagedIdentityId::parse(&id.setting()).unwrap(), id);
+        }
     }
 
     #[test]

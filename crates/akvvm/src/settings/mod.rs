@@ -147,6 +147,10 @@ pub struct ObservedCertificate {
     pub certificate_store_name: String,
     /// akvvm's per-certificate options (the certificate object's `"akvvm"` object).
     pub options: CertificateOptions,
+    /// `authenticationOverride.msiClientId` (4.x documents it; accepted in 3.x too): the
+    /// user-assigned managed identity this certificate is fetched with, at the top-level
+    /// `msiEndpoint`, instead of the identity of `authenticationSettings`.
+    pub authentication_override: Option<crate::identity::ManagedIdentityId>,
 }
 
 impl ObservedCertificate {

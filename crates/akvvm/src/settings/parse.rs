@@ -38,6 +38,7 @@ pub(super) const OBSERVED_KEYS: &[&str] = &[
     "keyExportable",
     "accounts",
     "akvvm",
+    "authenticationOverride",
 ];
 
 pub(super) const AUTH_KEYS: &[&str] = &[
@@ -46,6 +47,10 @@ pub(super) const AUTH_KEYS: &[&str] = &[
     "clientId",
     "clientCertificateSubjectName",
 ];
+
+/// The keys of a certificate's `authenticationOverride` (4.x): another managed identity for that
+/// certificate only.
+pub(super) const OVERRIDE_KEYS: &[&str] = &["msiClientId"];
 
 pub(super) const LOGGING_KEYS: &[&str] = &["logger", "endpoint", "format", "servicename"];
 
@@ -89,6 +94,7 @@ pub fn known_keys() -> Vec<&'static str> {
         SECRETS_KEYS,
         OBSERVED_KEYS,
         AUTH_KEYS,
+        OVERRIDE_KEYS,
         LOGGING_KEYS,
         AGENT_KEYS,
         CERT_OPTION_KEYS,
@@ -277,6 +283,9 @@ impl Ctx<'_> {
             Some(auth) => self.authentication(auth, &fields.path("authenticationSettings")),
         };
         self.extension_type_matches(authentication.as_ref(), &fields);
+        if let Some(partial) = &partial {
+            self.overrides_match(authentication.as_ref(), &partial.override_paths);
+        }
         let logging = fields
             .get("loggingSettings")
             .and_then(|l| self.logging(l, &fields.path("loggingSettings")));
@@ -469,6 +478,32 @@ impl Ctx<'_> {
                     "write \"extensionVersion\": \"3.0\" for the 3.x behaviour or \"4.0\" for 4.x",
                 );
                 ModeChoice::default()
+            }
+        }
+    }
+
+    /// `authenticationOverride` picks another managed identity, so it needs managed-identity
+    /// authentication: with a bootstrap certificate (`KeyVaultForPaaS`) there is no IMDS to ask,
+    /// and fetching with the bootstrap application instead would not be what the override says.
+    /// On an Azure Arc server there is no user-assigned identity to pick.
+    fn overrides_match(&mut self, auth: Option<&Authentication>, paths: &[String]) {
+        for path in paths {
+            match auth {
+                Some(Authentication::BootstrapCertificate { .. }) => self
+                    .error(
+                        "override-needs-managed-identity",
+                        path,
+                        "authenticationOverride names a managed identity, but authenticationSettings uses a bootstrap certificate (KeyVaultForPaaS), which has no managed identity endpoint",
+                    )
+                    .help("remove authenticationOverride and grant the bootstrap application (clientId) access to this certificate's vault"),
+                Some(Authentication::ManagedIdentity { endpoint, .. }) if endpoint.is_arc() => self
+                    .warn(
+                        "arc-user-assigned",
+                        path,
+                        "this is the Azure Arc identity endpoint, and an Azure Arc server has only its system-assigned identity: authenticationOverride names an identity it does not have",
+                    )
+                    .help("remove authenticationOverride and grant the server's own identity access to this certificate's vault"),
+                _ => {}
             }
         }
     }

@@ -10,9 +10,11 @@ use akvvm_cert::store;
 use serde_json::Value;
 
 use super::diagnostic::{join_index, join_key};
-use super::parse::{ACL_KEYS, Ctx, OBSERVED_KEYS, SECRETS_KEYS};
+use super::parse::{ACL_KEYS, Ctx, OBSERVED_KEYS, OVERRIDE_KEYS, SECRETS_KEYS};
 use super::read::{Got, check_abs_path, compact};
 use super::secret_url::{KNOWN_VAULT_SUFFIXES, SecretUrl, VaultHost};
+use crate::identity::{ManagedIdentityId, MsiIdError};
+
 use super::{
     AclEntry, CertificateOptions, DEFAULT_CERTIFICATE_STORE_NAME, DEFAULT_POLLING_INTERVAL,
     DEFAULT_STORE, ObservedCertificate,
@@ -27,6 +29,9 @@ pub(super) struct PartialSecrets {
     pub(super) certificate_store_name: String,
     pub(super) observed: Vec<ObservedCertificate>,
     pub(super) any_object: bool,
+    /// The JSON paths of the `authenticationOverride` objects given (checked against the
+    /// top-level authentication once it is known).
+    pub(super) override_paths: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -107,6 +112,11 @@ impl Ctx<'_> {
             Some(other) => self.wrong_type(other, &observed_path, "an array", "[\"https://myvault.vault.azure.net/secrets/mycert\"]"),
         }
         self.check_unique(&observed);
+        let override_paths = observed
+            .iter()
+            .filter(|(_, o)| o.authentication_override.is_some())
+            .map(|(path, _)| join_key(path, "authenticationOverride"))
+            .collect();
         if observed.iter().any(|(_, o)| !o.acls.is_empty()) && !acl_enabled {
             self.warn(
                 "acls-without-acl-enabled",
@@ -124,6 +134,7 @@ impl Ctx<'_> {
             certificate_store_name,
             observed: observed.into_iter().map(|(_, c)| c).collect(),
             any_object,
+            override_paths,
         })
     }
 
@@ -266,6 +277,7 @@ impl Ctx<'_> {
                     acls: Vec::new(),
                     certificate_store_name: default_store_name.to_string(),
                     options: CertificateOptions::default(),
+                    authentication_override: None,
                 })
             }
             Value::Object(map) => {
@@ -332,6 +344,12 @@ impl Ctx<'_> {
                     None => CertificateOptions::default(),
                     Some(o) => self.certificate_options(o, &fields.path("akvvm")),
                 };
+                let authentication_override = match fields.get("authenticationOverride") {
+                    None => None,
+                    Some(o) => {
+                        self.authentication_override(o, &fields.path("authenticationOverride"))
+                    }
+                };
                 Some(ObservedCertificate {
                     url: url?,
                     store_dir,
@@ -339,6 +357,7 @@ impl Ctx<'_> {
                     acls,
                     certificate_store_name: store_name,
                     options,
+                    authentication_override,
                 })
             }
             other => {
@@ -350,6 +369,67 @@ impl Ctx<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// `authenticationOverride`: `{"msiClientId": "..."}`, in any of the forms the top-level
+    /// `msiClientId` takes (client id, `object_id:<GUID>`, resource id). `None` when absent
+    /// or wrong (reported).
+    pub(super) fn authentication_override(
+        &mut self,
+        v: &Value,
+        path: &str,
+    ) -> Option<ManagedIdentityId> {
+        const EXAMPLE: &str = "{\"msiClientId\": \"c7373ae5-91c2-4165-8ab6-7381d6e75619\"}";
+        let fields = self.fields(v, path, OVERRIDE_KEYS, EXAMPLE)?;
+        let id_path = fields.path("msiClientId");
+        match self.string(
+            fields.get("msiClientId"),
+            &id_path,
+            "\"c7373ae5-91c2-4165-8ab6-7381d6e75619\"",
+        ) {
+            Got::Absent => {
+                self.error(
+                    "missing-key",
+                    &id_path,
+                    "authenticationOverride has no msiClientId: it names no identity",
+                )
+                .help(format!(
+                    "write \"authenticationOverride\": {EXAMPLE}, or remove authenticationOverride to use the identity of authenticationSettings"
+                ));
+                None
+            }
+            Got::Skip => None,
+            Got::Value(id) if id.trim().is_empty() => {
+                self.error(
+                    "empty-client-id",
+                    &id_path,
+                    "authenticationOverride.msiClientId is empty: it names no identity",
+                )
+                .help("give the user-assigned identity's client id, or remove authenticationOverride to use the identity of authenticationSettings");
+                None
+            }
+            Got::Value(id) => match ManagedIdentityId::parse(&id) {
+                Ok(identity) => Some(identity),
+                Err(MsiIdError::Placeholder) => {
+                    self.warn(
+                        "client-id-placeholder",
+                        &id_path,
+                        format!("msiClientId {id:?} is the documentation's placeholder: IMDS will refuse it"),
+                    )
+                    .help("put the user-assigned identity's client id (a GUID), \"object_id:<GUID>\" (its object id) or its resource id here");
+                    Some(ManagedIdentityId::parse_lenient(&id))
+                }
+                Err(MsiIdError::Unrecognised(why)) => {
+                    self.error(
+                        "bad-client-id",
+                        &id_path,
+                        format!("msiClientId {id:?} {why}"),
+                    )
+                    .help("give the user-assigned identity's client id (a GUID such as c7373ae5-91c2-4165-8ab6-7381d6e75619), its object id as \"object_id:<GUID>\", or its resource id \"/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>\"");
+                    None
+                }
+            },
         }
     }
 

@@ -10,14 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{Acl, InstallRequest, StateEntry, StateFile, Store};
+use akvvm_cert::store::{Acl, InstallRequest, LastError, StateEntry, StateFile, Store};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::metrics::{CertificateView, Metrics, MetricsSource};
+use crate::metrics::Metrics;
 use crate::settings::{AclEntry, ObservedCertificate, ReloadHook, Settings};
 use crate::vault::{SecretBundle, VaultClient};
 
@@ -47,6 +47,11 @@ pub struct EngineOptions {
     pub initial_retry_delay: Duration,
     /// The longest pause between retries.
     pub max_retry_delay: Duration,
+    /// Validate the chain of certificates carrying the serverAuth EKU before installing them
+    /// (4.x documents it; see `chain`): off by default, so 3.x installs are unchanged. The
+    /// caller turns it on for 4.x (once `Settings::mode` exists, [`EngineOptions::for_settings`]
+    /// will).
+    pub chain_validation: bool,
 }
 
 impl EngineOptions {
@@ -56,6 +61,7 @@ impl EngineOptions {
         EngineOptions {
             initial_retry_delay: INITIAL_RETRY_DELAY.min(settings.polling_interval),
             max_retry_delay: MAX_RETRY_DELAY.min(settings.polling_interval),
+            chain_validation: false,
         }
     }
 
@@ -84,10 +90,12 @@ pub fn jittered_interval(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
+/// One vault as one identity sees it ([`connect::VaultKey`]).
 struct VaultHandle {
     client: VaultClient,
+    /// The vault's permits, shared by every identity's handle of that vault.
     permits: Arc<Semaphore>,
-    /// What listing this vault cost so far ([`list::page_budget`]).
+    /// What listing this vault with this identity cost so far ([`list::page_budget`]).
     list_cost: Mutex<ListCost>,
 }
 
@@ -99,7 +107,7 @@ const MIN_CHECKS_IN_FLIGHT: usize = 64;
 pub struct Engine {
     settings: Settings,
     options: EngineOptions,
-    vaults: BTreeMap<String, VaultHandle>,
+    vaults: BTreeMap<connect::VaultKey, VaultHandle>,
     stores: BTreeMap<PathBuf, Arc<Store>>,
     state: Mutex<StateFile>,
     /// Whether the state holds a change worth saving ([`list::significant_change`]).
@@ -117,6 +125,8 @@ pub struct Engine {
     saving: tokio::sync::Mutex<Option<Instant>>,
     hooks: Mutex<HookJournal>,
     metrics: Arc<Metrics>,
+    /// Chain validation, when on ([`EngineOptions::chain_validation`]).
+    chain: Option<chain::ChainCheck>,
 }
 
 impl Engine {
@@ -127,10 +137,16 @@ impl Engine {
         let vault_clients =
             connect::vault_clients(&settings, Some(metrics.clone())).map_err(Box::new)?;
         let mut vaults = BTreeMap::new();
-        for (host, client) in vault_clients {
-            let permits = Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()));
+        let mut permits_by_host: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
+        for (key, client) in vault_clients {
+            let permits = permits_by_host
+                .entry(key.0.clone())
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()))
+                })
+                .clone();
             vaults.insert(
-                host,
+                key,
                 VaultHandle {
                     client,
                     permits,
@@ -174,6 +190,9 @@ impl Engine {
             state.remove(&url);
         }
         let hooks = HookJournal::load(&settings.agent.state_directory);
+        let chain = options
+            .chain_validation
+            .then(|| chain::ChainCheck::new(&settings));
         Ok(Engine {
             settings,
             options,
@@ -187,6 +206,7 @@ impl Engine {
             saving: tokio::sync::Mutex::new(None),
             hooks: Mutex::new(hooks),
             metrics,
+            chain,
         })
     }
 
@@ -233,9 +253,13 @@ impl Engine {
             self.list_vaults(&selected, cancel).await
         };
         // Many certificates at once; each vault's semaphore bounds what reaches it.
-        let in_flight = self
+        let hosts = self
             .vaults
-            .len()
+            .keys()
+            .map(|(host, _)| host)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let in_flight = hosts
             .saturating_mul(self.settings.agent.concurrency_per_vault.get())
             .saturating_mul(4)
             .max(MIN_CHECKS_IN_FLIGHT);
@@ -303,6 +327,15 @@ impl Engine {
         reports
     }
 
+    /// The client `cert` goes through: its vault, as its identity
+    /// ([`connect::identity_key`]).
+    fn vault_key(&self, cert: &ObservedCertificate) -> connect::VaultKey {
+        (
+            cert.url.host.clone(),
+            connect::identity_key(&self.settings, cert),
+        )
+    }
+
     /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
     fn full_check_interval_for(&self, url: &str) -> Duration {
         list::full_check_interval_for(
@@ -337,7 +370,7 @@ impl Engine {
             return listed;
         }
         let now = OffsetDateTime::now_utc();
-        let mut candidates: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut candidates: BTreeMap<connect::VaultKey, u32> = BTreeMap::new();
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             for cert in certificates {
@@ -347,12 +380,12 @@ impl Engine {
                         .entry(&url)
                         .is_some_and(|e| list::listable(e, now, self.full_check_interval_for(&url)))
                 {
-                    *candidates.entry(cert.url.host.as_str()).or_default() += 1;
+                    *candidates.entry(self.vault_key(cert)).or_default() += 1;
                 }
             }
         }
-        let lists = candidates.into_iter().filter_map(|(host, count)| {
-            let handle = &self.vaults[host];
+        let lists = candidates.into_iter().filter_map(|(key, count)| {
+            let handle = &self.vaults[&key];
             let budget = list::page_budget(
                 &handle.list_cost.lock().unwrap_or_else(|e| e.into_inner()),
                 count,
@@ -362,15 +395,15 @@ impl Engine {
                     &handle.client,
                     &handle.permits,
                     &handle.list_cost,
-                    (host, count, budget),
+                    (key.0.as_str(), count, budget),
                     cancel,
                 )
                 .await?;
-                Some((host.to_owned(), list))
+                Some((key, list))
             })
         });
-        for (host, list) in futures::future::join_all(lists).await.into_iter().flatten() {
-            listed.by_host.insert(host, list);
+        for (key, list) in futures::future::join_all(lists).await.into_iter().flatten() {
+            listed.by_vault.insert(key, list);
         }
         listed
     }
@@ -383,6 +416,7 @@ impl Engine {
             thumbprint: entry.thumbprint.clone(),
             not_after: entry.not_after,
             file: entry.file.clone(),
+            chain_warning: chain_warning_of(self.chain.is_some(), entry),
         })
     }
 
@@ -438,6 +472,7 @@ impl Engine {
                     thumbprint: entry.thumbprint.clone(),
                     not_after: entry.not_after,
                     file: Some(current.file),
+                    chain_warning: chain_warning_of(self.chain.is_some(), entry),
                 })
             }
         }
@@ -519,7 +554,12 @@ impl Engine {
                         entry,
                         OffsetDateTime::now_utc(),
                         self.full_check_interval_for(&url),
-                    ) && listed.confirms(&cert.url.host, &cert.url.name, entry, &info.version)
+                    ) && listed.confirms(
+                        &self.vault_key(cert),
+                        &cert.url.name,
+                        entry,
+                        &info.version,
+                    )
                 })
             };
             if confirmed {
@@ -554,6 +594,11 @@ impl Engine {
             url: url.clone(),
             source,
         })?;
+        // 4.x: a broken chain is refused here, before anything is written or journalled.
+        let chain_warning = match &self.chain {
+            Some(check) => check.check(&url, &decoded).await?,
+            None => None,
+        };
 
         // The install runs to completion even when shutdown is requested meanwhile: a write is
         // never abandoned half-way.
@@ -611,6 +656,11 @@ impl Engine {
             entry.record_install(&installed, now);
             entry.verified_at = Some(verified.0);
             entry.version_updated = verified.1;
+            entry.chain_warning = chain_warning.as_ref().map(|w| LastError {
+                code: w.code.to_owned(),
+                message: w.message.clone(),
+                at: now,
+            });
         });
         self.save_state(Some(save::STATE_SAVE_INTERVAL)).await;
         tracing::info!(
@@ -628,6 +678,7 @@ impl Engine {
             thumbprint: Some(installed.thumbprint.clone()),
             not_after: Some(installed.not_after),
             file: Some(installed.file.clone()),
+            chain_warning: chain_warning.map(|w| format!("[{}] {}", w.code, w.message)),
         };
         let hook = self
             .run_hook(cert, &info, Some(installed.link.clone()), cancel)
@@ -715,7 +766,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<SecretBundle, SyncError> {
         let url = cert.url.to_string();
-        let handle = &self.vaults[&cert.url.host];
+        let handle = &self.vaults[&self.vault_key(cert)];
         let request = async {
             let _permit = handle.permits.acquire().await;
             match &cert.url.version {
@@ -730,37 +781,6 @@ impl Engine {
     }
 }
 
-impl MetricsSource for Engine {
-    /// The Prometheus exposition of every observed certificate (from the state) and of the
-    /// counters, at `now`.
-    fn metrics_text(&self, now: OffsetDateTime) -> String {
-        let views: Vec<CertificateView> = {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            self.settings
-                .observed
-                .iter()
-                .map(|cert| {
-                    let url = cert.url.to_string();
-                    let entry = state.entry(&url);
-                    let installed = entry.filter(|e| e.installed_version.is_some());
-                    CertificateView {
-                        vault: cert.url.vault_name.clone(),
-                        name: cert.url.name.clone(),
-                        version: installed.and_then(|e| e.installed_version.clone()),
-                        thumbprint: installed.and_then(|e| e.thumbprint.clone()),
-                        not_after: installed.and_then(|e| e.not_after),
-                        installed_at: installed.and_then(|e| e.installed_at),
-                        last_check: entry.and_then(|e| e.last_check),
-                        url,
-                    }
-                })
-                .collect()
-        };
-        self.metrics
-            .render(&views, self.settings.agent.expiry_warning_days, now)
-    }
-}
-
 /// `<state directory>/state.json`.
 pub fn state_file_path(settings: &Settings) -> PathBuf {
     state_file_in(&settings.agent.state_directory)
@@ -771,6 +791,18 @@ pub fn state_file_in(state_directory: &Path) -> PathBuf {
     state_directory.join(STATE_FILE_NAME)
 }
 
+/// The `[code] message` of the chain warning recorded for the installed version, while chain
+/// validation is on (a warning a 4.x run recorded says nothing to a 3.x one).
+fn chain_warning_of(chain: bool, entry: &StateEntry) -> Option<String> {
+    entry
+        .chain_warning
+        .as_ref()
+        .filter(|_| chain)
+        .map(|w| format!("[{}] {}", w.code, w.message))
+}
+
+mod chain;
+mod metrics_view;
 mod save;
 
 #[cfg(test)]

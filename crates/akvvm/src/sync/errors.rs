@@ -17,6 +17,12 @@ pub enum SyncError {
         #[source]
         source: akvvm_cert::CertError,
     },
+    #[error("{url}: {source}; this version is not installed, the installed version (if any) stays")]
+    Chain {
+        url: String,
+        #[source]
+        source: akvvm_cert::certificate::chain::ChainError,
+    },
     #[error("{url}: the secret is disabled in Key Vault; the installed version (if any) stays")]
     Disabled { url: String },
     #[error(transparent)]
@@ -49,6 +55,7 @@ akvvm_cert::error_codes! {
     passes through {
         SyncError::Vault(e) => e,
         SyncError::Decode { source, .. } => source,
+        SyncError::Chain { source, .. } => source,
         SyncError::Disabled { .. } => SECRET_DISABLED,
         SyncError::Store(e) => e,
     }

@@ -154,23 +154,25 @@ pub(super) async fn list_vault(
     }
 }
 
-/// The complete lists read this cycle, by vault host.
+/// The complete lists read this cycle, by vault host and identity ([`super::connect::VaultKey`]):
+/// a list read with one identity confirms only the certificates fetched with that identity, so
+/// that a certificate is never skipped on the word of an identity that may not read it.
 #[derive(Debug, Default)]
 pub(super) struct Listed {
-    pub(super) by_host: HashMap<String, SecretList>,
+    pub(super) by_vault: HashMap<super::connect::VaultKey, SecretList>,
 }
 
 impl Listed {
-    /// Whether the list of `host` shows secret `name` (any case) with the `updated` recorded in
+    /// Whether the list of `vault` shows secret `name` (any case) with the `updated` recorded in
     /// `entry` for `installed` (the version in place), so that it has no new version.
     pub(super) fn confirms(
         &self,
-        host: &str,
+        vault: &super::connect::VaultKey,
         name: &str,
         entry: &StateEntry,
         installed: &str,
     ) -> bool {
-        let Some(list) = self.by_host.get(host) else {
+        let Some(list) = self.by_vault.get(vault) else {
             return false;
         };
         let Some(item) = list.secrets.get(&name.to_ascii_lowercase()) else {
@@ -349,16 +351,25 @@ mod tests {
                 enabled: Some(true),
             },
         );
-        listed.by_host.insert("v.vault.azure.net".into(), list);
+        let v = ("v.vault.azure.net".to_owned(), None);
+        listed.by_vault.insert(v.clone(), list);
         let e = entry();
-        assert!(listed.confirms("v.vault.azure.net", "Web", &e, "v1"));
-        assert!(!listed.confirms("v.vault.azure.net", "web", &e, "v0"));
-        assert!(!listed.confirms("v.vault.azure.net", "api", &e, "v1"));
-        assert!(!listed.confirms("w.vault.azure.net", "web", &e, "v1"));
+        assert!(listed.confirms(&v, "Web", &e, "v1"));
+        assert!(!listed.confirms(&v, "web", &e, "v0"));
+        assert!(!listed.confirms(&v, "api", &e, "v1"));
+        assert!(!listed.confirms(&("w.vault.azure.net".to_owned(), None), "web", &e, "v1"));
+        // Another identity's list says nothing about this identity's certificates.
+        let other = (
+            "v.vault.azure.net".to_owned(),
+            Some(crate::identity::ManagedIdentityId::ClientId(
+                "c7373ae5-91c2-4165-8ab6-7381d6e75619".into(),
+            )),
+        );
+        assert!(!listed.confirms(&other, "web", &e, "v1"));
         let newer = StateEntry {
             version_updated: Some(datetime!(2026-11-22 09:00 UTC)),
             ..entry()
         };
-        assert!(!listed.confirms("v.vault.azure.net", "web", &newer, "v1"));
+        assert!(!listed.confirms(&v, "web", &newer, "v1"));
     }
 }

@@ -30,6 +30,9 @@ pub struct InstalledInfo {
     pub thumbprint: Option<String>,
     pub not_after: Option<OffsetDateTime>,
     pub file: Option<PathBuf>,
+    /// `[code] message` when this version was installed with a chain-validation warning
+    /// (`cert.chain_untrusted`, `cert.chain_unverified`): the status line is a warning.
+    pub chain_warning: Option<String>,
 }
 
 /// The outcome of one certificate's check, with its reload hook's.
@@ -116,6 +119,16 @@ impl CertReport {
                 }
             }
         }
+        let installed = match &self.outcome {
+            CertOutcome::Installed(i) | CertOutcome::Unchanged(i) => Some(i),
+            CertOutcome::Failed { installed, .. } => installed.as_ref(),
+        };
+        if let Some(warning) = installed.and_then(|i| i.chain_warning.as_ref()) {
+            message = format!("{message}; {warning}");
+            if state == State::Success {
+                state = State::Warning;
+            }
+        }
         if let Some(Err(hook)) = &self.hook {
             message = format!("{message}; reload hook failed: {hook}");
             if state == State::Success {
@@ -171,6 +184,7 @@ mod tests {
             thumbprint: Some("ABCD".into()),
             not_after: Some(not_after),
             file: Some("/s/v.c.v2".into()),
+            chain_warning: None,
         }
     }
 
@@ -260,6 +274,28 @@ mod tests {
                 .message
                 .starts_with("EXPIRED on 2026-11-01T10:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_chain_warning_is_a_warning_for_as_long_as_the_version_stays() {
+        let mut i = info(datetime!(2027-11-22 10:00:00 UTC));
+        i.chain_warning = Some("[cert.chain_untrusted] \"CN=web\" is self-signed".into());
+        for outcome in [CertOutcome::Installed(i.clone()), CertOutcome::Unchanged(i)] {
+            let sub = CertReport {
+                url: "u".into(),
+                outcome,
+                hook: None,
+            }
+            .substatus(NOW, 30);
+            assert_eq!(sub.state, State::Warning);
+            assert_eq!(sub.code, CODE_OK);
+            assert!(
+                sub.message
+                    .ends_with("; [cert.chain_untrusted] \"CN=web\" is self-signed"),
+                "{}",
+                sub.message
+            );
+        }
     }
 
     #[test]

@@ -270,6 +270,7 @@ async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() 
     let options = akvvm::sync::EngineOptions {
         initial_retry_delay: Duration::from_secs(3600),
         max_retry_delay: Duration::from_secs(3600),
+        chain_validation: false,
     };
     let engine = Arc::new(akvvm::sync::Engine::new(settings.clone(), options).unwrap());
     let cancel = CancellationToken::new();

@@ -11,6 +11,10 @@ use akvvm_cert::codes::is_well_formed;
 fn every_error_type() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("CertError", akvvm_cert::CertError::CODES),
+        (
+            "ChainError",
+            akvvm_cert::certificate::chain::ChainError::CODES,
+        ),
         ("StoreError", akvvm_cert::store::StoreError::CODES),
         ("HttpError", akvvm::http::HttpError::CODES),
         ("IdentityError", akvvm::identity::IdentityError::CODES),

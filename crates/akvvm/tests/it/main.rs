@@ -5,7 +5,9 @@
 //! settings and `validate` (`settings_*`, `validate_fixtures`) and the error codes. Helpers and
 //! fixture files come from `akvvm-testkit`.
 
+mod e2e_auth_override;
 mod e2e_batch_hook;
+mod e2e_chain;
 mod e2e_daemon;
 mod e2e_file_access;
 mod e2e_identity;

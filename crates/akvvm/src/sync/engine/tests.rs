@@ -7,6 +7,7 @@ fn retry_delays_grow_up_to_the_cap() {
     let options = EngineOptions {
         initial_retry_delay: Duration::from_secs(2),
         max_retry_delay: Duration::from_secs(300),
+        chain_validation: false,
     };
     for (failures, ceiling) in [(1, 2), (2, 4), (3, 8), (9, 300), (100, 300)] {
         let d = options.retry_delay(failures);
