@@ -27,6 +27,7 @@ mod parse;
 mod read;
 mod secret_url;
 mod secrets;
+mod v4_rules;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +48,7 @@ pub use parse::{
 pub use secret_url::{
     KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
 };
+pub use v4_rules::{V4_MAX_POLLING_INTERVAL, V4_MIN_POLLING_INTERVAL};
 
 /// Default `pollingIntervalInS`: one hour.
 pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(3600);

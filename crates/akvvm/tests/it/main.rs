@@ -30,6 +30,7 @@ mod settings_docs;
 mod settings_fixtures;
 mod settings_mode;
 mod settings_proptest;
+mod settings_v4;
 mod v3_documented;
 mod validate_fixtures;
 mod vault_client;
