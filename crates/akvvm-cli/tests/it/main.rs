@@ -6,6 +6,7 @@
 
 mod crash_safety;
 mod docs_examples;
+mod docs_examples_v4;
 mod e2e_cli;
 mod fault_matrix;
 mod hardening_cli;
