@@ -2,12 +2,13 @@
 //! store_install`. Each scenario installs 200 versions of one certificate (alternating between
 //! real bundles, keeping 2, so every install after the second also prunes) in a temp directory on
 //! the same file system as `$TMPDIR`, and prints the latency distribution. Every install fsyncs
-//! its files and the directory, so the figures are dominated by the disk's fsync latency.
+//! its files and the directory, so the figures are dominated by the disk's fsync latency. The
+//! `4.x` scenarios use the 4.x layout (`Layout::V4`: `.pem`, `.keyid`, two links, `.luma`).
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{Acl, InstallRequest, Store};
+use akvvm_cert::store::{Acl, InstallRequest, Layout, Store};
 use akvvm_testkit::certs;
 
 const INSTALLS: usize = 200;
@@ -17,6 +18,7 @@ struct Scenario {
     link_name: Option<&'static str>,
     acls: &'static [Acl],
     certbot_layout: bool,
+    layout: Layout,
 }
 
 fn main() {
@@ -30,18 +32,35 @@ fn main() {
             link_name: None,
             acls: &[],
             certbot_layout: false,
+            layout: Layout::V3,
         },
         Scenario {
             name: "+ custom link + ACL",
             link_name: Some("web.pem"),
             acls,
             certbot_layout: false,
+            layout: Layout::V3,
         },
         Scenario {
             name: "+ certbot layout",
             link_name: Some("web.pem"),
             acls,
             certbot_layout: true,
+            layout: Layout::V3,
+        },
+        Scenario {
+            name: "4.x: 2 files, 2 links",
+            link_name: None,
+            acls: &[],
+            certbot_layout: false,
+            layout: Layout::V4,
+        },
+        Scenario {
+            name: "4.x + ACL",
+            link_name: None,
+            acls,
+            certbot_layout: false,
+            layout: Layout::V4,
         },
     ];
     #[allow(clippy::print_stdout)]
@@ -54,7 +73,7 @@ fn main() {
     }
     for scenario in &scenarios {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(&root.path().join("store")).unwrap();
+        let store = Store::open_layout(&root.path().join("store"), scenario.layout).unwrap();
         let mut latencies = Vec::with_capacity(INSTALLS);
         let started = Instant::now();
         for i in 0..INSTALLS {

@@ -13,8 +13,8 @@ use super::atomic;
 use super::index::Index;
 use super::names::check_key_vault_name;
 use super::{
-    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_DIR_SUFFIX, CERTBOT_FILES, STORE_DIR_MODE, Store,
-    StoreError,
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_DIR_SUFFIX, CERTBOT_FILES, Layout, STORE_DIR_MODE,
+    Store, StoreError,
 };
 
 impl Store {
@@ -35,7 +35,8 @@ impl Store {
     /// Applies `acls` to every version of `vault.name` in the store (the files, and the
     /// certbot-style directories and their files) and recomputes the store's ACL: for a change of
     /// `acls` or `aclEnabled` while the installed version stays. An empty `acls` removes every
-    /// grant. Returns how many versions were updated (0 when none is installed).
+    /// grant. Returns how many versions were updated (0 when none is installed). In the 4.x
+    /// layout: both files of every kept install.
     pub fn apply_acls(&self, vault: &str, name: &str, acls: &[Acl]) -> Result<usize, StoreError> {
         let mut guard = self.lock_index();
         check_key_vault_name("vault name", vault)?;
@@ -44,7 +45,10 @@ impl Store {
             .iter()
             .map(Acl::resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self.apply_acls_indexed(&mut guard, vault, name, &principals);
+        let result = match self.layout {
+            Layout::V3 => self.apply_acls_indexed(&mut guard, vault, name, &principals),
+            Layout::V4 => self.apply_acls_v4(&mut guard, vault, name, &principals),
+        };
         if result.is_err() {
             // The index may be behind the files now: the next change scans again.
             *guard = None;
@@ -98,7 +102,7 @@ impl Store {
 
 /// Gives the existing file `name` in `dir` exactly `acl` (no ACL, mode 0600, when it names no
 /// principal). Setting an ACL replaces the previous one in one step.
-fn set_file_acl(
+pub(super) fn set_file_acl(
     dir: std::os::fd::BorrowedFd<'_>,
     dir_path: &Path,
     name: &str,

@@ -229,9 +229,19 @@ pub(crate) fn remove_temp_files(
     dir: BorrowedFd<'_>,
     dir_path: &Path,
 ) -> Result<Vec<String>, StoreError> {
+    remove_temp_files_if(dir, dir_path, |_| true)
+}
+
+/// [`remove_temp_files`] of the temp entries for which `ours(name)` is true (the store's
+/// layouts each remove only the debris of their own names).
+pub(crate) fn remove_temp_files_if(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    ours: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, StoreError> {
     let mut removed = Vec::new();
     for (name, file_type) in list_dir(dir, dir_path)? {
-        if !name.starts_with(TEMP_PREFIX) {
+        if !name.starts_with(TEMP_PREFIX) || !ours(&name) {
             continue;
         }
         let path = dir_path.join(&name);

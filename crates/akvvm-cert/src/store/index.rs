@@ -54,6 +54,9 @@ pub(super) struct Index {
     /// it: taken before the scan and after each of the store's own changes
     /// ([`Store::rescan_if_changed`](super::Store::rescan_if_changed)).
     pub(super) stamp: Option<(i64, i64)>,
+    /// The 4.x layout's versioned files (`super::v4`); their ACL principals are counted above
+    /// with the others, so the store directory's ACL serves both layouts.
+    pub(super) v4: super::v4::Files,
 }
 
 /// Splits `<vault>.<cert>.<version>` into `(<vault>.<cert>, <version>)` when every part is a Key
@@ -61,6 +64,10 @@ pub(super) struct Index {
 pub(super) fn split_version_name(name: &str) -> Option<(&str, &str)> {
     let (certificate, version) = name.rsplit_once('.')?;
     let (vault, cert) = certificate.split_once('.')?;
+    // `<vault>.<cert>.luma` is the 4.x layout's, never a version.
+    if super::v4::RESERVED_VERSIONS.contains(&version) {
+        return None;
+    }
     [vault, cert, version]
         .iter()
         .all(|part| check_key_vault_name("name", part).is_ok())
@@ -94,6 +101,12 @@ impl Index {
                     }
                 }
                 FileType::RegularFile => {
+                    if let Some(file) = super::v4::FileName::parse(&name) {
+                        let principals = read_principals(dir, path, &name)?;
+                        index.v4.add(&file);
+                        index.set_file_principals(&name, principals);
+                        continue;
+                    }
                     let Some((certificate, version)) = split_version_name(&name) else {
                         continue;
                     };
@@ -204,6 +217,11 @@ impl Index {
     /// Whether the link `name` exists.
     pub(super) fn has_link(&self, name: &str) -> bool {
         self.links.contains_key(name)
+    }
+
+    /// The target of the link `name`, if the index knows one.
+    pub(super) fn link_target(&self, name: &str) -> Option<&str> {
+        self.links.get(name).map(String::as_str)
     }
 
     /// Whether some link points to `target`.

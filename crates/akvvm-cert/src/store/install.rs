@@ -15,15 +15,15 @@ use super::atomic::{self, FileOptions, count_operations};
 use super::index::{Index, modified_at};
 use super::names::Names;
 use super::{
-    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, FileAccess, InstallRequest, Installed,
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, FileAccess, InstallRequest, Installed, Layout,
     PFX_FILE, Store, StoreError,
 };
 use crate::certificate::CertificateBundle;
 
 /// The mode and owner of one install's files.
-struct FileSettings {
-    mode: u32,
-    owner: Option<(u32, u32)>,
+pub(super) struct FileSettings {
+    pub(super) mode: u32,
+    pub(super) owner: Option<(u32, u32)>,
 }
 
 /// An [`InstallRequest`] without its bundle.
@@ -74,6 +74,61 @@ impl Rendered {
     }
 }
 
+/// The principals granted read (the `acls`, and an `owner` or reading `group` of `access`, who
+/// also need traverse on the store) and the mode and owner of one install's files. Every name is
+/// resolved, and the mode checked, before anything is written.
+pub(super) fn file_settings(
+    acls: &[Acl],
+    access: Option<&FileAccess>,
+) -> Result<(Vec<Principal>, FileSettings), StoreError> {
+    let mut principals = acls
+        .iter()
+        .map(Acl::resolve)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut file_mode = CERT_FILE_MODE;
+    let mut owner = None;
+    if let Some(access) = access {
+        let mode = access.mode.unwrap_or(CERT_FILE_MODE);
+        if mode & !0o640 != 0 || mode & 0o400 == 0 {
+            return Err(StoreError::BadFileMode { mode });
+        }
+        file_mode = mode;
+        let uid = match &access.owner {
+            Some(user) => match Acl::User(user.clone()).resolve()? {
+                Principal::User(uid) => Some(uid),
+                Principal::Group(_) => None,
+            },
+            None => None,
+        };
+        let gid = match &access.group {
+            Some(group) => match Acl::Group(group.clone()).resolve()? {
+                Principal::Group(gid) => Some(gid),
+                Principal::User(_) => None,
+            },
+            None => None,
+        };
+        if uid.is_some() || gid.is_some() {
+            owner = Some((
+                uid.unwrap_or_else(|| rustix::process::geteuid().as_raw()),
+                gid.unwrap_or_else(|| rustix::process::getegid().as_raw()),
+            ));
+        }
+        if let Some(uid) = uid.filter(|&u| u != rustix::process::geteuid().as_raw()) {
+            principals.push(Principal::User(uid));
+        }
+        if let Some(gid) = gid.filter(|_| mode & 0o040 != 0) {
+            principals.push(Principal::Group(gid));
+        }
+        principals.sort();
+        principals.dedup();
+    }
+    let file = FileSettings {
+        mode: file_mode,
+        owner,
+    };
+    Ok((principals, file))
+}
+
 impl Store {
     /// Installs one version of a certificate and points its links at it.
     ///
@@ -81,7 +136,14 @@ impl Store {
     /// ACL, then the links, then pruning. A failure before the links move leaves the previous
     /// version linked and untouched; the names and ACL principals are checked before anything is
     /// written.
+    ///
+    /// In the 4.x layout ([`Layout::V4`]): the `.pem` and `.keyid` files, the store's ACL, the
+    /// `.pem` link, the `.keyid` link, then `.luma`, then pruning (`link_name` and
+    /// `certbot_layout` are not written: 4.x has neither).
     pub fn install(&self, request: &InstallRequest<'_>) -> Result<Installed, StoreError> {
+        if self.layout == Layout::V4 {
+            return self.install_v4(request, None);
+        }
         let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
         let target = Target {
             vault: request.vault,
@@ -105,6 +167,9 @@ impl Store {
         request: &InstallRequest<'_>,
         access: &FileAccess,
     ) -> Result<Installed, StoreError> {
+        if self.layout == Layout::V4 {
+            return self.install_v4(request, Some(access));
+        }
         let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
         let target = Target {
             vault: request.vault,
@@ -134,52 +199,7 @@ impl Store {
     ) -> Result<Installed, StoreError> {
         let mut guard = self.lock_index();
         let names = Names::new(request)?;
-        let mut principals = request
-            .acls
-            .iter()
-            .map(Acl::resolve)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut file_mode = CERT_FILE_MODE;
-        let mut owner = None;
-        if let Some(access) = access {
-            let mode = access.mode.unwrap_or(CERT_FILE_MODE);
-            if mode & !0o640 != 0 || mode & 0o400 == 0 {
-                return Err(StoreError::BadFileMode { mode });
-            }
-            file_mode = mode;
-            let uid = match &access.owner {
-                Some(user) => match Acl::User(user.clone()).resolve()? {
-                    Principal::User(uid) => Some(uid),
-                    Principal::Group(_) => None,
-                },
-                None => None,
-            };
-            let gid = match &access.group {
-                Some(group) => match Acl::Group(group.clone()).resolve()? {
-                    Principal::Group(gid) => Some(gid),
-                    Principal::User(_) => None,
-                },
-                None => None,
-            };
-            if uid.is_some() || gid.is_some() {
-                owner = Some((
-                    uid.unwrap_or_else(|| rustix::process::geteuid().as_raw()),
-                    gid.unwrap_or_else(|| rustix::process::getegid().as_raw()),
-                ));
-            }
-            if let Some(uid) = uid.filter(|&u| u != rustix::process::geteuid().as_raw()) {
-                principals.push(Principal::User(uid));
-            }
-            if let Some(gid) = gid.filter(|_| mode & 0o040 != 0) {
-                principals.push(Principal::Group(gid));
-            }
-            principals.sort();
-            principals.dedup();
-        }
-        let file = FileSettings {
-            mode: file_mode,
-            owner,
-        };
+        let (principals, file) = file_settings(request.acls, access)?;
         let result =
             self.install_indexed(&mut guard, request, rendered, &names, &principals, &file);
         if result.is_err() {
@@ -273,6 +293,9 @@ impl Store {
             thumbprint: rendered.thumbprint.clone(),
             not_after: rendered.not_after,
             pruned,
+            key_file: None,
+            key_link: None,
+            luma: None,
         })
     }
 

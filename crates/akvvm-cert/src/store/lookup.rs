@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use zeroize::Zeroizing;
 
 use super::names::{check_key_vault_name, check_link_name};
-use super::{CERTBOT_DIR_SUFFIX, Current, Installed, LIVE_LINK_SUFFIX, Store, StoreError};
+use super::{CERTBOT_DIR_SUFFIX, Current, Installed, LIVE_LINK_SUFFIX, Layout, Store, StoreError};
 
 impl Store {
     /// What is installed for `vault.name`, read back from the store: the version the stable link
@@ -24,6 +24,9 @@ impl Store {
         name: &str,
         link_name: Option<&str>,
     ) -> Result<Option<Installed>, StoreError> {
+        if self.layout == Layout::V4 {
+            return self.installed_v4(vault, name);
+        }
         let Some(current) = self.current(vault, name)? else {
             return Ok(None);
         };
@@ -65,12 +68,21 @@ impl Store {
             thumbprint: bundle.thumbprint(),
             not_after: bundle.not_after(),
             pruned: Vec::new(),
+            key_file: None,
+            key_link: None,
+            luma: None,
         }))
     }
 
     /// The version the stable link `<vault>.<name>` points to, or `None` when there is no link,
     /// or it points to a missing file or to something akvvm did not make.
+    ///
+    /// In the 4.x layout: the version both `<vault>.<name>.pem` and `<vault>.<name>.keyid` point
+    /// to, `None` also when they point to different installs (an interrupted install).
     pub fn current(&self, vault: &str, name: &str) -> Result<Option<Current>, StoreError> {
+        if self.layout == Layout::V4 {
+            return self.current_v4(vault, name);
+        }
         check_key_vault_name("vault name", vault)?;
         check_key_vault_name("certificate name", name)?;
         let link = format!("{vault}.{name}");
@@ -125,7 +137,7 @@ const MAX_VERSION_FILE: u64 = 1 << 20;
 
 /// The text of the regular file `name` in the store `dir`, opened under the store's handle with
 /// `O_NOFOLLOW|O_NONBLOCK` (a link or a FIFO swapped in is refused, not followed or waited on).
-fn read_file_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Zeroizing<String>> {
+pub(super) fn read_file_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Zeroizing<String>> {
     super::atomic::count_operations(3);
     let fd = rustix::fs::openat(
         dir,

@@ -1,6 +1,7 @@
 //! The certificate store: the directory web servers read their certificates from.
 //!
-//! Layout (the shipped Linux extension's; `docs/store.md` describes it for users):
+//! Layout (the shipped 3.x Linux extension's; `docs/store.md` describes it for users; a store
+//! opened with [`Layout::V4`] writes the 4.x one instead, see `v4`):
 //!
 //! ```text
 //! <store>/                                  0700, owned by the agent's user (root)
@@ -35,6 +36,8 @@
 //!   without following a link through parents only root (or akvvm's user) can change.
 //! - [`state`]: the state file; [`state_journal`]: its journal of changed entries.
 //! - [`error`]: [`StoreError`] and its `store.*` codes.
+//! - `v4`: the 4.x layout ([`Layout::V4`]: split `.pem`/`.keyid` files, their two links and the
+//!   `.luma` metadata file), which a store opened with [`Store::open_layout`] writes instead.
 
 pub mod acl;
 pub mod atomic;
@@ -49,6 +52,7 @@ mod install;
 mod lookup;
 mod names;
 mod prune;
+mod v4;
 
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd, OwnedFd};
@@ -66,6 +70,20 @@ pub use acl::{Acl, PosixAcl, Principal};
 pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, store_operations, write_atomic};
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
+pub use v4::{LUMA_FILE_MODE, Luma};
+
+/// Which file layout a store writes and reads: the extension's 3.x one (one file per version,
+/// key included, behind `<vault>.<cert>`) or its 4.x one (a full-chain `.pem` and a `.keyid` key
+/// per version behind two links, and a `.luma` metadata file). Both may share one directory:
+/// each layout's scans, pruning and cleanup ignore the other's files (`docs/store.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The 3.x layout, what [`Store::open`] opens.
+    #[default]
+    V3,
+    /// The 4.x layout.
+    V4,
+}
 
 /// Mode of the store directory.
 pub const STORE_DIR_MODE: u32 = 0o700;
@@ -121,7 +139,8 @@ pub struct FileAccess {
     pub mode: Option<u32>,
 }
 
-/// What an install put on disk.
+/// What an install put on disk. In the 4.x layout `file` is the versioned `.pem` (the full
+/// chain, without the key) and `link` the `<vault>.<cert>.pem` link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
     /// The installed Key Vault version.
@@ -140,6 +159,12 @@ pub struct Installed {
     pub not_after: OffsetDateTime,
     /// Older versions (files and directories) removed after the install.
     pub pruned: Vec<PathBuf>,
+    /// 4.x layout: `<store>/<vault>.<cert>.<version>.keyid.<timestamp>`, the private key.
+    pub key_file: Option<PathBuf>,
+    /// 4.x layout: `<store>/<vault>.<cert>.keyid`, now pointing at `key_file`.
+    pub key_link: Option<PathBuf>,
+    /// 4.x layout: `<store>/<vault>.<cert>.luma`, the metadata naming this install's two files.
+    pub luma: Option<PathBuf>,
 }
 
 /// The version a certificate's stable link points to.
@@ -161,6 +186,7 @@ pub struct Store {
     /// Installs are serialised under this lock, which also holds the index (`None` until the
     /// first change after [`Store::open`] or [`Store::rescan`]).
     index: Mutex<Option<Index>>,
+    layout: Layout,
 }
 
 impl Store {
@@ -175,6 +201,14 @@ impl Store {
     /// when it belongs to another user than the one running akvvm (who could then swap
     /// certificates under it).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_layout(path, Layout::V3)
+    }
+
+    /// [`Store::open`] for the given layout. With [`Layout::V4`] only the temp files of 4.x
+    /// names are removed (a 3.x store in the same directory is left as it is), and each 4.x
+    /// certificate whose two links disagree, or whose `.luma` disagrees with them (a crash in
+    /// the middle of an install), is repaired forward (see `v4`).
+    pub fn open_layout(path: &Path, layout: Layout) -> Result<Store, StoreError> {
         let path = &path::check_store_location(path)?;
         let open_error = |source: std::io::Error| StoreError::OpenDir {
             path: path.to_path_buf(),
@@ -200,9 +234,16 @@ impl Store {
             rustix::fs::fchmod(&dir, Mode::from_raw_mode(STORE_DIR_MODE))
                 .map_err(|e| open_error(e.into()))?;
         }
-        let mut removed = atomic::remove_temp_files(dir.as_fd(), path)?;
+        // Each layout removes only the debris of its own names.
+        let mut removed = atomic::remove_temp_files_if(dir.as_fd(), path, |temp| {
+            v4::is_temp_of_v4(temp) == (layout == Layout::V4)
+        })?;
         // The certbot-style directories get their files through temp files of their own.
-        for (name, file_type) in atomic::list_dir(dir.as_fd(), path)? {
+        let subdirectories = match layout {
+            Layout::V3 => atomic::list_dir(dir.as_fd(), path)?,
+            Layout::V4 => Vec::new(),
+        };
+        for (name, file_type) in subdirectories {
             if file_type != FileType::Directory || !name.ends_with(CERTBOT_DIR_SUFFIX) {
                 continue;
             }
@@ -235,7 +276,11 @@ impl Store {
             path: path.to_path_buf(),
             dir,
             index: Mutex::new(None),
+            layout,
         };
+        if layout == Layout::V4 {
+            store.repair_v4();
+        }
         if has_acl {
             // A chmod since the last install may have widened the ACL's mask or "other" entry.
             let mut guard = store.lock_index();
@@ -308,6 +353,11 @@ impl Store {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The layout this store writes and reads.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 }
 

@@ -35,6 +35,13 @@ impl Names {
                 reason: "it is the name of the certbot-style link",
             });
         }
+        if super::v4::RESERVED_VERSIONS.contains(&request.version) {
+            return Err(StoreError::InvalidName {
+                what: "version",
+                value: request.version.to_owned(),
+                reason: "it is the suffix of a 4.x layout's link or metadata file",
+            });
+        }
         let link = format!("{}.{}", request.vault, request.name);
         let file = format!("{link}.{}", request.version);
         if file.len() > MAX_FILE_NAME_LEN {

@@ -466,6 +466,9 @@ mod tests {
             thumbprint: "9F1C0000000000000000000000000000000000AB".into(),
             not_after: datetime!(2027-11-22 10:00 UTC),
             pruned: Vec::new(),
+            key_file: None,
+            key_link: None,
+            luma: None,
         }
     }
 

@@ -10,4 +10,5 @@ mod pkcs12_encode;
 mod pkcs12_fixtures;
 mod store_install;
 mod store_path;
+mod store_v4;
 mod store_work;

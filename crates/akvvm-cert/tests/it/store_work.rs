@@ -3,11 +3,12 @@
 //! thread), one new certificate, one rotation that prunes, one ACL change and one turned-off
 //! certbot output cost the same in a store of 10 certificates and in one of 1,000. A scan per
 //! install (what akvvm 3.x did: every link and every ACL of the store read again) fails here.
+//! The same holds in the 4.x layout (`Layout::V4`: two files, two links and `.luma` per install).
 
 use std::num::NonZeroU32;
 
 use akvvm_cert::certificate::CertificateBundle;
-use akvvm_cert::store::{Acl, InstallRequest, Store, store_operations};
+use akvvm_cert::store::{Acl, InstallRequest, Layout, Store, store_operations};
 use akvvm_testkit::certs::generate;
 
 fn request<'a>(
@@ -94,6 +95,79 @@ fn work_in_a_store_of(certificates: usize, bundle: &CertificateBundle) -> Vec<(&
             .unwrap();
     });
     work
+}
+
+/// [`work_in_a_store_of`] in the 4.x layout.
+fn work_in_a_4x_store_of(
+    certificates: usize,
+    bundle: &CertificateBundle,
+) -> Vec<(&'static str, u64)> {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("store");
+    let store = Store::open_layout(&path, Layout::V4).unwrap();
+    let acls = [Acl::User("4321".into())];
+    for i in 0..certificates {
+        let granted: &[Acl] = if i % 2 == 0 { &acls } else { &[] };
+        store
+            .install(&request(&format!("cert-{i}"), "v1", bundle, granted))
+            .unwrap();
+    }
+    // Opened again, as the agent starts: the open's check of every certificate's links is not
+    // measured, nor the cycle's first change (one scan).
+    drop(store);
+    let store = Store::open_layout(&path, Layout::V4).unwrap();
+    store.rescan();
+    store
+        .install(&request("cert-0", "v2", bundle, &acls))
+        .unwrap();
+
+    let mut work = Vec::new();
+    let mut measure = |step: &'static str, run: &mut dyn FnMut()| {
+        let before = store_operations();
+        run();
+        work.push((step, store_operations() - before));
+    };
+    measure("a new certificate", &mut || {
+        store.install(&request("extra", "v1", bundle, &[])).unwrap();
+    });
+    measure("a new version", &mut || {
+        store
+            .install(&request("cert-1", "v2", bundle, &[]))
+            .unwrap();
+    });
+    measure("a new version that prunes one", &mut || {
+        let installed = store
+            .install(&request("cert-1", "v3", bundle, &[]))
+            .unwrap();
+        assert_eq!(installed.pruned.len(), 2, "the .pem and .keyid of v1");
+    });
+    measure("a new version with an ACL", &mut || {
+        store
+            .install(&request("cert-2", "v2", bundle, &acls))
+            .unwrap();
+    });
+    measure("an ACL change", &mut || {
+        assert_eq!(store.apply_acls("myvault", "cert-2", &[]).unwrap(), 2);
+    });
+    measure("the current version read back", &mut || {
+        let current = store.current("myvault", "cert-3").unwrap().unwrap();
+        assert_eq!(current.version, "v1");
+    });
+    work
+}
+
+#[test]
+fn a_4x_install_costs_the_same_in_a_store_of_10_and_of_1000_certificates() {
+    let bundle = generate("www.example.com", 90).bundle;
+    let small = work_in_a_4x_store_of(10, &bundle);
+    let large = work_in_a_4x_store_of(1_000, &bundle);
+    assert_eq!(
+        small, large,
+        "store operations per step, 10 vs 1,000 certificates"
+    );
+    for (step, operations) in &small {
+        assert!(*operations >= 4, "{step}: {operations} operations counted");
+    }
 }
 
 #[test]

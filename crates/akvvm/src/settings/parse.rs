@@ -404,7 +404,14 @@ impl Ctx<'_> {
                 None
             }
         };
-        if let Some(given) = self.options.extension_version.clone() {
+        // akvvm's own packages carry akvvm's version (0.x): under the guest agent a version that
+        // names neither 3.x nor 4.x leaves the choice to the setting. A typeHandlerVersion is what
+        // Azure deploys, so there it is an error.
+        let given = self.options.extension_version.clone().filter(|given| {
+            given.origin == VersionOrigin::TypeHandlerVersion
+                || mode_of_version(&given.version).is_ok()
+        });
+        if let Some(given) = given {
             match mode_of_version(&given.version) {
                 Ok(mode) => {
                     if let Some(setting) = setting.as_deref()
@@ -427,14 +434,9 @@ impl Ctx<'_> {
                     };
                 }
                 Err(e) => {
-                    let path = match given.origin {
-                        VersionOrigin::TypeHandlerVersion => {
-                            let base = &self.options.base_path;
-                            let resource = base.strip_suffix(".settings").unwrap_or(base);
-                            format!("{resource}.typeHandlerVersion")
-                        }
-                        _ => self.options.base_path.clone(),
-                    };
+                    let base = &self.options.base_path;
+                    let resource = base.strip_suffix(".settings").unwrap_or(base);
+                    let path = format!("{resource}.typeHandlerVersion");
                     self.error(
                         "extension-version-unknown",
                         &path,

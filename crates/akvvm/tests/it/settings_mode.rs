@@ -73,14 +73,35 @@ fn a_version_that_names_no_mode_is_an_error_saying_what_to_write() {
         assert!(e.message.contains(needle), "{given}: {}", e.message);
         assert!(e.help.as_deref().unwrap_or("").contains("4.0"), "{given}");
     }
-    let running = ExtensionVersion::new("9.1", VersionOrigin::GuestAgentVariable);
-    let errors = Settings::from_json_value_for(&settings(None), Some(running)).unwrap_err();
+    let deployed = ExtensionVersion::new("9.1", VersionOrigin::TypeHandlerVersion);
+    let errors = Settings::from_json_value_for(&settings(None), Some(deployed)).unwrap_err();
     assert!(
         errors
             .iter()
             .any(|d| d.code == "extension-version-unknown" && d.message.contains("9.1")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn akvvms_own_package_version_leaves_the_choice_to_the_setting() {
+    // scripts/package labels the zip with akvvm's version (0.1.0): it names neither 3.x nor 4.x.
+    for origin in [
+        VersionOrigin::HandlerDirectory,
+        VersionOrigin::GuestAgentVariable,
+    ] {
+        let running = ExtensionVersion::new("0.1.0", origin.clone());
+        let (s, warnings) =
+            Settings::from_json_value_for(&settings(None), Some(running.clone())).unwrap();
+        assert_eq!(s.mode.mode, ExtensionMode::V3);
+        assert_eq!(s.mode.origin, VersionOrigin::Default);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let value = settings(Some(json!({"extensionVersion": "4.0"})));
+        let (s, warnings) = Settings::from_json_value_for(&value, Some(running)).unwrap();
+        assert_eq!(s.mode.mode, ExtensionMode::V4, "{origin:?}");
+        assert_eq!(s.mode.origin, VersionOrigin::Setting);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
 }
 
 #[test]
