@@ -167,6 +167,17 @@ impl ObservedCertificate {
     pub fn stable_link(&self) -> PathBuf {
         self.store_dir.join(self.url.stable_name())
     }
+
+    /// Path of the stable link applications read in `mode`: 3.x's `<vault>.<name>` (the chain
+    /// and the key), 4.x's `<vault>.<name>.pem` (the chain; the key is behind `.keyid`).
+    pub fn stable_link_in(&self, mode: ExtensionMode) -> PathBuf {
+        match mode {
+            ExtensionMode::V3 => self.stable_link(),
+            ExtensionMode::V4 => self
+                .store_dir
+                .join(format!("{}.pem", self.url.stable_name())),
+        }
+    }
 }
 
 /// A POSIX ACL grant of read access.

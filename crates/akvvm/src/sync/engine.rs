@@ -143,7 +143,10 @@ impl Engine {
             if !stores.contains_key(&cert.store_dir) {
                 stores.insert(
                     cert.store_dir.clone(),
-                    Arc::new(Store::open(&cert.store_dir)?),
+                    Arc::new(Store::open_layout(
+                        &cert.store_dir,
+                        settings.mode.mode.store_layout(),
+                    )?),
                 );
             }
         }
@@ -666,7 +669,7 @@ impl Engine {
         }
         let context = HookContext {
             cert_path: info.file.clone().unwrap_or_default(),
-            link_path: link.unwrap_or_else(|| cert.stable_link()),
+            link_path: link.unwrap_or_else(|| cert.stable_link_in(self.settings.mode.mode)),
             thumbprint: info.thumbprint.clone().unwrap_or_default(),
             version: info.version.clone(),
             url: url.clone(),
