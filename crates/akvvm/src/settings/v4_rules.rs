@@ -43,18 +43,19 @@ impl Ctx<'_> {
         };
         let used = given.clamp(V4_MIN_POLLING_INTERVAL, V4_MAX_POLLING_INTERVAL);
         if used != given {
-            let (bound, side) = if given < V4_MIN_POLLING_INTERVAL {
-                ("at least", "raised")
+            let side = if given < V4_MIN_POLLING_INTERVAL {
+                "raised"
             } else {
-                ("at most", "lowered")
+                "lowered"
             };
             self.warn(
                 "polling-interval-clamped",
                 path,
                 format!(
-                    "pollingIntervalInS is {} seconds, but extension 4.x polls {bound} every {} seconds: akvvm {side} it to {} seconds",
+                    "pollingIntervalInS is {} seconds, but extension 4.x polls every {} to {} seconds: akvvm {side} it to {} seconds",
                     given.as_secs(),
-                    used.as_secs(),
+                    V4_MIN_POLLING_INTERVAL.as_secs(),
+                    V4_MAX_POLLING_INTERVAL.as_secs(),
                     used.as_secs()
                 ),
             )
