@@ -415,3 +415,36 @@ async fn the_reload_hook_is_told_the_4x_files() {
         ]
     );
 }
+
+#[tokio::test]
+async fn prune_removed_certificates_removes_a_4x_certificates_files_only() {
+    let h = Harness::start().await;
+    h.vault("contoso");
+    h.certificate("contoso", "web", "RSA", PFX);
+    h.certificate("contoso", "api", "RSA", PFX);
+    let mut json = v4_settings(&h, &["web", "api"]);
+    assert!(cycle(&h.engine(&json)).await.complete());
+    let names =
+        |h: &Harness| -> Vec<String> { snapshot(&h.store()).into_iter().map(|(n, _)| n).collect() };
+    let before = names(&h);
+    assert!(before.iter().any(|n| n == "contoso.web.luma"), "{before:?}");
+
+    json["secretsManagementSettings"]["observedCertificates"] =
+        json!([{ "url": Harness::url("contoso", "api") }]);
+    json["akvvm"]["pruneRemovedCertificates"] = json!(true);
+    assert!(cycle(&h.engine(&json)).await.complete());
+    let expected: Vec<String> = before
+        .iter()
+        .filter(|n| !n.starts_with("contoso.web."))
+        .cloned()
+        .collect();
+    assert!(
+        expected.iter().any(|n| n == "contoso.api.luma"),
+        "{before:?}"
+    );
+    assert_eq!(
+        names(&h),
+        expected,
+        "web's 4.x files and links are gone, api's stay"
+    );
+}
