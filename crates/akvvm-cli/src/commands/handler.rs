@@ -175,7 +175,7 @@ fn enable(
     // The service may write only where its unit says, and a sandboxed service cannot create
     // those directories itself: make them now (stores 0700, owned by the agent's user).
     for cert in &settings.observed {
-        Store::open(&cert.store_dir)?;
+        Store::open_layout(&cert.store_dir, settings.mode.mode.store_layout())?;
     }
     akvvm::sync::state_dir::secure(&settings.agent.state_directory)?;
     std::fs::create_dir_all(&settings.agent.state_directory).with_context(|| {
@@ -287,7 +287,7 @@ fn daemon_state_directory(environment: &HandlerEnvironment, sequence_env: Option
 /// ([`Store::remove_certificate`]).
 fn remove_installed(settings: &Settings) -> anyhow::Result<()> {
     for cert in &settings.observed {
-        let store = Store::open(&cert.store_dir)?;
+        let store = Store::open_layout(&cert.store_dir, settings.mode.mode.store_layout())?;
         let removed = store.remove_certificate(
             &cert.url.vault_name,
             &cert.url.name,

@@ -37,7 +37,7 @@ impl ListArgs {
             .map(|c| Row {
                 url: c.url.to_string(),
                 pinned_version: c.url.version.clone(),
-                link: c.stable_link().display().to_string(),
+                link: c.stable_link_in(settings.mode.mode).display().to_string(),
                 custom_link: c
                     .link_name
                     .as_ref()

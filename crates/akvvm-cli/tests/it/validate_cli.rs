@@ -203,7 +203,7 @@ fn docs_examples_are_current() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 5, "examples found in docs/validate.md");
+    assert_eq!(checked, 6, "examples found in docs/validate.md");
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod parse;
 mod read;
 mod secret_url;
 mod secrets;
+mod v4_rules;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +48,7 @@ pub use parse::{
 pub use secret_url::{
     KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
 };
+pub use v4_rules::{V4_MAX_POLLING_INTERVAL, V4_MIN_POLLING_INTERVAL};
 
 /// Default `pollingIntervalInS`: one hour.
 pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(3600);
@@ -168,6 +170,17 @@ impl ObservedCertificate {
     /// Path of the stable symlink: `<store_dir>/<vault>.<name>`.
     pub fn stable_link(&self) -> PathBuf {
         self.store_dir.join(self.url.stable_name())
+    }
+
+    /// Path of the stable link applications read in `mode`: 3.x's `<vault>.<name>` (the chain
+    /// and the key), 4.x's `<vault>.<name>.pem` (the chain; the key is behind `.keyid`).
+    pub fn stable_link_in(&self, mode: ExtensionMode) -> PathBuf {
+        match mode {
+            ExtensionMode::V3 => self.stable_link(),
+            ExtensionMode::V4 => self
+                .store_dir
+                .join(format!("{}.pem", self.url.stable_name())),
+        }
     }
 }
 

@@ -42,6 +42,17 @@ impl fmt::Display for ExtensionMode {
     }
 }
 
+impl ExtensionMode {
+    /// The store layout this mode writes and reads: 3.x's `<vault>.<cert>` files, or 4.x's
+    /// `.pem`/`.keyid`/`.luma` (a 3.x store in the same directory is left as it is).
+    pub fn store_layout(self) -> akvvm_cert::store::Layout {
+        match self {
+            ExtensionMode::V3 => akvvm_cert::store::Layout::V3,
+            ExtensionMode::V4 => akvvm_cert::store::Layout::V4,
+        }
+    }
+}
+
 /// Where an extension version came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

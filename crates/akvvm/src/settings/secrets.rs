@@ -37,12 +37,18 @@ pub(super) struct PartialSecrets {
 impl Ctx<'_> {
     pub(super) fn secrets_management(&mut self, v: &Value, path: &str) -> Option<PartialSecrets> {
         let fields = self.fields(v, path, SECRETS_KEYS, "{\"observedCertificates\": [...]}")?;
-        let polling_interval = self
-            .polling_interval(
+        let polling_interval = if self.is_v4() {
+            self.v4_polling_interval(
                 fields.get("pollingIntervalInS"),
                 &fields.path("pollingIntervalInS"),
             )
-            .or(DEFAULT_POLLING_INTERVAL);
+        } else {
+            self.polling_interval(
+                fields.get("pollingIntervalInS"),
+                &fields.path("pollingIntervalInS"),
+            )
+            .or(DEFAULT_POLLING_INTERVAL)
+        };
         let certificate_store_name = self
             .store_name(
                 fields.get("certificateStoreName"),
@@ -74,6 +80,13 @@ impl Ctx<'_> {
         let acl_enabled = self
             .boolean(fields.get("aclEnabled"), &fields.path("aclEnabled"))
             .or(false);
+        // 4.x: no initial-sync switch and ACLs always applied.
+        let (require_initial_sync, acl_enabled) = if self.is_v4() {
+            self.v4_removed_secrets_keys(&fields);
+            (false, true)
+        } else {
+            (require_initial_sync, acl_enabled)
+        };
 
         let observed_path = fields.path("observedCertificates");
         let mut any_object = false;
@@ -103,6 +116,7 @@ impl Ctx<'_> {
                     }
                 }
             }
+            Some(Value::String(s)) if self.is_v4() => self.v4_string_list(s, &observed_path),
             Some(Value::String(s)) => self.error(
                 "wrong-type",
                 &observed_path,
@@ -268,6 +282,10 @@ impl Ctx<'_> {
             return None;
         }
         match v {
+            Value::String(s) if self.is_v4() => {
+                self.v4_string_certificate(s, path);
+                None
+            }
             Value::String(s) => {
                 let url = self.secret_url(s, path)?;
                 Some(ObservedCertificate {
@@ -312,10 +330,18 @@ impl Ctx<'_> {
                         &fields.path("certificateStoreLocation"),
                     )
                     .or(default_store.to_path_buf());
-                let link_name = self.link_name(
-                    fields.get("customSymbolicLinkName"),
-                    &fields.path("customSymbolicLinkName"),
-                );
+                let link_name = if self.is_v4() {
+                    self.v4_link_name(
+                        fields.get("customSymbolicLinkName"),
+                        &fields.path("customSymbolicLinkName"),
+                    );
+                    Got::Absent
+                } else {
+                    self.link_name(
+                        fields.get("customSymbolicLinkName"),
+                        &fields.path("customSymbolicLinkName"),
+                    )
+                };
                 let acls = self.acls(fields.get("acls"), &fields.path("acls"));
                 let key_path = fields.path("keyExportable");
                 if let Got::Value(b) = self.boolean(fields.get("keyExportable"), &key_path) {
@@ -436,6 +462,9 @@ impl Ctx<'_> {
     pub(super) fn secret_url(&mut self, s: &str, path: &str) -> Option<SecretUrl> {
         match SecretUrl::parse(s.trim()) {
             Ok(url) => {
+                if self.is_v4() && self.v4_versioned_url(&url, path) {
+                    return None;
+                }
                 if s.trim() != s {
                     self.warn(
                         "whitespace",

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hook::{self, HookContext, HookRetry};
 use super::{CertOutcome, CertReport};
-use crate::settings::{ObservedCertificate, ReloadHook, Settings};
+use crate::settings::{ReloadHook, Settings};
 
 /// `akvvm.batchReload`: once, after all of this cycle's installs, when there was one.
 pub(super) async fn run(settings: &Settings, reports: &[CertReport], cancel: &CancellationToken) {
@@ -25,7 +25,7 @@ pub(super) async fn run(settings: &Settings, reports: &[CertReport], cancel: &Ca
                 .observed
                 .iter()
                 .find(|c| c.url.to_string() == r.url)
-                .map(ObservedCertificate::stable_link)
+                .map(|c| c.stable_link_in(settings.mode.mode))
                 .unwrap_or_default(),
             thumbprint: info.thumbprint.clone().unwrap_or_default(),
             version: info.version.clone(),

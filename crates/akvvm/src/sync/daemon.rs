@@ -7,6 +7,12 @@
 //! so that boot is not held forever), or at once without `requireInitialSync`, and a `STATUS=`
 //! line after each cycle.
 //!
+//! In extension 4.x mode `requireInitialSync` is gone and the status always follows the
+//! certificates ([`Phase::AllInstalled`]): `success` only while every certificate is installed,
+//! `transitioning` while one is not (retried with a growing backoff), and `error` naming each
+//! certificate not installed after `initialSyncRetries` (25) attempts, while retrying goes on.
+//! systemd hears `READY=1` once every certificate is installed or one has spent its attempts.
+//!
 //! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT), one [`Notify`] (SIGHUP,
 //! `akvvm sync --now`) and, when the webhook runs, the [`SyncRequests`] queue it fills; the
 //! caller wires the signals to them.
@@ -76,6 +82,8 @@ enum Phase {
     Initial { attempts: u32 },
     /// Polling: either the initial sync completed or it was not required.
     Polling,
+    /// Extension 4.x: the state follows whether every certificate is installed, always.
+    AllInstalled,
 }
 
 struct Reporter {
@@ -89,6 +97,9 @@ struct Reporter {
     /// its own line, not the 10,000 others (a full cycle re-renders every line, so that expiry
     /// warnings follow the clock).
     lines: std::collections::HashMap<String, crate::status::Substatus>,
+    /// 4.x: the checks of each certificate not installed yet, in a row (an installed one has
+    /// none).
+    attempts: std::collections::HashMap<String, u32>,
 }
 
 impl Reporter {
@@ -133,6 +144,58 @@ impl Reporter {
         self.lines.insert(result.url.clone(), line);
     }
 
+    /// 4.x: the certificates not installed after `retries` checks, in the settings' order.
+    fn stuck(&self, retries: u32) -> Vec<&str> {
+        self.order
+            .iter()
+            .filter(|url| {
+                self.attempts
+                    .get(*url)
+                    .is_some_and(|&n| n >= retries.max(1))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// 4.x: `success` only when every certificate is installed; `error` naming those not
+    /// installed after `retries` attempts; else `transitioning`.
+    fn all_installed_state(
+        &self,
+        retries: u32,
+        installed: usize,
+        failing: usize,
+        total: usize,
+    ) -> (State, String) {
+        let stuck = self.stuck(retries);
+        if installed == total {
+            let message = if failing > 0 {
+                format!(
+                    "{installed} of {total} certificates installed, {failing} failing to refresh"
+                )
+            } else {
+                format!("{installed} of {total} certificates installed")
+            };
+            (State::Success, message)
+        } else if !stuck.is_empty() {
+            let most = self.attempts.values().copied().max().unwrap_or(0);
+            (
+                State::Error,
+                format!(
+                    "{installed} of {total} certificates installed; not installed after {most} attempts: {}; still retrying",
+                    stuck.join(", ")
+                ),
+            )
+        } else {
+            let most = self.attempts.values().copied().max().unwrap_or(0);
+            (
+                State::Transitioning,
+                format!(
+                    "installing (attempt {most}): {installed} of {total} certificates installed"
+                ),
+            )
+        }
+    }
+
     fn report(
         &self,
         phase: Phase,
@@ -143,6 +206,7 @@ impl Reporter {
         let installed = results.values().filter(|r| r.is_installed()).count();
         let failing = results.values().filter(|r| r.is_failed()).count();
         let (state, message) = match phase {
+            Phase::AllInstalled => self.all_installed_state(retries, installed, failing, total),
             Phase::Initial { attempts } if attempts >= retries && attempts > 0 => (
                 State::Error,
                 format!(
@@ -199,8 +263,12 @@ pub async fn run(
             .map(|c| c.url.to_string())
             .collect(),
         lines: std::collections::HashMap::new(),
+        attempts: std::collections::HashMap::new(),
     };
-    let mut phase = if settings.require_initial_sync {
+    let v4 = settings.mode.mode == crate::settings::ExtensionMode::V4;
+    let mut phase = if v4 {
+        Phase::AllInstalled
+    } else if settings.require_initial_sync {
         Phase::Initial { attempts: 0 }
     } else {
         Phase::Polling
@@ -293,6 +361,11 @@ pub async fn run(
         }
         let now = OffsetDateTime::now_utc();
         for cert in report.certificates {
+            if cert.is_installed() {
+                reporter.attempts.remove(&cert.url);
+            } else {
+                *reporter.attempts.entry(cert.url.clone()).or_insert(0) += 1;
+            }
             reporter.note(&cert, now);
             results.insert(cert.url.clone(), cert);
         }
@@ -331,6 +404,12 @@ pub async fn run(
             Phase::Polling => reporter.ready(),
             Phase::Initial { attempts } if attempts >= retries => reporter.ready(),
             Phase::Initial { .. } => {}
+            Phase::AllInstalled => {
+                let all = results.len() == total && results.values().all(CertReport::is_installed);
+                if all || !reporter.stuck(retries).is_empty() {
+                    reporter.ready();
+                }
+            }
         }
 
         let until = [Some(next_full_at), retry_at, limit.next_due()]
@@ -553,7 +632,30 @@ mod tests {
             last: None,
             order: Vec::new(),
             lines: std::collections::HashMap::new(),
+            attempts: std::collections::HashMap::new(),
         }
+    }
+
+    #[test]
+    fn in_4x_success_needs_every_certificate_and_error_names_the_ones_out_of_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reporter = reporter(&StatusFile::new(dir.path(), 0));
+        reporter.order = vec!["https://a/secrets/x".into(), "https://a/secrets/y".into()];
+        reporter.attempts.insert("https://a/secrets/y".into(), 24);
+        let (state, message) = reporter.all_installed_state(25, 1, 1, 2);
+        assert_eq!(state, State::Transitioning, "{message}");
+        assert!(message.contains("attempt 24"), "{message}");
+        reporter.attempts.insert("https://a/secrets/y".into(), 25);
+        let (state, message) = reporter.all_installed_state(25, 1, 1, 2);
+        assert_eq!(state, State::Error, "{message}");
+        assert!(
+            message.contains("after 25 attempts: https://a/secrets/y; still retrying"),
+            "{message}"
+        );
+        reporter.attempts.clear();
+        let (state, message) = reporter.all_installed_state(25, 2, 0, 2);
+        assert_eq!(state, State::Success, "{message}");
+        assert_eq!(message, "2 of 2 certificates installed");
     }
 
     #[tokio::test]

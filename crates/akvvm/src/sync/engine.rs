@@ -48,9 +48,8 @@ pub struct EngineOptions {
     /// The longest pause between retries.
     pub max_retry_delay: Duration,
     /// Validate the chain of certificates carrying the serverAuth EKU before installing them
-    /// (4.x documents it; see `chain`): off by default, so 3.x installs are unchanged. The
-    /// caller turns it on for 4.x (once `Settings::mode` exists, [`EngineOptions::for_settings`]
-    /// will).
+    /// (4.x documents it; see `chain`): on in 4.x mode ([`EngineOptions::for_settings`]), off
+    /// in 3.x, so 3.x installs are unchanged.
     pub chain_validation: bool,
 }
 
@@ -61,7 +60,7 @@ impl EngineOptions {
         EngineOptions {
             initial_retry_delay: INITIAL_RETRY_DELAY.min(settings.polling_interval),
             max_retry_delay: MAX_RETRY_DELAY.min(settings.polling_interval),
-            chain_validation: false,
+            chain_validation: settings.mode.mode == crate::settings::ExtensionMode::V4,
         }
     }
 
@@ -159,7 +158,10 @@ impl Engine {
             if !stores.contains_key(&cert.store_dir) {
                 stores.insert(
                     cert.store_dir.clone(),
-                    Arc::new(Store::open(&cert.store_dir)?),
+                    Arc::new(Store::open_layout(
+                        &cert.store_dir,
+                        settings.mode.mode.store_layout(),
+                    )?),
                 );
             }
         }
@@ -717,7 +719,7 @@ impl Engine {
         }
         let context = HookContext {
             cert_path: info.file.clone().unwrap_or_default(),
-            link_path: link.unwrap_or_else(|| cert.stable_link()),
+            link_path: link.unwrap_or_else(|| cert.stable_link_in(self.settings.mode.mode)),
             thumbprint: info.thumbprint.clone().unwrap_or_default(),
             version: info.version.clone(),
             url: url.clone(),

@@ -25,7 +25,12 @@ pub(super) fn prune(
     else {
         return;
     };
-    // Key Vault names have no '.': `<vault>.<name>` splits at its first one.
+    // Key Vault names have no '.': `<vault>.<name>` (3.x) splits at its first one; a 4.x entry
+    // records the `<vault>.<name>.pem` link, and its files are the 4.x layout's.
+    let (stable, layout) = match stable.strip_suffix(".pem") {
+        Some(stem) if stem.contains('.') => (stem, akvvm_cert::store::Layout::V4),
+        _ => (stable, akvvm_cert::store::Layout::V3),
+    };
     let Some((vault, name)) = stable.split_once('.') else {
         return;
     };
@@ -45,8 +50,8 @@ pub(super) fn prune(
         .map(str::to_owned);
     let opened;
     let store = match stores.get(dir) {
-        Some(store) => store.as_ref(),
-        None => match Store::open(dir) {
+        Some(store) if store.layout() == layout => store.as_ref(),
+        _ => match Store::open_layout(dir, layout) {
             Ok(store) => {
                 opened = store;
                 &opened

@@ -593,7 +593,10 @@ fn check_settings(
             (!at_deployment("pollingIntervalInS")).then_some(s.polling_interval.as_secs());
         ext.require_initial_sync =
             (!at_deployment("requireInitialSync")).then_some(s.require_initial_sync);
-        ext.acls_applied = (!at_deployment("aclEnabled")).then_some(s.acl_enabled);
+        // 4.x applies the acls always, whatever aclEnabled says.
+        ext.acls_applied = (s.mode.mode == settings::ExtensionMode::V4
+            || !at_deployment("aclEnabled"))
+        .then_some(s.acl_enabled);
         ext.certificates = s
             .observed
             .iter()

@@ -234,7 +234,14 @@ impl ValidationReport {
                 let sync = ext
                     .require_initial_sync
                     .map_or(at_deployment.to_string(), |s| s.to_string());
-                let _ = writeln!(out, "  polling: {poll}; requireInitialSync: {sync}");
+                if ext.mode.as_deref() == Some("4.x") {
+                    let _ = writeln!(
+                        out,
+                        "  polling: {poll}; status: success once every certificate is installed (4.x)"
+                    );
+                } else {
+                    let _ = writeln!(out, "  polling: {poll}; requireInitialSync: {sync}");
+                }
             }
             if let Some(logging) = &ext.logging {
                 let _ = writeln!(out, "  logging: {logging}");
