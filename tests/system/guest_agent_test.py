@@ -14,13 +14,14 @@ its `PUT /status`, decoded) and the files in the store, through the lifecycle:
  6. re-enable with good settings;
  7. an update from N to N+1, in the agent's own order (disable N, update N+1, uninstall N,
     install N+1, enable N+1): the state carries over, no file is rewritten, no hook re-runs;
- 8. uninstall: the service stops, the files stay.
+ 8. an upgrade from N+1 to 4.0.0, the extension's 4.x (chosen by the handler's version, as the
+    real extension is): the 4.x layout (`.pem`, `.keyid`, `.luma`) appears beside the 3.x store,
+    which stays byte for byte;
+ 9. uninstall: the service stops, the files stay.
 
 There is no systemd here: the handler runs `akvvm run` as a detached process, which must live on
 between the agent's commands. Runs only inside the namespaces of tests/system/run (the agent talks
 to 168.63.129.16 and 169.254.169.254, which exist there only on `lo`).
-
-Left for when akvvm's 4.x mode exists (issue 12): the same lifecycle run with the 4.0.x package.
 """
 
 import json
@@ -38,6 +39,8 @@ from wireserver import EXTENSION, Platform, Servers
 
 VERSION = os.environ.get("AKVVM_PACKAGE_VERSION", "")
 NEXT = os.environ.get("AKVVM_PACKAGE_NEXT_VERSION", "")
+# The package labelled as the extension's 4.x: the handler's version chooses akvvm's 4.x mode.
+V4 = os.environ.get("AKVVM_PACKAGE_V4_VERSION", "")
 
 WAAGENT_CONF = """\
 Lib.Dir={lib}
@@ -116,7 +119,7 @@ class Scenario:
         self.emulator = Emulator(tmp / "vault", seed({"web": "RSA", "api": "EC"}))
         packages = tmp / "packages"
         packages.mkdir()
-        for version in [VERSION, NEXT]:
+        for version in [VERSION, NEXT, V4]:
             zip_path = package("zip", version)
             (packages / zip_path.name).write_bytes(zip_path.read_bytes())
         self.platform = Platform(packages)
@@ -323,15 +326,52 @@ def run_lifecycle(s):
     check(s.platform.downloads.get(f"{EXTENSION}-{NEXT}.zip") == 1,
           f"zip downloads: {s.platform.downloads}")
 
-    step("8. uninstall: the service stops, the files stay")
+    step(f"8. upgrade {NEXT} -> {V4} (4.x): the 4.x layout beside the untouched 3.x store")
+    commands_before = len(s.commands())
+    since = s.upload_count()
+    s.platform.set_goal(V4, "enabled", 3, s.settings("web", "api"))
+    ready = s.wait_upload(since, is_status("success", 3, V4), f"a success status from {V4}",
+                          timeout=90)
+    ran = s.commands()[commands_before:]
+    check((V4, "enable") in ran, f"the agent ran {ran}, expected {V4}'s enable")
+    check(ready["status"] == "Ready", describe(ready))
+    running = daemons()
+    check(len(running) == 1 and f"{EXTENSION}-{V4}/bin/akvvm" in next(iter(running.values())),
+          f"the service must run from {V4}: {running}")
+    subs = substatus_thumbprints(ready)
+    for name, url in [("web", web_url), ("api", api_url)]:
+        pem = s.store / f"myvault.{name}.pem"
+        keyid = s.store / f"myvault.{name}.keyid"
+        luma = s.store / f"myvault.{name}.luma"
+        check(pem.is_symlink() and keyid.is_symlink() and luma.is_file(),
+              f"{name}: the 4.x files are missing: {sorted(p.name for p in s.store.iterdir())}")
+        check(".pem." in os.readlink(pem) and ".keyid." in os.readlink(keyid),
+              f"{name}: links {os.readlink(pem)}, {os.readlink(keyid)}")
+        check("PRIVATE KEY" not in pem.read_text() and "PRIVATE KEY" in keyid.read_text(),
+              f"{name}: the 4.x .pem holds the chain, the .keyid the key")
+        check(oct(luma.stat().st_mode & 0o777) == "0o644", f"{name}.luma mode")
+        meta = json.loads(luma.read_text())
+        check(meta["pem"] == os.readlink(pem) and meta["keyid"] == os.readlink(keyid),
+              f"{name}.luma names {meta['pem']}, {meta['keyid']}")
+        # The same certificate as 3.x installed: same version, same thumbprint.
+        check(pem_leaf_thumbprint(pem) == pem_leaf_thumbprint(s.current(name)),
+              f"{name}: the 4.x file is not the certificate 3.x installed")
+        check(subs.get(url, ("", ""))[0] == "success", f"{name}'s substatus: {subs.get(url)}")
+    files_v3 = {name: entry for name, entry in snapshot(s.store).items()
+                if not re.search(r"\.(pem|keyid)(\.\d{8}T[\d.]+Z)?$|\.luma$", name)}
+    check(files_v3 == files, "the 4.x install changed the 3.x store")
+    files = snapshot(s.store)
+    hooks_before = lines(s.hooks)
+
+    step("9. uninstall: the service stops, the files stay")
     since = s.upload_count()
     commands_before = len(s.commands())
     s.platform.uninstall()
-    wait_for(lambda: not (s.lib / f"{EXTENSION}-{NEXT}").exists(), 60,
+    wait_for(lambda: not (s.lib / f"{EXTENSION}-{V4}").exists(), 60,
              "the agent to uninstall the extension and remove its folder")
     ran = s.commands()[commands_before:]
-    check(ran == [(NEXT, "disable"), (NEXT, "uninstall")],
-          f"the agent ran {ran}, expected disable and uninstall of {NEXT}")
+    check(ran == [(V4, "disable"), (V4, "uninstall")],
+          f"the agent ran {ran}, expected disable and uninstall of {V4}")
     check(not daemons(), f"the service still runs after uninstall: {daemons()}")
     s.platform.remove_extension()
     wait_for(lambda: s.platform.latest_upload() is not None and not any(
@@ -344,8 +384,8 @@ def run_lifecycle(s):
 
 
 def test():
-    if not (VERSION and NEXT):
-        raise TestFailure("AKVVM_PACKAGE_VERSION and AKVVM_PACKAGE_NEXT_VERSION are not set: "
+    if not (VERSION and NEXT and V4):
+        raise TestFailure("AKVVM_PACKAGE_VERSION, _NEXT_VERSION and _V4_VERSION are not set: "
                           "run this through tests/system/run")
     with tempfile.TemporaryDirectory(prefix="akvvm-guest-agent-") as tmp:
         tmp = Path(tmp)

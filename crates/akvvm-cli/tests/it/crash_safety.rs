@@ -16,6 +16,12 @@
 //! that version's hook may have been running (its journal entry pending and its link already
 //! switched), since a hook killed mid-run is run again (at least once, documented).
 //!
+//! The same rounds run in the 4.x layout ([`CI_KILLS_V4`] kills, settings with
+//! `akvvm.extensionVersion: "4.0"`): after a kill, the `.pem` and `.keyid` links each point to a
+//! complete file of the previous or the new version (they may disagree: the kill may fall
+//! between the two swaps), and the pair `.luma` names is complete and matching; the restart
+//! brings both links and `.luma` to the new version.
+//!
 //! CI runs [`CI_KILLS`] kills; `AKVVM_CRASH_KILLS=N` runs more (`cargo test -p akvvm-cli --test
 //! it crash_safety -- --ignored` runs [`LONG_KILLS`]). `AKVVM_CRASH_SEED` replays a run: the seed
 //! is printed at the start and in every failure.
@@ -31,6 +37,17 @@ use serde_json::json;
 
 /// Kills per CI run.
 const CI_KILLS: u64 = 200;
+/// Kills per CI run in the 4.x layout.
+const CI_KILLS_V4: u64 = 100;
+
+/// The store layout a bed's settings choose.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    /// 3.x: `contoso.web` and certbot's `contoso.api.live`.
+    V3,
+    /// 4.x: `contoso.<name>.pem`, `.keyid` and `.luma`.
+    V4,
+}
 /// Kills of the longer, documented run (`--ignored`).
 const LONG_KILLS: u64 = 2_000;
 
@@ -73,6 +90,7 @@ struct Tally {
 
 struct Bed {
     h: Harness,
+    layout: Layout,
     settings: PathBuf,
     hook_log: PathBuf,
     seed: u64,
@@ -81,7 +99,7 @@ struct Bed {
 const CERTS: [&str; 2] = ["web", "api"];
 
 impl Bed {
-    async fn new(seed: u64) -> Bed {
+    async fn new(seed: u64, layout: Layout) -> Bed {
         let h = Harness::start().await;
         h.vault("contoso");
         // EC keys and PEM secrets: a rotation costs the local vault no RSA key generation and
@@ -89,13 +107,20 @@ impl Bed {
         h.certificate("contoso", "web", "EC", PEM);
         h.certificate("contoso", "api", "EC", PEM);
         let hook_log = h.dir.path().join("hook.log");
-        let mut json = h.settings_json(
-            &["contoso"],
-            vec![
+        let observed = match layout {
+            Layout::V3 => vec![
                 json!(Harness::url("contoso", "web")),
                 json!({"url": Harness::url("contoso", "api"), "akvvm": {"certbotLayout": true}}),
             ],
-        );
+            Layout::V4 => CERTS
+                .iter()
+                .map(|name| json!({"url": Harness::url("contoso", name)}))
+                .collect(),
+        };
+        let mut json = h.settings_json(&["contoso"], observed);
+        if layout == Layout::V4 {
+            json["akvvm"]["extensionVersion"] = json!("4.0");
+        }
         json["akvvm"]["reload"] = json!({
             "command": [
                 "/bin/sh", "-c",
@@ -108,6 +133,7 @@ impl Bed {
         let settings = h.settings_file(&json);
         Bed {
             h,
+            layout,
             settings,
             hook_log,
             seed,
@@ -188,8 +214,86 @@ fn assert_complete(what: &str, text: &str, seed: u64, round: u64) {
     }
 }
 
-/// Checks every link after a kill and returns the version each certificate's stable link names.
+/// Checks every link after a kill and returns the version each certificate's readers get (the
+/// stable link's in 3.x, `.luma`'s in 4.x). In 4.x, also the versions of the `.pem` and `.keyid`
+/// links, which a kill between the two swaps leaves apart.
 fn check_links(bed: &Bed, round: u64) -> BTreeMap<&'static str, String> {
+    match bed.layout {
+        Layout::V3 => check_links_v3(bed, round),
+        Layout::V4 => check_links_v4(bed, round).0,
+    }
+}
+
+/// The version in a 4.x file name: `contoso.<name>.<version>.pem.<ts>`.
+fn v4_version(file: &str, name: &str, round: u64, seed: u64) -> String {
+    let rest = file
+        .strip_prefix(&format!("contoso.{name}."))
+        .unwrap_or_else(|| panic!("seed {seed}: round {round}: {file} is not {name}'s"));
+    rest.split('.').next().unwrap().to_owned()
+}
+
+type LinkVersions = BTreeMap<&'static str, (String, String)>;
+
+/// 4.x: `.luma`'s pair is complete and matching, each link points to a complete file; returns
+/// `.luma`'s version and the links' (`.pem`, `.keyid`) versions per certificate.
+fn check_links_v4(bed: &Bed, round: u64) -> (BTreeMap<&'static str, String>, LinkVersions) {
+    let store = bed.store();
+    let seed = bed.seed;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("seed {seed}: round {round}: {}: {e}", path.display()))
+    };
+    let mut luma_versions = BTreeMap::new();
+    let mut link_versions = BTreeMap::new();
+    for name in CERTS {
+        let luma_path = store.join(format!("contoso.{name}.luma"));
+        let luma = akvvm_cert::store::Luma::parse(read(&luma_path).as_bytes())
+            .unwrap_or_else(|| panic!("seed {seed}: round {round}: {name}'s .luma does not parse"));
+        let pair = format!(
+            "{}{}",
+            read(&store.join(&luma.pem)),
+            read(&store.join(&luma.keyid))
+        );
+        assert_complete(
+            &format!("the pair {name}'s .luma names"),
+            &pair,
+            seed,
+            round,
+        );
+        luma_versions.insert(name, luma.version.clone());
+        let mut versions = Vec::new();
+        for ext in ["pem", "keyid"] {
+            let link = store.join(format!("contoso.{name}.{ext}"));
+            let target = std::fs::read_link(&link)
+                .unwrap_or_else(|e| panic!("seed {seed}: round {round}: {}: {e}", link.display()));
+            let file = target.file_name().unwrap().to_string_lossy().into_owned();
+            read(&link);
+            versions.push(v4_version(&file, name, round, seed));
+        }
+        // Each link's file is complete: the pair of the `.pem` link's version decodes with the
+        // key of the `.keyid` link's when they agree.
+        if versions[0] == versions[1] {
+            let pair = format!(
+                "{}{}",
+                read(&store.join(format!("contoso.{name}.pem"))),
+                read(&store.join(format!("contoso.{name}.keyid")))
+            );
+            assert_complete(
+                &format!("{name}'s .pem and .keyid links"),
+                &pair,
+                seed,
+                round,
+            );
+        }
+        let keyid = versions.pop().unwrap();
+        let pem = versions.pop().unwrap();
+        link_versions.insert(name, (pem, keyid));
+    }
+    (luma_versions, link_versions)
+}
+
+/// 3.x: every link names a complete certificate with its key.
+fn check_links_v3(bed: &Bed, round: u64) -> BTreeMap<&'static str, String> {
     let store = bed.store();
     let seed = bed.seed;
     let mut versions = BTreeMap::new();
@@ -270,7 +374,7 @@ fn debris(dir: &Path) -> bool {
     })
 }
 
-async fn crash_rounds(kills: u64) {
+async fn crash_rounds(kills: u64, layout: Layout) {
     let seed = std::env::var("AKVVM_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -280,9 +384,11 @@ async fn crash_rounds(kills: u64) {
                 .unwrap()
                 .as_nanos() as u64
         });
-    eprintln!("crash safety: seed {seed} (replay with AKVVM_CRASH_SEED={seed}), {kills} kills");
+    eprintln!(
+        "crash safety ({layout:?}): seed {seed} (replay with AKVVM_CRASH_SEED={seed}), {kills} kills"
+    );
     let mut rng = Rng(seed);
-    let bed = Bed::new(seed).await;
+    let bed = Bed::new(seed, layout).await;
     let h = &bed.h;
     // An uninterrupted run installs the first versions and gives the length of a run.
     let mut full = bed.complete(0);
@@ -322,6 +428,16 @@ async fn crash_rounds(kills: u64) {
         // After the kill: complete certificates behind every link, a readable state file.
         let after = check_links(&bed, round);
         check_state(&bed, round);
+        if layout == Layout::V4 {
+            for (name, (pem, keyid)) in check_links_v4(&bed, round).1 {
+                for v in [&pem, &keyid] {
+                    assert!(
+                        *v == before[name] || *v == new[name],
+                        "seed {seed}: round {round}: a link of {name} is on {v}, neither the previous nor the new version"
+                    );
+                }
+            }
+        }
         let mut switched = 0;
         let mut pending_switched: Vec<&str> = Vec::new();
         for name in CERTS {
@@ -359,6 +475,15 @@ async fn crash_rounds(kills: u64) {
         // The length of a run drifts (the hook log grows, the machine is busy): follow it.
         full = (full * 3 + took) / 4;
         let restarted = check_links(&bed, round);
+        if layout == Layout::V4 {
+            for (name, (pem, keyid)) in check_links_v4(&bed, round).1 {
+                assert!(
+                    pem == new[name] && keyid == new[name],
+                    "seed {seed}: round {round}: after the restart {name}'s links are on {pem} and {keyid}, not {}",
+                    new[name]
+                );
+            }
+        }
         let runs = bed.hook_runs();
         for name in CERTS {
             assert_eq!(
@@ -387,7 +512,7 @@ async fn crash_rounds(kills: u64) {
         );
     }
     eprintln!(
-        "crash safety: seed {seed}: {} kills in {round} rounds, {:.1} s: {tally:?}",
+        "crash safety ({layout:?}): seed {seed}: {} kills in {round} rounds, {:.1} s: {tally:?}",
         tally.kills,
         started.elapsed().as_secs_f64()
     );
@@ -404,7 +529,16 @@ async fn sigkill_during_installs_and_rotations() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(CI_KILLS);
-    crash_rounds(kills).await;
+    crash_rounds(kills, Layout::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_installs_and_rotations_in_the_4x_layout() {
+    let kills = std::env::var("AKVVM_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CI_KILLS_V4);
+    crash_rounds(kills, Layout::V4).await;
 }
 
 /// The longer run documented in docs/security.md: `cargo test -p akvvm-cli --test it
@@ -412,5 +546,6 @@ async fn sigkill_during_installs_and_rotations() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "the long run: thousands of kills, minutes"]
 async fn sigkill_thousands_of_times() {
-    crash_rounds(LONG_KILLS).await;
+    crash_rounds(LONG_KILLS, Layout::V3).await;
+    crash_rounds(LONG_KILLS, Layout::V4).await;
 }
