@@ -344,13 +344,22 @@ impl Ctx<'_> {
                 };
                 let acls = self.acls(fields.get("acls"), &fields.path("acls"));
                 let key_path = fields.path("keyExportable");
+                let v4 = self.is_v4();
                 if let Got::Value(b) = self.boolean(fields.get("keyExportable"), &key_path) {
                     self.warn(
                         "windows-only",
                         &key_path,
-                        format!("keyExportable ({b}) is a Windows setting; on Linux the private key is always written to the certificate file (mode 0600)"),
+                        if v4 {
+                            format!("keyExportable ({b}) is a Windows setting; on Linux the private key is always written to the .keyid file (mode 0600)")
+                        } else {
+                            format!("keyExportable ({b}) is a Windows setting; on Linux the private key is always written to the certificate file (mode 0600)")
+                        },
                     )
-                    .help("control who may read it with acls and aclEnabled");
+                    .help(if v4 {
+                        "control who may read it with acls (always applied in 4.x)"
+                    } else {
+                        "control who may read it with acls and aclEnabled"
+                    });
                 }
                 let accounts_path = fields.path("accounts");
                 if let Some(accounts) = fields.get("accounts")
@@ -362,7 +371,11 @@ impl Ctx<'_> {
                                 &accounts_path,
                                 "accounts names Windows accounts that get access to the private key; akvvm ignores it on Linux",
                             )
-                            .help("grant Linux users or groups read access with \"acls\": [{\"user\": \"www-data\"}] and \"aclEnabled\": true"),
+                            .help(if v4 {
+                                "grant Linux users or groups read access with \"acls\": [{\"user\": \"www-data\"}] (always applied in 4.x)"
+                            } else {
+                                "grant Linux users or groups read access with \"acls\": [{\"user\": \"www-data\"}] and \"aclEnabled\": true"
+                            }),
                             other => self.wrong_type(other, &accounts_path, "an array of account names", "[\"Network Service\"]"),
                         }
                 }

@@ -255,3 +255,35 @@ fn certificate_store_name_is_ignored_in_4x_with_the_3x_warning_when_not_the_defa
         "settings.secretsManagementSettings.certificateStoreName",
     );
 }
+
+#[test]
+fn windows_only_keys_point_at_acls_without_acl_enabled_in_4x() {
+    let secrets = json!({"observedCertificates": [
+        {"url": URL, "keyExportable": true, "accounts": ["Network Service"]}
+    ]});
+    let (_, warnings) = ok(&v4(secrets.clone()));
+    for key in ["keyExportable", "accounts"] {
+        let path = format!("settings.secretsManagementSettings.observedCertificates[0].{key}");
+        let w = find(&warnings, "windows-only", &path);
+        let help = w.help.as_deref().unwrap_or("");
+        assert!(!help.contains("aclEnabled"), "{key}: {help}");
+        assert!(help.contains("always applied in 4.x"), "{key}: {help}");
+    }
+    assert!(
+        find(
+            &warnings,
+            "windows-only",
+            "settings.secretsManagementSettings.observedCertificates[0].keyExportable"
+        )
+        .message
+        .contains(".keyid")
+    );
+    // 3.x keeps its words.
+    let (_, warnings) = ok(&v3(secrets));
+    let w = find(
+        &warnings,
+        "windows-only",
+        "settings.secretsManagementSettings.observedCertificates[0].accounts",
+    );
+    assert!(w.help.as_deref().unwrap_or("").contains("aclEnabled"));
+}
