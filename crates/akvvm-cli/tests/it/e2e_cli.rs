@@ -2,6 +2,7 @@
 //! `sync --once`, `status`, `list`, and `run` with `sync --now` (SIGHUP) and SIGTERM. The
 //! README's first command, the demo, is tested next to it in the emulator crate.
 
+use crate::extension_dir::{DaemonGuard, ExtensionDir, read_status};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -209,22 +210,6 @@ fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     answer
 }
 
-/// Stops a detached daemon named by its pid file when the test ends, whatever happened.
-struct DaemonGuard(std::path::PathBuf);
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
-        }
-    }
-}
-
-fn read_status(path: &std::path::Path) -> Option<serde_json::Value> {
-    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    Some(value[0]["status"].clone())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn handler_enable_disable_uninstall_without_systemd() {
     let h = Harness::start().await;
@@ -237,39 +222,16 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     // The certbot layout too: `uninstall --remove-certificates` must take it away as well.
     public["akvvm"]["certbotLayout"] = json!(true);
 
-    let ext = h.dir.path().join("extension");
-    let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
-    for d in [&config, &status, &log] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let environment = ext.join("HandlerEnvironment.json");
-    std::fs::write(
-        &environment,
-        serde_json::to_vec(&json!([{
-            "name": "Microsoft.Azure.KeyVault.KeyVaultForLinux", "version": 1.0,
-            "handlerEnvironment": {
-                "logFolder": log, "configFolder": config, "statusFolder": status,
-                "heartbeatFile": ext.join("heartbeat.log")
-            }
-        }]))
-        .unwrap(),
-    )
-    .unwrap();
-    let handler_settings = |public: &serde_json::Value| {
-        serde_json::to_vec(
-            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
-        )
-        .unwrap()
-    };
-    std::fs::write(config.join("0.settings"), handler_settings(&public)).unwrap();
+    let ext = ExtensionDir::create(h.dir.path(), "extension");
+    ext.write_settings(0, &public);
     let _guard = DaemonGuard(h.state_dir().join("akvvm.pid"));
     let handler = |operation: &[&str]| {
         let mut command = akvvm();
         command
             .arg("handler")
             .args(operation)
-            .args(["--service-manager", "none", "--handler-environment"])
-            .arg(&environment)
+            .args(["--service-manager", "none", "--handler-ext.environment"])
+            .arg(&ext.environment)
             .env_remove("ConfigSequenceNumber");
         command
     };
@@ -286,16 +248,16 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status_file = status.join("0.status");
+    let status_file = ext.status_file(0);
     assert!(
-        read_status(&status_file).is_none_or(|s| s["status"] != "success"),
+        read_status(&status_file).is_none_or(|s| s["ext.status"] != "success"),
         "{:?}",
         read_status(&status_file)
     );
     let version = h.certificate("contoso", "web", "RSA", PFX);
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["status"] == "success"))
+            .is_some_and(|s| s["ext.status"] == "success"))
         .await,
         "{:?}",
         read_status(&status_file)
@@ -320,18 +282,18 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     );
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["status"] == "success"))
+            .is_some_and(|s| s["ext.status"] == "success"))
         .await
     );
 
-    // New settings that do not validate: an error status for that sequence number, and a failure.
+    // New settings that do not validate: an error ext.status for that sequence number, and a failure.
     let mut broken = public.clone();
     broken["secretsManagementSettings"]["pollingIntervalInSec"] = json!("60");
-    std::fs::write(config.join("1.settings"), handler_settings(&broken)).unwrap();
+    ext.write_settings(1, &broken);
     let out = output(handler(&["enable"])).await;
     assert!(!out.status.success());
-    let error = read_status(&status.join("1.status")).expect("1.status");
-    assert_eq!(error["status"], "error");
+    let error = read_status(&ext.status_file(1)).expect("1.status");
+    assert_eq!(error["ext.status"], "error");
     assert!(
         error["formattedMessage"]["message"]
             .as_str()
@@ -355,7 +317,7 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         h.store().join("contoso.web").exists(),
         "disable leaves certificates"
     );
-    std::fs::remove_file(config.join("1.settings")).unwrap();
+    std::fs::remove_file(ext.config.join("1.settings")).unwrap();
 
     let out = output(handler(&["uninstall"])).await;
     assert!(out.status.success());

@@ -4,6 +4,7 @@
 //! --remove-certificates` removes them); `akvvm validate` names the mode and reports the 4.x
 //! clamps and refused shapes.
 
+use crate::extension_dir::{DaemonGuard, ExtensionDir, read_status};
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,22 +28,6 @@ async fn output(mut command: Command) -> std::process::Output {
         .unwrap()
 }
 
-/// Stops a detached daemon named by its pid file when the test ends, whatever happened.
-struct DaemonGuard(std::path::PathBuf);
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
-        }
-    }
-}
-
-fn read_status(path: &std::path::Path) -> Option<serde_json::Value> {
-    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    Some(value[0]["status"].clone())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_handler_directorys_version_chooses_4x_without_any_setting() {
     let h = Harness::start().await;
@@ -55,43 +40,19 @@ async fn the_handler_directorys_version_chooses_4x_without_any_setting() {
     );
     public["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
 
-    let ext = h
-        .dir
-        .path()
-        .join("Microsoft.Azure.KeyVault.KeyVaultForLinux-4.0.0");
-    let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
-    for d in [&config, &status, &log] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let environment = ext.join("HandlerEnvironment.json");
-    std::fs::write(
-        &environment,
-        serde_json::to_vec(&json!([{
-            "name": "Microsoft.Azure.KeyVault.KeyVaultForLinux", "version": 1.0,
-            "handlerEnvironment": {
-                "logFolder": log, "configFolder": config, "statusFolder": status,
-                "heartbeatFile": ext.join("heartbeat.log")
-            }
-        }]))
-        .unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("0.settings"),
-        serde_json::to_vec(
-            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let ext = ExtensionDir::create(
+        h.dir.path(),
+        "Microsoft.Azure.KeyVault.KeyVaultForLinux-4.0.0",
+    );
+    ext.write_settings(0, &public);
     let _guard = DaemonGuard(h.state_dir().join("akvvm.pid"));
     let handler = |operation: &[&str]| {
         let mut command = akvvm();
         command
             .arg("handler")
             .args(operation)
-            .args(["--service-manager", "none", "--handler-environment"])
-            .arg(&environment)
+            .args(["--service-manager", "none", "--handler-ext.environment"])
+            .arg(&ext.environment)
             .env_remove("ConfigSequenceNumber");
         command
     };
@@ -103,10 +64,10 @@ async fn the_handler_directorys_version_chooses_4x_without_any_setting() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let status_file = status.join("0.status");
+    let status_file = ext.status_file(0);
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["status"] == "success"))
+            .is_some_and(|s| s["ext.status"] == "success"))
         .await,
         "{:?}",
         read_status(&status_file)

@@ -2,6 +2,7 @@
 //! the working directory is never used, and settings that someone but root could have written
 //! are refused before anything in them is acted on.
 
+use crate::extension_dir::write_handler_settings;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use assert_cmd::Command;
@@ -41,14 +42,7 @@ fn plant_extension(dir: &std::path::Path, marker: &std::path::Path) {
         },
         "akvvm": {"stateDirectory": dir.join("state")}
     });
-    std::fs::write(
-        config.join("0.settings"),
-        serde_json::to_vec(
-            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    write_handler_settings(&config, 0, &public);
 }
 
 #[test]

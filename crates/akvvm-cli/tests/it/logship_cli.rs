@@ -3,6 +3,7 @@
 //! unix socket, with the status file's `loggingSettings` line), and a collector that is down
 //! changes nothing of what a sync installs.
 
+use crate::extension_dir::ExtensionDir;
 use std::process::Command;
 use std::time::Duration;
 
@@ -138,50 +139,26 @@ async fn run_under_the_guest_agent_forwards_over_a_unix_socket_and_reports_it() 
     public["secretsManagementSettings"]["pollingIntervalInS"] = json!("3600");
     public["loggingSettings"] = json!({"logger": "fluentd", "endpoint": collector.endpoint()});
 
-    let ext = h.dir.path().join("extension");
-    let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
-    for d in [&config, &status, &log] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let environment = ext.join("HandlerEnvironment.json");
-    std::fs::write(
-        &environment,
-        serde_json::to_vec(&json!([{
-            "name": "Microsoft.Azure.KeyVault.KeyVaultForLinux", "version": 1.0,
-            "handlerEnvironment": {
-                "logFolder": log, "configFolder": config, "statusFolder": status,
-                "heartbeatFile": ext.join("heartbeat.log")
-            }
-        }]))
-        .unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("0.settings"),
-        serde_json::to_vec(
-            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let ext = ExtensionDir::create(h.dir.path(), "extension");
+    ext.write_settings(0, &public);
     let daemon = akvvm()
-        .args(["run", "--handler-environment"])
-        .arg(&environment)
+        .args(["run", "--handler-ext.environment"])
+        .arg(&ext.environment)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let status_file = status.join("0.status");
+    let status_file = ext.status_file(0);
     let forwarding = || {
         let value: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&status_file).ok()?).ok()?;
-        value[0]["status"]["substatus"]
+        value[0]["ext.status"]["substatus"]
             .as_array()?
             .iter()
             .find(|s| s["name"] == "loggingSettings")
             .cloned()
     };
     let reported = eventually(Duration::from_secs(30), || {
-        forwarding().is_some_and(|s| s["status"] == "success")
+        forwarding().is_some_and(|s| s["ext.status"] == "success")
             && collector
                 .events()
                 .iter()

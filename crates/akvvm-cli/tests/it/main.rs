@@ -9,6 +9,7 @@ mod docs_examples;
 mod docs_examples_v4;
 mod e2e_cli;
 mod e2e_cli_v4;
+mod extension_dir;
 mod fault_matrix;
 mod hardening_cli;
 mod inspect_cli;

@@ -14,6 +14,7 @@
 //! cannot redirect a prune by swapping the store for a link. A state directory the user owns is
 //! refused.
 
+use crate::extension_dir::write_handler_settings;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -362,14 +363,7 @@ async fn files_a_user_plants_are_not_acted_on() {
         vec!["/usr/bin/touch".into(), marker.display().to_string()],
         &h.state_dir(),
     );
-    std::fs::write(
-        config.join("0.settings"),
-        serde_json::to_vec(
-            &json!({"runtimeSettings": [{"handlerSettings": {"publicSettings": public}}]}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    write_handler_settings(&config, 0, &public);
     let settings = planted.join("settings.json");
     std::fs::write(&settings, serde_json::to_vec(&public).unwrap()).unwrap();
     for path in [&config, &environment, &config.join("0.settings"), &settings] {

@@ -24,6 +24,7 @@ mod server_errors;
 mod throttling;
 mod vault_content;
 
+use crate::extension_dir::ExtensionDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -267,36 +268,12 @@ impl Bed {
             .local_addr()
             .unwrap();
         settings["akvvm"]["metricsAddress"] = json!(metrics.to_string());
-        let ext = h.dir.path().join("extension");
-        let (config, status, log) = (ext.join("config"), ext.join("status"), ext.join("log"));
-        for d in [&config, &status, &log] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        let environment = ext.join("HandlerEnvironment.json");
-        std::fs::write(
-            &environment,
-            serde_json::to_vec(&json!([{
-                "name": "Microsoft.Azure.KeyVault.KeyVaultForLinux", "version": 1.0,
-                "handlerEnvironment": {
-                    "logFolder": log, "configFolder": config, "statusFolder": status,
-                    "heartbeatFile": ext.join("heartbeat.log")
-                }
-            }]))
-            .unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            config.join("0.settings"),
-            serde_json::to_vec(&json!({"runtimeSettings": [{"handlerSettings": {
-                "publicSettings": settings
-            }}]}))
-            .unwrap(),
-        )
-        .unwrap();
+        let ext = ExtensionDir::create(h.dir.path(), "extension");
+        ext.write_settings(0, &settings);
         Bed {
             h,
-            environment,
-            status_file: status.join("0.status"),
+            environment: ext.environment.clone(),
+            status_file: ext.status_file(0),
             metrics,
             faulty_url,
             healthy_url,
@@ -337,7 +314,7 @@ impl Bed {
         }
     }
 
-    /// Waits for `check`, failing the case with `what` and the agent's log otherwise.
+    /// Waits for `check`, failing the case with `what` and the agent's ext.log otherwise.
     async fn wait_for(&self, agent: &mut Agent, what: &str, check: impl FnMut() -> bool) {
         let met = eventually(PATIENCE, check).await;
         agent.assert_running(what);
@@ -389,7 +366,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
         agent = bed.start_agent("second");
     }
 
-    // The unaffected certificate keeps syncing, and the status names the cause.
+    // The unaffected certificate keeps syncing, and the ext.status names the cause.
     if !case.affects_all {
         bed.wait_for(
             &mut agent,
@@ -401,7 +378,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
     let tag = format!("[{}]", case.code);
     bed.wait_for(
         &mut agent,
-        &format!("the status naming {tag} for the faulty certificate"),
+        &format!("the ext.status naming {tag} for the faulty certificate"),
         || substatus(&bed.status_file, &bed.faulty_url).is_some_and(|(_, m)| m.contains(&tag)),
     )
     .await;
@@ -412,7 +389,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
     assert!(message.contains(&tag), "{}: {state} {message}", case.name);
     assert!(
         message.contains(&installed_faulty),
-        "{}: the status says the previous version stays: {message}",
+        "{}: the ext.status says the previous version stays: {message}",
         case.name
     );
     assert_eq!(state, "warning", "{}: {message}", case.name);
