@@ -24,6 +24,7 @@ const SHOWN: &[&str] = &[
     "write",
     "fsync",
     "fdatasync",
+    "syncfs",
     "renameat2",
     "rename",
     "symlinkat",

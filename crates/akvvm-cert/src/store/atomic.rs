@@ -6,7 +6,9 @@
 //! destination, and the directory is `fsync`ed. A reader sees the old file or the new one, never a
 //! part of one; a crash leaves at most a temp file, which `remove_temp_files` deletes on the next
 //! start. `swap_symlink_at` moves a symbolic link the same way: the new link is made under a temp
-//! name and renamed over the old one.
+//! name and renamed over the old one. `write_unsynced_at` and `symlink_unsynced_at` do the same
+//! without the `fsync`s, for the first installs of a batch (see the store's `batch` module: they
+//! become durable with its one `syncfs`).
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -21,9 +23,11 @@ use rustix::io::Errno;
 
 use super::StoreError;
 use super::acl::{ACL_XATTR, acl_error};
+use super::batch::DIGEST_XATTR;
 
 thread_local! {
     static OPERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// How much file system work the store has done on this thread: one per system call on the
@@ -36,6 +40,18 @@ pub fn store_operations() -> u64 {
 /// Adds `n` to [`store_operations`].
 pub(crate) fn count_operations(n: u64) {
     OPERATIONS.with(|c| c.set(c.get().saturating_add(n)));
+}
+
+/// How many `fsync`s and `syncfs`s the store has made on this thread (the state file's are not
+/// counted): it only ever grows; compare two readings. For tests and benchmarks that check how
+/// often an install waits for the disk.
+pub fn store_syncs() -> u64 {
+    SYNCS.with(std::cell::Cell::get)
+}
+
+/// Adds one to [`store_syncs`].
+pub(crate) fn count_sync() {
+    SYNCS.with(|c| c.set(c.get().saturating_add(1)));
 }
 
 /// The prefix of every temp file or link akvvm makes; anything so named is debris of an
@@ -88,14 +104,44 @@ pub(crate) fn write_atomic_at(
     bytes: &[u8],
     options: &FileOptions<'_>,
 ) -> Result<(), StoreError> {
+    write_at(dir, dir_path, name, bytes, options, None)
+}
+
+/// [`write_atomic_at`] without its two `fsync`s, for a first install in a batch (the store's
+/// `batch` module): the same temp file, mode, owner and ACL before any byte, then `digest` (the
+/// SHA-256 of `bytes`) in the [`DIGEST_XATTR`](super::batch::DIGEST_XATTR) extended attribute,
+/// the bytes, and the rename. A reader sees the whole file or none of it; only its durability
+/// waits for the batch's `syncfs`.
+pub(crate) fn write_unsynced_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    bytes: &[u8],
+    options: &FileOptions<'_>,
+    digest: &[u8; 32],
+) -> Result<(), StoreError> {
+    write_at(dir, dir_path, name, bytes, options, Some(digest))
+}
+
+/// [`write_atomic_at`] (`digest` `None`) or [`write_unsynced_at`].
+fn write_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    bytes: &[u8],
+    options: &FileOptions<'_>,
+    digest: Option<&[u8; 32]>,
+) -> Result<(), StoreError> {
+    let synced = digest.is_none();
     let path = dir_path.join(name);
     let write_error = |step: &'static str| {
         let path = path.clone();
         move |source: io::Error| StoreError::Write { path, step, source }
     };
     let mode = Mode::from_raw_mode(options.mode);
-    // open, fchmod, write, fsync, close, rename, fsync of the directory; fchown and the ACL below.
-    count_operations(7);
+    // open, fchmod, write, close, rename, and either the two fsyncs (of the file and of the
+    // directory) or the digest; fchown and the ACL below.
+    count_operations(if synced { 7 } else { 6 });
     let (temp_name, fd) = create_temp(name, |temp| {
         rustix::fs::openat(
             dir,
@@ -123,9 +169,16 @@ pub(crate) fn write_atomic_at(
             rustix::fs::fsetxattr(&fd, ACL_XATTR, acl, XattrFlags::empty())
                 .map_err(|e| acl_error(&path, e))?;
         }
+        if let Some(digest) = digest {
+            rustix::fs::fsetxattr(&fd, DIGEST_XATTR, digest, XattrFlags::empty())
+                .map_err(|e| write_error("set the digest")(e.into()))?;
+        }
         let mut file = File::from(fd);
         file.write_all(bytes).map_err(write_error("write"))?;
-        file.sync_all().map_err(write_error("fsync the file"))?;
+        if synced {
+            count_sync();
+            file.sync_all().map_err(write_error("fsync the file"))?;
+        }
         drop(file);
         rustix::fs::renameat(dir, temp_name.as_str(), dir, name)
             .map_err(|e| write_error("rename the temp file over it")(e.into()))?;
@@ -135,6 +188,10 @@ pub(crate) fn write_atomic_at(
         let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
         return Err(error);
     }
+    if !synced {
+        return Ok(());
+    }
+    count_sync();
     rustix::fs::fsync(dir).map_err(|e| write_error("fsync the directory")(e.into()))
 }
 
@@ -147,10 +204,31 @@ pub(crate) fn swap_symlink_at(
     link_name: &str,
     target: &str,
 ) -> Result<(), StoreError> {
+    link_at(dir, dir_path, link_name, target, true)
+}
+
+/// [`swap_symlink_at`] without the directory `fsync`, for a first install in a batch (the
+/// store's `batch` module): the link becomes durable with the batch's `syncfs`.
+pub(crate) fn symlink_unsynced_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    link_name: &str,
+    target: &str,
+) -> Result<(), StoreError> {
+    link_at(dir, dir_path, link_name, target, false)
+}
+
+fn link_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    link_name: &str,
+    target: &str,
+    synced: bool,
+) -> Result<(), StoreError> {
     let path = dir_path.join(link_name);
     ensure_link_or_absent(dir, dir_path, link_name)?;
-    // symlink, rename, fsync of the directory.
-    count_operations(3);
+    // symlink, rename, and the fsync of the directory.
+    count_operations(if synced { 3 } else { 2 });
     let link_error = |source: io::Error| StoreError::Link {
         path: path.clone(),
         target: target.to_owned(),
@@ -162,6 +240,10 @@ pub(crate) fn swap_symlink_at(
         let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
         return Err(link_error(e.into()));
     }
+    if !synced {
+        return Ok(());
+    }
+    count_sync();
     rustix::fs::fsync(dir).map_err(|e| link_error(e.into()))
 }
 
@@ -171,13 +253,23 @@ pub(crate) fn ensure_link_or_absent(
     dir_path: &Path,
     name: &str,
 ) -> Result<(), StoreError> {
+    link_exists(dir, dir_path, name).map(|_| ())
+}
+
+/// Whether `name` exists in `dir` as a symbolic link (`false`: absent); fails like
+/// [`ensure_link_or_absent`] when it is something else.
+pub(crate) fn link_exists(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+) -> Result<bool, StoreError> {
     count_operations(1);
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => Ok(()),
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => Ok(true),
         Ok(_) => Err(StoreError::LinkOccupied {
             path: dir_path.join(name),
         }),
-        Err(Errno::NOENT) => Ok(()),
+        Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(StoreError::Read {
             path: dir_path.join(name),
             source: e.into(),
@@ -263,6 +355,7 @@ pub(crate) fn remove_temp_files_if(
         }
     }
     if !removed.is_empty() {
+        count_sync();
         rustix::fs::fsync(dir).map_err(|e| StoreError::Write {
             path: dir_path.to_path_buf(),
             step: "fsync the directory",

@@ -150,6 +150,11 @@ impl Index {
         found
     }
 
+    /// Whether the store holds some version of `<vault>.<cert>`.
+    pub(super) fn has_versions(&self, certificate: &str) -> bool {
+        self.versions.contains_key(certificate)
+    }
+
     /// Records a version file (`is_dir` false) or certbot-style directory (`is_dir` true).
     pub(super) fn add_version(
         &mut self,

@@ -1,6 +1,7 @@
 //! Installing one version: the bundle rendered to the store file's content (and certbot's files
 //! and PFX), written complete with its ACL, then the links moved to it, then old versions
 //! pruned. The order is what makes a crash at any moment leave every link on a complete version.
+//! A first install skips the fsyncs and joins the store's batch (`batch`).
 
 use std::num::NonZeroU32;
 use std::os::fd::AsFd;
@@ -12,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::acl::{self, Acl, PosixAcl, Principal};
 use super::atomic::{self, FileOptions, count_operations};
+use super::batch;
 use super::index::{Index, modified_at};
 use super::names::Names;
 use super::{
@@ -224,21 +226,41 @@ impl Store {
         let certificate = names.link.as_str();
 
         // Refuse up front to replace anything that is not a link.
-        atomic::ensure_link_or_absent(dir, &self.path, &names.link)?;
+        let mut links_exist = atomic::link_exists(dir, &self.path, &names.link)?;
         if let Some(custom) = &names.custom_link {
-            atomic::ensure_link_or_absent(dir, &self.path, custom)?;
+            links_exist |= atomic::link_exists(dir, &self.path, custom)?;
         }
         if request.certbot_layout {
             atomic::ensure_link_or_absent(dir, &self.path, &names.live_link)?;
         }
 
+        // A first install (no version and no link of this certificate yet, so no previous
+        // version a crash could take away) is written without fsyncs and made durable with its
+        // batch (`batch`); the certbot layout and every other install keep their fsyncs.
+        let unsynced = !links_exist
+            && !request.certbot_layout
+            && !index.has_versions(certificate)
+            && !index.has_link(&names.live_link)
+            && self.begin_unsynced();
         let file_acl = (!principals.is_empty()).then(|| PosixAcl::for_file(principals).to_xattr());
         let file_options = FileOptions {
             mode: file.mode,
             owner: file.owner,
             acl: file_acl.as_deref(),
         };
-        atomic::write_atomic_at(dir, &self.path, &names.file, &rendered.full, &file_options)?;
+        if unsynced {
+            let digest = batch::digest(&rendered.full);
+            atomic::write_unsynced_at(
+                dir,
+                &self.path,
+                &names.file,
+                &rendered.full,
+                &file_options,
+                &digest,
+            )?;
+        } else {
+            atomic::write_atomic_at(dir, &self.path, &names.file, &rendered.full, &file_options)?;
+        }
         let read_error = |name: &str| {
             let path = self.path.join(name);
             move |e: Errno| StoreError::Read {
@@ -260,10 +282,15 @@ impl Store {
         }
         self.update_directory_acl(index)?;
 
-        atomic::swap_symlink_at(dir, &self.path, &names.link, &names.file)?;
+        let link = if unsynced {
+            atomic::symlink_unsynced_at
+        } else {
+            atomic::swap_symlink_at
+        };
+        link(dir, &self.path, &names.link, &names.file)?;
         index.set_link(&names.link, &names.file);
         if let Some(custom) = &names.custom_link {
-            atomic::swap_symlink_at(dir, &self.path, custom, &names.file)?;
+            link(dir, &self.path, custom, &names.file)?;
             index.set_link(custom, &names.file);
         }
         if request.certbot_layout {
@@ -366,6 +393,7 @@ impl Store {
         if let Some(pfx) = &rendered.pfx {
             atomic::write_atomic_at(sub.as_fd(), &dir_path, PFX_FILE, pfx, file_options)?;
         }
+        atomic::count_sync();
         rustix::fs::fsync(&self.dir).map_err(write_error("fsync the store directory"))
     }
 }

@@ -17,7 +17,9 @@
 //! Every file goes through [`write_atomic`]; every link is swapped by renaming a new link over
 //! the old one, after the files it points to are complete. A crash at any moment leaves each link
 //! on the old certificate or the new one, complete, never on a partial or missing file; the temp
-//! files a crash leaves behind are removed by [`Store::open`]. The newest `keep` versions of each
+//! files a crash leaves behind are removed by [`Store::open`]. A certificate's first install has
+//! no old version to protect: it is made durable with its batch ([`Store::flush`]), and after a
+//! power loss in the middle of a batch [`Store::open`] removes what it finds incomplete (`batch`). The newest `keep` versions of each
 //! certificate stay (and any version a link still points to); older ones are pruned.
 //!
 //! This module holds the layout's constants, the request and result types and [`Store::open`];
@@ -25,6 +27,8 @@
 //!
 //! - `names`: the checks on vault, certificate, version and link names, and one install's names.
 //! - `install`: [`Store::install`]: render, write, move the links, prune.
+//! - `batch`: first installs written without `fsync`s and made durable together by
+//!   [`Store::flush`]; the start-up repair of a batch a crash interrupted.
 //! - `prune`: [`Store::versions`] and the pruning of old versions.
 //! - `index`: what one scan of the store found, kept current by the store's own changes, so that
 //!   an install costs the same whatever the store holds ([`Store::rescan`]).
@@ -47,6 +51,7 @@ pub mod state;
 pub mod state_journal;
 
 mod access;
+mod batch;
 mod index;
 mod install;
 mod lookup;
@@ -67,7 +72,10 @@ use crate::certificate::CertificateBundle;
 use index::Index;
 
 pub use acl::{Acl, PosixAcl, Principal};
-pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, store_operations, write_atomic};
+pub use atomic::{
+    TEMP_PREFIX, remove_stale_temp_files, store_operations, store_syncs, write_atomic,
+};
+pub use batch::{DIGEST_XATTR, UNSYNCED_XATTR};
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
 pub use v4::{LUMA_FILE_MODE, Luma};
@@ -187,6 +195,8 @@ pub struct Store {
     /// first change after [`Store::open`] or [`Store::rescan`]).
     index: Mutex<Option<Index>>,
     layout: Layout,
+    /// The batch of first installs not yet durable (`batch`); locked after `index`.
+    batch: Mutex<batch::Batch>,
 }
 
 impl Store {
@@ -272,11 +282,15 @@ impl Store {
                 "removed temp files left by an interrupted install"
             );
         }
+        // A batch of first installs a dead process left unsynced: what a power loss could have
+        // left incomplete is removed, to be installed again.
+        batch::repair(dir.as_fd(), path)?;
         let store = Store {
             path: path.to_path_buf(),
             dir,
             index: Mutex::new(None),
             layout,
+            batch: Mutex::new(batch::Batch::default()),
         };
         if layout == Layout::V4 {
             store.repair_v4();

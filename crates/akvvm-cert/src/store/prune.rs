@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, FileType};
 
-use super::atomic::{count_operations, list_dir, remove_tree_at};
+use super::atomic::{count_operations, count_sync, list_dir, remove_tree_at};
 use super::index::Index;
 use super::names::{check_key_vault_name, check_link_name};
 use super::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX, Layout, Store, StoreError};
@@ -64,6 +64,7 @@ impl Store {
         }
         if !pruned.is_empty() {
             count_operations(1);
+            count_sync();
             if let Err(e) = rustix::fs::fsync(&self.dir) {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot fsync the store after pruning");
             }
@@ -140,6 +141,7 @@ impl Store {
         }
         if !removed.is_empty() {
             count_operations(1);
+            count_sync();
             rustix::fs::fsync(&self.dir).map_err(|e| StoreError::Write {
                 path: self.path.clone(),
                 step: "fsync the directory",

@@ -567,3 +567,213 @@ fn bad_names_are_refused_before_anything_is_written() {
     assert_eq!(error.code(), "store.unknown_user");
     assert!(names(store.path()).is_empty());
 }
+
+/// Whether the file system under `path` takes user extended attributes (where it does not, the
+/// store never batches and every install is fully synced).
+fn user_xattrs(path: &Path) -> bool {
+    let probe = path.join("xattr-probe");
+    std::fs::write(&probe, b"").unwrap();
+    let supported =
+        rustix::fs::setxattr(&probe, "user.probe", b"1", rustix::fs::XattrFlags::empty()).is_ok();
+    std::fs::remove_file(&probe).unwrap();
+    if !supported {
+        eprintln!(
+            "no user extended attributes under {}: the batch is not used",
+            path.display()
+        );
+    }
+    supported
+}
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    rustix::fs::lgetxattr(path, name, &mut buf[..])
+        .ok()
+        .map(|len| buf[..len].to_vec())
+}
+
+#[test]
+fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
+    let (root, store) = new_store();
+    if !user_xattrs(root.path()) {
+        return;
+    }
+    store
+        .install_rendered(&target("v1"), &rendered("1"))
+        .unwrap();
+    let other = Target {
+        name: "other",
+        link_name: Some("other.pem"),
+        ..target("v1")
+    };
+    store.install_rendered(&other, &rendered("2")).unwrap();
+    assert!(xattr(store.path(), batch::UNSYNCED_XATTR).is_some());
+    let file = store.path().join("vault.cert.v1");
+    assert_eq!(
+        xattr(&file, batch::DIGEST_XATTR).unwrap(),
+        batch::digest(b"LEAF-1\nCHAIN-1\nKEY-1\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(store.path().join("other.pem")).unwrap(),
+        "LEAF-2\nCHAIN-2\nKEY-2\n"
+    );
+    store.flush().unwrap();
+    assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
+    // A rotation is fully synced: no digest, and no batch opened for it.
+    store
+        .install_rendered(&target("v2"), &rendered("3"))
+        .unwrap();
+    assert_eq!(
+        xattr(&store.path().join("vault.cert.v2"), batch::DIGEST_XATTR),
+        None
+    );
+    assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
+    // A custom link that already points elsewhere is protected too: not a first install.
+    let taken = Target {
+        name: "third",
+        link_name: Some("other.pem"),
+        ..target("v1")
+    };
+    store.install_rendered(&taken, &rendered("4")).unwrap();
+    assert_eq!(
+        xattr(&store.path().join("vault.third.v1"), batch::DIGEST_XATTR),
+        None
+    );
+    // So is a certificate with the certbot layout.
+    let certbot = Target {
+        name: "fourth",
+        certbot_layout: true,
+        ..target("v1")
+    };
+    store.install_rendered(&certbot, &rendered("5")).unwrap();
+    assert_eq!(
+        xattr(&store.path().join("vault.fourth.v1"), batch::DIGEST_XATTR),
+        None
+    );
+    assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
+}
+
+#[test]
+fn open_repairs_what_a_power_loss_in_the_middle_of_a_batch_could_leave() {
+    let (root, store) = new_store();
+    if !user_xattrs(root.path()) {
+        return;
+    }
+    let path = store.path().to_path_buf();
+    for name in ["empty", "truncated", "zeroed", "missing", "intact"] {
+        let request = Target {
+            name,
+            link_name: (name == "truncated").then_some("truncated.pem"),
+            ..target("v1")
+        };
+        store.install_rendered(&request, &rendered(name)).unwrap();
+    }
+    // A rotation (synced, no digest) and someone else's link stay whatever happens.
+    store
+        .install_rendered(&target("v1"), &rendered("1"))
+        .unwrap();
+    store
+        .install_rendered(&target("v2"), &rendered("2"))
+        .unwrap();
+    std::os::unix::fs::symlink("/nonexistent", path.join("by-hand")).unwrap();
+    drop(store);
+    // What the disk may hold after a power loss: the metadata of each first install made
+    // durable by the journal, but not all of its data.
+    let file = |name: &str| path.join(format!("vault.{name}.v1"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file("empty"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file("truncated"))
+        .unwrap()
+        .set_len(5)
+        .unwrap();
+    let length = std::fs::metadata(file("zeroed")).unwrap().len();
+    std::fs::write(file("zeroed"), vec![0u8; length as usize]).unwrap();
+    std::fs::remove_file(file("missing")).unwrap();
+    rustix::fs::setxattr(
+        &path,
+        batch::UNSYNCED_XATTR,
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        names(&path),
+        [
+            "by-hand",
+            "vault.cert",
+            "vault.cert.v1",
+            "vault.cert.v2",
+            "vault.intact",
+            "vault.intact.v1",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("vault.cert")).unwrap(),
+        "LEAF-2\nCHAIN-2\nKEY-2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("vault.intact")).unwrap(),
+        "LEAF-intact\nCHAIN-intact\nKEY-intact\n"
+    );
+    assert_eq!(xattr(&path, batch::UNSYNCED_XATTR), None);
+    // The next cycle installs the removed ones again, as first installs.
+    assert_eq!(store.current("vault", "truncated").unwrap(), None);
+    store
+        .install_rendered(
+            &Target {
+                name: "truncated",
+                link_name: Some("truncated.pem"),
+                ..target("v1")
+            },
+            &rendered("again"),
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(path.join("truncated.pem")).unwrap(),
+        "LEAF-again\nCHAIN-again\nKEY-again\n"
+    );
+}
+
+#[test]
+fn a_batch_still_open_in_another_store_handle_is_left_alone() {
+    let (root, store) = new_store();
+    if !user_xattrs(root.path()) {
+        return;
+    }
+    store
+        .install_rendered(&target("v1"), &rendered("1"))
+        .unwrap();
+    // Incomplete as far as its digest says, but its batch is alive: not for this open to judge.
+    let file = store.path().join("vault.cert.v1");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let other = Store::open(store.path()).unwrap();
+    assert!(file.exists());
+    assert!(xattr(store.path(), batch::UNSYNCED_XATTR).is_some());
+    // Nor may the other handle open a batch of its own meanwhile: it installs with fsyncs.
+    let second = Target {
+        name: "second",
+        ..target("v1")
+    };
+    other.install_rendered(&second, &rendered("2")).unwrap();
+    assert_eq!(
+        xattr(&other.path().join("vault.second.v1"), batch::DIGEST_XATTR),
+        None
+    );
+    drop(other);
+    assert!(xattr(store.path(), batch::UNSYNCED_XATTR).is_some());
+    store.flush().unwrap();
+    assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
+}

@@ -8,7 +8,7 @@
 use std::num::NonZeroU32;
 
 use akvvm_cert::certificate::CertificateBundle;
-use akvvm_cert::store::{Acl, InstallRequest, Layout, Store, store_operations};
+use akvvm_cert::store::{Acl, InstallRequest, Layout, Store, store_operations, store_syncs};
 use akvvm_testkit::certs::generate;
 
 fn request<'a>(
@@ -215,4 +215,74 @@ fn the_first_change_of_a_cycle_scans_once_and_nothing_else_does() {
     }
     assert!(store.path().join("myvault.c2.v1").exists());
     assert_eq!(store.versions("myvault", "c2").unwrap(), ["v3", "v2", "v1"]);
+}
+
+/// Whether the file system under `path` takes user extended attributes: where it does not, the
+/// store cannot mark a batch and installs every certificate with its fsyncs.
+fn user_xattrs(path: &std::path::Path) -> bool {
+    let probe = path.join("xattr-probe");
+    std::fs::write(&probe, b"").unwrap();
+    let supported =
+        rustix::fs::setxattr(&probe, "user.probe", b"1", rustix::fs::XattrFlags::empty()).is_ok();
+    std::fs::remove_file(&probe).unwrap();
+    supported
+}
+
+/// The fsyncs (and syncfs) of `certificates` first installs, then of the flush that ends their
+/// batch.
+fn syncs_of_first_installs(certificates: usize, bundle: &CertificateBundle) -> (u64, u64) {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().join("store")).unwrap();
+    let acls = [Acl::User("4321".into())];
+    let before = store_syncs();
+    for i in 0..certificates {
+        let name = format!("cert-{i}");
+        let link = format!("{name}.pem");
+        let even = i % 2 == 0;
+        let granted: &[Acl] = if even { &acls } else { &[] };
+        store
+            .install(&InstallRequest {
+                link_name: even.then_some(link.as_str()),
+                ..request(&name, "v1", bundle, granted)
+            })
+            .unwrap();
+    }
+    let installs = store_syncs() - before;
+    store.flush().unwrap();
+    (installs, store_syncs() - before - installs)
+}
+
+#[test]
+fn a_batch_of_first_installs_syncs_once_and_a_rotation_as_before() {
+    let bundle = generate("www.example.com", 90).bundle;
+    let root = tempfile::tempdir().unwrap();
+    if !user_xattrs(root.path()) {
+        // No marker possible: every install keeps its fsyncs (file, directory, each link).
+        let (installs, flush) = syncs_of_first_installs(10, &bundle);
+        assert_eq!((installs, flush), (10 * 3 + 5, 0));
+        eprintln!("no user extended attributes here: first installs are not batched");
+        return;
+    }
+    // The marker's fsync, then the flush's syncfs: the same for 10 and for 1,000.
+    assert_eq!(syncs_of_first_installs(10, &bundle), (1, 1));
+    assert_eq!(syncs_of_first_installs(1_000, &bundle), (1, 1));
+
+    let store = Store::open(&root.path().join("store")).unwrap();
+    store.install(&request("c", "v1", &bundle, &[])).unwrap();
+    store.flush().unwrap();
+    let rotation = |version: &str| {
+        let before = store_syncs();
+        let installed = store.install(&request("c", version, &bundle, &[])).unwrap();
+        (store_syncs() - before, installed.pruned.len())
+    };
+    // The file, its directory, the link's directory; and the directory after pruning.
+    assert_eq!(rotation("v2"), (3, 0));
+    assert_eq!(rotation("v3"), (4, 1));
+    let before = store_syncs();
+    store.flush().unwrap();
+    assert_eq!(
+        store_syncs(),
+        before,
+        "a flush with no first install does nothing"
+    );
 }

@@ -1,12 +1,14 @@
 //! Saving the engine's state file: when (at most once a second during a cycle, at its end, only
 //! when something changed) and how (the changed entries appended to the state journal, or the
-//! whole state when the journal has grown past a quarter of the entries).
+//! whole state when the journal has grown past a quarter of the entries). Each save first makes
+//! the stores' first installs durable ([`Store::flush`]), and so does the end of every cycle.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::StateFile;
+use akvvm_cert::store::{StateFile, Store};
 
 use super::{Engine, state_file_path};
 
@@ -37,6 +39,11 @@ impl Engine {
     pub(super) async fn save_state(&self, min_interval: Option<Duration>) {
         let mut last = self.saving.lock().await;
         if !self.dirty.load(Ordering::SeqCst) {
+            if min_interval.is_none() {
+                // The end of a cycle: its first installs are durable, whether or not the state
+                // changed.
+                self.flush_stores().await;
+            }
             return;
         }
         if let Some(interval) = min_interval {
@@ -78,11 +85,23 @@ impl Engine {
             && records.is_empty()
         {
             // The changes that made the state dirty went out with the previous save.
+            if min_interval.is_none() {
+                self.flush_stores().await;
+            }
             return;
         }
-        let saved = tokio::task::spawn_blocking(move || match save? {
-            Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
-            Save::Whole(path, text) => StateFile::write_json(&path, &text),
+        let stores: Vec<Arc<Store>> = self.stores.values().cloned().collect();
+        let saved = tokio::task::spawn_blocking(move || {
+            // The snapshot names only versions whose install returned before it was taken: once
+            // the stores are flushed their files are durable, so the state file never names a
+            // first install a power loss could take away.
+            for store in &stores {
+                store.flush()?;
+            }
+            match save? {
+                Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
+                Save::Whole(path, text) => StateFile::write_json(&path, &text),
+            }
         })
         .await
         .unwrap_or_else(|e| {
@@ -96,6 +115,17 @@ impl Engine {
             tracing::error!(error = %e, code = e.code(), "failed to save the state file");
             self.dirty.store(true, Ordering::SeqCst);
             self.compact_next.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Makes the first installs of every store durable ([`Store::flush`]), on the blocking pool.
+    async fn flush_stores(&self) {
+        let stores: Vec<Arc<Store>> = self.stores.values().cloned().collect();
+        let flushed =
+            tokio::task::spawn_blocking(move || stores.iter().try_for_each(|store| store.flush()))
+                .await;
+        if let Ok(Err(e)) = flushed {
+            tracing::error!(error = %e, code = e.code(), "cannot make the new certificates durable; the next start checks them");
         }
     }
 
