@@ -230,7 +230,7 @@ async fn handler_enable_disable_uninstall_without_systemd() {
         command
             .arg("handler")
             .args(operation)
-            .args(["--service-manager", "none", "--handler-ext.environment"])
+            .args(["--service-manager", "none", "--handler-environment"])
             .arg(&ext.environment)
             .env_remove("ConfigSequenceNumber");
         command
@@ -250,14 +250,14 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     );
     let status_file = ext.status_file(0);
     assert!(
-        read_status(&status_file).is_none_or(|s| s["ext.status"] != "success"),
+        read_status(&status_file).is_none_or(|s| s["status"] != "success"),
         "{:?}",
         read_status(&status_file)
     );
     let version = h.certificate("contoso", "web", "RSA", PFX);
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["ext.status"] == "success"))
+            .is_some_and(|s| s["status"] == "success"))
         .await,
         "{:?}",
         read_status(&status_file)
@@ -282,18 +282,18 @@ async fn handler_enable_disable_uninstall_without_systemd() {
     );
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["ext.status"] == "success"))
+            .is_some_and(|s| s["status"] == "success"))
         .await
     );
 
-    // New settings that do not validate: an error ext.status for that sequence number, and a failure.
+    // New settings that do not validate: an error status for that sequence number, and a failure.
     let mut broken = public.clone();
     broken["secretsManagementSettings"]["pollingIntervalInSec"] = json!("60");
     ext.write_settings(1, &broken);
     let out = output(handler(&["enable"])).await;
     assert!(!out.status.success());
     let error = read_status(&ext.status_file(1)).expect("1.status");
-    assert_eq!(error["ext.status"], "error");
+    assert_eq!(error["status"], "error");
     assert!(
         error["formattedMessage"]["message"]
             .as_str()

@@ -51,7 +51,7 @@ async fn the_handler_directorys_version_chooses_4x_without_any_setting() {
         command
             .arg("handler")
             .args(operation)
-            .args(["--service-manager", "none", "--handler-ext.environment"])
+            .args(["--service-manager", "none", "--handler-environment"])
             .arg(&ext.environment)
             .env_remove("ConfigSequenceNumber");
         command
@@ -67,7 +67,7 @@ async fn the_handler_directorys_version_chooses_4x_without_any_setting() {
     let status_file = ext.status_file(0);
     assert!(
         eventually(Duration::from_secs(20), || read_status(&status_file)
-            .is_some_and(|s| s["ext.status"] == "success"))
+            .is_some_and(|s| s["status"] == "success"))
         .await,
         "{:?}",
         read_status(&status_file)

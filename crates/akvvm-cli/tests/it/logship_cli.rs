@@ -142,7 +142,7 @@ async fn run_under_the_guest_agent_forwards_over_a_unix_socket_and_reports_it() 
     let ext = ExtensionDir::create(h.dir.path(), "extension");
     ext.write_settings(0, &public);
     let daemon = akvvm()
-        .args(["run", "--handler-ext.environment"])
+        .args(["run", "--handler-environment"])
         .arg(&ext.environment)
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -151,14 +151,14 @@ async fn run_under_the_guest_agent_forwards_over_a_unix_socket_and_reports_it() 
     let forwarding = || {
         let value: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&status_file).ok()?).ok()?;
-        value[0]["ext.status"]["substatus"]
+        value[0]["status"]["substatus"]
             .as_array()?
             .iter()
             .find(|s| s["name"] == "loggingSettings")
             .cloned()
     };
     let reported = eventually(Duration::from_secs(30), || {
-        forwarding().is_some_and(|s| s["ext.status"] == "success")
+        forwarding().is_some_and(|s| s["status"] == "success")
             && collector
                 .events()
                 .iter()

@@ -314,7 +314,7 @@ impl Bed {
         }
     }
 
-    /// Waits for `check`, failing the case with `what` and the agent's ext.log otherwise.
+    /// Waits for `check`, failing the case with `what` and the agent's log otherwise.
     async fn wait_for(&self, agent: &mut Agent, what: &str, check: impl FnMut() -> bool) {
         let met = eventually(PATIENCE, check).await;
         agent.assert_running(what);
@@ -366,7 +366,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
         agent = bed.start_agent("second");
     }
 
-    // The unaffected certificate keeps syncing, and the ext.status names the cause.
+    // The unaffected certificate keeps syncing, and the status names the cause.
     if !case.affects_all {
         bed.wait_for(
             &mut agent,
@@ -378,7 +378,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
     let tag = format!("[{}]", case.code);
     bed.wait_for(
         &mut agent,
-        &format!("the ext.status naming {tag} for the faulty certificate"),
+        &format!("the status naming {tag} for the faulty certificate"),
         || substatus(&bed.status_file, &bed.faulty_url).is_some_and(|(_, m)| m.contains(&tag)),
     )
     .await;
@@ -389,7 +389,7 @@ pub async fn run_on(bed: &Bed, case: &Case) {
     assert!(message.contains(&tag), "{}: {state} {message}", case.name);
     assert!(
         message.contains(&installed_faulty),
-        "{}: the ext.status says the previous version stays: {message}",
+        "{}: the status says the previous version stays: {message}",
         case.name
     );
     assert_eq!(state, "warning", "{}: {message}", case.name);
