@@ -13,115 +13,35 @@
 //! to be the child); and the parent times installs to spread its kills, which the other tests of
 //! a shared binary, running beside it in the same process, would disturb for its 50 s.
 
+mod crash_child;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CertificateBundle, decode_pem, decode_secret};
+use crash_child::{BUNDLES, VERSIONS, version_name};
+
+use akvvm_cert::certificate::{CertificateBundle, decode_pem};
 use akvvm_cert::store::{Acl, InstallRequest, Store, TEMP_PREFIX};
 
 const DEFAULT_KILLS: u32 = 300;
 /// On a slow or busy machine the test stops after this long, once it has done `MIN_KILLS`.
 const TIME_BUDGET: Duration = Duration::from_secs(50);
 const MIN_KILLS: u32 = 100;
-const BUNDLES: usize = 3;
-/// Versions the child cycles through; version `i` holds bundle `i % BUNDLES`.
-const VERSIONS: usize = 5;
 /// The longest wait between the child's "ready" and its SIGKILL, in installs (the parent times a
 /// few installs first, so that kills spread over several installs on slow and fast disks alike).
 const MAX_DELAY_INSTALLS: u32 = 2;
 
-fn version_name(index: usize) -> String {
-    format!("{index:032x}")
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--child") {
-        child(Path::new(&args[at + 1]), Path::new(&args[at + 2]));
-    }
-    // Behave like a libtest binary for `cargo test FILTER` and `--list`.
-    if args.iter().any(|a| a == "--list") {
-        #[allow(clippy::print_stdout)]
-        {
-            println!("crash_store: test");
-        }
-        return ExitCode::SUCCESS;
-    }
-    if !selected(&args[1..]) {
-        return ExitCode::SUCCESS;
-    }
-    match parent() {
-        Ok(summary) => {
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{summary}");
-                println!("test crash_store ... ok");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("crash_store FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Whether libtest-style arguments select this test: no name filter, or one it contains.
-fn selected(args: &[String]) -> bool {
-    const WITH_VALUE: [&str; 7] = [
-        "--test-threads",
-        "--format",
-        "--skip",
-        "--color",
-        "--logfile",
-        "--shuffle-seed",
-        "-Z",
-    ];
-    let mut filters = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if WITH_VALUE.contains(&arg.as_str()) {
-            iter.next();
-        } else if !arg.starts_with('-') {
-            filters.push(arg.as_str());
-        }
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    filters.is_empty()
-        || filters.iter().any(|f| {
-            if exact {
-                *f == "crash_store"
-            } else {
-                "crash_store".contains(f)
-            }
-        })
+    crash_child::main("crash_store", child, parent)
 }
 
 /// Installs forever, alternating versions, with every kind of link and an ACL.
 fn child(store_path: &Path, fixtures: &Path) -> ! {
-    let bundles: Vec<CertificateBundle> = (0..BUNDLES)
-        .map(|i| {
-            let pem = std::fs::read_to_string(fixtures.join(format!("{i}.pem"))).unwrap();
-            decode_secret(Some(CONTENT_TYPE_PEM), &pem).unwrap()
-        })
-        .collect();
     let store = Store::open(store_path).unwrap();
-    let mut stdout = std::io::stdout();
-    stdout.write_all(b"ready\n").unwrap();
-    stdout.flush().unwrap();
-    let start = std::process::id() as usize;
-    for round in 0.. {
-        let index = (start + round) % VERSIONS;
-        let version = version_name(index);
-        store
-            .install(&child_request(&version, &bundles[index % BUNDLES], round))
-            .unwrap();
-    }
-    unreachable!("the install loop does not end")
+    crash_child::install_forever(&store, fixtures, child_request)
 }
 
 /// What the child installs in a round: every kind of link, and an ACL every other round.
@@ -183,7 +103,11 @@ fn parent() -> Result<String, String> {
     }
     let store_path = root.path().join("store");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let install_time = time_installs(&root.path().join("calibration"), &fixtures)?;
+    let install_time = crash_child::time_installs(
+        &Store::open(&root.path().join("calibration")).map_err(|e| e.to_string())?,
+        &fixtures,
+        child_request,
+    )?;
     let max_delay = install_time * MAX_DELAY_INSTALLS;
 
     let started = Instant::now();
@@ -196,33 +120,7 @@ fn parent() -> Result<String, String> {
             break;
         }
         done += 1;
-        let mut child = Command::new(&exe)
-            .arg("--child")
-            .arg(&store_path)
-            .arg(&fixtures)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the child: {e}"))?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().ok_or("the child has no stdout")?;
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if line != "ready\n" {
-            let _ = child.kill();
-            return Err(format!(
-                "kill {kill}: the child said {line:?} instead of ready"
-            ));
-        }
-        std::thread::sleep(max_delay.mul_f64(rand::random_range(0.0..1.0)));
-        child.kill().map_err(|e| e.to_string())?; // SIGKILL
-        let status = child.wait().map_err(|e| e.to_string())?;
-        if status.code().is_some() {
-            return Err(format!(
-                "kill {kill}: the child exited by itself ({status}) before SIGKILL"
-            ));
-        }
+        crash_child::run_and_kill(&exe, &store_path, &fixtures, max_delay, kill)?;
 
         let temps = temp_entries(&store_path)?;
         if !temps.is_empty() {
@@ -262,27 +160,6 @@ fn parent() -> Result<String, String> {
         install_time.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64()
     ))
-}
-
-/// The mean time of one install as the child does it.
-fn time_installs(store_path: &Path, fixtures: &Path) -> Result<Duration, String> {
-    const ROUNDS: usize = 6;
-    let bundles: Vec<CertificateBundle> = (0..BUNDLES)
-        .map(|i| {
-            let pem = std::fs::read_to_string(fixtures.join(format!("{i}.pem")))
-                .map_err(|e| e.to_string())?;
-            decode_secret(Some(CONTENT_TYPE_PEM), &pem).map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    let store = Store::open(store_path).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    for round in 0..ROUNDS {
-        let version = version_name(round % VERSIONS);
-        store
-            .install(&child_request(&version, &bundles[round % BUNDLES], round))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(started.elapsed() / ROUNDS as u32)
 }
 
 /// Whether the newest version file is not (yet) the stable link's target: the kill came after

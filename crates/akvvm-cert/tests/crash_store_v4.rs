@@ -11,113 +11,33 @@
 //! `AKVVM_CRASH_KILLS` (default 150); on a slow machine the test stops after 30 s once it has
 //! done 50. It is a binary of its own for the reasons `crash_store.rs` gives.
 
-use std::io::{BufRead, BufReader, Write};
+mod crash_child;
+
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CertificateBundle, decode_pem, decode_secret};
+use crash_child::{BUNDLES, VERSIONS, version_name};
+
+use akvvm_cert::certificate::{CertificateBundle, decode_pem};
 use akvvm_cert::store::{Acl, InstallRequest, Layout, Luma, Store, TEMP_PREFIX};
 
 const NAME: &str = "crash_store_v4";
 const DEFAULT_KILLS: u32 = 150;
 const TIME_BUDGET: Duration = Duration::from_secs(30);
 const MIN_KILLS: u32 = 50;
-const BUNDLES: usize = 3;
-/// Versions the child cycles through; version `i` holds bundle `i % BUNDLES`.
-const VERSIONS: usize = 5;
 /// The longest wait between the child's "ready" and its SIGKILL, in installs.
 const MAX_DELAY_INSTALLS: u32 = 2;
 
-fn version_name(index: usize) -> String {
-    format!("{index:032x}")
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--child") {
-        child(Path::new(&args[at + 1]), Path::new(&args[at + 2]));
-    }
-    if args.iter().any(|a| a == "--list") {
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{NAME}: test");
-        }
-        return ExitCode::SUCCESS;
-    }
-    if !selected(&args[1..]) {
-        return ExitCode::SUCCESS;
-    }
-    match parent() {
-        Ok(summary) => {
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{summary}");
-                println!("test {NAME} ... ok");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("{NAME} FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Whether libtest-style arguments select this test: no name filter, or one it contains.
-fn selected(args: &[String]) -> bool {
-    const WITH_VALUE: [&str; 7] = [
-        "--test-threads",
-        "--format",
-        "--skip",
-        "--color",
-        "--logfile",
-        "--shuffle-seed",
-        "-Z",
-    ];
-    let mut filters = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if WITH_VALUE.contains(&arg.as_str()) {
-            iter.next();
-        } else if !arg.starts_with('-') {
-            filters.push(arg.as_str());
-        }
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    filters.is_empty()
-        || filters
-            .iter()
-            .any(|f| if exact { *f == NAME } else { NAME.contains(f) })
-}
-
-fn load_bundles(fixtures: &Path) -> Result<Vec<CertificateBundle>, String> {
-    (0..BUNDLES)
-        .map(|i| {
-            let pem = std::fs::read_to_string(fixtures.join(format!("{i}.pem")))
-                .map_err(|e| e.to_string())?;
-            decode_secret(Some(CONTENT_TYPE_PEM), &pem).map_err(|e| e.to_string())
-        })
-        .collect()
+    crash_child::main(NAME, child, parent)
 }
 
 /// Installs forever, alternating versions, with an ACL every other round.
 fn child(store_path: &Path, fixtures: &Path) -> ! {
-    let bundles = load_bundles(fixtures).unwrap();
     let store = Store::open_layout(store_path, Layout::V4).unwrap();
-    let mut stdout = std::io::stdout();
-    stdout.write_all(b"ready\n").unwrap();
-    stdout.flush().unwrap();
-    let start = std::process::id() as usize;
-    for round in 0.. {
-        let index = (start + round) % VERSIONS;
-        let version = version_name(index);
-        store
-            .install(&child_request(&version, &bundles[index % BUNDLES], round))
-            .unwrap();
-    }
-    unreachable!("the install loop does not end")
+    crash_child::install_forever(&store, fixtures, child_request)
 }
 
 fn child_request<'a>(
@@ -316,7 +236,12 @@ fn parent() -> Result<String, String> {
     }
     let store_path = root.path().join("store");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let install_time = time_installs(&root.path().join("calibration"), &fixtures)?;
+    let install_time = crash_child::time_installs(
+        &Store::open_layout(&root.path().join("calibration"), Layout::V4)
+            .map_err(|e| e.to_string())?,
+        &fixtures,
+        child_request,
+    )?;
     let max_delay = install_time * MAX_DELAY_INSTALLS;
 
     let started = Instant::now();
@@ -326,33 +251,7 @@ fn parent() -> Result<String, String> {
             break;
         }
         done += 1;
-        let mut child = Command::new(&exe)
-            .arg("--child")
-            .arg(&store_path)
-            .arg(&fixtures)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the child: {e}"))?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().ok_or("the child has no stdout")?;
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if line != "ready\n" {
-            let _ = child.kill();
-            return Err(format!(
-                "kill {kill}: the child said {line:?} instead of ready"
-            ));
-        }
-        std::thread::sleep(max_delay.mul_f64(rand::random_range(0.0..1.0)));
-        child.kill().map_err(|e| e.to_string())?; // SIGKILL
-        let status = child.wait().map_err(|e| e.to_string())?;
-        if status.code().is_some() {
-            return Err(format!(
-                "kill {kill}: the child exited by itself ({status}) before SIGKILL"
-            ));
-        }
+        crash_child::run_and_kill(&exe, &store_path, &fixtures, max_delay, kill)?;
         let seen =
             check_raw(&store_path, &expected).map_err(|e| format!("after kill {kill}: {e}"))?;
         mid_write += u32::from(seen.temps);
@@ -375,19 +274,4 @@ fn parent() -> Result<String, String> {
         install_time.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64()
     ))
-}
-
-/// The mean time of one install as the child does it.
-fn time_installs(store_path: &Path, fixtures: &Path) -> Result<Duration, String> {
-    const ROUNDS: usize = 6;
-    let bundles = load_bundles(fixtures)?;
-    let store = Store::open_layout(store_path, Layout::V4).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    for round in 0..ROUNDS {
-        let version = version_name(round % VERSIONS);
-        store
-            .install(&child_request(&version, &bundles[round % BUNDLES], round))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(started.elapsed() / ROUNDS as u32)
 }
