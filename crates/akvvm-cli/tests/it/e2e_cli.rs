@@ -2,20 +2,16 @@
 //! `sync --once`, `status`, `list`, and `run` with `sync --now` (SIGHUP) and SIGTERM. The
 //! README's first command, the demo, is tested next to it in the emulator crate.
 
+use crate::agent_command::{akvvm_logging, output};
 use crate::extension_dir::{DaemonGuard, ExtensionDir, read_status};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use akvvm_testkit::harness::{self, Harness, PEM, PFX, eventually, link_target};
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::json;
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "akvvm=info,warn")
-        .env_remove("NOTIFY_SOCKET");
-    command
+    akvvm_logging("akvvm=info,warn")
 }
 
 /// `akvvm sync --once --settings SETTINGS`.
@@ -26,12 +22,6 @@ fn sync_once(settings: &std::path::Path) -> Command {
 }
 
 /// Runs a blocking command off the async runtime (the local vault runs on it).
-async fn output(mut command: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_once_status_and_list() {
     let h = Harness::start().await;

@@ -4,28 +4,16 @@
 //! --remove-certificates` removes them); `akvvm validate` names the mode and reports the 4.x
 //! clamps and refused shapes.
 
+use crate::agent_command::{akvvm_logging, output};
 use crate::extension_dir::{DaemonGuard, ExtensionDir, read_status};
 use std::process::Command;
 use std::time::Duration;
 
 use akvvm_testkit::harness::{Harness, PFX, eventually, link_target};
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::json;
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "akvvm=info,warn")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_VERSION")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_PATH");
-    command
-}
-
-async fn output(mut command: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
-        .await
-        .unwrap()
+    akvvm_logging("akvvm=info,warn")
 }
 
 #[tokio::test(flavor = "multi_thread")]

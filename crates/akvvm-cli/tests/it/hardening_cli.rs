@@ -2,6 +2,7 @@
 //! the working directory is never used, and settings that someone but root could have written
 //! are refused before anything in them is acted on.
 
+use crate::agent_command::akvvm_logging;
 use crate::extension_dir::write_handler_settings;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -9,13 +10,7 @@ use assert_cmd::Command;
 use serde_json::json;
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "warn")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("ConfigSequenceNumber")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_PATH");
-    command
+    Command::from_std(akvvm_logging("warn"))
 }
 
 /// A complete extension layout in `dir` whose settings run `marker`-creating hook: what a local

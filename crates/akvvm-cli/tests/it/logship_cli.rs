@@ -3,29 +3,17 @@
 //! unix socket, with the status file's `loggingSettings` line), and a collector that is down
 //! changes nothing of what a sync installs.
 
+use crate::agent_command::{akvvm_logging, output};
 use crate::extension_dir::ExtensionDir;
 use std::process::Command;
 use std::time::Duration;
 
 use akvvm_testkit::fluent::{Collector, Mode, Value};
 use akvvm_testkit::harness::{Harness, PFX, eventually, link_target};
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::json;
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "akvvm=info,akvvm_cli=info,warn")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("ConfigSequenceNumber")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_PATH");
-    command
-}
-
-async fn output(mut command: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
-        .await
-        .unwrap()
+    akvvm_logging("akvvm=info,akvvm_cli=info,warn")
 }
 
 /// Whether any string in the record contains `needle`.

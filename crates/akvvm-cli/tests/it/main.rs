@@ -4,6 +4,7 @@
 //! `validate`, the README's commands, local attackers (`hardening_cli`, `privilege`, which needs
 //! root) and secrets kept out of every output (`secret_hygiene`). Helpers and fixture files come from `akvvm-testkit`.
 
+mod agent_command;
 mod crash_safety;
 mod docs_examples;
 mod docs_examples_v4;

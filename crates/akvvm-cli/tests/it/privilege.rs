@@ -14,6 +14,7 @@
 //! cannot redirect a prune by swapping the store for a link. A state directory the user owns is
 //! refused.
 
+use crate::agent_command::akvvm_logging;
 use crate::extension_dir::write_handler_settings;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use akvvm_testkit::harness::{Harness, PFX, cycle};
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::json;
 
 fn require_root() {
@@ -104,13 +104,7 @@ impl Drop for User {
 }
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "warn")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("ConfigSequenceNumber")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_PATH");
-    command
+    akvvm_logging("warn")
 }
 
 /// Runs a command off the async runtime (the local vault runs on it), killed after 60 s: a hang

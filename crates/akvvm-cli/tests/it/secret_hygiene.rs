@@ -10,6 +10,7 @@
 //! bootstrap certificate's key of an Entra application, and the webhook secret. A failure names
 //! where a secret was found and which kind, never the secret.
 
+use crate::agent_command::{akvvm_logging, output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -17,25 +18,12 @@ use std::time::Duration;
 use akvvm_emulator::{AppSpec, IdentitySpec};
 use akvvm_testkit::harness::{Harness, PEM, PFX, READER_ROLE, eventually, link_target};
 use akvvm_testkit::sdk;
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::json;
 
 const WEBHOOK_SECRET: &str = "wh-9c41e0d2b7a64f0e8d3c5a1b2e7f6d90";
 
 fn akvvm() -> Command {
-    let mut command = Command::cargo_bin("akvvm").expect("the akvvm binary");
-    command
-        .env("RUST_LOG", "trace")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("ConfigSequenceNumber")
-        .env_remove("AZURE_GUEST_AGENT_EXTENSION_PATH");
-    command
-}
-
-async fn output(mut command: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().expect("akvvm runs"))
-        .await
-        .unwrap()
+    akvvm_logging("trace")
 }
 
 /// The secrets to look for, each with the kind a failure reports.
