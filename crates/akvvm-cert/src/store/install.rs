@@ -135,7 +135,7 @@ impl Store {
     /// Installs one version of a certificate and points its links at it.
     ///
     /// Order: the version file (complete, with its ACL), the certbot-style directory, the store's
-    /// ACL, then the links, then pruning. A failure before the links move leaves the previous
+    /// ACL, then the links (the stable link last), then pruning. A failure before the links move leaves the previous
     /// version linked and untouched; the names and ACL principals are checked before anything is
     /// written.
     ///
@@ -287,8 +287,9 @@ impl Store {
         } else {
             atomic::swap_symlink_at
         };
-        link(dir, &self.path, &names.link, &names.file)?;
-        index.set_link(&names.link, &names.file);
+        // The stable link moves last: it is what `current` reads, so a crash before it leaves the
+        // previous version current and the next run installs this one again, moving every link;
+        // a crash after it finds every other link already on this version.
         if let Some(custom) = &names.custom_link {
             link(dir, &self.path, custom, &names.file)?;
             index.set_link(custom, &names.file);
@@ -302,6 +303,8 @@ impl Store {
             self.remove_link(&names.live_link);
             index.remove_link(&names.live_link);
         }
+        link(dir, &self.path, &names.link, &names.file)?;
+        index.set_link(&names.link, &names.file);
 
         let pruned = self.prune(index, request.vault, request.name, request.keep);
         if !pruned.is_empty()

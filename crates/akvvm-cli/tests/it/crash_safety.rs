@@ -97,6 +97,9 @@ struct Bed {
 }
 
 const CERTS: [&str; 2] = ["web", "api"];
+/// `web`'s `customSymbolicLinkName` in the 3.x bed: it moves before the stable link, so a kill
+/// between the two leaves it ahead, and the restart must bring the stable link to it.
+const CUSTOM_LINK: &str = "web.pem";
 
 impl Bed {
     async fn new(seed: u64, layout: Layout) -> Bed {
@@ -109,7 +112,7 @@ impl Bed {
         let hook_log = h.dir.path().join("hook.log");
         let observed = match layout {
             Layout::V3 => vec![
-                json!(Harness::url("contoso", "web")),
+                json!({"url": Harness::url("contoso", "web"), "customSymbolicLinkName": CUSTOM_LINK}),
                 json!({"url": Harness::url("contoso", "api"), "akvvm": {"certbotLayout": true}}),
             ],
             Layout::V4 => CERTS
@@ -304,6 +307,11 @@ fn check_links_v3(bed: &Bed, round: u64) -> BTreeMap<&'static str, String> {
         assert_complete(&link.display().to_string(), &text, seed, round);
         versions.insert(name, linked_version(&link, name));
     }
+    let custom = store.join(CUSTOM_LINK);
+    let text = std::fs::read_to_string(&custom)
+        .unwrap_or_else(|e| panic!("seed {seed}: round {round}: {}: {e}", custom.display()));
+    assert_complete(&custom.display().to_string(), &text, seed, round);
+    versions.insert(CUSTOM_LINK, linked_version(&custom, "web"));
     let live = store.join("contoso.api.live");
     let read = |file: &str| {
         std::fs::read_to_string(live.join(file)).unwrap_or_else(|e| {
@@ -428,6 +436,12 @@ async fn crash_rounds(kills: u64, layout: Layout) {
         // After the kill: complete certificates behind every link, a readable state file.
         let after = check_links(&bed, round);
         check_state(&bed, round);
+        if let Some(v) = after.get(CUSTOM_LINK) {
+            assert!(
+                *v == before["web"] || *v == new["web"],
+                "seed {seed}: round {round}: {CUSTOM_LINK} links to {v}, neither the previous nor the new version"
+            );
+        }
         if layout == Layout::V4 {
             for (name, (pem, keyid)) in check_links_v4(&bed, round).1 {
                 for v in [&pem, &keyid] {
@@ -475,6 +489,12 @@ async fn crash_rounds(kills: u64, layout: Layout) {
         // The length of a run drifts (the hook log grows, the machine is busy): follow it.
         full = (full * 3 + took) / 4;
         let restarted = check_links(&bed, round);
+        if let Some(v) = restarted.get(CUSTOM_LINK) {
+            assert_eq!(
+                *v, new["web"],
+                "seed {seed}: round {round}: the restart left {CUSTOM_LINK} behind the stable link"
+            );
+        }
         if layout == Layout::V4 {
             for (name, (pem, keyid)) in check_links_v4(&bed, round).1 {
                 assert!(
