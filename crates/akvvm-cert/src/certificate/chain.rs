@@ -180,7 +180,7 @@ pub enum ChainError {
     Validity {
         /// "the certificate \"CN=..\"", "its intermediate \"CN=..\"", "its root \"CN=..\"".
         which: String,
-        /// "from <not before> to <not after>, not now (<now>)".
+        /// "from `<not before>` to `<not after>`, not now (`<now>`)".
         period: String,
         advice: String,
     },

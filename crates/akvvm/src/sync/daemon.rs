@@ -8,7 +8,7 @@
 //! line after each cycle.
 //!
 //! In extension 4.x mode `requireInitialSync` is gone and the status always follows the
-//! certificates ([`Phase::AllInstalled`]): `success` only while every certificate is installed,
+//! certificates (`Phase::AllInstalled`): `success` only while every certificate is installed,
 //! `transitioning` while one is not (retried with a growing backoff), and `error` naming each
 //! certificate not installed after `initialSyncRetries` (25) attempts, while retrying goes on.
 //! systemd hears `READY=1` once every certificate is installed or one has spent its attempts.
