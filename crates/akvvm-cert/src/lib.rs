@@ -24,12 +24,16 @@
 //!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
 //! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
+//! - `machine` (hidden): the tests' one way to skip when the machine lacks root, a program or
+//!   a file system feature (and to fail instead under `AKVVM_REQUIRE_ROOT=1`).
 
 pub mod certificate;
 pub mod codes;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod machine;
 pub mod pkcs12;
 pub mod store;
 

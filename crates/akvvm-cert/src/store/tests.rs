@@ -502,7 +502,7 @@ fn open_refuses_a_file_a_foreign_directory_and_an_impossible_path() {
     assert_eq!(error.code(), "store.open_dir");
     assert!(error.to_string().contains("file/store"), "{error}");
 
-    if rustix::process::geteuid().is_root() {
+    if crate::machine::require_root("open: a store directory of another user") {
         let foreign = root.path().join("foreign");
         std::fs::create_dir(&foreign).unwrap();
         std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
@@ -568,23 +568,6 @@ fn bad_names_are_refused_before_anything_is_written() {
     assert!(names(store.path()).is_empty());
 }
 
-/// Whether the file system under `path` takes user extended attributes (where it does not, the
-/// store never batches and every install is fully synced).
-fn user_xattrs(path: &Path) -> bool {
-    let probe = path.join("xattr-probe");
-    std::fs::write(&probe, b"").unwrap();
-    let supported =
-        rustix::fs::setxattr(&probe, "user.probe", b"1", rustix::fs::XattrFlags::empty()).is_ok();
-    std::fs::remove_file(&probe).unwrap();
-    if !supported {
-        eprintln!(
-            "no user extended attributes under {}: the batch is not used",
-            path.display()
-        );
-    }
-    supported
-}
-
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let mut buf = [0u8; 64];
     rustix::fs::lgetxattr(path, name, &mut buf[..])
@@ -595,7 +578,10 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 #[test]
 fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
     let (root, store) = new_store();
-    if !user_xattrs(root.path()) {
+    if !crate::machine::require_user_xattrs(
+        "first_installs_are_marked_until_flushed_and_rotations_are_not_deferred",
+        root.path(),
+    ) {
         return;
     }
     store
@@ -656,7 +642,10 @@ fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
 #[test]
 fn open_repairs_what_a_power_loss_in_the_middle_of_a_batch_could_leave() {
     let (root, store) = new_store();
-    if !user_xattrs(root.path()) {
+    if !crate::machine::require_user_xattrs(
+        "open_repairs_what_a_power_loss_in_the_middle_of_a_batch_could_leave",
+        root.path(),
+    ) {
         return;
     }
     let path = store.path().to_path_buf();
@@ -745,7 +734,10 @@ fn open_repairs_what_a_power_loss_in_the_middle_of_a_batch_could_leave() {
 #[test]
 fn a_batch_still_open_in_another_store_handle_is_left_alone() {
     let (root, store) = new_store();
-    if !user_xattrs(root.path()) {
+    if !crate::machine::require_user_xattrs(
+        "a_batch_still_open_in_another_store_handle_is_left_alone",
+        root.path(),
+    ) {
         return;
     }
     store

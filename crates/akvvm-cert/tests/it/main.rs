@@ -1,6 +1,8 @@
 //! akvvm-cert's integration tests, one binary with one module per area (one link instead of one
 //! per file, as uv and ripgrep do). Helpers and fixture files come from `akvvm-testkit`. The
-//! SIGKILL crash test is a binary of its own: `tests/crash_store.rs` says why.
+//! SIGKILL crash tests are binaries of their own (`tests/crash_store.rs` says why) and, with the
+//! work counts at 1,000 certificates (`tests/slow`), belong to the slow tier that `scripts/test`
+//! runs and `cargo test --workspace` leaves out.
 
 mod certificate_chain;
 mod certificate_errors;
@@ -11,4 +13,3 @@ mod pkcs12_fixtures;
 mod store_install;
 mod store_path;
 mod store_v4;
-mod store_work;

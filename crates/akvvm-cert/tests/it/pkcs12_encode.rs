@@ -90,8 +90,8 @@ fn encode_rejects_bad_input() {
 /// Key Vault's zero-length form; RC2 needs `-legacy` under OpenSSL 3.
 #[test]
 fn openssl_reads_our_encoding() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED: no openssl CLI on this machine to cross-check against");
+    if !akvvm_cert::machine::require_program("openssl_reads_our_encoding", "openssl", &["version"])
+    {
         return;
     }
     let (key, certs) = parts("rsa2048-shuffled.pem");

@@ -319,13 +319,14 @@ fn acls_grant_exactly_read_and_traverse() {
         (7, 0, Some(1), 0)
     );
 
-    // Cross-check with getfacl (Debian's `acl` package) when it is installed.
-    if let Ok(output) = Command::new("getfacl")
-        .args(["--omit-header", "--numeric"])
-        .arg(&installed.file)
-        .arg(store.path())
-        .output()
-    {
+    // Cross-check with getfacl (Debian's `acl` package).
+    if akvvm_cert::machine::require_program("getfacl cross-check", "getfacl", &["--version"]) {
+        let output = Command::new("getfacl")
+            .args(["--omit-header", "--numeric"])
+            .arg(&installed.file)
+            .arg(store.path())
+            .output()
+            .unwrap();
         assert!(output.status.success());
         let text = String::from_utf8(output.stdout).unwrap();
         assert_eq!(

@@ -27,10 +27,6 @@ fn request<'a>(version: &'a str, bundle: &'a CertificateBundle) -> InstallReques
     }
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 #[test]
 fn system_directories_are_refused_in_every_spelling_and_left_as_they_are() {
     for path in [
@@ -179,7 +175,7 @@ fn a_parent_others_can_write_is_refused_but_a_root_sticky_one_is_not() {
     );
     assert!(names(&group).is_empty());
 
-    if !is_root() {
+    if !akvvm_cert::machine::require_root("store path: a sticky root directory") {
         return;
     }
     // /tmp's kind: root's, sticky, writable by all. Only an entry's owner can move it.

@@ -179,8 +179,10 @@ mod tests {
 
     #[test]
     fn a_directory_of_another_user_is_refused_and_left_as_it_is() {
-        if !rustix::process::geteuid().is_root() {
-            // Only root can give a directory away; the privilege tests run as root.
+        // Only root can give a directory away.
+        if !crate::cert::machine::require_root(
+            "a_directory_of_another_user_is_refused_and_left_as_it_is",
+        ) {
             return;
         }
         let root = tempfile::tempdir().unwrap();

@@ -181,7 +181,8 @@ async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
     std::fs::create_dir_all(&tokens).unwrap();
     let key = tokens.join("a.key");
     std::fs::write(&key, "k3y-never-sent").unwrap();
-    if rustix::process::geteuid().is_root() {
+    let root = akvvm::cert::machine::require_root("arc: a key file owned by another user");
+    if root {
         // Owned by neither root nor himds: refused as well.
         let other = tokens.join("other.key");
         std::fs::write(&other, "k").unwrap();
@@ -259,7 +260,7 @@ async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
     assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
     assert!(error.to_string().contains("not on this machine"), "{error}");
 
-    if rustix::process::geteuid().is_root() {
+    if root {
         *realm.lock().unwrap() = tokens.join("other.key").display().to_string();
         let local = with(
             &format!("http://{address}/metadata/identity"),
