@@ -433,8 +433,9 @@ pub struct RetryPolicy {
 pub const THROTTLE_JITTER_MAX: Duration = Duration::from_secs(8);
 
 impl RetryPolicy {
-    /// This policy with no pause longer than `cap`, and no deadline past `cap` or
-    /// [`MIN_CAPPED_DEADLINE`], whichever is longer (the agent passes its polling interval: a
+    /// This policy with no backoff pause longer than `cap`, and no deadline past `cap` or
+    /// [`MIN_CAPPED_DEADLINE`], whichever is longer (a server's `Retry-After` is honoured as it
+    /// is, past `cap`, only while it ends before that deadline; a longer one ends the check) (the agent passes its polling interval: a
     /// short interval, as with the local vault, also retries quickly, and one check does not
     /// retry long past the next cycle, which tries again anyway; until a check ends, its cycle's
     /// status and the other certificates' next checks wait on it).

@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn capped_retry_pauses_never_exceed_the_cap() {
+fn capped_retry_pauses_never_exceed_the_cap_nor_a_retry_after_the_deadline() {
     let policy = RetryPolicy::key_vault().capped(Duration::from_secs(1));
     assert_eq!(policy.max_delay, Duration::from_secs(1));
     assert_eq!(policy.initial_delay, Duration::from_millis(250));
@@ -15,6 +15,41 @@ fn capped_retry_pauses_never_exceed_the_cap() {
     assert_eq!(minute.deadline, Some(Duration::from_secs(60)));
     let long = RetryPolicy::key_vault().capped(Duration::from_secs(3600));
     assert_eq!(long, RetryPolicy::key_vault());
+
+    // Every backoff pause stays within the cap, whatever the retry.
+    let mut rng = rand::rng();
+    for retry in 1..=12 {
+        for _ in 0..50 {
+            assert!(policy.jittered_backoff(retry, &mut rng) <= Duration::from_secs(1));
+            assert!(policy.throttle_delay(retry, None, &mut rng) <= Duration::from_secs(1));
+        }
+    }
+    // A server's Retry-After is honoured past the cap only while the pause fits in the capped
+    // deadline; a longer one ends the check (the certificate's own backoff takes over) instead
+    // of holding it, and the cycle, for as long as the server asked.
+    let seconds = Duration::from_secs;
+    assert_eq!(
+        policy.next_delay(1, Some(seconds(5)), seconds(1)),
+        Some(seconds(5))
+    );
+    assert_eq!(policy.next_delay(1, Some(seconds(30)), seconds(0)), None);
+    assert_eq!(policy.next_delay(1, Some(seconds(5)), seconds(6)), None);
+    let throttled = policy.throttle_delay(1, Some(seconds(30)), &mut rng);
+    assert!(throttled >= seconds(30), "{throttled:?}");
+    assert!(!policy.retries_throttling(1, throttled, seconds(0)));
+    let short = policy.throttle_delay(1, Some(seconds(2)), &mut rng);
+    assert!(short >= seconds(2) && short <= seconds(3), "{short:?}");
+    assert!(policy.retries_throttling(1, short, seconds(0)));
+    for (attempt, elapsed) in [(1, 0), (3, 4), (6, 9)] {
+        for retry_after in [None, Some(seconds(2)), Some(seconds(9)), Some(seconds(600))] {
+            if let Some(pause) = policy.next_delay(attempt, retry_after, seconds(elapsed)) {
+                assert!(
+                    seconds(elapsed) + pause <= MIN_CAPPED_DEADLINE,
+                    "attempt {attempt} after {elapsed} s, Retry-After {retry_after:?}: {pause:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
