@@ -153,6 +153,14 @@ fn parent() -> Result<String, String> {
             ));
         }
     }
+    // The kills must have landed where the crash safety matters, or the test showed nothing.
+    if mid_write == 0 || before_link == 0 {
+        return Err(format!(
+            "of {done} kills, {mid_write} landed mid-write and {before_link} between a new file \
+             and its link: the kills missed the windows this test is for (their spread follows \
+             the calibrated install time, {install_time:?})"
+        ));
+    }
     Ok(format!(
         "crash_store: one install takes {:.1} ms; {done} SIGKILLs in {:.1} s; {mid_write} landed mid-write (temp files left \
          behind), {before_link} after a new file but before its link moved; every link resolved to \

@@ -266,6 +266,15 @@ fn parent() -> Result<String, String> {
     if installed == 0 {
         return Err("the child never finished an install".into());
     }
+    // The kills must have landed where the crash safety matters, or the test showed nothing.
+    if mid_write == 0 || apart + behind == 0 {
+        return Err(format!(
+            "of {done} kills, {mid_write} landed mid-write and {} between the link swaps and \
+             .luma: the kills missed the windows this test is for (their spread follows the \
+             calibrated install time, {install_time:?})",
+            apart + behind
+        ));
+    }
     Ok(format!(
         "{NAME}: one install takes {:.1} ms; {done} SIGKILLs in {:.1} s; {mid_write} landed \
          mid-write (temp files left), {apart} between the two link swaps, {behind} after the links \
