@@ -20,6 +20,8 @@
 //!   - `store::access`: the `acls` setting applied to installed versions and the store's ACL.
 //!   - `store::lookup`: what is installed, read back from the store.
 //!   - [`store::atomic`]: `write_atomic` and the link swap, the crash-safe primitives.
+//!   - `store::sys`: every system call the store makes on its directory, each counted
+//!     ([`store::store_operations`], [`store::store_syncs`]) where it is made.
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
 //!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.

@@ -9,7 +9,6 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::acl::{self, Acl, PosixAcl, Principal};
-use super::atomic;
 use super::index::Index;
 use super::names::check_key_vault_name;
 use super::{
@@ -78,8 +77,7 @@ impl Store {
             if entry.has_certbot_dir {
                 let dir_name = format!("{file}{CERTBOT_DIR_SUFFIX}");
                 let dir_path = self.path.join(&dir_name);
-                atomic::count_operations(1);
-                let sub = rustix::fs::openat(
+                let sub = super::sys::openat(
                     &self.dir,
                     dir_name.as_str(),
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -110,8 +108,7 @@ pub(super) fn set_file_acl(
 ) -> Result<(), StoreError> {
     let path = dir_path.join(name);
     // open, set or remove the ACL (and chmod), close.
-    atomic::count_operations(3);
-    let file = rustix::fs::openat(
+    let file = super::sys::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -122,15 +119,15 @@ pub(super) fn set_file_acl(
         source: e.into(),
     })?;
     if acl.users.is_empty() && acl.groups.is_empty() {
-        match rustix::fs::fremovexattr(&file, acl::ACL_XATTR) {
+        match super::sys::fremovexattr(&file, acl::ACL_XATTR) {
             // No ACL, or a file system without ACLs: nothing to remove.
             Ok(()) | Err(Errno::NODATA | Errno::NOTSUP) => {}
             Err(e) => return Err(acl::acl_error(&path, e)),
         }
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(CERT_FILE_MODE))
+        super::sys::fchmod(&file, Mode::from_raw_mode(CERT_FILE_MODE))
             .map_err(|e| acl::acl_error(&path, e))
     } else {
-        rustix::fs::fsetxattr(
+        super::sys::fsetxattr(
             &file,
             acl::ACL_XATTR,
             &acl.to_xattr(),

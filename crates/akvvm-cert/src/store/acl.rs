@@ -212,14 +212,14 @@ impl PosixAcl {
     /// [`PosixAcl::read`] of an open file or directory.
     pub fn read_fd<Fd: AsFd>(fd: Fd) -> io::Result<Option<PosixAcl>> {
         let mut buf = vec![0u8; ACL_BUFFER_LEN];
-        Self::parse_read(rustix::fs::fgetxattr(fd, ACL_XATTR, &mut buf[..]), &buf)
+        Self::parse_read(super::sys::fgetxattr(fd, ACL_XATTR, &mut buf[..]), &buf)
     }
 
     /// The ACL of the entry `name` of the directory `dir`, never following a link (a link has no
     /// ACL of its own: `None`). The entry is opened `O_NOFOLLOW|O_NONBLOCK`, so a FIFO put there
     /// cannot hang the read.
     pub(crate) fn read_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<PosixAcl>> {
-        let file = match rustix::fs::openat(
+        let file = match super::sys::openat(
             dir,
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
@@ -268,8 +268,7 @@ pub(crate) fn set_directory_acl<Fd: AsFd>(
     mode: u32,
 ) -> Result<(), StoreError> {
     let mut buf = vec![0u8; ACL_BUFFER_LEN];
-    super::atomic::count_operations(2);
-    let current = match rustix::fs::fgetxattr(&dir, ACL_XATTR, &mut buf[..]) {
+    let current = match super::sys::fgetxattr(&dir, ACL_XATTR, &mut buf[..]) {
         Ok(len) => PosixAcl::from_xattr(&buf[..len]).ok(),
         Err(Errno::NODATA) => None,
         Err(e) if e == Errno::NOTSUP || e == Errno::OPNOTSUPP => None,
@@ -277,18 +276,18 @@ pub(crate) fn set_directory_acl<Fd: AsFd>(
     };
     if acl.users.is_empty() && acl.groups.is_empty() {
         if current.is_some() {
-            match rustix::fs::fremovexattr(&dir, ACL_XATTR) {
+            match super::sys::fremovexattr(&dir, ACL_XATTR) {
                 Ok(()) | Err(Errno::NODATA) => {}
                 Err(e) => return Err(acl_error(path, e)),
             }
         }
-        return rustix::fs::fchmod(&dir, rustix::fs::Mode::from_raw_mode(mode))
+        return super::sys::fchmod(&dir, rustix::fs::Mode::from_raw_mode(mode))
             .map_err(|e| acl_error(path, e));
     }
     if current.as_ref() == Some(acl) {
         return Ok(());
     }
-    rustix::fs::fsetxattr(
+    super::sys::fsetxattr(
         &dir,
         ACL_XATTR,
         &acl.to_xattr(),

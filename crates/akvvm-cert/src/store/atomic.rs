@@ -13,7 +13,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,35 +24,6 @@ use rustix::io::Errno;
 use super::StoreError;
 use super::acl::{ACL_XATTR, acl_error};
 use super::batch::DIGEST_XATTR;
-
-thread_local! {
-    static OPERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// How much file system work the store has done on this thread: one per system call on the
-/// store and one per directory entry read. It only ever grows; compare two readings. For tests
-/// and benchmarks that check the work an install does (it must not grow with the store's size).
-pub fn store_operations() -> u64 {
-    OPERATIONS.with(std::cell::Cell::get)
-}
-
-/// Adds `n` to [`store_operations`].
-pub(crate) fn count_operations(n: u64) {
-    OPERATIONS.with(|c| c.set(c.get().saturating_add(n)));
-}
-
-/// How many `fsync`s and `syncfs`s the store has made on this thread (the state file's are not
-/// counted): it only ever grows; compare two readings. For tests and benchmarks that check how
-/// often an install waits for the disk.
-pub fn store_syncs() -> u64 {
-    SYNCS.with(std::cell::Cell::get)
-}
-
-/// Adds one to [`store_syncs`].
-pub(crate) fn count_sync() {
-    SYNCS.with(|c| c.set(c.get().saturating_add(1)));
-}
 
 /// The prefix of every temp file or link akvvm makes; anything so named is debris of an
 /// interrupted write and is removed on start.
@@ -141,9 +112,8 @@ fn write_at(
     let mode = Mode::from_raw_mode(options.mode);
     // open, fchmod, write, close, rename, and either the two fsyncs (of the file and of the
     // directory) or the digest; fchown and the ACL below.
-    count_operations(if synced { 7 } else { 6 });
     let (temp_name, fd) = create_temp(name, |temp| {
-        rustix::fs::openat(
+        super::sys::openat(
             dir,
             temp,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -154,10 +124,9 @@ fn write_at(
 
     let result = (|| {
         // The umask may have narrowed the mode given to open; set it exactly.
-        rustix::fs::fchmod(&fd, mode).map_err(|e| write_error("set the mode")(e.into()))?;
+        super::sys::fchmod(&fd, mode).map_err(|e| write_error("set the mode")(e.into()))?;
         if let Some((uid, gid)) = options.owner {
-            count_operations(1);
-            rustix::fs::fchown(
+            super::sys::fchown(
                 &fd,
                 Some(rustix::fs::Uid::from_raw(uid)),
                 Some(rustix::fs::Gid::from_raw(gid)),
@@ -165,34 +134,31 @@ fn write_at(
             .map_err(|e| write_error("set the owner")(e.into()))?;
         }
         if let Some(acl) = options.acl {
-            count_operations(1);
-            rustix::fs::fsetxattr(&fd, ACL_XATTR, acl, XattrFlags::empty())
+            super::sys::fsetxattr(&fd, ACL_XATTR, acl, XattrFlags::empty())
                 .map_err(|e| acl_error(&path, e))?;
         }
         if let Some(digest) = digest {
-            rustix::fs::fsetxattr(&fd, DIGEST_XATTR, digest, XattrFlags::empty())
+            super::sys::fsetxattr(&fd, DIGEST_XATTR, digest, XattrFlags::empty())
                 .map_err(|e| write_error("set the digest")(e.into()))?;
         }
         let mut file = File::from(fd);
-        file.write_all(bytes).map_err(write_error("write"))?;
+        super::sys::write_all(&mut file, bytes).map_err(write_error("write"))?;
         if synced {
-            count_sync();
-            file.sync_all().map_err(write_error("fsync the file"))?;
+            super::sys::sync_all(&file).map_err(write_error("fsync the file"))?;
         }
         drop(file);
-        rustix::fs::renameat(dir, temp_name.as_str(), dir, name)
+        super::sys::renameat(dir, temp_name.as_str(), dir, name)
             .map_err(|e| write_error("rename the temp file over it")(e.into()))?;
         Ok(())
     })();
     if let Err(error) = result {
-        let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
+        let _ = super::sys::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
         return Err(error);
     }
     if !synced {
         return Ok(());
     }
-    count_sync();
-    rustix::fs::fsync(dir).map_err(|e| write_error("fsync the directory")(e.into()))
+    super::sys::fsync(dir).map_err(|e| write_error("fsync the directory")(e.into()))
 }
 
 /// Points the link `link_name` in `dir` at `target` (a name relative to `dir`), atomically: the
@@ -228,23 +194,21 @@ fn link_at(
     let path = dir_path.join(link_name);
     ensure_link_or_absent(dir, dir_path, link_name)?;
     // symlink, rename, and the fsync of the directory.
-    count_operations(if synced { 3 } else { 2 });
     let link_error = |source: io::Error| StoreError::Link {
         path: path.clone(),
         target: target.to_owned(),
         source,
     };
-    let (temp_name, ()) = create_temp(link_name, |temp| rustix::fs::symlinkat(target, dir, temp))
+    let (temp_name, ()) = create_temp(link_name, |temp| super::sys::symlinkat(target, dir, temp))
         .map_err(link_error)?;
-    if let Err(e) = rustix::fs::renameat(dir, temp_name.as_str(), dir, link_name) {
-        let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
+    if let Err(e) = super::sys::renameat(dir, temp_name.as_str(), dir, link_name) {
+        let _ = super::sys::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
         return Err(link_error(e.into()));
     }
     if !synced {
         return Ok(());
     }
-    count_sync();
-    rustix::fs::fsync(dir).map_err(|e| link_error(e.into()))
+    super::sys::fsync(dir).map_err(|e| link_error(e.into()))
 }
 
 /// Fails with [`StoreError::LinkOccupied`] when `name` exists in `dir` and is not a symbolic link.
@@ -263,8 +227,7 @@ pub(crate) fn link_exists(
     dir_path: &Path,
     name: &str,
 ) -> Result<bool, StoreError> {
-    count_operations(1);
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+    match super::sys::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => Ok(true),
         Ok(_) => Err(StoreError::LinkOccupied {
             path: dir_path.join(name),
@@ -300,7 +263,7 @@ pub fn remove_stale_temp_files(path: &Path) -> Result<usize, StoreError> {
         if file_type != FileType::RegularFile || !ours {
             continue;
         }
-        match rustix::fs::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
+        match super::sys::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
             Ok(()) => removed += 1,
             Err(Errno::NOENT) => {}
             Err(e) => {
@@ -340,7 +303,7 @@ pub(crate) fn remove_temp_files_if(
         let result = if file_type == FileType::Directory {
             remove_tree_at(dir, &name)
         } else {
-            rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).map_err(io::Error::from)
+            super::sys::unlinkat(dir, name.as_str(), AtFlags::empty()).map_err(io::Error::from)
         };
         match result {
             Ok(()) => removed.push(name),
@@ -355,8 +318,7 @@ pub(crate) fn remove_temp_files_if(
         }
     }
     if !removed.is_empty() {
-        count_sync();
-        rustix::fs::fsync(dir).map_err(|e| StoreError::Write {
+        super::sys::fsync(dir).map_err(|e| StoreError::Write {
             path: dir_path.to_path_buf(),
             step: "fsync the directory",
             source: e.into(),
@@ -378,8 +340,7 @@ pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> 
 }
 
 fn remove_tree_depth(dir: BorrowedFd<'_>, name: &str, depth: usize) -> io::Result<()> {
-    count_operations(1);
-    let sub = match rustix::fs::openat(
+    let sub = match super::sys::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -388,8 +349,7 @@ fn remove_tree_depth(dir: BorrowedFd<'_>, name: &str, depth: usize) -> io::Resul
         Ok(sub) => sub,
         // A link, a file or a FIFO: remove the entry itself.
         Err(Errno::LOOP | Errno::NOTDIR) => {
-            count_operations(1);
-            return rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io::Error::from);
+            return super::sys::unlinkat(dir, name, AtFlags::empty()).map_err(io::Error::from);
         }
         Err(e) => return Err(e.into()),
     };
@@ -404,16 +364,14 @@ fn remove_tree_depth(dir: BorrowedFd<'_>, name: &str, depth: usize) -> io::Resul
         if file_type == FileType::Directory {
             remove_tree_depth(sub.as_fd(), &entry, depth + 1)?;
         } else {
-            count_operations(1);
-            match rustix::fs::unlinkat(&sub, entry.as_str(), AtFlags::empty()) {
+            match super::sys::unlinkat(&sub, entry.as_str(), AtFlags::empty()) {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
     drop(sub);
-    count_operations(1);
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io::Error::from)
+    super::sys::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(io::Error::from)
 }
 
 /// The entries of `dir` (without `.` and `..`), with their types. Names that are not UTF-8 are
@@ -426,11 +384,9 @@ pub(crate) fn list_dir(
         path: dir_path.to_path_buf(),
         source: e.into(),
     };
-    count_operations(1);
-    let entries = rustix::fs::Dir::read_from(dir).map_err(read_error)?;
+    let entries = super::sys::read_dir(dir).map_err(read_error)?;
     let mut names = Vec::new();
     for entry in entries {
-        count_operations(1);
         let entry = entry.map_err(read_error)?;
         let Some(name) = utf8_name(entry.file_name()) else {
             continue;
@@ -441,7 +397,7 @@ pub(crate) fn list_dir(
         let mut file_type = entry.file_type();
         if file_type == FileType::Unknown {
             // Some file systems do not fill d_type.
-            file_type = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            file_type = match super::sys::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(stat) => FileType::from_raw_mode(stat.st_mode),
                 Err(Errno::NOENT) => continue,
                 Err(e) => return Err(read_error(e)),

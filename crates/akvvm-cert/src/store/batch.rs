@@ -27,7 +27,6 @@
 //! store whose file system has no user extended attributes never batches.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
@@ -36,7 +35,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::atomic::{self, TEMP_PREFIX, count_operations, count_sync};
+use super::atomic::{self, TEMP_PREFIX};
 use super::index::split_version_name;
 use super::{Store, StoreError};
 
@@ -74,14 +73,11 @@ impl Store {
         if batch.unsupported {
             return false;
         }
-        count_operations(1);
-        if rustix::fs::flock(&self.dir, FlockOperation::NonBlockingLockExclusive).is_err() {
+        if super::sys::flock(&self.dir, FlockOperation::NonBlockingLockExclusive).is_err() {
             return false;
         }
-        count_operations(2);
-        count_sync();
-        let marked = rustix::fs::fsetxattr(&self.dir, UNSYNCED_XATTR, b"1", XattrFlags::empty())
-            .and_then(|()| rustix::fs::fsync(&self.dir));
+        let marked = super::sys::fsetxattr(&self.dir, UNSYNCED_XATTR, b"1", XattrFlags::empty())
+            .and_then(|()| super::sys::fsync(&self.dir));
         match marked {
             Ok(()) => {
                 batch.open = true;
@@ -93,8 +89,8 @@ impl Store {
                 } else {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot mark the store for unsynced first installs; installing with fsyncs");
                 }
-                let _ = rustix::fs::fremovexattr(&self.dir, UNSYNCED_XATTR);
-                let _ = rustix::fs::flock(&self.dir, FlockOperation::Unlock);
+                let _ = super::sys::fremovexattr(&self.dir, UNSYNCED_XATTR);
+                let _ = super::sys::flock(&self.dir, FlockOperation::Unlock);
                 false
             }
         }
@@ -111,20 +107,17 @@ impl Store {
         if !batch.open {
             return Ok(());
         }
-        count_operations(1);
-        count_sync();
-        rustix::fs::syncfs(&self.dir).map_err(|e| StoreError::Write {
+        super::sys::syncfs(&self.dir).map_err(|e| StoreError::Write {
             path: self.path.clone(),
             step: "syncfs the store's file system",
             source: e.into(),
         })?;
-        count_operations(2);
-        if let Err(e) = rustix::fs::fremovexattr(&self.dir, UNSYNCED_XATTR)
+        if let Err(e) = super::sys::fremovexattr(&self.dir, UNSYNCED_XATTR)
             && e != Errno::NODATA
         {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the store's unsynced marker; the next start checks the new files once more");
         }
-        let _ = rustix::fs::flock(&self.dir, FlockOperation::Unlock);
+        let _ = super::sys::flock(&self.dir, FlockOperation::Unlock);
         batch.open = false;
         drop(batch);
         self.restamp(&mut guard);
@@ -160,17 +153,17 @@ pub(super) fn repair(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<String>, St
         source: e.into(),
     };
     let mut flag = [0u8; 8];
-    match rustix::fs::fgetxattr(dir, UNSYNCED_XATTR, &mut flag[..]) {
+    match super::sys::fgetxattr(dir, UNSYNCED_XATTR, &mut flag[..]) {
         Ok(_) => {}
         Err(Errno::NODATA | Errno::NOTSUP) => return Ok(Vec::new()),
         Err(e) => return Err(read_error("", e)),
     }
-    if rustix::fs::flock(dir, FlockOperation::NonBlockingLockExclusive).is_err() {
+    if super::sys::flock(dir, FlockOperation::NonBlockingLockExclusive).is_err() {
         // A live process's batch: it flushes it itself.
         return Ok(Vec::new());
     }
     let result = repair_locked(dir, path, &read_error, &write_error);
-    let _ = rustix::fs::flock(dir, FlockOperation::Unlock);
+    let _ = super::sys::flock(dir, FlockOperation::Unlock);
     result
 }
 
@@ -197,7 +190,7 @@ fn repair_locked(
         if *file_type != FileType::Symlink || name.starts_with(TEMP_PREFIX) {
             continue;
         }
-        let target = match rustix::fs::readlinkat(dir, name.as_str(), Vec::new()) {
+        let target = match super::sys::readlinkat(dir, name.as_str(), Vec::new()) {
             Ok(target) => target.into_string().unwrap_or_default(),
             Err(Errno::NOENT) => continue,
             Err(e) => return Err(read_error(name, e)),
@@ -207,13 +200,13 @@ fn repair_locked(
         {
             continue;
         }
-        match rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()) {
+        match super::sys::unlinkat(dir, name.as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => removed.push(name.clone()),
             Err(e) => return Err(write_error(name, "remove a link to an incomplete file", e)),
         }
     }
     for name in bad {
-        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        match super::sys::unlinkat(dir, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => removed.push(name.to_owned()),
             Err(e) => return Err(write_error(name, "remove an incomplete file", e)),
         }
@@ -223,19 +216,19 @@ fn repair_locked(
         tracing::warn!(path = %path.display(), removed = ?removed, "removed the links and files of first installs a crash left incomplete; the next cycle installs them again");
     }
     // What was checked is durable before the marker goes.
-    rustix::fs::syncfs(dir).map_err(|e| write_error("", "syncfs the store's file system", e))?;
-    match rustix::fs::fremovexattr(dir, UNSYNCED_XATTR) {
+    super::sys::syncfs(dir).map_err(|e| write_error("", "syncfs the store's file system", e))?;
+    match super::sys::fremovexattr(dir, UNSYNCED_XATTR) {
         Ok(()) | Err(Errno::NODATA) => {}
         Err(e) => return Err(write_error("", "remove the unsynced marker", e)),
     }
-    rustix::fs::fsync(dir).map_err(|e| write_error("", "fsync the directory", e))?;
+    super::sys::fsync(dir).map_err(|e| write_error("", "fsync the directory", e))?;
     Ok(removed)
 }
 
 /// Whether the version file `name` holds what was written: `true` for a file without a digest
 /// (written with `fsync`s), else whether its content's SHA-256 is the digest.
 fn content_matches(dir: BorrowedFd<'_>, name: &str) -> Result<bool, Errno> {
-    let fd = match rustix::fs::openat(
+    let fd = match super::sys::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -246,7 +239,7 @@ fn content_matches(dir: BorrowedFd<'_>, name: &str) -> Result<bool, Errno> {
         Err(e) => return Err(e),
     };
     let mut expected = [0u8; 32];
-    match rustix::fs::fgetxattr(&fd, DIGEST_XATTR, &mut expected[..]) {
+    match super::sys::fgetxattr(&fd, DIGEST_XATTR, &mut expected[..]) {
         Ok(32) => {}
         Ok(_) => return Ok(false),
         Err(Errno::NODATA | Errno::NOTSUP) => return Ok(true),
@@ -256,8 +249,7 @@ fn content_matches(dir: BorrowedFd<'_>, name: &str) -> Result<bool, Errno> {
     }
     // The content holds a private key.
     let mut content = Zeroizing::new(Vec::new());
-    std::fs::File::from(fd)
-        .read_to_end(&mut content)
+    super::sys::read_to_end(&mut std::fs::File::from(fd), &mut content)
         .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
     Ok(digest(&content) == expected)
 }

@@ -21,7 +21,7 @@ use rustix::fs::{AtFlags, FileType};
 use rustix::io::Errno;
 
 use super::acl::{PosixAcl, Principal};
-use super::atomic::{self, TEMP_PREFIX, count_operations};
+use super::atomic::{self, TEMP_PREFIX};
 use super::names::check_key_vault_name;
 use super::{CERTBOT_DIR_SUFFIX, StoreError};
 
@@ -88,18 +88,15 @@ impl Index {
                 continue;
             }
             match file_type {
-                FileType::Symlink => {
-                    count_operations(1);
-                    match rustix::fs::readlinkat(dir, name.as_str(), Vec::new()) {
-                        Ok(target) => {
-                            if let Ok(target) = target.into_string() {
-                                index.set_link(&name, &target);
-                            }
+                FileType::Symlink => match super::sys::readlinkat(dir, name.as_str(), Vec::new()) {
+                    Ok(target) => {
+                        if let Ok(target) = target.into_string() {
+                            index.set_link(&name, &target);
                         }
-                        Err(Errno::NOENT) => {}
-                        Err(e) => return Err(read_error(&name, e)),
                     }
-                }
+                    Err(Errno::NOENT) => {}
+                    Err(e) => return Err(read_error(&name, e)),
+                },
                 FileType::RegularFile => {
                     if let Some(file) = super::v4::FileName::parse(&name) {
                         let principals = read_principals(dir, path, &name)?;
@@ -263,8 +260,7 @@ impl Index {
 
 /// The modification time of `name` in `dir`, `None` when it is gone.
 pub(super) fn modified_at(dir: BorrowedFd<'_>, name: &str) -> Result<Option<(i64, u64)>, Errno> {
-    count_operations(1);
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+    match super::sys::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => Ok(Some((stat.st_mtime, stat.st_mtime_nsec))),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(e),
@@ -279,7 +275,6 @@ fn read_principals(
     name: &str,
 ) -> Result<Vec<Principal>, StoreError> {
     // open, read the ACL.
-    count_operations(2);
     match PosixAcl::read_at(dir, name) {
         Ok(Some(acl)) => Ok(acl.principals()),
         Ok(None) => Ok(Vec::new()),

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::acl::{self, Acl, PosixAcl, Principal};
-use super::atomic::{self, FileOptions, count_operations};
+use super::atomic::{self, FileOptions};
 use super::batch;
 use super::index::{Index, modified_at};
 use super::names::Names;
@@ -332,12 +332,11 @@ impl Store {
     /// Removes the link `name` if it is one; failures are logged.
     fn remove_link(&self, name: &str) {
         let path = self.path.join(name);
-        count_operations(2);
-        match rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match super::sys::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {}
             _ => return,
         }
-        match rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()) {
+        match super::sys::unlinkat(&self.dir, name, AtFlags::empty()) {
             Ok(()) => {
                 tracing::info!(path = %path.display(), "removed a link to an output that is no longer asked for")
             }
@@ -366,12 +365,11 @@ impl Store {
             }
         };
         // mkdir, open, close, fsync of the store; the ACL and the files count themselves.
-        count_operations(4);
-        match rustix::fs::mkdirat(&self.dir, name, Mode::from_raw_mode(CERTBOT_DIR_MODE)) {
+        match super::sys::mkdirat(&self.dir, name, Mode::from_raw_mode(CERTBOT_DIR_MODE)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(write_error("create the directory")(e)),
         }
-        let sub = rustix::fs::openat(
+        let sub = super::sys::openat(
             &self.dir,
             name,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -396,7 +394,6 @@ impl Store {
         if let Some(pfx) = &rendered.pfx {
             atomic::write_atomic_at(sub.as_fd(), &dir_path, PFX_FILE, pfx, file_options)?;
         }
-        atomic::count_sync();
-        rustix::fs::fsync(&self.dir).map_err(write_error("fsync the store directory"))
+        super::sys::fsync(&self.dir).map_err(write_error("fsync the store directory"))
     }
 }

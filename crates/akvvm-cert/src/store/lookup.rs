@@ -49,7 +49,7 @@ impl Store {
             }
         };
         let points_here = |link: &str, target: &str| {
-            rustix::fs::readlinkat(&self.dir, link, Vec::new())
+            super::sys::readlinkat(&self.dir, link, Vec::new())
                 .ok()
                 .is_some_and(|t| t.as_bytes() == target.as_bytes())
         };
@@ -88,8 +88,7 @@ impl Store {
         let link = format!("{vault}.{name}");
         let link_path = self.path.join(&link);
         // readlink, then stat of its target.
-        super::atomic::count_operations(2);
-        let target = match rustix::fs::readlinkat(&self.dir, link.as_str(), Vec::new()) {
+        let target = match super::sys::readlinkat(&self.dir, link.as_str(), Vec::new()) {
             Ok(target) => target,
             Err(Errno::NOENT) => return Ok(None),
             Err(Errno::INVAL) => {
@@ -112,7 +111,7 @@ impl Store {
         if check_key_vault_name("version", version).is_err() {
             return Ok(None);
         }
-        match rustix::fs::statat(&self.dir, target.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        match super::sys::statat(&self.dir, target.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
                 Ok(Some(Current {
                     version: version.to_owned(),
@@ -138,22 +137,22 @@ const MAX_VERSION_FILE: u64 = 1 << 20;
 /// The text of the regular file `name` in the store `dir`, opened under the store's handle with
 /// `O_NOFOLLOW|O_NONBLOCK` (a link or a FIFO swapped in is refused, not followed or waited on).
 pub(super) fn read_file_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Zeroizing<String>> {
-    super::atomic::count_operations(3);
-    let fd = rustix::fs::openat(
+    let fd = super::sys::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let stat = rustix::fs::fstat(&fd)?;
+    let stat = super::sys::fstat(&fd)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Err(std::io::Error::other("not a regular file"));
     }
     // Sized up front: a String that grows leaves copies of the key behind, unzeroed.
     let capacity = usize::try_from(stat.st_size.clamp(0, MAX_VERSION_FILE as i64)).unwrap_or(0);
     let mut text = Zeroizing::new(String::with_capacity(capacity + 1));
-    std::fs::File::from(fd)
-        .take(MAX_VERSION_FILE)
-        .read_to_string(&mut text)?;
+    super::sys::read_to_string(
+        &mut std::fs::File::from(fd).take(MAX_VERSION_FILE),
+        &mut text,
+    )?;
     Ok(text)
 }

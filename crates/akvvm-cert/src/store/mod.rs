@@ -35,6 +35,8 @@
 //! - `access`: [`Store::apply_acls`] and the store directory's ACL.
 //! - `lookup`: [`Store::current`] and [`Store::installed`], read back from the store.
 //! - [`atomic`]: the write and link primitives ([`write_atomic`]).
+//! - `sys`: the store's system calls, each counted where it is made ([`store_operations`],
+//!   [`store_syncs`]).
 //! - [`acl`]: POSIX ACLs for the `acls` setting, in the kernel's xattr form.
 //! - [`path`]: the system directories the store may not be, and the walk from `/` that opens it
 //!   without following a link through parents only root (or akvvm's user) can change.
@@ -57,6 +59,7 @@ mod install;
 mod lookup;
 mod names;
 mod prune;
+mod sys;
 mod v4;
 
 use std::num::NonZeroU32;
@@ -72,12 +75,11 @@ use crate::certificate::CertificateBundle;
 use index::Index;
 
 pub use acl::{Acl, PosixAcl, Principal};
-pub use atomic::{
-    TEMP_PREFIX, remove_stale_temp_files, store_operations, store_syncs, write_atomic,
-};
+pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, write_atomic};
 pub use batch::{DIGEST_XATTR, UNSYNCED_XATTR};
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
+pub use sys::{store_operations, store_syncs};
 pub use v4::{LUMA_FILE_MODE, Luma};
 
 /// Which file layout a store writes and reads: the extension's 3.x one (one file per version,
@@ -225,7 +227,7 @@ impl Store {
             source,
         };
         let dir = path::open_store_dir(path)?;
-        let stat = rustix::fs::fstat(&dir).map_err(|e| open_error(e.into()))?;
+        let stat = sys::fstat(&dir).map_err(|e| open_error(e.into()))?;
         let euid = rustix::process::geteuid().as_raw();
         if stat.st_uid != euid {
             return Err(StoreError::UnsafeOwner {
@@ -241,7 +243,7 @@ impl Store {
                 mode = format!("{:o}", stat.st_mode & 0o7777),
                 "narrowing the certificate store's mode to 0700"
             );
-            rustix::fs::fchmod(&dir, Mode::from_raw_mode(STORE_DIR_MODE))
+            sys::fchmod(&dir, Mode::from_raw_mode(STORE_DIR_MODE))
                 .map_err(|e| open_error(e.into()))?;
         }
         // Each layout removes only the debris of its own names.
@@ -258,7 +260,7 @@ impl Store {
                 continue;
             }
             let sub_path = path.join(&name);
-            let sub = match rustix::fs::openat(
+            let sub = match sys::openat(
                 &dir,
                 name.as_str(),
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -328,8 +330,7 @@ impl Store {
 
     /// The store directory's `st_ctime`, `None` if it cannot be read.
     fn directory_stamp(&self) -> Option<(i64, i64)> {
-        atomic::count_operations(1);
-        rustix::fs::fstat(&self.dir)
+        sys::fstat(&self.dir)
             .ok()
             .map(|stat| (stat.st_ctime, stat.st_ctime_nsec as i64))
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, FileType};
 
-use super::atomic::{count_operations, count_sync, list_dir, remove_tree_at};
+use super::atomic::{list_dir, remove_tree_at};
 use super::index::Index;
 use super::names::{check_key_vault_name, check_link_name};
 use super::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX, Layout, Store, StoreError};
@@ -36,8 +36,7 @@ impl Store {
                 continue;
             }
             if entry.has_file {
-                count_operations(1);
-                match rustix::fs::unlinkat(&self.dir, file.as_str(), AtFlags::empty()) {
+                match super::sys::unlinkat(&self.dir, file.as_str(), AtFlags::empty()) {
                     Ok(()) => {
                         index.remove_version(&certificate, &entry.version, false);
                         pruned.push(self.path.join(&file));
@@ -62,12 +61,10 @@ impl Store {
                 }
             }
         }
-        if !pruned.is_empty() {
-            count_operations(1);
-            count_sync();
-            if let Err(e) = rustix::fs::fsync(&self.dir) {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot fsync the store after pruning");
-            }
+        if !pruned.is_empty()
+            && let Err(e) = super::sys::fsync(&self.dir)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot fsync the store after pruning");
         }
         pruned
     }
@@ -123,8 +120,7 @@ impl Store {
             let result = if file_type == FileType::Directory {
                 remove_tree_at(self.dir.as_fd(), &entry)
             } else {
-                count_operations(1);
-                rustix::fs::unlinkat(&self.dir, entry.as_str(), AtFlags::empty())
+                super::sys::unlinkat(&self.dir, entry.as_str(), AtFlags::empty())
                     .map_err(std::io::Error::from)
             };
             match result {
@@ -140,9 +136,7 @@ impl Store {
             }
         }
         if !removed.is_empty() {
-            count_operations(1);
-            count_sync();
-            rustix::fs::fsync(&self.dir).map_err(|e| StoreError::Write {
+            super::sys::fsync(&self.dir).map_err(|e| StoreError::Write {
                 path: self.path.clone(),
                 step: "fsync the directory",
                 source: e.into(),

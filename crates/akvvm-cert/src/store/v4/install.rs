@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::super::acl::{PosixAcl, Principal};
-use super::super::atomic::{self, FileOptions, count_operations};
+use super::super::atomic::{self, FileOptions};
 use super::super::index::Index;
 use super::super::install::{FileSettings, file_settings};
 use super::super::names::check_key_vault_name;
@@ -278,8 +278,7 @@ impl Store {
                     continue;
                 }
                 let name = pair.file(certificate, kind);
-                count_operations(1);
-                match rustix::fs::unlinkat(&self.dir, name.as_str(), AtFlags::empty()) {
+                match super::super::sys::unlinkat(&self.dir, name.as_str(), AtFlags::empty()) {
                     Ok(()) | Err(rustix::io::Errno::NOENT) => {
                         index
                             .v4
@@ -293,11 +292,10 @@ impl Store {
                 }
             }
         }
-        if !pruned.is_empty() {
-            count_operations(1);
-            if let Err(e) = rustix::fs::fsync(&self.dir) {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot fsync the store after pruning");
-            }
+        if !pruned.is_empty()
+            && let Err(e) = super::super::sys::fsync(&self.dir)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot fsync the store after pruning");
         }
         pruned
     }

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use super::super::access::set_file_acl;
 use super::super::acl::{PosixAcl, Principal};
-use super::super::atomic::{self, count_operations, list_dir};
+use super::super::atomic::{self, list_dir};
 use super::super::index::Index;
 use super::super::lookup::read_file_at;
 use super::super::names::check_key_vault_name;
@@ -51,8 +51,7 @@ impl Store {
             return Ok(None);
         }
         for target in [&pem, &keyid] {
-            count_operations(1);
-            match rustix::fs::statat(&self.dir, target.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            match super::super::sys::statat(&self.dir, target.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {}
                 Ok(_) | Err(Errno::NOENT) => {
                     tracing::warn!(certificate, %target, "a 4.x link points to a missing file");
@@ -77,8 +76,7 @@ impl Store {
     /// names; `None` when there is no link or it points elsewhere.
     fn read_v4_link(&self, certificate: &str, kind: Kind) -> Result<Option<String>, StoreError> {
         let link = stable_name(certificate, kind.suffix());
-        count_operations(1);
-        let target = match rustix::fs::readlinkat(&self.dir, link.as_str(), Vec::new()) {
+        let target = match super::super::sys::readlinkat(&self.dir, link.as_str(), Vec::new()) {
             Ok(target) => target,
             Err(Errno::NOENT) => return Ok(None),
             Err(Errno::INVAL) => {
@@ -223,8 +221,7 @@ impl Store {
         doomed.sort();
         let mut removed = Vec::new();
         for (_, entry) in doomed {
-            count_operations(1);
-            match rustix::fs::unlinkat(&self.dir, entry.as_str(), AtFlags::empty()) {
+            match super::super::sys::unlinkat(&self.dir, entry.as_str(), AtFlags::empty()) {
                 Ok(()) => removed.push(self.path.join(&entry)),
                 Err(Errno::NOENT) => {}
                 Err(e) => {
@@ -237,8 +234,7 @@ impl Store {
             }
         }
         if !removed.is_empty() {
-            count_operations(1);
-            rustix::fs::fsync(&self.dir).map_err(|e| StoreError::Write {
+            super::super::sys::fsync(&self.dir).map_err(|e| StoreError::Write {
                 path: self.path.clone(),
                 step: "fsync the directory",
                 source: e.into(),
