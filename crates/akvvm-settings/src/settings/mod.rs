@@ -50,6 +50,9 @@ pub use secret_url::{
 };
 pub use v4_rules::{V4_MAX_POLLING_INTERVAL, V4_MIN_POLLING_INTERVAL};
 
+/// Default `requestTimeoutInS`: the time allowed for one whole HTTP request, from sending to the
+/// last byte of the answer (also the HTTP client's default, `akvvm::http`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `pollingIntervalInS`: one hour.
 pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default store directory (`certificateStoreLocation`), the shipped Linux extension's.
@@ -152,7 +155,7 @@ pub struct ObservedCertificate {
     /// `authenticationOverride.msiClientId` (4.x documents it; accepted in 3.x too): the
     /// user-assigned managed identity this certificate is fetched with, at the top-level
     /// `msiEndpoint`, instead of the identity of `authenticationSettings`.
-    pub authentication_override: Option<crate::identity::ManagedIdentityId>,
+    pub authentication_override: Option<crate::identity_id::ManagedIdentityId>,
 }
 
 impl ObservedCertificate {
@@ -210,7 +213,7 @@ pub enum Authentication {
         /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
         endpoint: MsiEndpoint,
         /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id,
-        /// see [`crate::identity::ManagedIdentityId`]); `None` means the system-assigned identity.
+        /// see [`crate::identity_id::ManagedIdentityId`]); `None` means the system-assigned identity.
         client_id: Option<String>,
     },
     /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
@@ -306,7 +309,7 @@ impl fmt::Display for Authentication {
                 write!(
                     f,
                     "managed identity (user-assigned, {}) at {endpoint}",
-                    crate::identity::ManagedIdentityId::parse_lenient(id)
+                    crate::identity_id::ManagedIdentityId::parse_lenient(id)
                 )
             }
             Authentication::BootstrapCertificate {
@@ -320,7 +323,7 @@ impl fmt::Display for Authentication {
     }
 }
 
-/// `loggingSettings`: forward the agent's log records to Fluentd (see [`crate::logship`]).
+/// `loggingSettings`: forward the agent's log records to Fluentd (see `akvvm::logship`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggingSettings {
     /// `endpoint`: where the collector listens.
@@ -381,7 +384,7 @@ pub struct AgentOptions {
     pub startup_jitter: Option<Duration>,
     /// `requestTimeoutInS`: the time one HTTP request (IMDS, Entra ID, Key Vault) may take, from
     /// sending to the last byte of the answer, before it is abandoned (and retried as its
-    /// policy says); default [`crate::http::DEFAULT_REQUEST_TIMEOUT`].
+    /// policy says); default [`DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
     /// `fullCheckIntervalInS`: how long a certificate that the vault's secret list showed
     /// unchanged goes without a GET of its own; zero turns the list off (one GET per certificate
@@ -446,7 +449,7 @@ impl Default for AgentOptions {
             )],
             concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
             startup_jitter: None,
-            request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             full_check_interval: DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,

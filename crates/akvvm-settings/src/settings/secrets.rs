@@ -13,7 +13,7 @@ use super::diagnostic::{join_index, join_key};
 use super::parse::{ACL_KEYS, Ctx, OBSERVED_KEYS, OVERRIDE_KEYS, SECRETS_KEYS};
 use super::read::{Got, check_abs_path, compact};
 use super::secret_url::{KNOWN_VAULT_SUFFIXES, SecretUrl, VaultHost};
-use crate::identity::{ManagedIdentityId, MsiIdError};
+use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
 use super::{
     AclEntry, CertificateOptions, DEFAULT_CERTIFICATE_STORE_NAME, DEFAULT_POLLING_INTERVAL,

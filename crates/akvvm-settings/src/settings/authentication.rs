@@ -8,7 +8,7 @@ use url::Url;
 use super::parse::{AUTH_KEYS, Ctx};
 use super::read::{Fields, Got};
 use super::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
-use crate::identity::{ManagedIdentityId, MsiIdError};
+use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
 impl Ctx<'_> {
     pub(super) fn authentication(&mut self, v: &Value, path: &str) -> Option<Authentication> {

@@ -73,7 +73,7 @@ impl HandlerEnvironment {
             path: path.to_path_buf(),
             name: entry
                 .name
-                .unwrap_or_else(|| crate::status::HANDLER_NAME.to_string()),
+                .unwrap_or_else(|| crate::handler::HANDLER_NAME.to_string()),
             log_folder: absolute(env.log_folder),
             config_folder: absolute(env.config_folder),
             status_folder: absolute(env.status_folder),
@@ -242,7 +242,7 @@ mod tests {
             HandlerEnvironment::parse(Path::new("/ext/HandlerEnvironment.json"), text).unwrap();
         assert_eq!(env.config_folder, PathBuf::from("/ext/config"));
         assert_eq!(env.heartbeat_file, None);
-        assert_eq!(env.name, crate::status::HANDLER_NAME);
+        assert_eq!(env.name, crate::handler::HANDLER_NAME);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `loggingSettings`: where the agent's log records go besides stderr. The one documented shape
 //! is `{"logger": "fluentd", "endpoint": "tcp://host:port" | "unix:///path", "format":
 //! "forward", "servicename": "<tag>"}`; anything else is an error that says what is supported.
-//! The records are sent by [`crate::logship`].
+//! The records are sent by `akvvm::logship`.
 
 use std::path::PathBuf;
 
