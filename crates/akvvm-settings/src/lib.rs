@@ -7,7 +7,8 @@
 //! Modules, one line each:
 //! - [`settings`]: the extension's public settings, validated from JSON (`read` the field
 //!   reader and diagnostic builder, `parse` the settings object, `secrets` observed
-//!   certificates, `authentication`, `akvvm` akvvm's own options, `secret_url`, `diagnostic`).
+//!   certificates, `authentication`, `own_options` akvvm's own options, `secret_url`,
+//!   `diagnostic`).
 //! - [`validate`]: `akvvm validate`: settings inside ARM templates, extension resources and
 //!   handler settings files (`input`), ARM expressions and parameters (`arm`), the report
 //!   (`report`).

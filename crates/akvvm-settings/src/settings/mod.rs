@@ -9,20 +9,22 @@
 //!
 //! The parser is split by section: `parse.rs` (the settings object and the keys each object
 //! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
-//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs` (akvvm's own
-//! `"akvvm"` objects), all reading through
-//! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
-//! module of the crate: settings are the root of the dependency graph.
+//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `own_options.rs` (akvvm's own
+//! options beyond Microsoft's documented settings: the top-level and per-certificate `"akvvm"`
+//! objects), all reading through `read.rs` (fields, basic types, and the diagnostic builder).
+//! This module imports no other module of the crate but `identity_id` (the parsed
+//! `msiClientId`) and `trusted` (reading the settings file): settings are the root of the
+//! dependency graph.
 //!
 //! To add a setting: add the field (with its default as a named constant) to the validated type,
 //! read it in its section's file (add its key to the key tables in `parse.rs`), and document it
 //! in `docs/configuration.md`.
 
-mod akvvm;
 mod authentication;
 mod diagnostic;
 mod logging;
 pub mod mode;
+mod own_options;
 mod parse;
 mod read;
 mod secret_url;

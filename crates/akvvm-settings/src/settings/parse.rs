@@ -1,8 +1,8 @@
 //! Reading settings JSON into [`Settings`]: the settings object, the keys each object accepts
 //! (with "did you mean" and where a misplaced key belongs) and the escaped-JSON-string pitfall.
 //! The sections have their own files: `secrets.rs` (`secretsManagementSettings`),
-//! `authentication.rs` (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs`
-//! (the `"akvvm"` objects), all on the reader in `read.rs`.
+//! `authentication.rs` (`authenticationSettings`), `logging.rs` (`loggingSettings`) and
+//! `own_options.rs` (the `"akvvm"` objects), all on the reader in `read.rs`.
 
 use serde::Serialize;
 use serde_json::Value;
