@@ -62,7 +62,7 @@ impl Ctx<'_> {
                 None
             }
             Got::Value(id) => match ManagedIdentityId::parse(&id) {
-                Ok(_) => Some(id),
+                Ok(parsed) => Some(parsed),
                 Err(MsiIdError::Placeholder) => {
                     self.warn(
                         "client-id-placeholder",
@@ -70,7 +70,7 @@ impl Ctx<'_> {
                         format!("msiClientId {id:?} is the documentation's placeholder: IMDS will refuse it"),
                     )
                     .help("put your user-assigned identity's client id (a GUID), \"object_id:<GUID>\" (its object id) or its resource id here");
-                    Some(id)
+                    Some(ManagedIdentityId::parse_lenient(&id))
                 }
                 Err(MsiIdError::Unrecognised(why)) => {
                     self.error(

@@ -41,6 +41,8 @@ use std::time::Duration;
 use serde::Serialize;
 use url::Url;
 
+use crate::identity_id::ManagedIdentityId;
+
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
 pub use logging::parse_endpoint as parse_log_endpoint;
 pub use mode::{ExtensionMode, ExtensionVersion, ModeChoice, VersionOrigin};
@@ -157,7 +159,7 @@ pub struct ObservedCertificate {
     /// `authenticationOverride.msiClientId` (4.x documents it; accepted in 3.x too): the
     /// user-assigned managed identity this certificate is fetched with, at the top-level
     /// `msiEndpoint`, instead of the identity of `authenticationSettings`.
-    pub authentication_override: Option<crate::identity_id::ManagedIdentityId>,
+    pub authentication_override: Option<ManagedIdentityId>,
 }
 
 impl ObservedCertificate {
@@ -214,9 +216,11 @@ pub enum Authentication {
     ManagedIdentity {
         /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
         endpoint: MsiEndpoint,
-        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id,
-        /// see [`crate::identity_id::ManagedIdentityId`]); `None` means the system-assigned identity.
-        client_id: Option<String>,
+        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id),
+        /// parsed once where the setting is validated (the documentation's placeholder is kept
+        /// as a client id: IMDS says what it thinks of it); `None` means the system-assigned
+        /// identity.
+        client_id: Option<ManagedIdentityId>,
     },
     /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
     BootstrapCertificate {
@@ -308,11 +312,7 @@ impl fmt::Display for Authentication {
                 endpoint,
                 client_id: Some(id),
             } => {
-                write!(
-                    f,
-                    "managed identity (user-assigned, {}) at {endpoint}",
-                    crate::identity_id::ManagedIdentityId::parse_lenient(id)
-                )
+                write!(f, "managed identity (user-assigned, {id}) at {endpoint}")
             }
             Authentication::BootstrapCertificate {
                 client_id,
@@ -676,7 +676,9 @@ mod tests {
             settings.authentication,
             Authentication::ManagedIdentity {
                 endpoint: endpoint.clone(),
-                client_id: Some("c7373ae5-91c2-4165-8ab6-7381d6e75619".into()),
+                client_id: Some(ManagedIdentityId::ClientId(
+                    "c7373ae5-91c2-4165-8ab6-7381d6e75619".into()
+                )),
             }
         );
         assert_eq!(

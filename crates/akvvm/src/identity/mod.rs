@@ -280,15 +280,17 @@ impl Identity {
             Authentication::ManagedIdentity {
                 endpoint,
                 client_id,
-            } => Ok(Identity::Managed(Arc::new(ManagedIdentityCredential::new(
-                endpoint,
-                client_id.as_deref(),
-                http,
-                ManagedIdentityOptions {
-                    retry: RetryPolicy::imds().capped(settings.polling_interval),
-                    ..ManagedIdentityOptions::default()
-                },
-            )?))),
+            } => Ok(Identity::Managed(Arc::new(
+                ManagedIdentityCredential::for_identity(
+                    endpoint,
+                    client_id.clone(),
+                    http,
+                    ManagedIdentityOptions {
+                        retry: RetryPolicy::imds().capped(settings.polling_interval),
+                        ..ManagedIdentityOptions::default()
+                    },
+                )?,
+            ))),
             Authentication::BootstrapCertificate {
                 client_id,
                 subject_name,
