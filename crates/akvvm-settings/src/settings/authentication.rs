@@ -5,9 +5,9 @@
 use serde_json::Value;
 use url::Url;
 
+use super::model::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
 use super::parse::{AUTH_KEYS, Ctx};
 use super::read::{Fields, Got};
-use super::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
 use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
 impl Ctx<'_> {

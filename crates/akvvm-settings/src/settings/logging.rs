@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::model::{DEFAULT_LOG_TAG, LogEndpoint, LoggingSettings};
 use super::parse::{Ctx, LOGGING_KEYS};
 use super::read::Got;
-use super::{DEFAULT_LOG_TAG, LogEndpoint, LoggingSettings};
 
 const EXAMPLE: &str = "{\"logger\": \"fluentd\", \"endpoint\": \"tcp://localhost:24224\", \"format\": \"forward\", \"servicename\": \"akvvm_service\"}";
 

@@ -12,12 +12,12 @@ use serde_json::Value;
 use url::Url;
 
 use super::diagnostic::join_key;
-use super::parse::{AGENT_KEYS, CERT_OPTION_KEYS, Ctx, RELOAD_KEYS, WEBHOOK_KEYS};
-use super::read::{Got, compact};
-use super::{
+use super::model::{
     AgentOptions, CertificateOptions, DEFAULT_RELOAD_TIMEOUT, DEFAULT_WEBHOOK_PATH, ReloadHook,
     ResolveTarget, WebhookSettings,
 };
+use super::parse::{AGENT_KEYS, CERT_OPTION_KEYS, Ctx, RELOAD_KEYS, WEBHOOK_KEYS};
+use super::read::{Got, compact};
 
 impl Ctx<'_> {
     pub(super) fn agent_options(&mut self, v: &Value, path: &str) -> AgentOptions {

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
 use super::mode::{ExtensionVersion, ModeChoice, VersionOrigin, mode_of_version};
+use super::model::{AgentOptions, Authentication, Settings, Shape};
 use super::read::{Fields, type_name};
-use super::{AgentOptions, Authentication, Settings, Shape};
 
 pub(super) const ROOT_KEYS: &[&str] = &[
     "secretsManagementSettings",

@@ -15,7 +15,7 @@ use super::read::{Got, check_abs_path, compact};
 use super::secret_url::{KNOWN_VAULT_SUFFIXES, SecretUrl, VaultHost};
 use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
-use super::{
+use super::model::{
     AclEntry, CertificateOptions, DEFAULT_CERTIFICATE_STORE_NAME, DEFAULT_POLLING_INTERVAL,
     DEFAULT_STORE, ObservedCertificate,
 };
