@@ -5,10 +5,10 @@
 //! (the `akvvm` library re-exports its modules at their old paths).
 //!
 //! Modules, one line each:
-//! - [`settings`]: the extension's public settings, validated from JSON (`read` the field
-//!   reader and diagnostic builder, `parse` the settings object, `secrets` observed
-//!   certificates, `authentication`, `own_options` akvvm's own options, `secret_url`,
-//!   `diagnostic`).
+//! - [`settings`]: the extension's public settings, validated from JSON (`model` the validated
+//!   types, `read` the field reader and diagnostic builder, `parse` the settings object, `keys`
+//!   the keys each object accepts, `secrets` observed certificates, `authentication`,
+//!   `own_options` akvvm's own options, `secret_url`, `diagnostic`).
 //! - [`validate`]: `akvvm validate`: settings inside ARM templates, extension resources and
 //!   handler settings files (`input`), ARM expressions and parameters (`arm`), the report
 //!   (`report`).
@@ -21,7 +21,11 @@
 //! - `fuzzing` (hidden): the fuzz harnesses of the settings, handler and `.cscfg` parsers, shared
 //!   by `fuzz/` and the tests.
 //!
-//! No module imports one that imports it back, except where the crate doc of `settings` says so.
+//! No file imports one that imports it back: shared types have files of their own
+//! (`settings/model.rs` the validated settings, `settings/ctx.rs` the parser's state,
+//! `settings/keys.rs` the key tables, `handler/error.rs`, `handler/names.rs`,
+//! `validate/extension.rs`).
+//!
 //! Every error type has stable codes (`domain.reason`, see `docs/errors.md`) from
 //! [`akvvm_cert::error_codes!`].
 

@@ -5,8 +5,9 @@
 use serde_json::Value;
 use url::Url;
 
+use super::ctx::Ctx;
+use super::keys::AUTH_KEYS;
 use super::model::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
-use super::parse::{AUTH_KEYS, Ctx};
 use super::read::{Fields, Got};
 use crate::identity_id::{ManagedIdentityId, MsiIdError};
 

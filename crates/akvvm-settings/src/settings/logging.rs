@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::ctx::Ctx;
+use super::keys::LOGGING_KEYS;
 use super::model::{DEFAULT_LOG_TAG, LogEndpoint, LoggingSettings};
-use super::parse::{Ctx, LOGGING_KEYS};
 use super::read::Got;
 
 const EXAMPLE: &str = "{\"logger\": \"fluentd\", \"endpoint\": \"tcp://localhost:24224\", \"format\": \"forward\", \"servicename\": \"akvvm_service\"}";

@@ -22,7 +22,9 @@
 //! and document it in `docs/configuration.md`.
 
 mod authentication;
+mod ctx;
 mod diagnostic;
+mod keys;
 mod logging;
 pub mod mode;
 mod model;
@@ -35,13 +37,13 @@ mod v4_rules;
 
 use std::path::{Path, PathBuf};
 
+pub use ctx::{ParseOptions, Unresolved, is_arm_expression};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
+pub use keys::known_keys;
 pub use logging::parse_endpoint as parse_log_endpoint;
 pub use mode::{ExtensionMode, ExtensionVersion, ModeChoice, VersionOrigin};
 pub use model::*;
-pub use parse::{
-    ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
-};
+pub use parse::{Report, parse, string_path};
 pub use secret_url::{
     KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
 };

@@ -11,12 +11,13 @@ use akvvm_cert::store::{Acl, FileAccess};
 use serde_json::Value;
 use url::Url;
 
+use super::ctx::Ctx;
 use super::diagnostic::join_key;
+use super::keys::{AGENT_KEYS, CERT_OPTION_KEYS, RELOAD_KEYS, WEBHOOK_KEYS};
 use super::model::{
     AgentOptions, CertificateOptions, DEFAULT_RELOAD_TIMEOUT, DEFAULT_WEBHOOK_PATH, ReloadHook,
     ResolveTarget, WebhookSettings,
 };
-use super::parse::{AGENT_KEYS, CERT_OPTION_KEYS, Ctx, RELOAD_KEYS, WEBHOOK_KEYS};
 use super::read::{Got, compact};
 
 impl Ctx<'_> {
