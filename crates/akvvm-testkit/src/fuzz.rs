@@ -1,6 +1,7 @@
 //! The committed fuzz inputs (`fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` at the
 //! repository root), replayed on stable through the same harness functions the `cargo fuzz`
-//! targets call (`akvvm::fuzzing`, `akvvm_cert::fuzzing`), so that every test run checks them.
+//! targets call (`akvvm_settings::fuzzing`, `akvvm::fuzzing`, `akvvm_cert::fuzzing`), so that
+//! every test run checks them.
 
 use std::path::{Path, PathBuf};
 

@@ -38,8 +38,9 @@ pub const USER_AGENT: &str = concat!("akvvm/", env!("CARGO_PKG_VERSION"));
 /// Default time allowed to establish a TCP (and TLS) connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Default time allowed for one whole request, from sending to the last byte of the answer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time allowed for one whole request, from sending to the last byte of the answer
+/// (the default of the `requestTimeoutInS` setting).
+pub use crate::settings::DEFAULT_REQUEST_TIMEOUT;
 
 mod body;
 pub use body::{BodyError, MAX_BODY_BYTES, capped_stream, read_body};

@@ -6,12 +6,11 @@
 //! nothing of the crate, and the webhook feeds the daemon's queue.
 //!
 //! Modules, one line each:
-//! - [`settings`]: the extension's public settings, validated from JSON (`read` the field
-//!   reader and diagnostic builder, `parse` the settings object, `secrets` observed
-//!   certificates, `authentication`, `akvvm` akvvm's own options, `secret_url`, `diagnostic`).
-//! - [`validate`]: `akvvm validate`: settings inside ARM templates, extension resources and
-//!   handler settings files (`input`), ARM expressions and parameters (`arm`), the report
-//!   (`report`).
+//! - [`settings`], [`validate`], [`cscfg`], [`trusted`]: the settings and their validator,
+//!   `akvvm validate`, Cloud Services `.cscfg` checks and the trusted-file reader. They live in
+//!   the `akvvm-settings` crate, which never talks to the network, and are re-exported here at
+//!   their old paths (as are the handler's file formats in [`handler`] and
+//!   [`identity::ManagedIdentityId`]).
 //! - [`http`]: the one HTTP client builder (CA roots, host overrides, proxies) and the retry
 //!   policy as data.
 //! - [`identity`]: Entra ID tokens: the managed identity through IMDS or Azure Arc (`imds`), the
@@ -24,8 +23,9 @@
 //!   (`engine`, `report`, `errors`), one vault client per vault (`connect`), the polling loop and
 //!   its push queue (`daemon`), reload hooks and their journal (`hook`).
 //! - [`status`]: the VM extension status file.
-//! - [`handler`]: running as a VM extension handler: `HandlerEnvironment.json` (`environment`),
-//!   `<seq>.settings` (`settings`), the systemd unit (`systemd`), the pid file (`pid`).
+//! - [`handler`]: running as a VM extension handler: the systemd unit (`systemd`), the pid file
+//!   (`pid`), and, re-exported from `akvvm-settings`, `HandlerEnvironment.json` and
+//!   `<seq>.settings`.
 //! - [`listener`]: the one accept loop (HTTP or TLS) of the webhook, the metrics endpoint and
 //!   the local vault.
 //! - [`logship`]: `loggingSettings`: the agent's log records sent to Fluentd (Forward
@@ -33,8 +33,8 @@
 //! - [`metrics`]: Prometheus metrics and their `/metrics` listener, fed through a
 //!   `MetricsSource`.
 //! - [`webhook`]: the Event Grid webhook that queues pushed certificates for the daemon.
-//! - [`cscfg`]: Cloud Services `.cscfg` files for `akvvm cscfg check`.
-//! - `fuzzing` (hidden): the fuzz harnesses of the parsers, shared by `fuzz/` and the tests.
+//! - `fuzzing` (hidden): the fuzz harness of the webhook, shared by `fuzz/` and the tests (those
+//!   of the settings, handler and `.cscfg` parsers are in `akvvm_settings::fuzzing`).
 //!
 //! Certificates and the store live in the `akvvm-cert` crate, re-exported as [`cert`]. Every
 //! error type has stable codes (`domain.reason`, see `docs/errors.md`) from
@@ -42,7 +42,8 @@
 
 pub use akvvm_cert as cert;
 
-pub mod cscfg;
+pub use akvvm_settings::{cscfg, settings, trusted, validate};
+
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handler;
@@ -51,10 +52,7 @@ pub mod identity;
 pub mod listener;
 pub mod logship;
 pub mod metrics;
-pub mod settings;
 pub mod status;
 pub mod sync;
-pub mod trusted;
-pub mod validate;
 pub mod vault;
 pub mod webhook;

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 /// The handler name reported in the status file.
-pub const HANDLER_NAME: &str = "Microsoft.Azure.KeyVault.KeyVaultForLinux";
+pub use akvvm_settings::handler::HANDLER_NAME;
 
 /// The largest status file the guest agent accepts: 128 KiB.
 pub const MAX_STATUS_BYTES: usize = 128 * 1024;

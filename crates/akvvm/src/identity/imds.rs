@@ -7,7 +7,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{IdentityError, TokenCache, single_scope};
+use super::{IdentityError, ManagedIdentityId, TokenCache, single_scope};
 use crate::http::{self, HttpOptions, RetryPolicy};
 use crate::settings::MsiEndpoint;
 
@@ -69,7 +69,8 @@ pub struct ManagedIdentityCredential {
     token_url: Url,
     /// Whether the endpoint is Azure Arc's ([`MsiEndpoint::is_arc`]).
     arc: bool,
-    client_id: Option<String>,
+    /// The user-assigned identity; `None` for the system-assigned identity.
+    identity: Option<ManagedIdentityId>,
     retry: RetryPolicy,
     arc_key_directory: std::path::PathBuf,
     /// Whether Azure Arc's challenges are answered ([`ManagedIdentityOptions::arc_challenges`]).
@@ -87,8 +88,20 @@ impl ManagedIdentityCredential {
         http: &HttpOptions,
         options: ManagedIdentityOptions,
     ) -> Result<Self, IdentityError> {
+        Self::for_identity(endpoint, parse_client_id(client_id), http, options)
+    }
+
+    /// Like [`Self::new`], for an identity already parsed (as the settings hold it).
+    pub fn for_identity(
+        endpoint: &MsiEndpoint,
+        identity: Option<ManagedIdentityId>,
+        http: &HttpOptions,
+        options: ManagedIdentityOptions,
+    ) -> Result<Self, IdentityError> {
         let client = http::build_client(&http.direct())?;
-        Ok(Self::with_client(client, endpoint, client_id, options))
+        Ok(Self::with_client_for_identity(
+            client, endpoint, identity, options,
+        ))
     }
 
     /// Like [`Self::new`], with an existing HTTP client.
@@ -98,14 +111,20 @@ impl ManagedIdentityCredential {
         client_id: Option<&str>,
         options: ManagedIdentityOptions,
     ) -> Self {
+        Self::with_client_for_identity(client, endpoint, parse_client_id(client_id), options)
+    }
+
+    fn with_client_for_identity(
+        client: reqwest::Client,
+        endpoint: &MsiEndpoint,
+        identity: Option<ManagedIdentityId>,
+        options: ManagedIdentityOptions,
+    ) -> Self {
         Self {
             client,
             token_url: endpoint.token_url(),
             arc: endpoint.is_arc(),
-            client_id: client_id
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .map(str::to_owned),
+            identity,
             retry: options.retry,
             arc_key_directory: options.arc_key_directory,
             arc_challenges: options.arc_challenges.unwrap_or(endpoint.is_arc()),
@@ -113,9 +132,9 @@ impl ManagedIdentityCredential {
         }
     }
 
-    /// The user-assigned identity's client id, `None` for the system-assigned identity.
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+    /// The user-assigned identity, `None` for the system-assigned identity.
+    pub fn identity(&self) -> Option<&ManagedIdentityId> {
+        self.identity.as_ref()
     }
 
     /// The IMDS token URL used.
@@ -125,11 +144,8 @@ impl ManagedIdentityCredential {
 
     /// Names the identity for messages.
     pub fn describe(&self) -> String {
-        match &self.client_id {
-            Some(id) => format!(
-                "the user-assigned managed identity with {}",
-                super::ManagedIdentityId::parse_lenient(id)
-            ),
+        match &self.identity {
+            Some(id) => format!("the user-assigned managed identity with {id}"),
             None => "the system-assigned managed identity".to_owned(),
         }
     }
@@ -154,11 +170,7 @@ impl ManagedIdentityCredential {
         };
         let mut query: Vec<(&str, &str)> =
             vec![("api-version", api_version), ("resource", resource)];
-        let identity = self
-            .client_id
-            .as_deref()
-            .map(super::ManagedIdentityId::parse_lenient);
-        if let Some(identity) = &identity {
+        if let Some(identity) = &self.identity {
             query.push(identity.query());
         }
         let mut response = self.send(&query, None).await?;
@@ -402,6 +414,15 @@ pub(crate) fn parse_imds_token(body: &[u8], now: OffsetDateTime) -> Result<Acces
         return Err("neither expires_in nor expires_on is a number".to_owned());
     };
     Ok(AccessToken::new(Secret::new(token), expires_on))
+}
+
+/// An `msiClientId` given as text (trimmed; empty is the system-assigned identity), read as
+/// [`ManagedIdentityId::parse_lenient`] does.
+fn parse_client_id(client_id: Option<&str>) -> Option<ManagedIdentityId> {
+    client_id
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(ManagedIdentityId::parse_lenient)
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ mod assertion;
 mod bootstrap;
 mod cache;
 mod imds;
-mod msi_id;
 
 use std::sync::{Arc, RwLock};
 
@@ -32,6 +31,7 @@ use azure_core::credentials::TokenCredential;
 
 use crate::http::RetryPolicy;
 
+pub use akvvm_settings::identity_id::{ManagedIdentityId, MsiIdError, OBJECT_ID_PREFIX};
 pub use assertion::{
     ASSERTION_LIFETIME, AssertionAlgorithm, ClientAssertion, build_client_assertion,
 };
@@ -41,7 +41,6 @@ pub use bootstrap::{
 };
 pub use cache::{REFRESH_MARGIN, TokenCache};
 pub use imds::{ARC_KEY_DIRECTORY, ManagedIdentityCredential, ManagedIdentityOptions};
-pub use msi_id::{ManagedIdentityId, MsiIdError, OBJECT_ID_PREFIX};
 
 /// The Key Vault resource (audience) in the public cloud, as IMDS's `resource` parameter.
 pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
@@ -281,15 +280,17 @@ impl Identity {
             Authentication::ManagedIdentity {
                 endpoint,
                 client_id,
-            } => Ok(Identity::Managed(Arc::new(ManagedIdentityCredential::new(
-                endpoint,
-                client_id.as_deref(),
-                http,
-                ManagedIdentityOptions {
-                    retry: RetryPolicy::imds().capped(settings.polling_interval),
-                    ..ManagedIdentityOptions::default()
-                },
-            )?))),
+            } => Ok(Identity::Managed(Arc::new(
+                ManagedIdentityCredential::for_identity(
+                    endpoint,
+                    client_id.clone(),
+                    http,
+                    ManagedIdentityOptions {
+                        retry: RetryPolicy::imds().capped(settings.polling_interval),
+                        ..ManagedIdentityOptions::default()
+                    },
+                )?,
+            ))),
             Authentication::BootstrapCertificate {
                 client_id,
                 subject_name,

@@ -91,10 +91,10 @@ pub fn identity_key(
         crate::settings::Authentication::ManagedIdentity {
             client_id: Some(id),
             ..
-        } => Some(ManagedIdentityId::parse_lenient(id)),
+        } => Some(id),
         _ => None,
     };
-    (top.as_ref() != Some(chosen)).then(|| chosen.clone())
+    (top != Some(chosen)).then(|| chosen.clone())
 }
 
 /// One client per vault host and identity of the observed certificates, counting their

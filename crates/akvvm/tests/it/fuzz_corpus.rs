@@ -1,17 +1,17 @@
 //! The fuzz targets' committed inputs (`fuzz/corpus`, `fuzz/regressions`) replayed on stable
-//! through the harnesses the fuzzers run (`akvvm::fuzzing`): a parser that panics on one of
-//! them, or breaks a promise the harness checks, fails here on every run.
+//! through the harnesses the fuzzers run (`akvvm_settings::fuzzing`, `akvvm::fuzzing`): a parser
+//! that panics on one of them, or breaks a promise the harness checks, fails here on every run.
 
 use akvvm_testkit::fuzz::replay;
 
 #[test]
 fn settings_inputs_parse_without_panicking() {
-    replay("settings", akvvm::fuzzing::settings);
+    replay("settings", akvvm_settings::fuzzing::settings);
 }
 
 #[test]
 fn handler_inputs_parse_without_panicking() {
-    replay("handler", akvvm::fuzzing::handler);
+    replay("handler", akvvm_settings::fuzzing::handler);
 }
 
 #[test]
@@ -21,5 +21,5 @@ fn webhook_inputs_parse_without_panicking() {
 
 #[test]
 fn cscfg_inputs_parse_without_panicking() {
-    replay("cscfg", akvvm::fuzzing::cscfg);
+    replay("cscfg", akvvm_settings::fuzzing::cscfg);
 }

@@ -23,7 +23,7 @@ fn imds(client_id: Option<&str>) -> Authentication {
         endpoint: MsiEndpoint::new(
             &Url::parse("http://169.254.169.254/metadata/identity").unwrap(),
         ),
-        client_id: client_id.map(str::to_string),
+        client_id: client_id.map(akvvm::identity::ManagedIdentityId::parse_lenient),
     }
 }
 

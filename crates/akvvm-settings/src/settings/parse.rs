@@ -1,162 +1,18 @@
-//! Reading settings JSON into [`Settings`]: the settings object, the keys each object accepts
-//! (with "did you mean" and where a misplaced key belongs) and the escaped-JSON-string pitfall.
-//! The sections have their own files: `secrets.rs` (`secretsManagementSettings`),
-//! `authentication.rs` (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs`
-//! (the `"akvvm"` objects), all on the reader in `read.rs`.
+//! Reading settings JSON into [`Settings`]: the settings object, the mode, and the
+//! escaped-JSON-string pitfall. The keys each object accepts (with where a misplaced key
+//! belongs) are in `keys.rs`, the parser's state in `ctx.rs`. The sections have their own
+//! files: `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
+//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `own_options.rs` (the
+//! `"akvvm"` objects), all on the reader in `read.rs`.
 
-use serde::Serialize;
 use serde_json::Value;
 
+use super::ctx::{Ctx, ParseOptions, Unresolved};
 use super::diagnostic::Diagnostic;
-use super::mode::{ExtensionVersion, ModeChoice, VersionOrigin, mode_of_version};
+use super::keys::ROOT_KEYS;
+use super::mode::{ModeChoice, VersionOrigin, mode_of_version};
+use super::model::{AgentOptions, Authentication, Settings, Shape};
 use super::read::{Fields, type_name};
-use super::{AgentOptions, Authentication, Settings, Shape};
-
-pub(super) const ROOT_KEYS: &[&str] = &[
-    "secretsManagementSettings",
-    "authenticationSettings",
-    "loggingSettings",
-    "akvvm",
-];
-
-pub(super) const SECRETS_KEYS: &[&str] = &[
-    "pollingIntervalInS",
-    "certificateStoreName",
-    "certificateStoreLocation",
-    "linkOnRenewal",
-    "requireInitialSync",
-    "aclEnabled",
-    "observedCertificates",
-];
-
-pub(super) const OBSERVED_KEYS: &[&str] = &[
-    "url",
-    "certificateStoreName",
-    "certificateStoreLocation",
-    "customSymbolicLinkName",
-    "acls",
-    "keyExportable",
-    "accounts",
-    "akvvm",
-    "authenticationOverride",
-];
-
-pub(super) const AUTH_KEYS: &[&str] = &[
-    "msiEndpoint",
-    "msiClientId",
-    "clientId",
-    "clientCertificateSubjectName",
-];
-
-/// The keys of a certificate's `authenticationOverride` (4.x): another managed identity for that
-/// certificate only.
-pub(super) const OVERRIDE_KEYS: &[&str] = &["msiClientId"];
-
-pub(super) const LOGGING_KEYS: &[&str] = &["logger", "endpoint", "format", "servicename"];
-
-pub(super) const AGENT_KEYS: &[&str] = &[
-    "stateDirectory",
-    "keepVersions",
-    "initialSyncRetries",
-    "caCertificates",
-    "resolve",
-    "authorityHost",
-    "bootstrapCertificateDirectories",
-    "concurrencyPerVault",
-    "startupJitterInS",
-    "requestTimeoutInS",
-    "fullCheckIntervalInS",
-    "expiryWarningDays",
-    "reload",
-    "certbotLayout",
-    "metricsAddress",
-    "webhook",
-    "pruneRemovedCertificates",
-    "batchReload",
-    "waagentConfig",
-    "extensionVersion",
-];
-
-pub(super) const WEBHOOK_KEYS: &[&str] = &["address", "path", "certificateFile", "secretFile"];
-
-pub(super) const CERT_OPTION_KEYS: &[&str] = &["reload", "certbotLayout", "owner", "group", "mode"];
-
-pub(super) const RELOAD_KEYS: &[&str] = &["command", "timeoutInS"];
-
-pub(super) const ACL_KEYS: &[&str] = &["user", "group"];
-
-/// Every key the settings accept, in any of their objects, once each (ACL entries' `user` and
-/// `group` included): what docs/configuration.md must document.
-pub fn known_keys() -> Vec<&'static str> {
-    let mut keys: Vec<&'static str> = Vec::new();
-    for table in [
-        ROOT_KEYS,
-        SECRETS_KEYS,
-        OBSERVED_KEYS,
-        AUTH_KEYS,
-        OVERRIDE_KEYS,
-        LOGGING_KEYS,
-        AGENT_KEYS,
-        CERT_OPTION_KEYS,
-        RELOAD_KEYS,
-        ACL_KEYS,
-        WEBHOOK_KEYS,
-    ] {
-        for key in table {
-            if !keys.contains(key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys
-}
-
-/// Where each known key belongs, to explain a key found in the wrong object.
-const KEY_HOMES: &[(&[&str], &str)] = &[
-    (
-        ROOT_KEYS,
-        "the settings object (beside secretsManagementSettings)",
-    ),
-    (SECRETS_KEYS, "secretsManagementSettings"),
-    (OBSERVED_KEYS, "an observedCertificates object"),
-    (AUTH_KEYS, "authenticationSettings"),
-    (AGENT_KEYS, "the top-level \"akvvm\" object"),
-];
-
-/// How to parse.
-#[derive(Debug, Clone)]
-pub struct ParseOptions {
-    /// The JSON path of the settings object, prefixed to every diagnostic path.
-    pub base_path: String,
-    /// Treat strings such as `[parameters('x')]` as ARM expressions that ARM resolves later:
-    /// skip their checks and list them in [`Report::unresolved`] (for templates). Otherwise they
-    /// are errors, since the agent never sees unresolved expressions.
-    pub arm_expressions: bool,
-    /// The extension type the settings belong to, when known (`KeyVaultForPaaS` requires
-    /// bootstrap-certificate authentication).
-    pub extension_type: Option<String>,
-    /// The extension version the guest agent runs (or the resource's `typeHandlerVersion`),
-    /// when known: it chooses the mode and wins over `akvvm.extensionVersion` ([`super::mode`]).
-    pub extension_version: Option<ExtensionVersion>,
-}
-
-impl Default for ParseOptions {
-    fn default() -> Self {
-        ParseOptions {
-            base_path: "settings".to_string(),
-            arm_expressions: false,
-            extension_type: None,
-            extension_version: None,
-        }
-    }
-}
-
-/// An ARM expression left in the settings (only with [`ParseOptions::arm_expressions`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Unresolved {
-    pub path: String,
-    pub expression: String,
-}
 
 /// The outcome of [`parse`].
 #[derive(Debug, Clone)]
@@ -192,12 +48,6 @@ impl Report {
     }
 }
 
-/// Whether ARM treats `s` as an expression: `[...]`, but not `[[...` (an escaped literal).
-pub fn is_arm_expression(s: &str) -> bool {
-    let t = s.trim();
-    t.starts_with('[') && !t.starts_with("[[") && t.ends_with(']')
-}
-
 /// Parses and validates a settings object.
 pub fn parse(value: &Value, options: &ParseOptions) -> Report {
     let mut cx = Ctx {
@@ -222,16 +72,6 @@ pub fn parse(value: &Value, options: &ParseOptions) -> Report {
 /// inside reads `settings(string).secretsManagementSettings`.
 pub fn string_path(path: &str) -> String {
     format!("{path}(string)")
-}
-
-/// The parser's state: how to parse, and what was found so far.
-pub(super) struct Ctx<'o> {
-    pub(super) options: &'o ParseOptions,
-    pub(super) diagnostics: Vec<Diagnostic>,
-    pub(super) unresolved: Vec<Unresolved>,
-    settings_in_string: Option<Settings>,
-    /// The mode the settings are read in, decided before any section is read.
-    pub(super) mode: ModeChoice,
 }
 
 impl Ctx<'_> {
@@ -530,22 +370,4 @@ impl Ctx<'_> {
             _ => {}
         }
     }
-}
-
-/// Explains a key that is known elsewhere (a likely misplacement), for the unknown-key error.
-pub(super) fn misplaced_key_help(key: &str, here: &[&str]) -> Option<String> {
-    if (key == "authenticationSettings" || key == "loggingSettings") && here == SECRETS_KEYS {
-        return Some(format!(
-            "{key} belongs beside secretsManagementSettings, in the settings object, not inside it"
-        ));
-    }
-    if (key == "settings" || key == "publicSettings" || key == "properties") && here == ROOT_KEYS {
-        return Some(format!(
-            "this object wraps the settings in {key:?}: pass the settings object itself (the value of {key:?}), or validate the whole file with akvvm validate"
-        ));
-    }
-    KEY_HOMES
-        .iter()
-        .find(|(keys, _)| *keys != here && keys.contains(&key))
-        .map(|(_, home)| format!("{key} belongs in {home}"))
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 use akvvm_cert::store;
 use serde_json::Value;
 
+use super::ctx::Ctx;
 use super::diagnostic::{join_index, join_key};
-use super::parse::{ACL_KEYS, Ctx, OBSERVED_KEYS, OVERRIDE_KEYS, SECRETS_KEYS};
+use super::keys::{ACL_KEYS, OBSERVED_KEYS, OVERRIDE_KEYS, SECRETS_KEYS};
 use super::read::{Got, check_abs_path, compact};
 use super::secret_url::{KNOWN_VAULT_SUFFIXES, SecretUrl, VaultHost};
-use crate::identity::{ManagedIdentityId, MsiIdError};
+use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
-use super::{
+use super::model::{
     AclEntry, CertificateOptions, DEFAULT_CERTIFICATE_STORE_NAME, DEFAULT_POLLING_INTERVAL,
     DEFAULT_STORE, ObservedCertificate,
 };

@@ -8,6 +8,7 @@
 //! kind of input, extend `detect` (in this module).
 
 mod arm;
+mod extension;
 mod input;
 mod report;
 
@@ -18,15 +19,11 @@ use serde_json::{Map, Value};
 use crate::settings::{self, Diagnostic, ParseOptions, did_you_mean, join_index, join_key};
 
 pub use arm::{ArmContext, Unevaluated, check_balance};
+pub use extension::{KEY_VAULT_PUBLISHER, KEY_VAULT_TYPES};
 pub use input::parse_json;
 pub use report::{
     CertificateSummary, ExtensionReport, InputKind, UnresolvedExpression, ValidationReport,
 };
-
-/// The publisher of the Key Vault VM extension.
-pub const KEY_VAULT_PUBLISHER: &str = "Microsoft.Azure.KeyVault";
-/// The Key Vault extension types.
-pub const KEY_VAULT_TYPES: &[&str] = &["KeyVaultForLinux", "KeyVaultForWindows", "KeyVaultForPaaS"];
 
 /// Why the validator could not even start (exit status 2).
 #[derive(Debug, thiserror::Error)]

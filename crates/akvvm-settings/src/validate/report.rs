@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::KEY_VAULT_PUBLISHER;
+use super::extension::KEY_VAULT_PUBLISHER;
 use crate::settings::{self, Diagnostic, Settings};
 
 /// What the validator was given.

@@ -5,10 +5,11 @@
 use serde_json::Value;
 use url::Url;
 
-use super::parse::{AUTH_KEYS, Ctx};
+use super::ctx::Ctx;
+use super::keys::AUTH_KEYS;
+use super::model::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
 use super::read::{Fields, Got};
-use super::{Authentication, DEFAULT_MSI_ENDPOINT, MsiEndpoint};
-use crate::identity::{ManagedIdentityId, MsiIdError};
+use crate::identity_id::{ManagedIdentityId, MsiIdError};
 
 impl Ctx<'_> {
     pub(super) fn authentication(&mut self, v: &Value, path: &str) -> Option<Authentication> {
@@ -62,7 +63,7 @@ impl Ctx<'_> {
                 None
             }
             Got::Value(id) => match ManagedIdentityId::parse(&id) {
-                Ok(_) => Some(id),
+                Ok(parsed) => Some(parsed),
                 Err(MsiIdError::Placeholder) => {
                     self.warn(
                         "client-id-placeholder",
@@ -70,7 +71,7 @@ impl Ctx<'_> {
                         format!("msiClientId {id:?} is the documentation's placeholder: IMDS will refuse it"),
                     )
                     .help("put your user-assigned identity's client id (a GUID), \"object_id:<GUID>\" (its object id) or its resource id here");
-                    Some(id)
+                    Some(ManagedIdentityId::parse_lenient(&id))
                 }
                 Err(MsiIdError::Unrecognised(why)) => {
                     self.error(

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ctx::Ctx;
 use super::mode::ExtensionMode;
-use super::parse::Ctx;
 use super::read::{Fields, Got};
 use super::secret_url::SecretUrl;
 

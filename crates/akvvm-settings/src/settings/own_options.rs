@@ -11,13 +11,14 @@ use akvvm_cert::store::{Acl, FileAccess};
 use serde_json::Value;
 use url::Url;
 
+use super::ctx::Ctx;
 use super::diagnostic::join_key;
-use super::parse::{AGENT_KEYS, CERT_OPTION_KEYS, Ctx, RELOAD_KEYS, WEBHOOK_KEYS};
-use super::read::{Got, compact};
-use super::{
+use super::keys::{AGENT_KEYS, CERT_OPTION_KEYS, RELOAD_KEYS, WEBHOOK_KEYS};
+use super::model::{
     AgentOptions, CertificateOptions, DEFAULT_RELOAD_TIMEOUT, DEFAULT_WEBHOOK_PATH, ReloadHook,
     ResolveTarget, WebhookSettings,
 };
+use super::read::{Got, compact};
 
 impl Ctx<'_> {
     pub(super) fn agent_options(&mut self, v: &Value, path: &str) -> AgentOptions {

@@ -1,55 +1,24 @@
-//! The extension's public settings: parsed from the documented JSON, converted once into
-//! validated types that cannot hold a bad value.
-//!
-//! - [`Settings`] is what the agent uses. Get one with [`Settings::load`] (a plain settings file),
-//!   [`Settings::from_json_value`], or [`parse`] (which also reports ARM expressions it could not
-//!   check, for `akvvm validate`).
-//! - [`Diagnostic`]s say what is wrong, where (a JSON path) and what to do; warnings are
-//!   returned alongside valid settings.
-//!
-//! The parser is split by section: `parse.rs` (the settings object and the keys each object
-//! accepts), `secrets.rs` (`secretsManagementSettings`), `authentication.rs`
-//! (`authenticationSettings`), `logging.rs` (`loggingSettings`) and `akvvm.rs` (akvvm's own
-//! `"akvvm"` objects), all reading through
-//! `read.rs` (fields, basic types, and the diagnostic builder). This module imports no other
-//! module of the crate: settings are the root of the dependency graph.
-//!
-//! To add a setting: add the field (with its default as a named constant) to the validated type,
-//! read it in its section's file (add its key to the key tables in `parse.rs`), and document it
-//! in `docs/configuration.md`.
-
-mod akvvm;
-mod authentication;
-mod diagnostic;
-mod logging;
-pub mod mode;
-mod parse;
-mod read;
-mod secret_url;
-mod secrets;
-mod v4_rules;
+//! The validated settings: the types the agent uses once the JSON is read ([`Settings`] and
+//! what it holds), each default as a named constant. They import none of the readers; the
+//! section files fill them in.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 use url::Url;
 
-pub use diagnostic::{Diagnostic, Severity, did_you_mean, join_index, join_key};
-pub use logging::parse_endpoint as parse_log_endpoint;
-pub use mode::{ExtensionMode, ExtensionVersion, ModeChoice, VersionOrigin};
-pub use parse::{
-    ParseOptions, Report, Unresolved, is_arm_expression, known_keys, parse, string_path,
-};
-pub use secret_url::{
-    KNOWN_VAULT_SUFFIXES, SecretUrl, SecretUrlError, VaultHost, is_valid_secret_name,
-};
-pub use v4_rules::{V4_MAX_POLLING_INTERVAL, V4_MIN_POLLING_INTERVAL};
+use super::mode::{ExtensionMode, ModeChoice};
+use super::secret_url::SecretUrl;
+use crate::identity_id::ManagedIdentityId;
 
+/// Default `requestTimeoutInS`: the time allowed for one whole HTTP request, from sending to the
+/// last byte of the answer (also the HTTP client's default, `akvvm::http`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `pollingIntervalInS`: one hour.
 pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default store directory (`certificateStoreLocation`), the shipped Linux extension's.
@@ -112,7 +81,7 @@ impl fmt::Display for Shape {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub shape: Shape,
-    /// The extension version akvvm behaves as, and why ([`mode`]).
+    /// The extension version akvvm behaves as, and why ([`mode`](super::mode)).
     pub mode: ModeChoice,
     /// How often every certificate is checked; default [`DEFAULT_POLLING_INTERVAL`].
     #[serde(with = "duration_secs")]
@@ -152,7 +121,7 @@ pub struct ObservedCertificate {
     /// `authenticationOverride.msiClientId` (4.x documents it; accepted in 3.x too): the
     /// user-assigned managed identity this certificate is fetched with, at the top-level
     /// `msiEndpoint`, instead of the identity of `authenticationSettings`.
-    pub authentication_override: Option<crate::identity::ManagedIdentityId>,
+    pub authentication_override: Option<ManagedIdentityId>,
 }
 
 impl ObservedCertificate {
@@ -209,9 +178,11 @@ pub enum Authentication {
     ManagedIdentity {
         /// `msiEndpoint`; default [`DEFAULT_MSI_ENDPOINT`].
         endpoint: MsiEndpoint,
-        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id,
-        /// see [`crate::identity::ManagedIdentityId`]); `None` means the system-assigned identity.
-        client_id: Option<String>,
+        /// A user-assigned identity (`msiClientId`: client id, `object_id:<GUID>` or resource id),
+        /// parsed once where the setting is validated (the documentation's placeholder is kept
+        /// as a client id: IMDS says what it thinks of it); `None` means the system-assigned
+        /// identity.
+        client_id: Option<ManagedIdentityId>,
     },
     /// `KeyVaultForPaaS`: an Entra app, authenticated with an installed bootstrap certificate.
     BootstrapCertificate {
@@ -303,11 +274,7 @@ impl fmt::Display for Authentication {
                 endpoint,
                 client_id: Some(id),
             } => {
-                write!(
-                    f,
-                    "managed identity (user-assigned, {}) at {endpoint}",
-                    crate::identity::ManagedIdentityId::parse_lenient(id)
-                )
+                write!(f, "managed identity (user-assigned, {id}) at {endpoint}")
             }
             Authentication::BootstrapCertificate {
                 client_id,
@@ -320,7 +287,7 @@ impl fmt::Display for Authentication {
     }
 }
 
-/// `loggingSettings`: forward the agent's log records to Fluentd (see [`crate::logship`]).
+/// `loggingSettings`: forward the agent's log records to Fluentd (see `akvvm::logship`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggingSettings {
     /// `endpoint`: where the collector listens.
@@ -381,7 +348,7 @@ pub struct AgentOptions {
     pub startup_jitter: Option<Duration>,
     /// `requestTimeoutInS`: the time one HTTP request (IMDS, Entra ID, Key Vault) may take, from
     /// sending to the last byte of the answer, before it is abandoned (and retried as its
-    /// policy says); default [`crate::http::DEFAULT_REQUEST_TIMEOUT`].
+    /// policy says); default [`DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
     /// `fullCheckIntervalInS`: how long a certificate that the vault's secret list showed
     /// unchanged goes without a GET of its own; zero turns the list off (one GET per certificate
@@ -446,7 +413,7 @@ impl Default for AgentOptions {
             )],
             concurrency_per_vault: DEFAULT_CONCURRENCY_PER_VAULT,
             startup_jitter: None,
-            request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             full_check_interval: DEFAULT_FULL_CHECK_INTERVAL,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             reload: None,
@@ -510,106 +477,6 @@ pub struct ReloadHook {
     pub timeout: Duration,
 }
 
-/// Why settings could not be loaded from a file.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("failed to read settings file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("settings file {} is not JSON: {source}", path.display())]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("settings file {} is not valid:\n{}", path.display(), render(diagnostics))]
-    Invalid {
-        path: PathBuf,
-        diagnostics: Vec<Diagnostic>,
-    },
-    /// The file names hooks run as root: only root may be able to write it.
-    #[error(transparent)]
-    Untrusted(#[from] crate::trusted::Untrusted),
-}
-
-akvvm_cert::error_codes! {
-    LoadError {
-        LoadError::Read { .. } => "settings.unreadable",
-        LoadError::Json { .. } => "settings.not_json",
-        LoadError::Invalid { .. } => "settings.invalid",
-    }
-    passes through {
-        LoadError::Untrusted(inner) => inner,
-    }
-}
-
-fn render(diagnostics: &[Diagnostic]) -> String {
-    diagnostics
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-impl Settings {
-    /// Validates settings JSON (the object holding `secretsManagementSettings`). Returns the
-    /// settings and their warnings, or every diagnostic (errors and warnings) when invalid.
-    /// Paths in diagnostics start at `settings`.
-    pub fn from_json_value(
-        value: &serde_json::Value,
-    ) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
-        Settings::from_json_value_for(value, None)
-    }
-
-    /// Like [`Self::from_json_value`], for the extension version the guest agent runs (which
-    /// chooses the mode, [`mode`]).
-    pub fn from_json_value_for(
-        value: &serde_json::Value,
-        extension_version: Option<ExtensionVersion>,
-    ) -> Result<(Settings, Vec<Diagnostic>), Vec<Diagnostic>> {
-        let options = ParseOptions {
-            extension_version,
-            ..ParseOptions::default()
-        };
-        let report = parse(value, &options);
-        match report.settings {
-            Some(settings) if !report.has_errors() => Ok((settings, report.diagnostics)),
-            _ => Err(report.diagnostics),
-        }
-    }
-
-    /// Reads and validates a plain settings file. Warnings are logged.
-    pub fn load(path: &Path) -> Result<Settings, LoadError> {
-        let text = crate::trusted::read_to_string("settings file", path).map_err(|e| match e {
-            crate::trusted::Read::Io(source) => LoadError::Read {
-                path: path.to_path_buf(),
-                source,
-            },
-            crate::trusted::Read::Untrusted(e) => LoadError::Untrusted(e),
-        })?;
-        let value: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-            .map_err(|source| LoadError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        match Settings::from_json_value(&value) {
-            Ok((settings, warnings)) => {
-                for warning in warnings {
-                    tracing::warn!(path = %warning.path, code = warning.code, "{}", warning.message);
-                }
-                Ok(settings)
-            }
-            Err(diagnostics) => Err(LoadError::Invalid {
-                path: path.to_path_buf(),
-                diagnostics,
-            }),
-        }
-    }
-}
-
 fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
 }
@@ -619,128 +486,5 @@ mod duration_secs {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn design_example_is_valid_v3() {
-        let value = json!({
-          "secretsManagementSettings": {
-            "pollingIntervalInS": "3600",
-            "certificateStoreName": "MY",
-            "certificateStoreLocation": "/var/lib/waagent/Microsoft.Azure.KeyVault.Store",
-            "requireInitialSync": true,
-            "aclEnabled": true,
-            "observedCertificates": [
-              "https://myvault.vault.azure.net/secrets/mycert",
-              { "url": "https://myvault.vault.azure.net/secrets/other/0123456789abcdef0123456789abcdef",
-                "certificateStoreLocation": "/etc/ssl/kv", "customSymbolicLinkName": "web",
-                "acls": [ { "user": "www-data" }, { "group": "ssl-cert" } ] }
-            ]
-          },
-          "authenticationSettings": {
-            "msiEndpoint": "http://169.254.169.254/metadata/identity/oauth2/token",
-            "msiClientId": "c7373ae5-91c2-4165-8ab6-7381d6e75619"
-          }
-        });
-        let (settings, warnings) = Settings::from_json_value(&value).unwrap();
-        assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(settings.shape, Shape::V3);
-        assert_eq!(settings.polling_interval, Duration::from_secs(3600));
-        assert!(settings.require_initial_sync);
-        assert_eq!(settings.observed.len(), 2);
-        let other = &settings.observed[1];
-        assert_eq!(other.store_dir, PathBuf::from("/etc/ssl/kv"));
-        assert_eq!(other.link_name.as_deref(), Some("web"));
-        assert_eq!(
-            other.acls,
-            vec![
-                AclEntry::User("www-data".into()),
-                AclEntry::Group("ssl-cert".into())
-            ]
-        );
-        assert!(other.url.is_pinned());
-        let endpoint =
-            MsiEndpoint::new(&Url::parse("http://169.254.169.254/metadata/identity").unwrap());
-        assert_eq!(
-            settings.authentication,
-            Authentication::ManagedIdentity {
-                endpoint: endpoint.clone(),
-                client_id: Some("c7373ae5-91c2-4165-8ab6-7381d6e75619".into()),
-            }
-        );
-        assert_eq!(
-            endpoint.token_url().as_str(),
-            "http://169.254.169.254/metadata/identity/oauth2/token"
-        );
-        assert_eq!(settings.agent, AgentOptions::default());
-    }
-
-    #[test]
-    fn load_error_codes_follow_the_scheme() {
-        assert_eq!(
-            LoadError::CODES,
-            &[
-                "settings.unreadable",
-                "settings.not_json",
-                "settings.invalid"
-            ]
-        );
-        assert!(
-            LoadError::CODES
-                .iter()
-                .all(|c| akvvm_cert::codes::is_well_formed(c))
-        );
-    }
-
-    #[test]
-    fn msi_endpoint_accepts_both_documented_forms() {
-        for endpoint in [
-            "http://169.254.169.254/metadata/identity",
-            "http://169.254.169.254/metadata/identity/",
-            "http://169.254.169.254/metadata/identity/oauth2/token",
-            "http://169.254.169.254/metadata/identity/oauth2/token?x=y",
-        ] {
-            let endpoint = MsiEndpoint::new(&Url::parse(endpoint).unwrap());
-            assert_eq!(
-                endpoint.url().as_str(),
-                "http://169.254.169.254/metadata/identity",
-                "{endpoint}"
-            );
-            assert_eq!(
-                endpoint.token_url().as_str(),
-                "http://169.254.169.254/metadata/identity/oauth2/token",
-                "{endpoint}"
-            );
-            assert!(!endpoint.is_arc());
-        }
-        assert_eq!(MsiEndpoint::default().url().as_str(), DEFAULT_MSI_ENDPOINT);
-    }
-
-    #[test]
-    fn msi_endpoint_knows_azure_arc() {
-        for arc in [
-            "http://localhost:40342/metadata/identity",
-            "http://127.0.0.1:40342/metadata/identity/oauth2/token",
-        ] {
-            assert!(
-                MsiEndpoint::new(&Url::parse(arc).unwrap()).is_arc(),
-                "{arc}"
-            );
-        }
-        for not_arc in [
-            "http://localhost:40343/metadata/identity",
-            "http://169.254.169.254:40342/metadata/identity",
-        ] {
-            assert!(
-                !MsiEndpoint::new(&Url::parse(not_arc).unwrap()).is_arc(),
-                "{not_arc}"
-            );
-        }
     }
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::HandlerError;
+use super::error::HandlerError;
+use super::names::{EXTENSION_VERSION_ENV, HANDLER_ENVIRONMENT_FILE, HANDLER_NAME};
 
-/// The file the guest agent writes beside the extension.
-pub const HANDLER_ENVIRONMENT_FILE: &str = "HandlerEnvironment.json";
 /// How many times `HandlerEnvironment.json` is read before giving up, by default.
 pub const DEFAULT_READ_ATTEMPTS: u32 = 10;
 
@@ -71,9 +70,7 @@ impl HandlerEnvironment {
         let absolute = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(HandlerEnvironment {
             path: path.to_path_buf(),
-            name: entry
-                .name
-                .unwrap_or_else(|| crate::status::HANDLER_NAME.to_string()),
+            name: entry.name.unwrap_or_else(|| HANDLER_NAME.to_string()),
             log_folder: absolute(env.log_folder),
             config_folder: absolute(env.config_folder),
             status_folder: absolute(env.status_folder),
@@ -111,14 +108,6 @@ impl HandlerEnvironment {
         }
     }
 }
-
-/// The variable the guest agent sets, for every handler command it runs, to the extension's
-/// directory (where it writes `HandlerEnvironment.json`).
-pub const EXTENSION_PATH_ENV: &str = "AZURE_GUEST_AGENT_EXTENSION_PATH";
-
-/// The variable the guest agent sets, for every handler command it runs, to the extension's
-/// version (`4.0.1`).
-pub const EXTENSION_VERSION_ENV: &str = "AZURE_GUEST_AGENT_EXTENSION_VERSION";
 
 impl HandlerEnvironment {
     /// The extension version the guest agent runs: `from_env` (the value of
@@ -242,7 +231,7 @@ mod tests {
             HandlerEnvironment::parse(Path::new("/ext/HandlerEnvironment.json"), text).unwrap();
         assert_eq!(env.config_folder, PathBuf::from("/ext/config"));
         assert_eq!(env.heartbeat_file, None);
-        assert_eq!(env.name, crate::status::HANDLER_NAME);
+        assert_eq!(env.name, HANDLER_NAME);
     }
 
     #[test]

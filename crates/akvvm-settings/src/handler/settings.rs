@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{HandlerEnvironment, HandlerError};
+use super::environment::HandlerEnvironment;
+use super::error::HandlerError;
 
-/// The environment variable the guest agent sets to the sequence number it is acting on.
-pub const SEQUENCE_ENV: &str = "ConfigSequenceNumber";
 /// The handler settings of one sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HandlerSettings {

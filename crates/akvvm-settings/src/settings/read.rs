@@ -9,8 +9,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::ctx::{Ctx, Unresolved, is_arm_expression};
 use super::diagnostic::{Diagnostic, did_you_mean, join_index, join_key};
-use super::parse::{Ctx, Unresolved, is_arm_expression, misplaced_key_help};
+use super::keys::misplaced_key_help;
 
 /// A field's value: absent, read, or skipped (invalid and already reported, or unresolved).
 pub(super) enum Got<T> {

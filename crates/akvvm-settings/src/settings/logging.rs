@@ -1,15 +1,16 @@
 //! `loggingSettings`: where the agent's log records go besides stderr. The one documented shape
 //! is `{"logger": "fluentd", "endpoint": "tcp://host:port" | "unix:///path", "format":
 //! "forward", "servicename": "<tag>"}`; anything else is an error that says what is supported.
-//! The records are sent by [`crate::logship`].
+//! The records are sent by `akvvm::logship`.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::parse::{Ctx, LOGGING_KEYS};
+use super::ctx::Ctx;
+use super::keys::LOGGING_KEYS;
+use super::model::{DEFAULT_LOG_TAG, LogEndpoint, LoggingSettings};
 use super::read::Got;
-use super::{DEFAULT_LOG_TAG, LogEndpoint, LoggingSettings};
 
 const EXAMPLE: &str = "{\"logger\": \"fluentd\", \"endpoint\": \"tcp://localhost:24224\", \"format\": \"forward\", \"servicename\": \"akvvm_service\"}";
 
