@@ -203,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), 0o644);
         let stranger = 4242;
-        if crate::cert::machine::require_root("files_owned_by_another_user_are_refused") {
+        if akvvm_cert::machine::require_root("files_owned_by_another_user_are_refused") {
             std::os::unix::fs::chown(&path, Some(stranger), None).unwrap();
             match read("settings file", &path) {
                 Err(Read::Untrusted(e @ Untrusted::Owner { uid: 4242, .. })) => {
