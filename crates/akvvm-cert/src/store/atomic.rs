@@ -23,7 +23,10 @@ use rustix::io::Errno;
 
 use super::StoreError;
 use super::acl::{ACL_XATTR, acl_error};
-use super::batch::DIGEST_XATTR;
+
+/// The extended attribute of a version file written without `fsync` (a first install in the
+/// store's batch): the SHA-256 of its content, which the start-up repair checks.
+pub const DIGEST_XATTR: &str = "user.akvvm.sha256";
 
 /// The prefix of every temp file or link akvvm makes; anything so named is debris of an
 /// interrupted write and is removed on start.
@@ -80,7 +83,7 @@ pub(crate) fn write_atomic_at(
 
 /// [`write_atomic_at`] without its two `fsync`s, for a first install in a batch (the store's
 /// `batch` module): the same temp file, mode, owner and ACL before any byte, then `digest` (the
-/// SHA-256 of `bytes`) in the [`DIGEST_XATTR`](super::batch::DIGEST_XATTR) extended attribute,
+/// SHA-256 of `bytes`) in the [`DIGEST_XATTR`] extended attribute,
 /// the bytes, and the rename. A reader sees the whole file or none of it; only its durability
 /// waits for the batch's `syncfs`.
 pub(crate) fn write_unsynced_at(

@@ -35,16 +35,13 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::atomic::{self, TEMP_PREFIX};
+use super::atomic::{self, DIGEST_XATTR, TEMP_PREFIX};
 use super::index::split_version_name;
 use super::{Store, StoreError};
 
 /// The extended attribute on the store directory while a batch of unsynced first installs is
 /// open (or was, when its process died).
 pub const UNSYNCED_XATTR: &str = "user.akvvm.unsynced";
-
-/// The extended attribute of an unsynced version file: the SHA-256 of its content.
-pub const DIGEST_XATTR: &str = "user.akvvm.sha256";
 
 /// The batch state of one [`Store`]; locked after the store's index lock, never before.
 #[derive(Debug, Default)]

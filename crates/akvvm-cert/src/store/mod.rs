@@ -75,8 +75,8 @@ use crate::certificate::CertificateBundle;
 use index::Index;
 
 pub use acl::{Acl, PosixAcl, Principal};
-pub use atomic::{TEMP_PREFIX, remove_stale_temp_files, write_atomic};
-pub use batch::{DIGEST_XATTR, UNSYNCED_XATTR};
+pub use atomic::{DIGEST_XATTR, TEMP_PREFIX, remove_stale_temp_files, write_atomic};
+pub use batch::UNSYNCED_XATTR;
 pub use error::StoreError;
 pub use state::{LastError, StateEntry, StateFile};
 pub use sys::{store_operations, store_syncs};

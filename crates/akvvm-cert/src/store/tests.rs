@@ -596,7 +596,7 @@ fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
     assert!(xattr(store.path(), batch::UNSYNCED_XATTR).is_some());
     let file = store.path().join("vault.cert.v1");
     assert_eq!(
-        xattr(&file, batch::DIGEST_XATTR).unwrap(),
+        xattr(&file, atomic::DIGEST_XATTR).unwrap(),
         batch::digest(b"LEAF-1\nCHAIN-1\nKEY-1\n")
     );
     assert_eq!(
@@ -610,7 +610,7 @@ fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
         .install_rendered(&target("v2"), &rendered("3"))
         .unwrap();
     assert_eq!(
-        xattr(&store.path().join("vault.cert.v2"), batch::DIGEST_XATTR),
+        xattr(&store.path().join("vault.cert.v2"), atomic::DIGEST_XATTR),
         None
     );
     assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
@@ -622,7 +622,7 @@ fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
     };
     store.install_rendered(&taken, &rendered("4")).unwrap();
     assert_eq!(
-        xattr(&store.path().join("vault.third.v1"), batch::DIGEST_XATTR),
+        xattr(&store.path().join("vault.third.v1"), atomic::DIGEST_XATTR),
         None
     );
     // So is a certificate with the certbot layout.
@@ -633,7 +633,7 @@ fn first_installs_are_marked_until_flushed_and_rotations_are_not_deferred() {
     };
     store.install_rendered(&certbot, &rendered("5")).unwrap();
     assert_eq!(
-        xattr(&store.path().join("vault.fourth.v1"), batch::DIGEST_XATTR),
+        xattr(&store.path().join("vault.fourth.v1"), atomic::DIGEST_XATTR),
         None
     );
     assert_eq!(xattr(store.path(), batch::UNSYNCED_XATTR), None);
@@ -761,7 +761,7 @@ fn a_batch_still_open_in_another_store_handle_is_left_alone() {
     };
     other.install_rendered(&second, &rendered("2")).unwrap();
     assert_eq!(
-        xattr(&other.path().join("vault.second.v1"), batch::DIGEST_XATTR),
+        xattr(&other.path().join("vault.second.v1"), atomic::DIGEST_XATTR),
         None
     );
     drop(other);
