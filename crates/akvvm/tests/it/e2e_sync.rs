@@ -594,3 +594,68 @@ async fn the_state_directory_and_files_are_roots_alone() {
     assert_eq!(mode(&state.join("state.json")), 0o600);
     assert_eq!(mode(&state.join("hooks.json")), 0o600);
 }
+
+#[tokio::test]
+async fn a_hook_is_journalled_as_pending_before_its_install_moves_anything() {
+    // The checkpoint: an install that fails at its first link swap (a directory stands where the
+    // custom link goes, and the custom link moves before the stable one). Whatever the engine
+    // wrote to the journal before it called the store is there; had it journalled after the
+    // install, a crash between the two would lose the hook, and here no pending record would be.
+    let h = Harness::start().await;
+    h.vault("contoso");
+    let v1 = h.certificate("contoso", "web", "RSA", PFX);
+    let counter = h.dir.path().join("hook-runs");
+    let url = Harness::url("contoso", "web");
+    let mut json = h.settings_json(
+        &["contoso"],
+        vec![json!({"url": url, "customSymbolicLinkName": "nginx"})],
+    );
+    json["akvvm"]["reload"] = json!({
+        "command": ["/bin/sh", "-c", format!("echo \"$AKVVM_VERSION\" >> '{}'", counter.display())],
+        "timeoutInS": 10
+    });
+    let engine = h.engine(&json);
+    assert!(cycle(&engine).await.complete());
+    let journal_path = h.state_dir().join(akvvm::sync::hook::HOOK_JOURNAL_FILE);
+    let journal = |field: &str| -> serde_json::Value {
+        let journal: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+        journal[&url][field].clone()
+    };
+    assert_eq!(journal("state"), json!("succeeded"));
+
+    let v2 = h
+        .emulator
+        .rotate_certificate("contoso", "web")
+        .unwrap()
+        .version;
+    let custom = h.store().join("nginx");
+    std::fs::remove_file(&custom).unwrap();
+    std::fs::create_dir(&custom).unwrap();
+    let report = cycle(&engine).await;
+    assert!(!report.complete(), "the install fails at the custom link");
+    assert_eq!(
+        journal("version"),
+        json!(v2),
+        "journalled before the install"
+    );
+    assert_eq!(journal("state"), json!("pending"));
+    assert_eq!(
+        link_target(&h.store().join("contoso.web")),
+        format!("contoso.web.{v1}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        format!("{v1}\n"),
+        "no hook ran for a version not in place"
+    );
+
+    // Once the way is clear, the version installs and its hook runs, once.
+    std::fs::remove_dir(&custom).unwrap();
+    assert!(cycle(&engine).await.complete());
+    assert_eq!(journal("state"), json!("succeeded"));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        format!("{v1}\n{v2}\n")
+    );
+}
