@@ -10,7 +10,9 @@
 //!   fault lasts);
 //! - the status file names the cause (the `faulty` substatus carries the case's error code);
 //! - retries back off: the attempts the fault saw are bounded ([`Case::max_attempts`] plus
-//!   [`Case::attempts_per_s`] for each second the fault lasted), not a storm;
+//!   [`Case::attempts_per_s`] for each second the fault lasted), not a storm, and they pause:
+//!   among any 10 attempts in a row, one waited at least 350 ms (a fixed-pace retry loop, say
+//!   every 250 ms, fails, however few attempts it makes);
 //! - it recovers on its own once the fault is cleared (`faulty`'s newest version is installed
 //!   and its substatus is a success again), without a restart or a signal;
 //! - the previous good files stay in place, byte for byte, while the fault lasts.
@@ -327,6 +329,29 @@ impl Bed {
     }
 }
 
+/// How often the attempt counter is read while a fault lasts.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// Backoff shows as pauses: among any [`BACKOFF_WINDOW`] attempts in a row, one came at least
+/// this long after the one before. The agent never goes without: a check retries an answer at
+/// most 5 times, with pauses drawn from ceilings that double from 250 ms to the cap, and a failed
+/// certificate waits half a polling interval or more before its next check; 429s retried until
+/// the deadline pause up to a second each (the odds of ten below 350 ms are below 1 in 10^4). An
+/// agent retrying every 250 ms, or at any fixed pace under 350 ms, fails here.
+const BACKOFF_PAUSE: Duration = Duration::from_millis(350);
+const BACKOFF_WINDOW: usize = 10;
+
+/// The pauses of the first run of [`BACKOFF_WINDOW`] attempts in a row none of which waited
+/// [`BACKOFF_PAUSE`] (`None`: every such run has a pause). `attempts` are the instants at which
+/// the counter was seen to grow; attempts closer than [`SAMPLE_EVERY`] count as one, which only
+/// makes a run longer in time.
+fn pauses_without_backoff(attempts: &[Instant]) -> Option<Vec<Duration>> {
+    let pauses: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    pauses
+        .windows(BACKOFF_WINDOW - 1)
+        .find(|run| run.iter().all(|p| *p < BACKOFF_PAUSE))
+        .map(<[Duration]>::to_vec)
+}
+
 /// Runs one row of the matrix (see the module's doc for what is asserted).
 pub async fn run(case: &Case) {
     let bed = Bed::new(None).await;
@@ -366,24 +391,43 @@ pub async fn run_on(bed: &Bed, case: &Case) {
         agent = bed.start_agent("second");
     }
 
-    // The unaffected certificate keeps syncing, and the status names the cause.
-    if !case.affects_all {
+    // While the fault lasts, when the attempts came: the counter read every 20 ms.
+    let timeline = std::cell::RefCell::new(Vec::<Instant>::new());
+    let sample = async {
+        let mut seen = attempts_before;
+        loop {
+            let now = bed.attempts(case.attempts);
+            if now > seen {
+                timeline.borrow_mut().push(Instant::now());
+                seen = now;
+            }
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    };
+    let tag = format!("[{}]", case.code);
+    let fault = async {
+        // The unaffected certificate keeps syncing, and the status names the cause.
+        if !case.affects_all {
+            bed.wait_for(
+                &mut agent,
+                "the healthy certificate's rotation installed during the fault",
+                || installed_version(&store, HEALTHY).as_deref() == Some(healthy_new.as_str()),
+            )
+            .await;
+        }
         bed.wait_for(
             &mut agent,
-            "the healthy certificate's rotation installed during the fault",
-            || installed_version(&store, HEALTHY).as_deref() == Some(healthy_new.as_str()),
+            &format!("the status naming {tag} for the faulty certificate"),
+            || substatus(&bed.status_file, &bed.faulty_url).is_some_and(|(_, m)| m.contains(&tag)),
         )
         .await;
+        // A few more cycles under the fault, so that a storm would show.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    tokio::select! {
+        () = fault => {}
+        () = sample => unreachable!("the sampler never ends"),
     }
-    let tag = format!("[{}]", case.code);
-    bed.wait_for(
-        &mut agent,
-        &format!("the status naming {tag} for the faulty certificate"),
-        || substatus(&bed.status_file, &bed.faulty_url).is_some_and(|(_, m)| m.contains(&tag)),
-    )
-    .await;
-    // A few more cycles under the fault, so that a storm would show.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     agent.assert_running("while the fault lasted");
     let (state, message) = substatus(&bed.status_file, &bed.faulty_url).unwrap();
     assert!(message.contains(&tag), "{}: {state} {message}", case.name);
@@ -435,6 +479,27 @@ pub async fn run_on(bed: &Bed, case: &Case) {
         "{}: the fault saw no attempt at all; the case tests nothing",
         case.name
     );
+    let pauses = pauses_without_backoff(&timeline.borrow());
+    let longest = timeline
+        .borrow()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "fault matrix: {}: {} attempts seen apart, the longest pause {longest:?}",
+        case.name,
+        timeline.borrow().len()
+    );
+    assert!(
+        pauses.is_none(),
+        "{}: {} attempts in a row with no pause of {BACKOFF_PAUSE:?} or more ({:?}): retries \
+         come at a fixed pace instead of backing off\n{}",
+        case.name,
+        BACKOFF_WINDOW,
+        pauses.unwrap_or_default(),
+        tail(&agent.log, 40)
+    );
 
     // Recovery on its own once the fault clears: the newest version, and a success.
     (case.clear)(h);
@@ -459,4 +524,28 @@ pub fn grant_faulty(h: &Harness) {
     h.emulator
         .assign_roles(FAULTY, "system", &[READER_ROLE])
         .unwrap();
+}
+
+#[test]
+fn a_fixed_pace_retry_loop_fails_the_backoff_check_and_a_backing_off_one_passes() {
+    let at = |millis: &[u64]| -> Vec<Instant> {
+        let start = Instant::now();
+        millis
+            .iter()
+            .map(|m| start + Duration::from_millis(*m))
+            .collect()
+    };
+    // Every 250 ms (or 300 ms) for 4 s: no pause of 350 ms among ten attempts.
+    let fixed: Vec<u64> = (0..16).map(|i| i * 250).collect();
+    assert!(pauses_without_backoff(&at(&fixed)).is_some());
+    let slower: Vec<u64> = (0..16).map(|i| i * 300).collect();
+    assert!(pauses_without_backoff(&at(&slower)).is_some());
+    // Two checks of six attempts, pauses drawn under doubling ceilings, and the certificate's
+    // retry delay between them.
+    let backing_off = [
+        0, 100, 400, 450, 1200, 1300, 2100, 2200, 2300, 2700, 2750, 3600, 3700,
+    ];
+    assert!(pauses_without_backoff(&at(&backing_off)).is_none());
+    // Fewer than ten attempts say nothing either way.
+    assert!(pauses_without_backoff(&at(&fixed[..9])).is_none());
 }
