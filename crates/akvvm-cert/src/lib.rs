@@ -25,6 +25,8 @@
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
 //!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
+//! - [`trust`]: the one rule for trusting a file or directory (owner, writers, kind) that the
+//!   settings reader, hook programs, the store path, the state directory and Arc's key file use.
 //! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
 //! - `machine` (hidden): the tests' one way to skip when the machine lacks root, a program or
 //!   a file system feature (and to fail instead under `AKVVM_REQUIRE_ROOT=1`).
@@ -38,5 +40,6 @@ pub mod fuzzing;
 pub mod machine;
 pub mod pkcs12;
 pub mod store;
+pub mod trust;
 
 pub use error::CertError;

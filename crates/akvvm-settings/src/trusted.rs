@@ -58,45 +58,48 @@ pub enum Read {
 }
 
 /// The owners whose files are trusted: root, and the effective user when that is not root.
-pub fn trusted_owners() -> Vec<u32> {
-    let me = rustix::process::geteuid().as_raw();
-    if me == 0 { vec![0] } else { vec![0, me] }
-}
+pub use akvvm_cert::trust::trusted_owners;
 
-/// Checks the metadata of an opened `what` at `path` against the rule of this module.
-pub fn check(what: &'static str, path: &Path, meta: &std::fs::Metadata) -> Result<(), Untrusted> {
-    if !meta.file_type().is_file() {
-        return Err(Untrusted::NotRegular {
+/// `distrust` of the `what` at `path`, as an [`Untrusted`].
+fn untrusted(
+    what: &'static str,
+    path: &Path,
+    distrust: akvvm_cert::trust::Distrust,
+    owners: &[u32],
+) -> Untrusted {
+    use akvvm_cert::trust::Distrust;
+    let path = path.to_path_buf();
+    match distrust {
+        Distrust::NotRegular | Distrust::NotDirectory => Untrusted::NotRegular { what, path },
+        Distrust::Owner { uid } => Untrusted::Owner {
             what,
-            path: path.to_path_buf(),
-        });
-    }
-    let owners = trusted_owners();
-    if !owners.contains(&meta.uid()) {
-        return Err(Untrusted::Owner {
-            what,
-            path: path.to_path_buf(),
-            uid: meta.uid(),
-            owners: match owners.as_slice() {
+            path,
+            uid,
+            owners: match owners {
                 [_] => "root".to_string(),
                 _ => format!("root or uid {} (the user akvvm runs as)", owners[1]),
             },
-        });
+        },
+        Distrust::Writable { mode } => Untrusted::Writable { what, path, mode },
     }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(Untrusted::Writable {
-            what,
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    Ok(())
+}
+
+/// Checks the metadata of an opened `what` at `path` against the rule of this module
+/// ([`akvvm_cert::trust`]: a regular file, a trusted owner, nobody else may write it).
+pub fn check(what: &'static str, path: &Path, meta: &std::fs::Metadata) -> Result<(), Untrusted> {
+    let owners = trusted_owners();
+    akvvm_cert::trust::check(
+        meta.mode(),
+        meta.uid(),
+        akvvm_cert::trust::Kind::File,
+        &owners,
+    )
+    .map_err(|distrust| untrusted(what, path, distrust, &owners))
 }
 
 /// Checks every directory that leads to `path`, as written and with its symbolic links
 /// resolved: each must be owned by a trusted owner and not writable by group or others (unless
-/// sticky, as `/tmp` is: others may add names there but not replace ours). Whoever could write
+/// root's and sticky, as `/tmp` is: others may add names there but not replace ours). Whoever could write
 /// one of them could swap the file (or a link on the way to it) for their own. `what` names the
 /// file the directories lead to.
 pub fn check_directories(what: &'static str, path: &Path) -> Result<(), Untrusted> {
@@ -113,25 +116,13 @@ pub fn check_directories(what: &'static str, path: &Path) -> Result<(), Untruste
             continue;
         };
         let owners = trusted_owners();
-        if !owners.contains(&meta.uid()) {
-            return Err(Untrusted::Owner {
-                what,
-                path: dir.to_path_buf(),
-                uid: meta.uid(),
-                owners: match owners.as_slice() {
-                    [_] => "root".to_string(),
-                    _ => format!("root or uid {} (the user akvvm runs as)", owners[1]),
-                },
-            });
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            return Err(Untrusted::Writable {
-                what,
-                path: dir.to_path_buf(),
-                mode,
-            });
-        }
+        akvvm_cert::trust::check(
+            meta.mode(),
+            meta.uid(),
+            akvvm_cert::trust::Kind::Directory,
+            &owners,
+        )
+        .map_err(|distrust| untrusted(what, dir, distrust, &owners))?;
     }
     Ok(())
 }

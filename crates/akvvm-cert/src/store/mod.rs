@@ -228,8 +228,10 @@ impl Store {
         };
         let dir = path::open_store_dir(path)?;
         let stat = sys::fstat(&dir).map_err(|e| open_error(e.into()))?;
+        // The store is the running user's own (`crate::trust`'s owner rule; its mode is
+        // narrowed below, not refused).
         let euid = rustix::process::geteuid().as_raw();
-        if stat.st_uid != euid {
+        if crate::trust::check_owner(stat.st_uid, &[euid]).is_err() {
             return Err(StoreError::UnsafeOwner {
                 path: path.to_path_buf(),
                 owner: stat.st_uid,

@@ -251,18 +251,21 @@ fn check_parent(dir: BorrowedFd<'_>, component: &Path, store: &Path) -> Result<(
         path: store.to_path_buf(),
         source: e.into(),
     })?;
-    let euid = rustix::process::geteuid().as_raw();
-    let mode = stat.st_mode & 0o7777;
-    let owner_ok = stat.st_uid == 0 || stat.st_uid == euid;
-    let root_sticky = stat.st_uid == 0 && mode & 0o1000 != 0;
-    let writable_ok = mode & 0o022 == 0 || root_sticky;
-    if owner_ok && writable_ok {
-        return Ok(());
+    // The one rule (`crate::trust`): root's or the running user's, and nobody else may write
+    // it, unless it is root's and sticky.
+    let kind = crate::trust::Kind::Directory;
+    match crate::trust::check(
+        stat.st_mode,
+        stat.st_uid,
+        kind,
+        &crate::trust::trusted_owners(),
+    ) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(StoreError::UnsafePath {
+            path: store.to_path_buf(),
+            component: component.to_path_buf(),
+            owner: stat.st_uid,
+            mode: stat.st_mode & 0o7777,
+        }),
     }
-    Err(StoreError::UnsafePath {
-        path: store.to_path_buf(),
-        component: component.to_path_buf(),
-        owner: stat.st_uid,
-        mode,
-    })
 }

@@ -266,6 +266,7 @@ impl ManagedIdentityCredential {
         // Read through the one open file, never more than the limit allows (the file could
         // change between a size check and a read). Not through a symlink, not blocking on a
         // FIFO: a regular file that root or the Arc agent (`himds`) owns.
+        use akvvm_cert::trust::Distrust;
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -275,15 +276,24 @@ impl ManagedIdentityCredential {
             .open(path)
             .map_err(unreadable)?;
         let meta = file.metadata().map_err(unreadable)?;
-        if !meta.file_type().is_file() {
-            return Err(refuse("is not a regular file".to_string()));
-        }
-        let owners = [Some(0), user_id(ARC_AGENT_USER)];
-        if !owners.contains(&Some(meta.uid())) {
-            return Err(refuse(format!(
-                "is owned by uid {}, neither root nor the Azure Arc agent ({ARC_AGENT_USER})",
-                meta.uid()
-            )));
+        // The one rule (`akvvm_cert::trust`), with the Arc agent trusted beside root.
+        let owners: Vec<u32> = std::iter::once(0).chain(user_id(ARC_AGENT_USER)).collect();
+        let kind = akvvm_cert::trust::Kind::File;
+        match akvvm_cert::trust::check(meta.mode(), meta.uid(), kind, &owners) {
+            Ok(()) => {}
+            Err(Distrust::NotRegular | Distrust::NotDirectory) => {
+                return Err(refuse("is not a regular file".to_string()));
+            }
+            Err(Distrust::Owner { uid }) => {
+                return Err(refuse(format!(
+                    "is owned by uid {uid}, neither root nor the Azure Arc agent ({ARC_AGENT_USER})"
+                )));
+            }
+            Err(Distrust::Writable { mode }) => {
+                return Err(refuse(format!(
+                    "has mode {mode:04o}: group or others can write it, so it could be anyone's key"
+                )));
+            }
         }
         let size = meta.len();
         let mut key = zeroize::Zeroizing::new(String::new());

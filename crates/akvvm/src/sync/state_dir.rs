@@ -87,8 +87,10 @@ pub fn secure(dir: &Path) -> Result<(), StateDirError> {
             what,
         });
     }
+    // Root's or the running user's (`akvvm_cert::trust`'s owner rule; the mode is narrowed
+    // below, not refused).
     let euid = rustix::process::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != euid {
+    if akvvm_cert::trust::check_owner(meta.uid(), &akvvm_cert::trust::trusted_owners()).is_err() {
         return Err(StateDirError::UnsafeOwner {
             path: dir.to_path_buf(),
             owner: meta.uid(),

@@ -2,6 +2,7 @@
 //! Machine agent does (a 401 naming a fresh key file; the content of the file, presented as Basic
 //! authorization, buys the token), and the token opens the vault through the official SDK.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use akvvm::http::{HostOverride, HttpOptions};
@@ -276,6 +277,22 @@ async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
             "{error}"
         );
     }
+    // Root's, but anyone may write it: whoever did could have put their own key there.
+    let writable = tokens.join("writable.key");
+    std::fs::write(&writable, "k").unwrap();
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o646)).unwrap();
+    *realm.lock().unwrap() = writable.display().to_string();
+    let local = with(
+        &format!("http://{address}/metadata/identity"),
+        Some(true),
+        HttpOptions::default(),
+    );
+    let error = local
+        .token_for_resource("https://vault.azure.net")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
+    assert!(error.to_string().contains("mode 0646"), "{error}");
     assert!(
         presented.lock().unwrap().is_empty(),
         "a key was presented ({} times)",
