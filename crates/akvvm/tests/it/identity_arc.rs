@@ -261,8 +261,9 @@ async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
     assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
     assert!(error.to_string().contains("not on this machine"), "{error}");
 
-    if root {
-        *realm.lock().unwrap() = tokens.join("other.key").display().to_string();
+    // The local endpoint's challenge naming `key`: refused, and why.
+    let refused_for = async |key: &std::path::Path| {
+        *realm.lock().unwrap() = key.display().to_string();
         let local = with(
             &format!("http://{address}/metadata/identity"),
             Some(true),
@@ -272,27 +273,19 @@ async fn a_key_goes_only_to_the_arc_endpoint_over_loopback() {
             .token_for_resource("https://vault.azure.net")
             .await
             .unwrap_err();
-        assert!(
-            error.to_string().contains("is owned by uid 4242"),
-            "{error}"
-        );
+        assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
+        error.to_string()
+    };
+    if root {
+        let error = refused_for(&tokens.join("other.key")).await;
+        assert!(error.contains("is owned by uid 4242"), "{error}");
     }
     // Root's, but anyone may write it: whoever did could have put their own key there.
     let writable = tokens.join("writable.key");
     std::fs::write(&writable, "k").unwrap();
     std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o646)).unwrap();
-    *realm.lock().unwrap() = writable.display().to_string();
-    let local = with(
-        &format!("http://{address}/metadata/identity"),
-        Some(true),
-        HttpOptions::default(),
-    );
-    let error = local
-        .token_for_resource("https://vault.azure.net")
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), "identity.arc_key_refused", "{error}");
-    assert!(error.to_string().contains("mode 0646"), "{error}");
+    let error = refused_for(&writable).await;
+    assert!(error.contains("mode 0646"), "{error}");
     assert!(
         presented.lock().unwrap().is_empty(),
         "a key was presented ({} times)",
