@@ -12,8 +12,8 @@ use super::acl::{self, Acl, PosixAcl, Principal};
 use super::index::Index;
 use super::names::check_key_vault_name;
 use super::{
-    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_DIR_SUFFIX, CERTBOT_FILES, Layout, STORE_DIR_MODE,
-    Store, StoreError,
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_DIR_SUFFIX, CERTBOT_FILES, STORE_DIR_MODE, Store,
+    StoreError,
 };
 
 impl Store {
@@ -44,10 +44,7 @@ impl Store {
             .iter()
             .map(Acl::resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        let result = match self.layout {
-            Layout::V3 => self.apply_acls_indexed(&mut guard, vault, name, &principals),
-            Layout::V4 => self.apply_acls_v4(&mut guard, vault, name, &principals),
-        };
+        let result = self.apply_acls_of_layout(&mut guard, vault, name, &principals);
         if result.is_err() {
             // The index may be behind the files now: the next change scans again.
             *guard = None;
@@ -56,7 +53,7 @@ impl Store {
         result
     }
 
-    fn apply_acls_indexed(
+    pub(super) fn apply_acls_indexed(
         &self,
         guard: &mut std::sync::MutexGuard<'_, Option<Index>>,
         vault: &str,

@@ -17,7 +17,7 @@ use super::batch;
 use super::index::{Index, modified_at};
 use super::names::Names;
 use super::{
-    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, FileAccess, InstallRequest, Installed, Layout,
+    CERT_FILE_MODE, CERTBOT_DIR_MODE, CERTBOT_FILES, FileAccess, InstallRequest, Installed,
     PFX_FILE, Store, StoreError,
 };
 use crate::certificate::CertificateBundle;
@@ -132,46 +132,11 @@ pub(super) fn file_settings(
 }
 
 impl Store {
-    /// Installs one version of a certificate and points its links at it.
-    ///
-    /// Order: the version file (complete, with its ACL), the certbot-style directory, the store's
-    /// ACL, then the links (the stable link last), then pruning. A failure before the links move leaves the previous
-    /// version linked and untouched; the names and ACL principals are checked before anything is
-    /// written.
-    ///
-    /// In the 4.x layout ([`Layout::V4`]): the `.pem` and `.keyid` files, the store's ACL, the
-    /// `.pem` link, the `.keyid` link, then `.luma`, then pruning (`link_name` and
-    /// `certbot_layout` are not written: 4.x has neither).
-    pub fn install(&self, request: &InstallRequest<'_>) -> Result<Installed, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.install_v4(request, None);
-        }
-        let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
-        let target = Target {
-            vault: request.vault,
-            name: request.name,
-            version: request.version,
-            link_name: request.link_name,
-            acls: request.acls,
-            keep: request.keep,
-            certbot_layout: request.certbot_layout,
-        };
-        self.install_rendered(&target, &rendered)
-    }
-
-    /// Like [`Self::install`], with the files' owner, group and mode of `access` (the
-    /// certificate's `owner`, `group` and `mode` settings), applied to this version's files
-    /// before any byte is written. A group that may read (mode `0640`/`0440`) and an owner other
-    /// than the agent are also granted traverse on the store directory (through its ACL, as
-    /// `acls` principals are), so that they can reach the file.
-    pub fn install_with_access(
+    pub(super) fn install_v3(
         &self,
         request: &InstallRequest<'_>,
-        access: &FileAccess,
+        access: Option<&FileAccess>,
     ) -> Result<Installed, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.install_v4(request, Some(access));
-        }
         let rendered = Rendered::from_bundle(request.bundle, request.certbot_layout)?;
         let target = Target {
             vault: request.vault,
@@ -182,9 +147,10 @@ impl Store {
             keep: request.keep,
             certbot_layout: request.certbot_layout,
         };
-        self.install_rendered_with(&target, &rendered, Some(access))
+        self.install_rendered_with(&target, &rendered, access)
     }
 
+    #[cfg(test)]
     pub(super) fn install_rendered(
         &self,
         request: &Target<'_>,

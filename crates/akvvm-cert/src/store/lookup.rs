@@ -10,23 +10,15 @@ use rustix::io::Errno;
 use zeroize::Zeroizing;
 
 use super::names::{check_key_vault_name, check_link_name};
-use super::{CERTBOT_DIR_SUFFIX, Current, Installed, LIVE_LINK_SUFFIX, Layout, Store, StoreError};
+use super::{CERTBOT_DIR_SUFFIX, Current, Installed, LIVE_LINK_SUFFIX, Store, StoreError};
 
 impl Store {
-    /// What is installed for `vault.name`, read back from the store: the version the stable link
-    /// points to, decoded for its thumbprint and expiry, with the custom link (`link_name`) and the
-    /// `.live` link when they point to the same version. `None` when nothing complete is
-    /// installed (no link, a missing file, or a file that no longer decodes, which is logged).
-    /// This rebuilds a lost or corrupt state file without writing anything.
-    pub fn installed(
+    pub(super) fn installed_v3(
         &self,
         vault: &str,
         name: &str,
         link_name: Option<&str>,
     ) -> Result<Option<Installed>, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.installed_v4(vault, name);
-        }
         let Some(current) = self.current(vault, name)? else {
             return Ok(None);
         };
@@ -74,15 +66,11 @@ impl Store {
         }))
     }
 
-    /// The version the stable link `<vault>.<name>` points to, or `None` when there is no link,
-    /// or it points to a missing file or to something akvvm did not make.
-    ///
-    /// In the 4.x layout: the version both `<vault>.<name>.pem` and `<vault>.<name>.keyid` point
-    /// to, `None` also when they point to different installs (an interrupted install).
-    pub fn current(&self, vault: &str, name: &str) -> Result<Option<Current>, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.current_v4(vault, name);
-        }
+    pub(super) fn current_v3(
+        &self,
+        vault: &str,
+        name: &str,
+    ) -> Result<Option<Current>, StoreError> {
         check_key_vault_name("vault name", vault)?;
         check_key_vault_name("certificate name", name)?;
         let link = format!("{vault}.{name}");

@@ -26,7 +26,11 @@
 //! the rest of [`Store`] is in its submodules:
 //!
 //! - `names`: the checks on vault, certificate, version and link names, and one install's names.
-//! - `install`: [`Store::install`]: render, write, move the links, prune.
+//! - `layout`: the one place the two layouts are told apart: [`Store::install`],
+//!   [`Store::current`], [`Store::installed`], [`Store::versions`], [`Store::remove_certificate`]
+//!   and the ACLs and repairs of each layout dispatch there to the 3.x code (`install`,
+//!   `lookup`, `prune`, `access`) or to `v4`.
+//! - `install`: the 3.x install: render, write, move the links, prune.
 //! - `batch`: first installs written without `fsync`s and made durable together by
 //!   [`Store::flush`]; the start-up repair of a batch a crash interrupted.
 //! - `prune`: [`Store::versions`] and the pruning of old versions.
@@ -56,6 +60,7 @@ mod access;
 mod batch;
 mod index;
 mod install;
+mod layout;
 mod lookup;
 mod names;
 mod prune;
@@ -249,13 +254,13 @@ impl Store {
                 .map_err(|e| open_error(e.into()))?;
         }
         // Each layout removes only the debris of its own names.
-        let mut removed = atomic::remove_temp_files_if(dir.as_fd(), path, |temp| {
-            v4::is_temp_of_v4(temp) == (layout == Layout::V4)
-        })?;
+        let mut removed =
+            atomic::remove_temp_files_if(dir.as_fd(), path, |temp| layout.owns_temp(temp))?;
         // The certbot-style directories get their files through temp files of their own.
-        let subdirectories = match layout {
-            Layout::V3 => atomic::list_dir(dir.as_fd(), path)?,
-            Layout::V4 => Vec::new(),
+        let subdirectories = if layout.has_certbot_directories() {
+            atomic::list_dir(dir.as_fd(), path)?
+        } else {
+            Vec::new()
         };
         for (name, file_type) in subdirectories {
             if file_type != FileType::Directory || !name.ends_with(CERTBOT_DIR_SUFFIX) {
@@ -296,9 +301,7 @@ impl Store {
             layout,
             batch: Mutex::new(batch::Batch::default()),
         };
-        if layout == Layout::V4 {
-            store.repair_v4();
-        }
+        store.repair_layout();
         if has_acl {
             // A chmod since the last install may have widened the ACL's mask or "other" entry.
             let mut guard = store.lock_index();

@@ -12,7 +12,7 @@ use rustix::fs::{AtFlags, FileType};
 use super::atomic::{list_dir, remove_tree_at};
 use super::index::Index;
 use super::names::{check_key_vault_name, check_link_name};
-use super::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX, Layout, Store, StoreError};
+use super::{CERTBOT_DIR_SUFFIX, LIVE_LINK_SUFFIX, Store, StoreError};
 
 impl Store {
     /// Removes the versions of `vault.name` beyond the newest `keep` (by install time), never one
@@ -69,22 +69,12 @@ impl Store {
         pruned
     }
 
-    /// Removes everything akvvm installed for `vault.name` (`akvvm uninstall
-    /// --remove-certificates`): every version file and certbot-style directory, also of versions
-    /// no link points to any more, and the stable link, the `.live` link and `link_name` when
-    /// they are symbolic links. Everything goes through the store's handle (`unlinkat`, and
-    /// [`remove_tree_at`](super::atomic) for the directories), never following a link. Returns
-    /// the paths removed. In the 4.x layout: `.luma`, the `.pem` and `.keyid` links and every
-    /// versioned file of the certificate (`link_name` is not used); 3.x files are never touched.
-    pub fn remove_certificate(
+    pub(super) fn remove_certificate_v3(
         &self,
         vault: &str,
         name: &str,
         link_name: Option<&str>,
     ) -> Result<Vec<PathBuf>, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.remove_certificate_v4(vault, name);
-        }
         check_key_vault_name("vault name", vault)?;
         check_key_vault_name("certificate name", name)?;
         if let Some(link) = link_name {
@@ -145,13 +135,7 @@ impl Store {
         Ok(removed)
     }
 
-    /// The versions of `vault.name` present in the store (as a file, a certbot-style directory or
-    /// both), newest first by modification time. Read from the index: call [`Store::rescan`]
-    /// first to see changes made by others since the store's last change.
-    pub fn versions(&self, vault: &str, name: &str) -> Result<Vec<String>, StoreError> {
-        if self.layout == Layout::V4 {
-            return self.versions_v4(vault, name);
-        }
+    pub(super) fn versions_v3(&self, vault: &str, name: &str) -> Result<Vec<String>, StoreError> {
         check_key_vault_name("vault name", vault)?;
         check_key_vault_name("certificate name", name)?;
         let mut guard = self.lock_index();
