@@ -276,8 +276,10 @@ impl ManagedIdentityCredential {
             .open(path)
             .map_err(unreadable)?;
         let meta = file.metadata().map_err(unreadable)?;
-        // The one rule (`akvvm_cert::trust`), with the Arc agent trusted beside root.
-        let owners: Vec<u32> = std::iter::once(0).chain(user_id(ARC_AGENT_USER)).collect();
+        // The one rule (`akvvm_cert::trust`), with the Arc agent trusted beside root (and the
+        // user akvvm runs as, when that is not root).
+        let mut owners = akvvm_cert::trust::trusted_owners();
+        owners.extend(user_id(ARC_AGENT_USER));
         let kind = akvvm_cert::trust::Kind::File;
         match akvvm_cert::trust::check(meta.mode(), meta.uid(), kind, &owners) {
             Ok(()) => {}

@@ -35,6 +35,12 @@ fn an_acls_entry_naming_a_user_and_a_group_grants_both() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_and_a_group_in_one_acls_entry_both_get_read_access_on_install() {
+    // It creates a user and a group.
+    if !akvvm::cert::machine::require_root(
+        "a_user_and_a_group_in_one_acls_entry_both_get_read_access_on_install",
+    ) {
+        return;
+    }
     let user = TempUser::create("akvu", None);
     let group = TempGroup::create("akvg", None);
     let h = Harness::start().await;
