@@ -207,6 +207,7 @@ pub(super) fn significant_change(
 
 #[cfg(test)]
 mod tests {
+    use super::super::connect::VaultKey;
     use super::*;
     use time::macros::datetime;
 
@@ -351,20 +352,27 @@ mod tests {
                 enabled: Some(true),
             },
         );
-        let v = ("v.vault.azure.net".to_owned(), None);
+        let v = VaultKey {
+            host: "v.vault.azure.net".to_owned(),
+            identity: None,
+        };
         listed.by_vault.insert(v.clone(), list);
         let e = entry();
         assert!(listed.confirms(&v, "Web", &e, "v1"));
         assert!(!listed.confirms(&v, "web", &e, "v0"));
         assert!(!listed.confirms(&v, "api", &e, "v1"));
-        assert!(!listed.confirms(&("w.vault.azure.net".to_owned(), None), "web", &e, "v1"));
+        let w = VaultKey {
+            host: "w.vault.azure.net".to_owned(),
+            identity: None,
+        };
+        assert!(!listed.confirms(&w, "web", &e, "v1"));
         // Another identity's list says nothing about this identity's certificates.
-        let other = (
-            "v.vault.azure.net".to_owned(),
-            Some(crate::identity::ManagedIdentityId::ClientId(
+        let other = VaultKey {
+            host: "v.vault.azure.net".to_owned(),
+            identity: Some(crate::identity::ManagedIdentityId::ClientId(
                 "c7373ae5-91c2-4165-8ab6-7381d6e75619".into(),
             )),
-        );
+        };
         assert!(!listed.confirms(&other, "web", &e, "v1"));
         let newer = StateEntry {
             version_updated: Some(datetime!(2026-11-22 09:00 UTC)),
