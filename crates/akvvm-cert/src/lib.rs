@@ -25,6 +25,7 @@
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
 //!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
+//! - [`locks`]: `lock_or_recover` and its kin, the one way a poisoned lock is recovered.
 //! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
 //! - `machine` (hidden): the tests' one way to skip when the machine lacks root, a program or
 //!   a file system feature (and to fail instead under `AKVVM_REQUIRE_ROOT=1`).
@@ -34,6 +35,7 @@ pub mod codes;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod locks;
 #[doc(hidden)]
 pub mod machine;
 pub mod pkcs12;

@@ -398,6 +398,7 @@ mod tls {
     use rustls::sign::CertifiedKey;
 
     use super::WebhookError;
+    use akvvm_cert::locks::MutexExt;
 
     /// (device, inode, size, mtime in ns): what changes when the file is replaced or rewritten.
     type FileId = (u64, u64, u64, i128);
@@ -466,7 +467,7 @@ mod tls {
 
     impl ResolvesServerCert for FileResolver {
         fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let mut current = self.current.lock_or_recover();
             if let Ok(id) = file_id(&self.path)
                 && current.as_ref().is_none_or(|(known, _)| *known != id)
             {

@@ -30,6 +30,7 @@ use std::sync::{Arc, RwLock};
 use azure_core::credentials::TokenCredential;
 
 use crate::http::RetryPolicy;
+use akvvm_cert::locks::RwLockExt;
 
 pub use akvvm_settings::identity_id::{ManagedIdentityId, MsiIdError, OBJECT_ID_PREFIX};
 pub use assertion::{
@@ -225,19 +226,13 @@ impl TenantSlot {
 
     /// Records the tenant.
     pub fn set(&self, tenant: &str) {
-        let mut guard = self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.0.write_or_recover();
         *guard = Some(tenant.to_owned());
     }
 
     /// The tenant, once known.
     pub fn get(&self) -> Option<String> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.read_or_recover().clone()
     }
 }
 

@@ -27,6 +27,7 @@ use super::list::{self, ListCost, Listed};
 use super::{
     CertOutcome, CertReport, CycleReport, HookOutcome, InstalledInfo, SetupError, SyncError,
 };
+use akvvm_cert::locks::MutexExt;
 
 /// The state file's name in the agent's state directory.
 pub const STATE_FILE_NAME: &str = "state.json";
@@ -300,7 +301,7 @@ impl Engine {
         for cert in &self.settings.observed {
             let url = cert.url.to_string();
             let pending = {
-                let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+                let hooks = self.hooks.lock_or_recover();
                 hooks
                     .get(&url)
                     .filter(|r| r.state == HookState::Pending)
@@ -317,7 +318,7 @@ impl Engine {
                 continue;
             };
             let link = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock_or_recover();
                 state.entry(&url).and_then(|e| e.link.clone())
             };
             tracing::info!(%url, version = %pending.version, "running the reload hook an earlier run did not finish");
@@ -348,7 +349,7 @@ impl Engine {
 
     /// Changes the state entry of `url`, noting whether the change must be saved.
     fn update_entry<T>(&self, url: &str, change: impl FnOnce(&mut StateEntry) -> T) -> T {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock_or_recover();
         let entry = state.entry_mut(url);
         let before = entry.clone();
         let result = change(entry);
@@ -373,7 +374,7 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let mut candidates: BTreeMap<connect::VaultKey, u32> = BTreeMap::new();
         {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let state = self.state.lock_or_recover();
             for cert in certificates {
                 let url = cert.url.to_string();
                 if cert.url.version.is_none()
@@ -387,10 +388,7 @@ impl Engine {
         }
         let lists = candidates.into_iter().filter_map(|(key, count)| {
             let handle = &self.vaults[&key];
-            let budget = list::page_budget(
-                &handle.list_cost.lock().unwrap_or_else(|e| e.into_inner()),
-                count,
-            )?;
+            let budget = list::page_budget(&handle.list_cost.lock_or_recover(), count)?;
             Some(async move {
                 let list = list::list_vault(
                     &handle.client,
@@ -410,7 +408,7 @@ impl Engine {
     }
 
     fn installed_info(&self, url: &str) -> Option<InstalledInfo> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.state.lock_or_recover();
         let entry = state.entry(url)?;
         Some(InstalledInfo {
             version: entry.installed_version.clone()?,
@@ -448,7 +446,7 @@ impl Engine {
                         None
                     })
                     .filter(|installed| installed.version == current.version);
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.state.lock_or_recover();
                 self.note_change(&url);
                 let entry = state.entry_mut(&url);
                 entry.installed_version = Some(current.version.clone());
@@ -552,7 +550,7 @@ impl Engine {
             && cert.url.version.is_none()
         {
             let confirmed = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock_or_recover();
                 state.entry(&url).is_some_and(|entry| {
                     list::listable(
                         entry,
@@ -713,7 +711,7 @@ impl Engine {
             error,
         };
         let already_pending = {
-            let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            let hooks = self.hooks.lock_or_recover();
             hooks
                 .get(&url)
                 .is_some_and(|r| r.state == HookState::Pending && r.version == info.version)
@@ -754,7 +752,7 @@ impl Engine {
 
     /// The error of the hook that failed for `version` of `url`, if it did.
     fn failed_hook(&self, url: &str, version: &str) -> HookOutcome {
-        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        let hooks = self.hooks.lock_or_recover();
         hooks
             .get(url)
             .filter(|r| r.version == version && r.state == HookState::Failed)
@@ -764,7 +762,7 @@ impl Engine {
     }
 
     fn journal(&self, url: &str, record: HookRecord) {
-        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hooks = self.hooks.lock_or_recover();
         if let Err(e) = hooks.record(url, record) {
             tracing::error!(error = %e, "failed to save the hook journal");
         }

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::vault::{SecretBundle, SecretList, VaultClient};
+use akvvm_cert::locks::MutexExt;
 
 /// How far past a version's `updated` Key Vault's clock must be for that `updated` to identify
 /// the current version (whole seconds, and the `Date` header is written after the read).
@@ -120,7 +121,7 @@ pub(super) async fn list_vault(
         result = request => result,
         () = cancel.cancelled() => return None,
     };
-    let mut cost = cost.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cost = cost.lock_or_recover();
     match result {
         Ok(list) => {
             cost.pages = Some(list.pages);
