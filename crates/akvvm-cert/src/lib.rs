@@ -27,6 +27,7 @@
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
 //! - [`trust`]: the one rule for trusting a file or directory (owner, writers, kind) that the
 //!   settings reader, hook programs, the store path, the state directory and Arc's key file use.
+//! - [`locks`]: `lock_or_recover` and its kin, the one way a poisoned lock is recovered.
 //! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
 //! - `machine` (hidden): the tests' one way to skip when the machine lacks root, a program or
 //!   a file system feature (and to fail instead under `AKVVM_REQUIRE_ROOT=1`).
@@ -36,6 +37,7 @@ pub mod codes;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod locks;
 #[doc(hidden)]
 pub mod machine;
 pub mod pkcs12;

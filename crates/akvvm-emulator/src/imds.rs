@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::state::{Identity, Model, State};
 use crate::token::{AccessClaims, now_unix};
+use akvvm_cert::locks::MutexExt;
 
 /// Lifetime of IMDS tokens, in seconds (IMDS hands out tokens valid for about a day).
 pub const TOKEN_LIFETIME_S: i64 = 86_399;
@@ -78,10 +79,7 @@ impl ArcChallenge {
         let Some(key) = authorization.and_then(|a| a.strip_prefix("Basic ")) else {
             return false;
         };
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key.trim())
+        self.pending.lock_or_recover().remove(key.trim())
     }
 
     /// Writes a fresh key file (mode 0600) and answers the 401 that names it.
@@ -106,10 +104,7 @@ impl ArcChallenge {
                 &format!("cannot write the key file {}: {e}", path.display()),
             );
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        self.pending.lock_or_recover().insert(key);
         let mut response = imds_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -98,38 +98,50 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CscfgCertificate>, CscfgErro
     Ok(out)
 }
 
+/// Why a thumbprint is not 40 hexadecimal digits ([`normalize_thumbprint`]); `position` counts
+/// characters from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThumbprintError {
+    #[error(
+        "character {position} is an invisible U+{code:04X} (copied from the Windows certificate \
+         dialog?); delete it, Azure compares thumbprints exactly"
+    )]
+    Invisible { position: usize, code: u32 },
+    #[error("character {position} is {found:?}, not a hexadecimal digit")]
+    NotHex { position: usize, found: char },
+    #[error("the thumbprint is empty")]
+    Empty,
+    #[error("{digits} hexadecimal digits, but a SHA-1 thumbprint has 40")]
+    WrongLength { digits: usize },
+}
+
 /// A thumbprint as compared: 40 upper-case hex digits. Spaces and case are forgiven; anything
 /// else is an error that says which character, where.
-pub fn normalize_thumbprint(raw: &str) -> Result<String, String> {
+pub fn normalize_thumbprint(raw: &str) -> Result<String, ThumbprintError> {
     let mut out = String::with_capacity(40);
     for (i, c) in raw.chars().enumerate() {
         match c {
             ' ' | '\t' => {}
             c if c.is_ascii_hexdigit() => out.push(c.to_ascii_uppercase()),
             '\u{200e}' | '\u{200f}' | '\u{feff}' | '\u{200b}' => {
-                return Err(format!(
-                    "character {} is an invisible U+{:04X} (copied from the Windows certificate \
-                     dialog?); delete it, Azure compares thumbprints exactly",
-                    i + 1,
-                    u32::from(c)
-                ));
+                return Err(ThumbprintError::Invisible {
+                    position: i + 1,
+                    code: u32::from(c),
+                });
             }
             c => {
-                return Err(format!(
-                    "character {} is {c:?}, not a hexadecimal digit",
-                    i + 1
-                ));
+                return Err(ThumbprintError::NotHex {
+                    position: i + 1,
+                    found: c,
+                });
             }
         }
     }
     if raw.trim().is_empty() {
-        return Err("the thumbprint is empty".to_string());
+        return Err(ThumbprintError::Empty);
     }
     if out.len() != 40 {
-        return Err(format!(
-            "{} hexadecimal digits, but a SHA-1 thumbprint has 40",
-            out.len()
-        ));
+        return Err(ThumbprintError::WrongLength { digits: out.len() });
     }
     Ok(out)
 }
@@ -247,7 +259,9 @@ pub fn check(certificates: &[CscfgCertificate], installed: &Installed) -> Vec<Fi
                 Verdict::UnsupportedAlgorithm
             } else {
                 match normalize_thumbprint(&c.thumbprint) {
-                    Err(reason) => Verdict::BadThumbprint { reason },
+                    Err(reason) => Verdict::BadThumbprint {
+                        reason: reason.to_string(),
+                    },
                     Ok(thumbprint) => match installed.find(&thumbprint) {
                         [] => Verdict::Missing,
                         found => Verdict::Installed {
@@ -339,7 +353,7 @@ mod tests {
             ),
             ("9F1C:3A", "character 5 is ':', not a hexadecimal digit"),
         ] {
-            let reason = normalize_thumbprint(raw).unwrap_err();
+            let reason = normalize_thumbprint(raw).unwrap_err().to_string();
             assert!(reason.contains(expected), "{raw:?}: {reason}");
         }
     }

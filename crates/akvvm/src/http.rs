@@ -279,15 +279,27 @@ pub fn proxy_mode(waagent_conf: &Path, env: impl Fn(&str) -> Option<String>) -> 
         },
         Ok(None) => ProxyMode::FromEnvironment,
         Err(problem) => {
+            let problem = problem.to_string();
             tracing::warn!(file = %waagent_conf.display(), problem, "ignoring the guest agent's proxy setting");
             ProxyMode::FromEnvironment
         }
     }
 }
 
+/// Why waagent.conf's proxy setting is unusable ([`waagent_proxy`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaagentProxyError {
+    #[error("HttpProxy.Host is {host:?} but HttpProxy.Port is not set")]
+    NoPort { host: String },
+    #[error("HttpProxy.Port {port:?} is not a port number")]
+    BadPort { port: String },
+    #[error("HttpProxy.Host {host:?} is not a host name")]
+    BadHost { host: String },
+}
+
 /// `http://<HttpProxy.Host>:<HttpProxy.Port>` from waagent.conf's text (`Key=Value` lines, `#`
 /// comments, `None` or empty meaning unset), or why it is unusable.
-pub fn waagent_proxy(text: &str) -> Result<Option<String>, String> {
+pub fn waagent_proxy(text: &str) -> Result<Option<String>, WaagentProxyError> {
     let mut host = None;
     let mut port = None;
     for line in text.lines() {
@@ -308,19 +320,19 @@ pub fn waagent_proxy(text: &str) -> Result<Option<String>, String> {
     }
     let Some(host) = host else { return Ok(None) };
     let Some(port) = port else {
-        return Err(format!(
-            "HttpProxy.Host is {host:?} but HttpProxy.Port is not set"
-        ));
+        return Err(WaagentProxyError::NoPort { host });
     };
     let port: u16 = port
         .parse()
-        .map_err(|_| format!("HttpProxy.Port {port:?} is not a port number"))?;
+        .map_err(|_| WaagentProxyError::BadPort { port: port.clone() })?;
     let host = host
         .strip_prefix("http://")
         .unwrap_or(&host)
         .trim_end_matches('/');
     if host.is_empty() || host.contains(['/', ' ', '@']) {
-        return Err(format!("HttpProxy.Host {host:?} is not a host name"));
+        return Err(WaagentProxyError::BadHost {
+            host: host.to_owned(),
+        });
     }
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use akvvm_cert::locks::MutexExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -282,13 +283,13 @@ impl Activity {
     }
 
     fn touch(&self) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self.last.lock_or_recover() = Instant::now();
     }
 
     /// Resolves once no request has been in progress for `timeout`.
     async fn idle(&self, timeout: Duration) {
         loop {
-            let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let last = *self.last.lock_or_recover();
             let busy = self.in_progress.load(Ordering::SeqCst) > 0;
             let now = Instant::now();
             if !busy && now >= last + timeout {

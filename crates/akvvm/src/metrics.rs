@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use akvvm_cert::locks::{MutexExt, RwLockExt};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +80,7 @@ impl Metrics {
     }
 
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+        self.counters.lock_or_recover()
     }
 
     /// One HTTP attempt to a vault: its status, or `None` when no answer came.
@@ -364,15 +365,12 @@ static LOG_FORWARDING: RwLock<Option<Arc<LogForwarding>>> = RwLock::new(None);
 
 /// Installs (or with `None` removes) the log forwarding figures that `/metrics` shows.
 pub fn set_log_forwarding(figures: Option<Arc<LogForwarding>>) {
-    *LOG_FORWARDING.write().unwrap_or_else(|e| e.into_inner()) = figures;
+    *LOG_FORWARDING.write_or_recover() = figures;
 }
 
 /// The installed log forwarding figures, if any.
 pub fn log_forwarding() -> Option<Arc<LogForwarding>> {
-    LOG_FORWARDING
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
+    LOG_FORWARDING.read_or_recover().clone()
 }
 
 impl LogForwarding {

@@ -124,14 +124,28 @@ impl Targets {
     }
 }
 
+/// Why a delivery is refused ([`parse_delivery`]); `index` counts events from 0.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the body is not JSON: {reason}")]
+    NotJson { reason: String },
+    #[error("expected an event object or an array of events")]
+    NotEvents,
+    #[error("event {index} has neither eventType nor type")]
+    NoEventType { index: usize },
+    #[error("the validation event {index} has no data.validationCode")]
+    NoValidationCode { index: usize },
+}
+
 /// Reads a delivery (either schema, one event or an array).
-pub fn parse_delivery(body: &[u8], targets: &Targets) -> Result<Delivery, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+pub fn parse_delivery(body: &[u8], targets: &Targets) -> Result<Delivery, DeliveryError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson {
+        reason: e.to_string(),
+    })?;
     let events = match value {
         Value::Array(events) => events,
         event @ Value::Object(_) => vec![event],
-        _ => return Err("expected an event object or an array of events".to_string()),
+        _ => return Err(DeliveryError::NotEvents),
     };
     let mut urls = BTreeSet::new();
     let mut ignored = 0;
@@ -140,13 +154,13 @@ pub fn parse_delivery(body: &[u8], targets: &Targets) -> Result<Delivery, String
             .get("eventType")
             .or_else(|| event.get("type"))
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("event {i} has neither eventType nor type"))?;
+            .ok_or(DeliveryError::NoEventType { index: i })?;
         let data = event.get("data").unwrap_or(&Value::Null);
         if kind == VALIDATION_EVENT {
             let code = data
                 .get("validationCode")
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("the validation event {i} has no data.validationCode"))?;
+                .ok_or(DeliveryError::NoValidationCode { index: i })?;
             return Ok(Delivery::Validation(code.to_string()));
         }
         let named = NEW_VERSION_EVENTS
@@ -398,6 +412,7 @@ mod tls {
     use rustls::sign::CertifiedKey;
 
     use super::WebhookError;
+    use akvvm_cert::locks::MutexExt;
 
     /// (device, inode, size, mtime in ns): what changes when the file is replaced or rewritten.
     type FileId = (u64, u64, u64, i128);
@@ -466,7 +481,7 @@ mod tls {
 
     impl ResolvesServerCert for FileResolver {
         fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let mut current = self.current.lock_or_recover();
             if let Ok(id) = file_id(&self.path)
                 && current.as_ref().is_none_or(|(known, _)| *known != id)
             {
@@ -549,7 +564,7 @@ mod tests {
                 "the validation event 0 has no data.validationCode",
             ),
         ] {
-            let error = parse_delivery(body, &targets()).unwrap_err();
+            let error = parse_delivery(body, &targets()).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
     }

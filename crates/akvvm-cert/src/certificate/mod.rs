@@ -303,21 +303,44 @@ pub struct Certificate {
     public: Option<Vec<u8>>,
 }
 
+/// Why DER bytes are not a certificate akvvm can read ([`Certificate::from_der`]). Its text is
+/// the `reason` of [`CertError::CertificateInvalid`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateParseError {
+    /// The bytes are not a DER X.509 certificate (or a part of it does not encode again).
+    #[error("{0}")]
+    Der(#[from] der::Error),
+    /// An extension akvvm reads (`subjectAltName`, `subjectKeyIdentifier`,
+    /// `authorityKeyIdentifier`, `basicConstraints`) does not decode.
+    #[error("{extension}: {error}")]
+    Extension {
+        extension: &'static str,
+        error: der::Error,
+    },
+    /// The subject public key does not decode, or its algorithm is not one akvvm knows.
+    #[error("{0}")]
+    PublicKey(String),
+    /// A validity time is out of range.
+    #[error("{0}")]
+    Validity(String),
+}
+
 impl Certificate {
     /// Parses a DER X.509 certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let cert = x509_cert::Certificate::from_der(der).map_err(|e| e.to_string())?;
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateParseError> {
+        let extension = |extension: &'static str| {
+            move |error: der::Error| CertificateParseError::Extension { extension, error }
+        };
+        let cert = x509_cert::Certificate::from_der(der)?;
         let tbs = &cert.tbs_certificate;
-        let spki_der = tbs
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| e.to_string())?;
+        let spki_der = tbs.subject_public_key_info.to_der()?;
         let algorithm = &tbs.subject_public_key_info.algorithm;
         let curve = algorithm
             .parameters
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        let (key_type, public) = public_key_bits(&spki_der, algorithm.oid, curve)?;
+        let (key_type, public) = public_key_bits(&spki_der, algorithm.oid, curve)
+            .map_err(CertificateParseError::PublicKey)?;
 
         let mut sans = Vec::new();
         let mut subject_key_id = None;
@@ -326,20 +349,19 @@ impl Certificate {
         for ext in tbs.extensions.iter().flatten() {
             let value = ext.extn_value.as_bytes();
             if ext.extn_id == SubjectAltName::OID {
-                let names =
-                    SubjectAltName::from_der(value).map_err(|e| format!("subjectAltName: {e}"))?;
+                let names = SubjectAltName::from_der(value).map_err(extension("subjectAltName"))?;
                 sans = names.0.iter().map(san).collect();
             } else if ext.extn_id == SubjectKeyIdentifier::OID {
                 let ski = SubjectKeyIdentifier::from_der(value)
-                    .map_err(|e| format!("subjectKeyIdentifier: {e}"))?;
+                    .map_err(extension("subjectKeyIdentifier"))?;
                 subject_key_id = Some(ski.0.as_bytes().to_vec());
             } else if ext.extn_id == AuthorityKeyIdentifier::OID {
                 let aki = AuthorityKeyIdentifier::from_der(value)
-                    .map_err(|e| format!("authorityKeyIdentifier: {e}"))?;
+                    .map_err(extension("authorityKeyIdentifier"))?;
                 authority_key_id = aki.key_identifier.map(|id| id.as_bytes().to_vec());
             } else if ext.extn_id == BasicConstraints::OID {
-                let bc = BasicConstraints::from_der(value)
-                    .map_err(|e| format!("basicConstraints: {e}"))?;
+                let bc =
+                    BasicConstraints::from_der(value).map_err(extension("basicConstraints"))?;
                 is_ca = bc.ca;
             }
         }
@@ -349,15 +371,17 @@ impl Certificate {
             subject_cn: common_name(&tbs.subject),
             issuer: tbs.issuer.to_string(),
             sans,
-            not_before: to_datetime(tbs.validity.not_before)?,
-            not_after: to_datetime(tbs.validity.not_after)?,
+            not_before: to_datetime(tbs.validity.not_before)
+                .map_err(CertificateParseError::Validity)?,
+            not_after: to_datetime(tbs.validity.not_after)
+                .map_err(CertificateParseError::Validity)?,
             serial: serial_hex(tbs.serial_number.as_bytes()),
             subject_key_id,
             authority_key_id,
             key_type,
             is_ca,
-            subject_der: tbs.subject.to_der().map_err(|e| e.to_string())?,
-            issuer_der: tbs.issuer.to_der().map_err(|e| e.to_string())?,
+            subject_der: tbs.subject.to_der()?,
+            issuer_der: tbs.issuer.to_der()?,
             public,
         })
     }
@@ -518,8 +542,11 @@ impl CertificateBundle {
             if certs.iter().any(|c: &Certificate| c.der == *der) {
                 continue; // the same certificate twice
             }
-            let cert = Certificate::from_der(der)
-                .map_err(|reason| CertError::CertificateInvalid { index, reason })?;
+            let cert =
+                Certificate::from_der(der).map_err(|reason| CertError::CertificateInvalid {
+                    index,
+                    reason: reason.to_string(),
+                })?;
             certs.push(cert);
         }
         if certs.is_empty() {

@@ -93,6 +93,19 @@ pub struct PosixAcl {
     pub other: u8,
 }
 
+/// Why bytes are not the kernel's binary form of an ACL ([`PosixAcl::from_xattr`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclParseError {
+    #[error("{len} bytes is too short for an ACL header")]
+    ShortHeader { len: usize },
+    #[error("ACL version {version}, expected {ACL_EA_VERSION}")]
+    Version { version: u32 },
+    #[error("ACL body of {len} bytes is not whole entries")]
+    PartialEntry { len: usize },
+    #[error("unknown ACL tag {tag:#x}")]
+    UnknownTag { tag: u16 },
+}
+
 impl PosixAcl {
     /// The ACL of a certificate file: the owner reads and writes, each principal reads, nobody
     /// else gets anything.
@@ -155,22 +168,16 @@ impl PosixAcl {
     }
 
     /// Parses the kernel's binary form.
-    pub fn from_xattr(bytes: &[u8]) -> Result<PosixAcl, String> {
+    pub fn from_xattr(bytes: &[u8]) -> Result<PosixAcl, AclParseError> {
         let Some((header, body)) = bytes.split_first_chunk::<4>() else {
-            return Err(format!(
-                "{} bytes is too short for an ACL header",
-                bytes.len()
-            ));
+            return Err(AclParseError::ShortHeader { len: bytes.len() });
         };
         let version = u32::from_le_bytes(*header);
         if version != ACL_EA_VERSION {
-            return Err(format!("ACL version {version}, expected {ACL_EA_VERSION}"));
+            return Err(AclParseError::Version { version });
         }
         if body.len() % 8 != 0 {
-            return Err(format!(
-                "ACL body of {} bytes is not whole entries",
-                body.len()
-            ));
+            return Err(AclParseError::PartialEntry { len: body.len() });
         }
         let mut acl = PosixAcl::default();
         for chunk in body.chunks_exact(8) {
@@ -189,7 +196,7 @@ impl PosixAcl {
                 }
                 TAG_MASK => acl.mask = Some(perm),
                 TAG_OTHER => acl.other = perm,
-                other => return Err(format!("unknown ACL tag {other:#x}")),
+                other => return Err(AclParseError::UnknownTag { tag: other }),
             }
         }
         Ok(acl)
@@ -237,7 +244,7 @@ impl PosixAcl {
         match read {
             Ok(len) => PosixAcl::from_xattr(&buf[..len])
                 .map(Some)
-                .map_err(|message| io::Error::new(io::ErrorKind::InvalidData, message)),
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error)),
             Err(Errno::NODATA) => Ok(None),
             Err(e) if e == Errno::NOTSUP || e == Errno::OPNOTSUPP => Ok(None),
             Err(e) => Err(e.into()),

@@ -38,6 +38,7 @@ use zeroize::Zeroizing;
 use super::atomic::{self, DIGEST_XATTR, TEMP_PREFIX};
 use super::index::split_version_name;
 use super::{Store, StoreError};
+use crate::locks::MutexExt;
 
 /// The extended attribute on the store directory while a batch of unsynced first installs is
 /// open (or was, when its process died).
@@ -122,9 +123,7 @@ impl Store {
     }
 
     fn lock_batch(&self) -> std::sync::MutexGuard<'_, Batch> {
-        self.batch
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.batch.lock_or_recover()
     }
 }
 

@@ -77,6 +77,7 @@ use rustix::io::Errno;
 use time::OffsetDateTime;
 
 use crate::certificate::CertificateBundle;
+use crate::locks::MutexExt;
 use index::Index;
 
 pub use acl::{Acl, PosixAcl, Principal};
@@ -349,9 +350,7 @@ impl Store {
 
     /// Takes the store's lock (installs are serialised).
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Option<Index>> {
-        self.index
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.index.lock_or_recover()
     }
 
     /// The index under `guard`, scanning the store directory when there is none. A failed

@@ -80,7 +80,7 @@ impl SyncArgs {
                 if let Some(cert) = report
                     .certificates
                     .iter_mut()
-                    .find(|c| c.url == interrupted.url && c.hook.is_none())
+                    .find(|c| c.url == interrupted.url && !c.hook.ran())
                 {
                     cert.hook = interrupted.hook;
                 }
@@ -121,7 +121,7 @@ pub fn print_report(report: &CycleReport) {
             }
         };
         output::line(line);
-        if let Some(Err(hook)) = &cert.hook {
+        if let Some(hook) = cert.hook.failure() {
             output::line(format!("           reload hook failed: {hook}"));
         }
     }

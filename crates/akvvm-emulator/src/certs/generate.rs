@@ -163,7 +163,8 @@ pub fn self_signed_with_key(
     let key = rcgen::KeyPair::try_from(key_pkcs8)
         .map_err(|e| invalid(format!("the certificate's key does not load: {e}")))?;
     let (fresh_cer, _) = self_signed(policy)?;
-    let fresh = akvvm_cert::certificate::Certificate::from_der(&fresh_cer).map_err(invalid)?;
+    let fresh = akvvm_cert::certificate::Certificate::from_der(&fresh_cer)
+        .map_err(|e| invalid(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = parse_subject(&fresh.subject)?;
     params.not_before = fresh.not_before;

@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use akvvm_cert::locks::MutexExt;
 use serde::{Deserialize, Serialize};
-
-use super::lock;
 
 /// Throttling: at most `limit` requests per `window_ms` (a sliding window) pass; the rest get
 /// 429. In JSON either `{"limit", "windowMs", "retryAfterS"?}` or a preset,
@@ -210,7 +209,7 @@ pub struct InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         if let Some(gauge) = rt.in_flight.get_mut(&self.scope) {
             gauge.now = gauge.now.saturating_sub(1);
         }
@@ -269,7 +268,7 @@ pub struct Traffic {
 impl Traffic {
     pub fn set_faults(&self, scope: &str, faults: Faults) {
         let scope = scope.to_ascii_lowercase();
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         rt.throttle_log.remove(&scope);
         if faults == Faults::default() {
             rt.faults.remove(&scope);
@@ -279,13 +278,14 @@ impl Traffic {
     }
 
     pub fn update_faults(&self, scope: &str, f: impl FnOnce(&mut Faults)) {
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         let entry = rt.faults.entry(scope.to_ascii_lowercase()).or_default();
         f(entry);
     }
 
     pub fn faults(&self, scope: &str) -> Faults {
-        lock(&self.runtime)
+        self.runtime
+            .lock_or_recover()
             .faults
             .get(&scope.to_ascii_lowercase())
             .cloned()
@@ -294,7 +294,7 @@ impl Traffic {
 
     /// Decides the fault for one request in `scope` and its added latency.
     pub fn take_fault(&self, scope: &str) -> (FaultAction, Duration) {
-        let mut guard = lock(&self.runtime);
+        let mut guard = self.runtime.lock_or_recover();
         let rt = &mut *guard;
         let Some(faults) = rt.faults.get_mut(scope) else {
             return (FaultAction::Pass, Duration::ZERO);
@@ -345,7 +345,7 @@ impl Traffic {
     }
 
     pub fn count(&self, scope: &str, method: &str, path: &str, status: u16) {
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         *rt.counters
             .entry((scope.to_owned(), method.to_owned(), path.to_owned(), status))
             .or_default() += 1;
@@ -358,7 +358,7 @@ impl Traffic {
             "" => "/",
             trimmed => trimmed,
         };
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         *rt.callers
             .entry((vault.to_owned(), path.to_owned(), object_id.to_owned()))
             .or_default() += 1;
@@ -366,7 +366,8 @@ impl Traffic {
 
     /// The authenticated requests per vault, path and caller ([`CallerCount`]).
     pub fn callers(&self) -> Vec<CallerCount> {
-        lock(&self.runtime)
+        self.runtime
+            .lock_or_recover()
             .callers
             .iter()
             .map(|((vault, path, object_id), count)| CallerCount {
@@ -379,7 +380,8 @@ impl Traffic {
     }
 
     pub fn counters(&self) -> Vec<RequestCount> {
-        lock(&self.runtime)
+        self.runtime
+            .lock_or_recover()
             .counters
             .iter()
             .map(|((scope, method, path, status), count)| RequestCount {
@@ -394,7 +396,7 @@ impl Traffic {
 
     /// The request counters summed per scope and per status ([`RequestStats`]).
     pub fn stats(&self) -> RequestStats {
-        let rt = lock(&self.runtime);
+        let rt = self.runtime.lock_or_recover();
         let mut stats = RequestStats::default();
         for ((scope, _, _, status), count) in &rt.counters {
             stats.total += count;
@@ -412,7 +414,7 @@ impl Traffic {
     }
 
     pub fn reset_counters(&self) {
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         rt.counters.clear();
         rt.callers.clear();
         for gauge in rt.in_flight.values_mut() {
@@ -422,7 +424,7 @@ impl Traffic {
 
     /// Marks a request of `scope` as in flight until the guard is dropped, keeping the peak.
     pub fn enter(&self, scope: &str) -> InFlightGuard {
-        let mut rt = lock(&self.runtime);
+        let mut rt = self.runtime.lock_or_recover();
         let gauge = rt.in_flight.entry(scope.to_owned()).or_default();
         gauge.now += 1;
         gauge.peak = gauge.peak.max(gauge.now);
@@ -434,7 +436,8 @@ impl Traffic {
 
     /// The most requests of `scope` handled at the same time since the counters were reset.
     pub fn peak_in_flight(&self, scope: &str) -> u32 {
-        lock(&self.runtime)
+        self.runtime
+            .lock_or_recover()
             .in_flight
             .get(scope)
             .map_or(0, |gauge| gauge.peak)

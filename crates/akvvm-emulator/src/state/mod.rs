@@ -28,7 +28,7 @@ pub mod secrets;
 pub mod vaults;
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 pub use faults::{
     Booting, CallerCount, FaultAction, Faults, InFlightGuard, KEY_VAULT_SECRETS_LIMIT,
@@ -47,6 +47,7 @@ pub use vaults::{NamedCertificate, NamedSecret, RoleSpec, VaultSpec};
 
 use crate::error::{AdminError, not_found};
 use crate::token::TokenIssuer;
+use akvvm_cert::locks::MutexExt;
 
 /// The shared state behind every listener and the admin API.
 pub struct State {
@@ -56,10 +57,6 @@ pub struct State {
     pub issuer: TokenIssuer,
     /// Where the model is saved after each change, when persisting.
     persist_path: Option<PathBuf>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub fn new_id() -> String {
@@ -97,12 +94,12 @@ impl State {
 
     /// Reads the model.
     pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
-        f(&lock(&self.model))
+        f(&self.model.lock_or_recover())
     }
 
     /// Changes the model and saves it when persisting.
     pub fn write<R, E>(&self, f: impl FnOnce(&mut Model) -> Result<R, E>) -> Result<R, E> {
-        let mut model = lock(&self.model);
+        let mut model = self.model.lock_or_recover();
         let result = f(&mut model)?;
         if let Some(path) = &self.persist_path {
             match serde_json::to_vec(&*model) {

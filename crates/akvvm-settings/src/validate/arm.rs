@@ -57,8 +57,27 @@ fn expression_body(s: &str) -> Option<&str> {
     t.strip_prefix('[')?.strip_suffix(']')
 }
 
+/// What does not balance in an ARM expression ([`check_balance`]). Positions count characters
+/// of the whole string value from 1, its leading `[` included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BalanceError {
+    #[error("the quote ' at character {at} is never closed")]
+    QuoteNeverClosed { at: usize },
+    #[error("'{open}' at character {open_at} is closed by '{close}' at character {close_at}")]
+    Mismatched {
+        open: char,
+        open_at: usize,
+        close: char,
+        close_at: usize,
+    },
+    #[error("'{close}' at character {at} closes nothing")]
+    ClosesNothing { close: char, at: usize },
+    #[error("'{open}' at character {at} is never closed")]
+    NeverClosed { open: char, at: usize },
+}
+
 /// Checks that quotes, parentheses and brackets balance; returns what is wrong.
-pub fn check_balance(body: &str) -> Result<(), String> {
+pub fn check_balance(body: &str) -> Result<(), BalanceError> {
     let mut stack: Vec<(char, usize)> = Vec::new();
     let chars: Vec<char> = body.chars().collect();
     let mut i = 0;
@@ -71,10 +90,7 @@ pub fn check_balance(body: &str) -> Result<(), String> {
                 loop {
                     match chars.get(i) {
                         None => {
-                            return Err(format!(
-                                "the quote ' at character {} is never closed",
-                                start + 2
-                            ));
+                            return Err(BalanceError::QuoteNeverClosed { at: start + 2 });
                         }
                         Some('\'') if chars.get(i + 1) == Some(&'\'') => i += 2,
                         Some('\'') => break,
@@ -88,13 +104,19 @@ pub fn check_balance(body: &str) -> Result<(), String> {
                 match stack.pop() {
                     Some((open, _)) if open == want => {}
                     Some((open, at)) => {
-                        return Err(format!(
-                            "'{open}' at character {} is closed by '{c}' at character {}",
-                            at + 2,
-                            i + 2
-                        ));
+                        return Err(BalanceError::Mismatched {
+                            open,
+                            open_at: at + 2,
+                            close: c,
+                            close_at: i + 2,
+                        });
                     }
-                    None => return Err(format!("'{c}' at character {} closes nothing", i + 2)),
+                    None => {
+                        return Err(BalanceError::ClosesNothing {
+                            close: c,
+                            at: i + 2,
+                        });
+                    }
                 }
             }
             _ => {}
@@ -102,7 +124,7 @@ pub fn check_balance(body: &str) -> Result<(), String> {
         i += 1;
     }
     match stack.pop() {
-        Some((open, at)) => Err(format!("'{open}' at character {} is never closed", at + 2)),
+        Some((open, at)) => Err(BalanceError::NeverClosed { open, at: at + 2 }),
         None => Ok(()),
     }
 }
@@ -778,8 +800,8 @@ mod tests {
         );
         assert!(out.malformed.contains("x.o"));
         assert_eq!(
-            check_balance("concat('a'"),
-            Err("'(' at character 8 is never closed".into())
+            check_balance("concat('a'").unwrap_err().to_string(),
+            "'(' at character 8 is never closed"
         );
         assert_eq!(check_balance("f('it''s')"), Ok(()));
         assert!(check_balance("f('x)").is_err());

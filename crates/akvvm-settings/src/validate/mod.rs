@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::settings::{self, Diagnostic, ParseOptions, did_you_mean, join_index, join_key};
 
-pub use arm::{ArmContext, Unevaluated, check_balance};
+pub use arm::{ArmContext, BalanceError, Unevaluated, check_balance};
 pub use extension::{KEY_VAULT_PUBLISHER, KEY_VAULT_TYPES};
 pub use input::parse_json;
 pub use report::{
@@ -57,25 +57,37 @@ pub fn load_parameters(path: &Path) -> Result<Map<String, Value>, ValidateError>
     };
     // Files saved by Windows tools may start with a byte order mark, as templates may.
     let (value, _) = parse_json(text.trim_start_matches('\u{feff}')).map_err(|d| bad(d.message))?;
-    parameters_from_value(&value).map_err(bad)
+    parameters_from_value(&value).map_err(|e| bad(e.to_string()))
+}
+
+/// Why a parameters file's JSON is not `{"parameters": {"name": {"value": ...}}}`
+/// ([`parameters_from_value`]); the `message` of [`ValidateError::Parameters`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParametersError {
+    #[error(
+        "it has no \"parameters\" object; expected {{\"parameters\": {{\"name\": {{\"value\": ...}}}}}}"
+    )]
+    Missing,
+    #[error("\"parameters\" is not an object")]
+    NotAnObject,
+    #[error("parameter {name:?} has no \"value\"; write \"{name}\": {{\"value\": ...}}")]
+    NoValue { name: String },
 }
 
 /// The `parameters` map of a parameters file's JSON.
-pub fn parameters_from_value(value: &Value) -> Result<Map<String, Value>, String> {
+pub fn parameters_from_value(value: &Value) -> Result<Map<String, Value>, ParametersError> {
     let Some(params) = value.get("parameters") else {
-        return Err("it has no \"parameters\" object; expected {\"parameters\": {\"name\": {\"value\": ...}}}".to_string());
+        return Err(ParametersError::Missing);
     };
     let Value::Object(map) = params else {
-        return Err("\"parameters\" is not an object".to_string());
+        return Err(ParametersError::NotAnObject);
     };
     for (name, entry) in map {
         let ok = entry
             .as_object()
             .is_some_and(|o| o.contains_key("value") || o.contains_key("reference"));
         if !ok {
-            return Err(format!(
-                "parameter {name:?} has no \"value\"; write \"{name}\": {{\"value\": ...}}"
-            ));
+            return Err(ParametersError::NoValue { name: name.clone() });
         }
     }
     Ok(map.clone())
@@ -684,7 +696,9 @@ mod tests {
                 .all(|c| akvvm_cert::codes::is_well_formed(c))
         );
         assert_eq!(
-            parameters_from_value(&serde_json::json!({"parameters": {"a": 1}})).unwrap_err(),
+            parameters_from_value(&serde_json::json!({"parameters": {"a": 1}}))
+                .unwrap_err()
+                .to_string(),
             "parameter \"a\" has no \"value\"; write \"a\": {\"value\": ...}"
         );
     }

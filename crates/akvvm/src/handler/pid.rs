@@ -13,10 +13,22 @@ pub const PID_FILE_NAME: &str = "akvvm.pid";
 /// The name the daemon runs under (`/proc/<pid>/comm`, or the file name of `/proc/<pid>/exe`).
 pub const DAEMON_NAME: &str = "akvvm";
 
+/// Why a pid is not the running daemon ([`is_akvvm`]): the `detail` of
+/// [`HandlerError::NoDaemon`].
+#[derive(Debug, thiserror::Error)]
+pub enum NotAkvvm {
+    #[error("no process {pid} ({source})")]
+    NoProcess { pid: u32, source: std::io::Error },
+    #[error("process {pid} has exited")]
+    Exited { pid: u32 },
+    #[error("process {pid} is `{comm}`, not {DAEMON_NAME}: the pid file is stale")]
+    Other { pid: u32, comm: String },
+}
+
 /// Whether `pid` is a running process named [`DAEMON_NAME`]; `Err` says what it is instead.
-pub fn is_akvvm(pid: u32) -> Result<(), String> {
+pub fn is_akvvm(pid: u32) -> Result<(), NotAkvvm> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map_err(|e| format!("no process {pid} ({e})"))?;
+        .map_err(|source| NotAkvvm::NoProcess { pid, source })?;
     let comm = comm.trim_end_matches('\n');
     if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         && matches!(
@@ -24,7 +36,7 @@ pub fn is_akvvm(pid: u32) -> Result<(), String> {
             Some('Z' | 'X')
         )
     {
-        return Err(format!("process {pid} has exited"));
+        return Err(NotAkvvm::Exited { pid });
     }
     if comm == DAEMON_NAME {
         return Ok(());
@@ -39,9 +51,10 @@ pub fn is_akvvm(pid: u32) -> Result<(), String> {
     if exe_name.as_deref() == Some(DAEMON_NAME) {
         return Ok(());
     }
-    Err(format!(
-        "process {pid} is `{comm}`, not {DAEMON_NAME}: the pid file is stale"
-    ))
+    Err(NotAkvvm::Other {
+        pid,
+        comm: comm.to_string(),
+    })
 }
 
 /// The daemon's pid file: written by `akvvm run`, read by `akvvm sync --now`.
@@ -95,7 +108,7 @@ impl PidFile {
             })?;
         is_akvvm(pid).map_err(|detail| HandlerError::NoDaemon {
             path: self.path.clone(),
-            detail,
+            detail: detail.to_string(),
         })?;
         rustix::process::kill_process(target, rustix::process::Signal::HUP).map_err(|e| {
             HandlerError::NoDaemon {

@@ -314,11 +314,13 @@ fn the_guest_agents_proxy_is_used_unless_https_proxy_is_set() {
     assert!(
         super::waagent_proxy("HttpProxy.Host=proxy\n")
             .unwrap_err()
+            .to_string()
             .contains("HttpProxy.Port is not set")
     );
     assert!(
         super::waagent_proxy("HttpProxy.Host=proxy\nHttpProxy.Port=http\n")
             .unwrap_err()
+            .to_string()
             .contains("not a port number")
     );
 }

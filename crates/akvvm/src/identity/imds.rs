@@ -361,7 +361,7 @@ pub(crate) async fn read_token_answer(
         return parse_imds_token(&body, OffsetDateTime::now_utc()).map_err(|reason| {
             IdentityError::InvalidTokenResponse {
                 endpoint: url.to_string(),
-                reason,
+                reason: reason.to_string(),
             }
         });
     }
@@ -397,33 +397,56 @@ struct ImdsToken {
     token_type: Option<String>,
 }
 
+/// Why an IMDS answer is not a token ([`parse_imds_token`]): the `reason` of
+/// [`IdentityError::InvalidTokenResponse`](super::IdentityError::InvalidTokenResponse). Never
+/// holds the token, nor any value of the document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenDocumentError {
+    /// The serde message may quote a value; this says only where the document broke.
+    #[error("not a token document (JSON {category:?} error at line {line}, column {column})")]
+    NotJson {
+        category: serde_json::error::Category,
+        line: usize,
+        column: usize,
+    },
+    #[error("no access_token")]
+    NoAccessToken,
+    #[error("token_type is {kind:?}, not Bearer")]
+    NotBearer { kind: String },
+    #[error("expires_on out of range")]
+    ExpiresOnOutOfRange,
+    #[error("neither expires_in nor expires_on is a number")]
+    NoExpiry,
+}
+
 /// Parses an IMDS token answer received at `now`. The expiry comes from `expires_in` (relative,
 /// immune to clock skew) or else `expires_on` (Unix seconds). Errors never contain the token.
-pub(crate) fn parse_imds_token(body: &[u8], now: OffsetDateTime) -> Result<AccessToken, String> {
-    let parsed: ImdsToken = serde_json::from_slice(body).map_err(|err| {
-        // The serde message may quote a value; say only where the document broke.
-        format!(
-            "not a token document (JSON {:?} error at line {}, column {})",
-            err.classify(),
-            err.line(),
-            err.column()
-        )
-    })?;
+pub(crate) fn parse_imds_token(
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<AccessToken, TokenDocumentError> {
+    let parsed: ImdsToken =
+        serde_json::from_slice(body).map_err(|err| TokenDocumentError::NotJson {
+            category: err.classify(),
+            line: err.line(),
+            column: err.column(),
+        })?;
     let token = parsed
         .access_token
         .filter(|t| !t.is_empty())
-        .ok_or("no access_token")?;
+        .ok_or(TokenDocumentError::NoAccessToken)?;
     if let Some(kind) = &parsed.token_type
         && !kind.eq_ignore_ascii_case("bearer")
     {
-        return Err(format!("token_type is {kind:?}, not Bearer"));
+        return Err(TokenDocumentError::NotBearer { kind: kind.clone() });
     }
     let expires_on = if let Some(seconds) = parsed.expires_in.as_ref().and_then(|v| v.as_i64()) {
         now + Duration::from_secs(seconds.max(0).unsigned_abs())
     } else if let Some(epoch) = parsed.expires_on.as_ref().and_then(|v| v.as_i64()) {
-        OffsetDateTime::from_unix_timestamp(epoch).map_err(|_| "expires_on out of range")?
+        OffsetDateTime::from_unix_timestamp(epoch)
+            .map_err(|_| TokenDocumentError::ExpiresOnOutOfRange)?
     } else {
-        return Err("neither expires_in nor expires_on is a number".to_owned());
+        return Err(TokenDocumentError::NoExpiry);
     };
     Ok(AccessToken::new(Secret::new(token), expires_on))
 }
@@ -469,7 +492,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert!(parse_imds_token(br#"{"expires_in":"10"}"#, now).is_err());
         let err = parse_imds_token(br#"{"access_token":"SECRET-VALUE"}"#, now).unwrap_err();
-        assert!(!err.contains("SECRET-VALUE"));
+        assert!(!err.to_string().contains("SECRET-VALUE"));
         assert!(parse_imds_token(b"<html>", now).is_err());
     }
 

@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use akvvm_cert::locks::RwLockExt;
+
 /// Where a credential that needs a tenant learns it: the vault transport writes the tenant found
 /// in Key Vault's 401 challenge; the bootstrap credential reads it.
 #[derive(Debug, Default)]
@@ -23,19 +25,13 @@ impl TenantSlot {
 
     /// Records the tenant.
     pub fn set(&self, tenant: &str) {
-        let mut guard = self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.0.write_or_recover();
         *guard = Some(tenant.to_owned());
     }
 
     /// The tenant, once known.
     pub fn get(&self) -> Option<String> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.read_or_recover().clone()
     }
 }
 

@@ -29,6 +29,7 @@ pub use layer::ForwardLayer;
 use crate::metrics::{self, LogForwarding};
 use crate::settings::{LogEndpoint, LoggingSettings};
 use crate::status::{CODE_OK, Report, State, Substatus};
+use akvvm_cert::locks::{MutexExt, RwLockExt};
 
 /// Records the queue between the layer and the sender thread holds.
 pub const DEFAULT_QUEUE_RECORDS: usize = 4096;
@@ -105,14 +106,14 @@ impl Shared {
     }
 
     fn stop_by(&self) -> Option<Instant> {
-        *self.stop_by.lock().unwrap_or_else(|e| e.into_inner())
+        *self.stop_by.lock_or_recover()
     }
 }
 
 static GLOBAL: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 
 fn global() -> Option<Arc<Shared>> {
-    GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone()
+    GLOBAL.read_or_recover().clone()
 }
 
 /// The layer bound to the process-wide forwarder: inert until a [`Forwarder`] is installed.
@@ -175,7 +176,7 @@ impl Forwarder {
     /// Makes this the process-wide forwarder: [`layer`] feeds it, `/metrics` and the status
     /// file show its figures.
     pub fn install(&self) {
-        *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = Some(self.shared.clone());
+        *GLOBAL.write_or_recover() = Some(self.shared.clone());
         metrics::set_log_forwarding(Some(self.shared.figures.clone()));
         self.installed.store(true, Ordering::Relaxed);
     }
@@ -189,7 +190,7 @@ impl Forwarder {
     /// Records still unsent then are counted as dropped.
     pub fn shutdown(self, within: Duration) -> ForwardSummary {
         if self.installed.load(Ordering::Relaxed) {
-            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            let mut global = GLOBAL.write_or_recover();
             if global
                 .as_ref()
                 .is_some_and(|g| Arc::ptr_eq(g, &self.shared))
@@ -197,11 +198,7 @@ impl Forwarder {
                 *global = None;
             }
         }
-        *self
-            .shared
-            .stop_by
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + within);
+        *self.shared.stop_by.lock_or_recover() = Some(Instant::now() + within);
         let _ = self.shared.tx.try_send(Msg::Stop);
         // The thread gives up at the deadline; the margin covers one connect or write attempt.
         let finished = self
@@ -221,18 +218,14 @@ impl Drop for Forwarder {
     /// A forwarder dropped without [`Forwarder::shutdown`] stops its thread at once (what is
     /// buffered is counted as dropped) and leaves the process-wide slot.
     fn drop(&mut self) {
-        let mut stop_by = self
-            .shared
-            .stop_by
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut stop_by = self.shared.stop_by.lock_or_recover();
         if stop_by.is_none() {
             *stop_by = Some(Instant::now());
             drop(stop_by);
             let _ = self.shared.tx.try_send(Msg::Stop);
         }
         if self.installed.load(Ordering::Relaxed) {
-            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            let mut global = GLOBAL.write_or_recover();
             if global
                 .as_ref()
                 .is_some_and(|g| Arc::ptr_eq(g, &self.shared))

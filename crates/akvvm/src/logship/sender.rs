@@ -16,6 +16,7 @@ use base64::Engine as _;
 use super::msgpack::{self, Ack};
 use super::{ForwardOptions, Msg, Shared};
 use crate::settings::LogEndpoint;
+use akvvm_cert::locks::MutexExt;
 
 /// The longest the thread sleeps without looking at the stop deadline.
 const IDLE: Duration = Duration::from_secs(1);
@@ -339,6 +340,6 @@ fn notice(shared: &Shared, options: &ForwardOptions, message: &str) {
     let line = format!("akvvm: log forwarding to {}: {message}", shared.endpoint);
     let _ = writeln!(io::stderr(), "{line}");
     if let Some(notices) = &options.notices {
-        notices.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        notices.lock_or_recover().push(line);
     }
 }

@@ -79,7 +79,23 @@ pub fn vault_client(
 /// Which client a certificate goes through: its vault's host, and its `authenticationOverride`
 /// (`None`: the identity of `authenticationSettings`, also when the override names that same
 /// identity).
-pub type VaultKey = (String, Option<ManagedIdentityId>);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VaultKey {
+    /// The vault's host, e.g. `contoso.vault.azure.net`.
+    pub host: String,
+    /// The certificate's `authenticationOverride`; `None` for the top-level identity.
+    pub identity: Option<ManagedIdentityId>,
+}
+
+impl VaultKey {
+    /// The key of `cert`'s client: its vault's host, and its identity ([`identity_key`]).
+    pub fn of(settings: &Settings, cert: &crate::settings::ObservedCertificate) -> Self {
+        VaultKey {
+            host: cert.url.host.clone(),
+            identity: identity_key(settings, cert),
+        }
+    }
+}
 
 /// The identity key of `cert`'s client: its override, unless that is the top-level identity.
 pub fn identity_key(
@@ -108,11 +124,11 @@ pub fn vault_clients(
     let mut identities: BTreeMap<ManagedIdentityId, Identity> = BTreeMap::new();
     let mut clients = BTreeMap::new();
     for cert in &settings.observed {
-        let key = (cert.url.host.clone(), identity_key(settings, cert));
+        let key = VaultKey::of(settings, cert);
         if clients.contains_key(&key) {
             continue;
         }
-        let identity = match &key.1 {
+        let identity = match &key.identity {
             None => identity.clone(),
             Some(id) => match identities.get(id) {
                 Some(identity) => identity.clone(),
@@ -190,7 +206,7 @@ mod tests {
         let clients = vault_clients(&settings, None).unwrap();
         let mut found: Vec<(String, bool)> = clients
             .keys()
-            .map(|(host, id)| (host.clone(), id.is_some()))
+            .map(|key| (key.host.clone(), key.identity.is_some()))
             .collect();
         found.sort();
         assert_eq!(

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CertReport, Engine, jittered_interval, startup_pause};
 use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
+use akvvm_cert::locks::MutexExt;
 
 /// The operation name reported in the status file.
 pub const OPERATION: &str = "Enable";
@@ -57,10 +58,7 @@ impl SyncRequests {
 
     /// Queues `urls` and wakes the daemon.
     pub fn request(&self, urls: impl IntoIterator<Item = String>) {
-        self.urls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(urls);
+        self.urls.lock_or_recover().extend(urls);
         self.notify.notify_one();
     }
 
@@ -71,7 +69,7 @@ impl SyncRequests {
 
     /// Everything queued so far, emptying the queue.
     pub fn take(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.urls.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.urls.lock_or_recover())
     }
 }
 

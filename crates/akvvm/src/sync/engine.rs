@@ -24,7 +24,10 @@ use crate::vault::{SecretBundle, VaultClient};
 use super::connect;
 use super::hook::{self, HookContext, HookJournal, HookRecord, HookRetry, HookState};
 use super::list::{self, ListCost, Listed};
-use super::{CertOutcome, CertReport, CycleReport, InstalledInfo, SetupError, SyncError};
+use super::{
+    CertOutcome, CertReport, CycleReport, HookOutcome, InstalledInfo, SetupError, SyncError,
+};
+use akvvm_cert::locks::MutexExt;
 
 /// The state file's name in the agent's state directory.
 pub const STATE_FILE_NAME: &str = "state.json";
@@ -139,7 +142,7 @@ impl Engine {
         let mut permits_by_host: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
         for (key, client) in vault_clients {
             let permits = permits_by_host
-                .entry(key.0.clone())
+                .entry(key.host.clone())
                 .or_insert_with(|| {
                     Arc::new(Semaphore::new(settings.agent.concurrency_per_vault.get()))
                 })
@@ -258,7 +261,7 @@ impl Engine {
         let hosts = self
             .vaults
             .keys()
-            .map(|(host, _)| host)
+            .map(|key| &key.host)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         let in_flight = hosts
@@ -298,7 +301,7 @@ impl Engine {
         for cert in &self.settings.observed {
             let url = cert.url.to_string();
             let pending = {
-                let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+                let hooks = self.hooks.lock_or_recover();
                 hooks
                     .get(&url)
                     .filter(|r| r.state == HookState::Pending)
@@ -315,7 +318,7 @@ impl Engine {
                 continue;
             };
             let link = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock_or_recover();
                 state.entry(&url).and_then(|e| e.link.clone())
             };
             tracing::info!(%url, version = %pending.version, "running the reload hook an earlier run did not finish");
@@ -332,10 +335,7 @@ impl Engine {
     /// The client `cert` goes through: its vault, as its identity
     /// ([`connect::identity_key`]).
     fn vault_key(&self, cert: &ObservedCertificate) -> connect::VaultKey {
-        (
-            cert.url.host.clone(),
-            connect::identity_key(&self.settings, cert),
-        )
+        connect::VaultKey::of(&self.settings, cert)
     }
 
     /// `fullCheckIntervalInS` for `url`, spread ([`list::full_check_interval_for`]).
@@ -349,7 +349,7 @@ impl Engine {
 
     /// Changes the state entry of `url`, noting whether the change must be saved.
     fn update_entry<T>(&self, url: &str, change: impl FnOnce(&mut StateEntry) -> T) -> T {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock_or_recover();
         let entry = state.entry_mut(url);
         let before = entry.clone();
         let result = change(entry);
@@ -374,7 +374,7 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let mut candidates: BTreeMap<connect::VaultKey, u32> = BTreeMap::new();
         {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let state = self.state.lock_or_recover();
             for cert in certificates {
                 let url = cert.url.to_string();
                 if cert.url.version.is_none()
@@ -388,16 +388,13 @@ impl Engine {
         }
         let lists = candidates.into_iter().filter_map(|(key, count)| {
             let handle = &self.vaults[&key];
-            let budget = list::page_budget(
-                &handle.list_cost.lock().unwrap_or_else(|e| e.into_inner()),
-                count,
-            )?;
+            let budget = list::page_budget(&handle.list_cost.lock_or_recover(), count)?;
             Some(async move {
                 let list = list::list_vault(
                     &handle.client,
                     &handle.permits,
                     &handle.list_cost,
-                    (key.0.as_str(), count, budget),
+                    (key.host.as_str(), count, budget),
                     cancel,
                 )
                 .await?;
@@ -411,7 +408,7 @@ impl Engine {
     }
 
     fn installed_info(&self, url: &str) -> Option<InstalledInfo> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.state.lock_or_recover();
         let entry = state.entry(url)?;
         Some(InstalledInfo {
             version: entry.installed_version.clone()?,
@@ -449,7 +446,7 @@ impl Engine {
                         None
                     })
                     .filter(|installed| installed.version == current.version);
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.state.lock_or_recover();
                 self.note_change(&url);
                 let entry = state.entry_mut(&url);
                 entry.installed_version = Some(current.version.clone());
@@ -498,13 +495,16 @@ impl Engine {
             Ok((outcome, mut hook)) => {
                 let installed = matches!(outcome, CertOutcome::Installed(_));
                 self.metrics.record_success(&url, now, installed);
-                if let Some(ran) = &hook {
-                    self.metrics.record_hook(&url, ran.is_ok());
+                if hook.ran() {
+                    self.metrics
+                        .record_hook(&url, hook == HookOutcome::Succeeded);
                 }
                 if let CertOutcome::Unchanged(info) = &outcome {
                     self.update_entry(&url, |entry| entry.record_check(now));
                     // A hook that failed for this version stays reported until the next one.
-                    hook = hook.or_else(|| self.failed_hook(&url, &info.version));
+                    if hook == HookOutcome::NotRun {
+                        hook = self.failed_hook(&url, &info.version);
+                    }
                 }
                 CertReport { url, outcome, hook }
             }
@@ -523,7 +523,7 @@ impl Engine {
                         message,
                         installed: in_place,
                     },
-                    hook: None,
+                    hook: HookOutcome::NotRun,
                 }
             }
         }
@@ -536,21 +536,21 @@ impl Engine {
         in_place: Option<InstalledInfo>,
         listed: &Listed,
         cancel: &CancellationToken,
-    ) -> Result<(CertOutcome, Option<Result<(), String>>), SyncError> {
+    ) -> Result<(CertOutcome, HookOutcome), SyncError> {
         let url = cert.url.to_string();
         // A pinned version already in place is never fetched again.
         if let (Some(pinned), Some(info)) = (&cert.url.version, &in_place)
             && *pinned == info.version
         {
             tracing::debug!("pinned version is installed; not fetched");
-            return Ok((CertOutcome::Unchanged(info.clone()), None));
+            return Ok((CertOutcome::Unchanged(info.clone()), HookOutcome::NotRun));
         }
         // The vault's list shows the installed version's `updated`: nothing new (see `list`).
         if let Some(info) = &in_place
             && cert.url.version.is_none()
         {
             let confirmed = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock_or_recover();
                 state.entry(&url).is_some_and(|entry| {
                     list::listable(
                         entry,
@@ -566,7 +566,7 @@ impl Engine {
             };
             if confirmed {
                 tracing::debug!(version = %info.version, "the vault's list shows no new version");
-                return Ok((CertOutcome::Unchanged(info.clone()), None));
+                return Ok((CertOutcome::Unchanged(info.clone()), HookOutcome::NotRun));
             }
         }
         let bundle = self.fetch(cert, cancel).await?;
@@ -578,7 +578,7 @@ impl Engine {
                 entry.verified_at = Some(verified.0);
                 entry.version_updated = verified.1;
             });
-            return Ok((CertOutcome::Unchanged(info.clone()), None));
+            return Ok((CertOutcome::Unchanged(info.clone()), HookOutcome::NotRun));
         }
         if bundle.enabled == Some(false) {
             return Err(SyncError::Disabled { url });
@@ -699,8 +699,10 @@ impl Engine {
         info: &InstalledInfo,
         link: Option<PathBuf>,
         cancel: &CancellationToken,
-    ) -> Option<Result<(), String>> {
-        let hook = self.hook_of(cert)?;
+    ) -> HookOutcome {
+        let Some(hook) = self.hook_of(cert) else {
+            return HookOutcome::NotRun;
+        };
         let url = cert.url.to_string();
         let record = |state: HookState, error: Option<String>| HookRecord {
             version: info.version.clone(),
@@ -709,7 +711,7 @@ impl Engine {
             error,
         };
         let already_pending = {
-            let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            let hooks = self.hooks.lock_or_recover();
             hooks
                 .get(&url)
                 .is_some_and(|r| r.state == HookState::Pending && r.version == info.version)
@@ -729,32 +731,38 @@ impl Engine {
             Ok(attempts) => {
                 tracing::info!(program = %hook.command[0], attempts, "reload hook succeeded");
                 self.journal(&url, record(HookState::Succeeded, None));
-                Some(Ok(()))
+                HookOutcome::Succeeded
             }
             Err(err @ hook::HookError::Cancelled { .. }) => {
                 // Stays pending: the next start finishes it.
                 tracing::warn!(error = %err, "reload hook interrupted");
-                Some(Err(err.to_string()))
+                HookOutcome::Failed {
+                    message: err.to_string(),
+                }
             }
             Err(err) => {
                 tracing::error!(code = err.code(), error = %err, "reload hook failed; not retried until the next version");
                 self.journal(&url, record(HookState::Failed, Some(err.to_string())));
-                Some(Err(err.to_string()))
+                HookOutcome::Failed {
+                    message: err.to_string(),
+                }
             }
         }
     }
 
     /// The error of the hook that failed for `version` of `url`, if it did.
-    fn failed_hook(&self, url: &str, version: &str) -> Option<Result<(), String>> {
-        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+    fn failed_hook(&self, url: &str, version: &str) -> HookOutcome {
+        let hooks = self.hooks.lock_or_recover();
         hooks
             .get(url)
             .filter(|r| r.version == version && r.state == HookState::Failed)
-            .map(|r| Err(r.error.clone().unwrap_or_else(|| "failed".to_string())))
+            .map_or(HookOutcome::NotRun, |r| HookOutcome::Failed {
+                message: r.error.clone().unwrap_or_else(|| "failed".to_string()),
+            })
     }
 
     fn journal(&self, url: &str, record: HookRecord) {
-        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hooks = self.hooks.lock_or_recover();
         if let Err(e) = hooks.record(url, record) {
             tracing::error!(error = %e, "failed to save the hook journal");
         }

@@ -23,6 +23,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::ReloadHook;
+use akvvm_cert::locks::MutexExt;
 
 /// The most output kept from a failing hook for its error message.
 const OUTPUT_TAIL_BYTES: usize = 512;
@@ -187,9 +188,7 @@ async fn collect(
         if n == 0 {
             break;
         }
-        tail.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(&buf[..n]);
+        tail.lock_or_recover().push(&buf[..n]);
     }
 }
 
@@ -270,13 +269,7 @@ pub(super) async fn run_with_environment(
     {
         readers.abort();
     }
-    let output: Vec<u8> = tail
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .bytes
-        .iter()
-        .copied()
-        .collect();
+    let output: Vec<u8> = tail.lock_or_recover().bytes.iter().copied().collect();
     let text = String::from_utf8_lossy(&output);
     if status.success() {
         if !text.trim().is_empty() {

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::vault::{SecretBundle, SecretList, VaultClient};
+use akvvm_cert::locks::MutexExt;
 
 /// How far past a version's `updated` Key Vault's clock must be for that `updated` to identify
 /// the current version (whole seconds, and the `Date` header is written after the read).
@@ -120,7 +121,7 @@ pub(super) async fn list_vault(
         result = request => result,
         () = cancel.cancelled() => return None,
     };
-    let mut cost = cost.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cost = cost.lock_or_recover();
     match result {
         Ok(list) => {
             cost.pages = Some(list.pages);
@@ -207,6 +208,7 @@ pub(super) fn significant_change(
 
 #[cfg(test)]
 mod tests {
+    use super::super::connect::VaultKey;
     use super::*;
     use time::macros::datetime;
 
@@ -351,20 +353,27 @@ mod tests {
                 enabled: Some(true),
             },
         );
-        let v = ("v.vault.azure.net".to_owned(), None);
+        let v = VaultKey {
+            host: "v.vault.azure.net".to_owned(),
+            identity: None,
+        };
         listed.by_vault.insert(v.clone(), list);
         let e = entry();
         assert!(listed.confirms(&v, "Web", &e, "v1"));
         assert!(!listed.confirms(&v, "web", &e, "v0"));
         assert!(!listed.confirms(&v, "api", &e, "v1"));
-        assert!(!listed.confirms(&("w.vault.azure.net".to_owned(), None), "web", &e, "v1"));
+        let w = VaultKey {
+            host: "w.vault.azure.net".to_owned(),
+            identity: None,
+        };
+        assert!(!listed.confirms(&w, "web", &e, "v1"));
         // Another identity's list says nothing about this identity's certificates.
-        let other = (
-            "v.vault.azure.net".to_owned(),
-            Some(crate::identity::ManagedIdentityId::ClientId(
+        let other = VaultKey {
+            host: "v.vault.azure.net".to_owned(),
+            identity: Some(crate::identity::ManagedIdentityId::ClientId(
                 "c7373ae5-91c2-4165-8ab6-7381d6e75619".into(),
             )),
-        );
+        };
         assert!(!listed.confirms(&other, "web", &e, "v1"));
         let newer = StateEntry {
             version_updated: Some(datetime!(2026-11-22 09:00 UTC)),

@@ -42,4 +42,4 @@ pub use engine::{
     jittered_interval, startup_pause, state_file_in, state_file_path,
 };
 pub use errors::{SetupError, SyncError};
-pub use report::{CertOutcome, CertReport, CycleReport, InstalledInfo};
+pub use report::{CertOutcome, CertReport, CycleReport, HookOutcome, InstalledInfo};

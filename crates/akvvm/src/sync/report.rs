@@ -35,13 +35,40 @@ pub struct InstalledInfo {
     pub chain_warning: Option<String>,
 }
 
+/// What became of a certificate's reload hook in one check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// No hook ran: none is configured, or nothing new was installed.
+    #[default]
+    NotRun,
+    /// The hook ran and succeeded.
+    Succeeded,
+    /// The hook ran and failed after its retries (or was interrupted), or it failed earlier for
+    /// the version still in place.
+    Failed { message: String },
+}
+
+impl HookOutcome {
+    /// The failure's message, when the hook failed.
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            HookOutcome::Failed { message } => Some(message),
+            HookOutcome::NotRun | HookOutcome::Succeeded => None,
+        }
+    }
+
+    /// Whether the hook ran (and succeeded or failed).
+    pub fn ran(&self) -> bool {
+        !matches!(self, HookOutcome::NotRun)
+    }
+}
+
 /// The outcome of one certificate's check, with its reload hook's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertReport {
     pub url: String,
     pub outcome: CertOutcome,
-    /// `Some(Err(message))` when the hook ran and failed after its retries.
-    pub hook: Option<Result<(), String>>,
+    pub hook: HookOutcome,
 }
 
 impl CertReport {
@@ -129,7 +156,7 @@ impl CertReport {
                 state = State::Warning;
             }
         }
-        if let Some(Err(hook)) = &self.hook {
+        if let Some(hook) = self.hook.failure() {
             message = format!("{message}; reload hook failed: {hook}");
             if state == State::Success {
                 state = State::Warning;
@@ -195,7 +222,7 @@ mod tests {
         let report = CertReport {
             url: "https://v.vault.azure.net/secrets/c".into(),
             outcome: CertOutcome::Installed(info(datetime!(2027-11-22 10:00:00 UTC))),
-            hook: None,
+            hook: HookOutcome::NotRun,
         };
         assert_eq!(
             report.substatus(NOW, 30),
@@ -217,7 +244,7 @@ mod tests {
                 message: "403".into(),
                 installed: Some(info(datetime!(2027-11-22 10:00:00 UTC))),
             },
-            hook: None,
+            hook: HookOutcome::NotRun,
         };
         let sub = kept.substatus(NOW, 30);
         assert_eq!(sub.state, State::Warning);
@@ -234,7 +261,7 @@ mod tests {
                 message: "m".into(),
                 installed: None,
             },
-            hook: None,
+            hook: HookOutcome::NotRun,
         };
         assert_eq!(none.substatus(NOW, 30).state, State::Error);
         assert_eq!(none.substatus(NOW, 30).code, CODE_FAILED);
@@ -253,7 +280,7 @@ mod tests {
         let soon = CertReport {
             url: "u".into(),
             outcome: CertOutcome::Unchanged(info(datetime!(2026-12-01 10:00:00 UTC))),
-            hook: None,
+            hook: HookOutcome::NotRun,
         };
         let sub = soon.substatus(NOW, 30);
         assert_eq!(sub.state, State::Warning);
@@ -266,7 +293,7 @@ mod tests {
         let expired = CertReport {
             url: "u".into(),
             outcome: CertOutcome::Unchanged(info(datetime!(2026-11-01 10:00:00 UTC))),
-            hook: None,
+            hook: HookOutcome::NotRun,
         };
         assert!(
             expired
@@ -284,7 +311,7 @@ mod tests {
             let sub = CertReport {
                 url: "u".into(),
                 outcome,
-                hook: None,
+                hook: HookOutcome::NotRun,
             }
             .substatus(NOW, 30);
             assert_eq!(sub.state, State::Warning);
@@ -303,7 +330,9 @@ mod tests {
         let report = CertReport {
             url: "u".into(),
             outcome: CertOutcome::Installed(info(datetime!(2027-11-22 10:00:00 UTC))),
-            hook: Some(Err("reload hook `nginx` failed".into())),
+            hook: HookOutcome::Failed {
+                message: "reload hook `nginx` failed".into(),
+            },
         };
         let sub = report.substatus(NOW, 30);
         assert_eq!(sub.state, State::Warning);

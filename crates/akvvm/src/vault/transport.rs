@@ -21,6 +21,7 @@ use crate::identity::{Identity, TenantSlot};
 use crate::metrics::Metrics;
 
 use super::Challenge;
+use akvvm_cert::locks::MutexExt;
 
 /// The SDK's transport: akvvm's reqwest client, retrying per [`RetryPolicy`], reading the
 /// tenant from challenges.
@@ -72,11 +73,7 @@ pub struct Pass<'a> {
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         if self.probe {
-            self.gate
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .probing = false;
+            self.gate.state.lock_or_recover().probing = false;
             self.gate.changed.notify_waiters();
         }
     }
@@ -88,7 +85,7 @@ impl ThrottleGate {
         loop {
             let changed = self.changed.notified();
             let sleep_until = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.state.lock_or_recover();
                 match state.until {
                     Some(until) if until > Instant::now() => Some(until),
                     _ if state.streak == 0 => {
@@ -121,7 +118,7 @@ impl ThrottleGate {
 
     /// Records a 429 and returns how long from now the vault is paused.
     pub fn throttled(&self, policy: &RetryPolicy, retry_after: Option<Duration>) -> Duration {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock_or_recover();
         state.streak = state.streak.saturating_add(1);
         let delay = policy.throttle_delay(state.streak, retry_after, &mut rand::rng());
         let now = Instant::now();
@@ -137,7 +134,7 @@ impl ThrottleGate {
 
     /// Records an answer that was not a 429: the vault is open again.
     pub fn answered(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock_or_recover();
         if state.streak == 0 {
             return;
         }

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use akvvm::cert::store::StateFile;
-use akvvm::sync::{CertOutcome, state_file_path};
+use akvvm::sync::{CertOutcome, HookOutcome, state_file_path};
 use akvvm_emulator::SecretSpec;
 use akvvm_testkit::harness::{Harness, PEM, PFX, cycle, link_target, snapshot};
 use serde_json::json;
@@ -477,7 +477,7 @@ async fn a_hook_interrupted_before_the_state_was_saved_runs_on_restart() {
         .finish_interrupted_hooks(&tokio_util::sync::CancellationToken::new())
         .await;
     assert_eq!(finished.len(), 1, "{finished:?}");
-    assert_eq!(finished[0].hook, Some(Ok(())));
+    assert_eq!(finished[0].hook, HookOutcome::Succeeded);
     assert_eq!(
         std::fs::read_to_string(&counter).unwrap(),
         format!("{version}\n{version}\n"),

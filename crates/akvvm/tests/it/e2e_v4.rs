@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use akvvm::settings::ExtensionMode;
 use akvvm::status::StatusFile;
-use akvvm::sync::CertOutcome;
 use akvvm::sync::daemon::{self, DaemonOptions};
+use akvvm::sync::{CertOutcome, HookOutcome};
 use akvvm::sync::{Engine, EngineOptions};
 use akvvm_cert::store::{Luma, PosixAcl};
 use akvvm_testkit::harness::{Harness, PEM, PFX, cycle, eventually, link_target, snapshot};
@@ -407,7 +407,11 @@ async fn the_reload_hook_is_told_the_4x_files() {
     let engine = h.engine(&json);
     let report = cycle(&engine).await;
     assert!(report.complete(), "{report:?}");
-    assert_eq!(report.certificates[0].hook, Some(Ok(())), "{report:?}");
+    assert_eq!(
+        report.certificates[0].hook,
+        HookOutcome::Succeeded,
+        "{report:?}"
+    );
     let text = std::fs::read_to_string(&seen).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let store = h.store();

@@ -6,13 +6,14 @@ use time::OffsetDateTime;
 use crate::metrics::{CertificateView, MetricsSource};
 
 use super::Engine;
+use akvvm_cert::locks::MutexExt;
 
 impl MetricsSource for Engine {
     /// The Prometheus exposition of every observed certificate (from the state) and of the
     /// counters, at `now`.
     fn metrics_text(&self, now: OffsetDateTime) -> String {
         let views: Vec<CertificateView> = {
-            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let state = self.state.lock_or_recover();
             self.settings
                 .observed
                 .iter()

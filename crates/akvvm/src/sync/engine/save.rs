@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use akvvm_cert::store::{StateFile, Store};
 
 use super::{Engine, state_file_path};
+use akvvm_cert::locks::MutexExt;
 
 /// During a cycle the state file is saved at most this often, and only once a sixteenth of its
 /// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
@@ -58,9 +59,8 @@ impl Engine {
         // Serialized under the lock (a few milliseconds for 10,000 entries) rather than cloned:
         // a save then holds one copy of the state, as JSON, not three.
         let save = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let changed =
-                std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut state = self.state.lock_or_recover();
+            let changed = std::mem::take(&mut *self.changed.lock_or_recover());
             let budget = self.settings.observed.len() / STATE_JOURNAL_FRACTION;
             let append = !self.compact_next.swap(false, Ordering::SeqCst)
                 && state
@@ -132,13 +132,13 @@ impl Engine {
     /// Notes that the entry of `url` changed and must be saved (the caller holds the state lock).
     pub(super) fn note_change(&self, url: &str) {
         self.dirty.store(true, Ordering::SeqCst);
-        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = self.changed.lock_or_recover();
         if !changed.contains(url) {
             changed.insert(url.to_owned());
         }
     }
 
     fn changed_count(&self) -> usize {
-        self.changed.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.changed.lock_or_recover().len()
     }
 }
