@@ -40,6 +40,8 @@ pub struct DaemonOptions {
     pub notify_systemd: bool,
     /// Certificates to check at once, between cycles (the webhook's pushes).
     pub requests: Option<Arc<SyncRequests>>,
+    /// The log forwarder (`loggingSettings`), whose line each status report ends with.
+    pub log_shipping: Option<crate::logship::ForwardingStatus>,
 }
 
 /// Certificates asked to be checked now, between cycles (the webhook's pushes); the daemon
@@ -104,13 +106,18 @@ struct Reporter {
 
 impl Reporter {
     fn write(&mut self, report: Report) {
-        if let Some(file) = &self.options.status_file
-            && let Err(e) = file.write(
-                &crate::logship::with_substatus(&report),
-                OffsetDateTime::now_utc(),
-            )
-        {
-            tracing::error!(error = %e, code = e.code(), "failed to write the status file");
+        if let Some(file) = &self.options.status_file {
+            let written = match &self.options.log_shipping {
+                Some(shipping) => {
+                    let mut report = report.clone();
+                    report.substatus.push(shipping.substatus());
+                    file.write(&report, OffsetDateTime::now_utc())
+                }
+                None => file.write(&report, OffsetDateTime::now_utc()),
+            };
+            if let Err(e) = written {
+                tracing::error!(error = %e, code = e.code(), "failed to write the status file");
+            }
         }
         self.notify(&[sd_notify::NotifyState::Status(&report.message)]);
         self.last = Some(report);
@@ -626,6 +633,7 @@ mod tests {
                 status_file: Some(file.clone()),
                 notify_systemd: false,
                 requests: None,
+                log_shipping: None,
             },
             warn_days: 30,
             ready_sent: false,
