@@ -9,7 +9,7 @@
 //! SIGTERM/SIGINT and notifies `trigger` on SIGHUP and `akvvm sync --now`), and the log
 //! forwarder, whose `tracing` layer is installed with logging before the settings are read; the
 //! agent is handed its figures ([`AgentOptions::log_shipping`]) for the status file and
-//! `/metrics`. To add a listener, start it in [`Agent::launch`] on `shutdown` and add its task
+//! `/metrics`. To add a listener, start it in `Agent::launch` on `shutdown` and add its task
 //! to the ones waited for.
 
 use std::net::SocketAddr;
