@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use akvvm::metrics::Metrics;
-use akvvm::settings::{Settings, WebhookSettings};
-use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
+use akvvm::agent::{Agent, AgentOptions};
+use akvvm::settings::Settings;
 use akvvm::sync::{CycleReport, Engine, EngineOptions};
-use akvvm::webhook::Targets;
 use akvvm_emulator::{Emulator, EmulatorConfig, IdentitySpec, RunningEmulator};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -207,38 +205,21 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     check()
 }
 
-/// The push path as `akvvm run` wires it: the Event Grid webhook of `webhook`, and the daemon
-/// that takes what it queues, both running until `cancel`. Returns the webhook's address and a
-/// task that ends when both have stopped.
+/// The push path as `akvvm run` wires it ([`akvvm::agent`]): the Event Grid webhook of the
+/// engine's settings (`akvvm.webhook`), and the daemon that takes what it queues, both running
+/// until `cancel`. Returns the webhook's address and a task that ends when both have stopped.
 pub async fn start_push(
     engine: Arc<Engine>,
-    webhook: &WebhookSettings,
-    metrics: Option<Arc<Metrics>>,
     cancel: &CancellationToken,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let requests = SyncRequests::new();
-    let (address, server) = akvvm::webhook::start(
-        webhook,
-        Targets::from_settings(engine.settings()),
-        requests.clone(),
-        metrics,
-        cancel.clone(),
-    )
-    .await
-    .expect("the webhook starts");
-    let options = DaemonOptions {
-        requests: Some(requests),
-        ..DaemonOptions::default()
-    };
-    let daemon = tokio::spawn(daemon::run(
+    let agent = Agent::start_with_engine(
         engine,
-        options,
+        AgentOptions::default(),
         cancel.clone(),
         Arc::new(Notify::new()),
-    ));
-    let both = tokio::spawn(async move {
-        daemon.await.expect("the daemon ends without panicking");
-        server.await.expect("the webhook ends without panicking");
-    });
-    (address, both)
+    )
+    .await
+    .expect("the agent starts");
+    let address = agent.webhook_address().expect("the webhook starts");
+    (address, tokio::spawn(agent.stopped()))
 }

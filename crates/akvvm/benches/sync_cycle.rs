@@ -85,23 +85,17 @@ const PUSHES: usize = 10;
 /// From an Event Grid delivery to the new version behind the stable link, with `n` certificates
 /// observed: the daemon checks only the named one (one GET), so the time does not grow with `n`.
 async fn push_latency(n: usize) {
-    use akvvm::settings::WebhookSettings;
     use std::sync::Arc;
 
     let setup = setup(n).await;
-    let engine = Arc::new(engine(&setup));
+    let engine = Arc::new(engine_with(&setup, |json| {
+        json["akvvm"]["webhook"] = json!({ "address": "127.0.0.1:0", "path": "/eventgrid" });
+    }));
     let report = engine.cycle(|_| true, &CancellationToken::new()).await;
     expect_outcomes(&report, n, "push: first cycle");
     let cancel = CancellationToken::new();
-    let webhook = WebhookSettings {
-        address: "127.0.0.1:0".parse().expect("an address"),
-        path: "/eventgrid".into(),
-        certificate_file: None,
-        secret_file: None,
-    };
     setup.emulator.reset_counters();
-    let (address, push) =
-        akvvm_testkit::harness::start_push(engine.clone(), &webhook, None, &cancel).await;
+    let (address, push) = akvvm_testkit::harness::start_push(engine.clone(), &cancel).await;
     // The daemon's own first cycle (nothing new) before measuring.
     let gets = |emulator: &RunningEmulator| -> u64 {
         emulator
@@ -411,12 +405,18 @@ fn settings_json(endpoints: &Endpoints, dir: &Path, observed: &[(String, String)
 }
 
 fn engine(setup: &Setup) -> Engine {
+    engine_with(setup, |_| {})
+}
+
+/// An engine on the bench's settings, changed by `change` first.
+fn engine_with(setup: &Setup, change: impl FnOnce(&mut Value)) -> Engine {
     let endpoints = Endpoints {
         https_port: setup.emulator.https_addr().port(),
         imds_url: setup.emulator.imds_url(),
         authority_host: setup.emulator.authority_host(),
     };
-    let json = settings_json(&endpoints, setup.dir.path(), &setup.observed);
+    let mut json = settings_json(&endpoints, setup.dir.path(), &setup.observed);
+    change(&mut json);
     let settings = match Settings::from_json_value(&json) {
         Ok((settings, _)) => settings,
         Err(diagnostics) => panic!("the bench's settings are invalid: {diagnostics:?}"),

@@ -6,6 +6,8 @@
 //! nothing of the crate, and the webhook feeds the daemon's queue.
 //!
 //! Modules, one line each:
+//! - [`agent`]: the agent as one call (`agent::run`): the engine, the daemon, the webhook and
+//!   metrics listeners, wired once for `akvvm run`, the test harness and the end-to-end tests.
 //! - [`settings`], [`validate`], [`cscfg`], [`trusted`]: the settings and their validator,
 //!   `akvvm validate`, Cloud Services `.cscfg` checks and the trusted-file reader. They live in
 //!   the `akvvm-settings` crate, which never talks to the network, and are re-exported here at
@@ -44,6 +46,7 @@ pub use akvvm_cert as cert;
 
 pub use akvvm_settings::{cscfg, settings, trusted, validate};
 
+pub mod agent;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handler;

@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use akvvm_cert::locks::{MutexExt, RwLockExt};
+use akvvm_cert::locks::MutexExt;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,9 @@ pub trait MetricsSource: Send + Sync {
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
+    /// The log forwarder's figures, rendered with the others once the agent is given them
+    /// ([`Metrics::show_log_forwarding`]).
+    log_forwarding: Mutex<Option<Arc<LogForwarding>>>,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,11 @@ impl Metrics {
 
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.counters.lock_or_recover()
+    }
+
+    /// Renders the log forwarder's `figures` with the other metrics from now on.
+    pub fn show_log_forwarding(&self, figures: Arc<LogForwarding>) {
+        *self.log_forwarding.lock_or_recover() = Some(figures);
     }
 
     /// One HTTP attempt to a vault: its status, or `None` when no answer came.
@@ -340,7 +348,9 @@ impl Metrics {
                 took.as_secs_f64(),
             );
         }
-        if let Some(forwarding) = log_forwarding() {
+        drop(counters);
+        let forwarding = self.log_forwarding.lock_or_recover().clone();
+        if let Some(forwarding) = forwarding {
             forwarding.render(&mut out);
         }
         out.text
@@ -348,7 +358,8 @@ impl Metrics {
 }
 
 /// The figures of log forwarding (`loggingSettings`), kept by the sender in `logship` and
-/// rendered with the other metrics while a forwarder is installed ([`set_log_forwarding`]).
+/// rendered with the other metrics once the agent is given them
+/// ([`Metrics::show_log_forwarding`]).
 #[derive(Debug, Default)]
 pub struct LogForwarding {
     /// Records the collector acknowledged.
@@ -359,18 +370,6 @@ pub struct LogForwarding {
     pub records_buffered: AtomicU64,
     /// Whether a connection to the collector is open.
     pub connected: AtomicBool,
-}
-
-static LOG_FORWARDING: RwLock<Option<Arc<LogForwarding>>> = RwLock::new(None);
-
-/// Installs (or with `None` removes) the log forwarding figures that `/metrics` shows.
-pub fn set_log_forwarding(figures: Option<Arc<LogForwarding>>) {
-    *LOG_FORWARDING.write_or_recover() = figures;
-}
-
-/// The installed log forwarding figures, if any.
-pub fn log_forwarding() -> Option<Arc<LogForwarding>> {
-    LOG_FORWARDING.read_or_recover().clone()
 }
 
 impl LogForwarding {

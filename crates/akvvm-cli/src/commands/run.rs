@@ -4,13 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use akvvm::handler::{self, HandlerEnvironment, HandlerSettings, PidFile};
-use akvvm::logship::{DEFAULT_FLUSH_TIMEOUT, ForwardOptions, Forwarder};
+use akvvm::agent::AgentOptions;
+use akvvm::handler::{self, HandlerEnvironment, HandlerSettings};
+use akvvm::logship::{DEFAULT_FLUSH_TIMEOUT, ForwardOptions, Forwarder, ForwardingStatus};
 use akvvm::settings::{DEFAULT_STATE_DIRECTORY, Settings};
 use akvvm::status::{Report, State, StatusFile};
-use akvvm::sync::daemon::{self, DaemonOptions, SyncRequests};
-use akvvm::sync::{Engine, EngineOptions};
-use akvvm::webhook::Targets;
+use akvvm::sync::daemon;
 use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -128,8 +127,9 @@ impl RunArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let loaded = self.source.load()?;
         let forwarder = forward_logs(&loaded.settings);
+        let log_shipping = forwarder.as_ref().map(Forwarder::status);
         let runtime = super::runtime()?;
-        let result = runtime.block_on(run_daemon(loaded));
+        let result = runtime.block_on(run_daemon(loaded, log_shipping));
         drop(runtime);
         stop_forwarding_logs(forwarder);
         result?;
@@ -182,120 +182,21 @@ pub fn wire_signals(cancel: CancellationToken, trigger: Arc<Notify>) -> anyhow::
     Ok(())
 }
 
-async fn run_daemon(loaded: Loaded) -> anyhow::Result<()> {
+async fn run_daemon(loaded: Loaded, log_shipping: Option<ForwardingStatus>) -> anyhow::Result<()> {
     let Loaded {
         settings,
         extension,
     } = loaded;
-    let cancel = CancellationToken::new();
+    let shutdown = CancellationToken::new();
     let trigger = Arc::new(Notify::new());
-    wire_signals(cancel.clone(), trigger.clone())?;
-
-    let state_directory = settings.agent.state_directory.clone();
-    akvvm::sync::state_dir::secure(&state_directory)?;
-    std::fs::create_dir_all(&state_directory).with_context(|| {
-        format!(
-            "failed to create the state directory {}",
-            state_directory.display()
-        )
-    })?;
-    let pid_file = PidFile::in_state_directory(&state_directory);
-    pid_file.write_own()?;
-    let status_file = extension.as_ref().map(Extension::status_file);
-
-    // What the daemon needs of the settings besides the engine, taken before the settings move
-    // into it: one copy of them (10,000 observed certificates are megabytes) rather than three.
-    let metrics_address = settings.agent.metrics_address;
-    let webhook = settings
-        .agent
-        .webhook
-        .clone()
-        .map(|webhook| (webhook, Targets::from_settings(&settings)));
-    let engine_options = EngineOptions::for_settings(&settings);
-    let engine = match Engine::new(settings, engine_options) {
-        Ok(engine) => Arc::new(engine),
-        Err(err) => {
-            if let Some(file) = &status_file {
-                let report = Report::new(
-                    daemon::OPERATION,
-                    State::Error,
-                    format!("[{}] {err}", err.code()),
-                );
-                if let Err(e) = file.write(&report, time::OffsetDateTime::now_utc()) {
-                    tracing::error!(error = %e, "failed to write the status file");
-                }
-            }
-            pid_file.remove_own();
-            return Err(anyhow::Error::new(err).context("failed to start the sync engine"));
-        }
-    };
-    let metrics = match metrics_address {
-        Some(address) => serve_metrics(address, engine.clone(), cancel.clone()).await,
-        None => None,
-    };
-    let (requests, webhook) = match webhook {
-        Some((webhook, targets)) => {
-            let requests = SyncRequests::new();
-            let metrics = Some(engine.metrics().clone());
-            match akvvm::webhook::start(
-                &webhook,
-                targets,
-                requests.clone(),
-                metrics,
-                cancel.clone(),
-            )
-            .await
-            {
-                Ok((_, task)) => (Some(requests), Some(task)),
-                Err(error) => {
-                    // Polling goes on: the webhook only makes rotations arrive sooner.
-                    tracing::error!(
-                        code = error.code(),
-                        %error,
-                        "the Event Grid webhook is not running; certificates are still polled"
-                    );
-                    (None, None)
-                }
-            }
-        }
-        None => (None, None),
-    };
-    let options = DaemonOptions {
-        status_file,
+    wire_signals(shutdown.clone(), trigger.clone())?;
+    let options = AgentOptions {
+        status_file: extension.as_ref().map(Extension::status_file),
         notify_systemd: true,
-        requests,
+        pid_file: true,
+        engine: None,
+        log_shipping,
     };
-    daemon::run(engine, options, cancel, trigger).await;
-    // The listeners stop with the same cancellation; a slow client never holds up the exit.
-    for server in [metrics, webhook].into_iter().flatten() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    }
-    pid_file.remove_own();
+    akvvm::agent::run(settings, options, shutdown, trigger).await?;
     Ok(())
-}
-
-/// Starts the metrics listener on `address`. A listener that cannot start is logged as an error
-/// and the agent goes on without it: keeping certificates current matters more than metrics.
-async fn serve_metrics(
-    address: std::net::SocketAddr,
-    engine: Arc<Engine>,
-    cancel: CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(
-                %address,
-                %error,
-                "cannot serve metrics on akvvm.metricsAddress; syncing goes on without them \
-                 (choose a free address, or stop what listens there)"
-            );
-            return None;
-        }
-    };
-    let bound = listener.local_addr().unwrap_or(address);
-    tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
-    Some(tokio::spawn(akvvm::metrics::serve(
-        listener, engine, cancel,
-    )))
 }

@@ -13,7 +13,9 @@
 //!
 //! The CLI installs [`layer`] when it sets up logging; it does nothing until a [`Forwarder`]
 //! started from the settings is [`Forwarder::install`]ed, and stops at [`Forwarder::shutdown`],
-//! which flushes the buffer within a bounded time.
+//! which flushes the buffer within a bounded time. That layer's target is the one process-wide
+//! slot here, because logging is set up before the settings are read; nothing else reads it: the
+//! agent is handed the forwarder's [`ForwardingStatus`] for the status file and `/metrics`.
 
 mod layer;
 pub mod msgpack;
@@ -26,9 +28,9 @@ use std::time::{Duration, Instant};
 
 pub use layer::ForwardLayer;
 
-use crate::metrics::{self, LogForwarding};
+use crate::metrics::LogForwarding;
 use crate::settings::{LogEndpoint, LoggingSettings};
-use crate::status::{CODE_OK, Report, State, Substatus};
+use crate::status::{CODE_OK, State, Substatus};
 use akvvm_cert::locks::{MutexExt, RwLockExt};
 
 /// Records the queue between the layer and the sender thread holds.
@@ -173,12 +175,17 @@ impl Forwarder {
         }
     }
 
-    /// Makes this the process-wide forwarder: [`layer`] feeds it, `/metrics` and the status
-    /// file show its figures.
+    /// Makes this the process-wide forwarder: [`layer`] feeds it.
     pub fn install(&self) {
         *GLOBAL.write_or_recover() = Some(self.shared.clone());
-        metrics::set_log_forwarding(Some(self.shared.figures.clone()));
         self.installed.store(true, Ordering::Relaxed);
+    }
+
+    /// What the status file and `/metrics` show of this forwarder (given to the agent).
+    pub fn status(&self) -> ForwardingStatus {
+        ForwardingStatus {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The counters (sent, dropped, buffered, connected).
@@ -231,17 +238,37 @@ impl Drop for Forwarder {
                 .is_some_and(|g| Arc::ptr_eq(g, &self.shared))
             {
                 *global = None;
-                metrics::set_log_forwarding(None);
             }
         }
     }
 }
 
-/// The status file's line for log forwarding, added to `report` when a forwarder is installed:
-/// `success` while nothing was dropped, `warning` with the count otherwise.
-pub fn with_substatus(report: &Report) -> Report {
-    let mut report = report.clone();
-    if let Some(shared) = global() {
+/// A forwarder's figures as the status file and `/metrics` show them: a handle the agent is
+/// given (`AgentOptions::log_shipping`) rather than a process-wide value it reads.
+#[derive(Clone)]
+pub struct ForwardingStatus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ForwardingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardingStatus")
+            .field("endpoint", &self.shared.endpoint.to_string())
+            .field("tag", &self.shared.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForwardingStatus {
+    /// The counters (sent, dropped, buffered, connected), for `/metrics`.
+    pub fn figures(&self) -> &Arc<LogForwarding> {
+        &self.shared.figures
+    }
+
+    /// The status file's line for log forwarding: `success` while nothing was dropped,
+    /// `warning` with the count otherwise.
+    pub fn substatus(&self) -> Substatus {
+        let shared = &self.shared;
         let f = &shared.figures;
         let sent = f.records_sent.load(Ordering::Relaxed);
         let dropped = f.records_dropped.load(Ordering::Relaxed);
@@ -251,7 +278,7 @@ pub fn with_substatus(report: &Report) -> Report {
         } else {
             "not connected"
         };
-        report.substatus.push(Substatus {
+        Substatus {
             name: "loggingSettings".into(),
             state: if dropped == 0 {
                 State::Success
@@ -263,7 +290,6 @@ pub fn with_substatus(report: &Report) -> Report {
                 "forwarding logs to fluentd at {} (tag {}): {sent} records sent, {dropped} dropped, {buffered} buffered; {connected}",
                 shared.endpoint, shared.tag
             ),
-        });
+        }
     }
-    report
 }

@@ -16,6 +16,13 @@
 //! The loop waits on one [`CancellationToken`] (SIGTERM/SIGINT), one [`Notify`] (SIGHUP,
 //! `akvvm sync --now`) and, when the webhook runs, the [`SyncRequests`] queue it fills; the
 //! caller wires the signals to them.
+//!
+//! Each turn of the loop plans, cycles, records and sleeps: what a wake checks and when the next
+//! one is (the polling interval, the failing certificates' growing backoff, the deliveries'
+//! limit) is the `schedule` module's `Schedule`, a value tested under tokio's paused time; how
+//! a cycle moves the initial sync along is `Phase::after`.
+
+mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -28,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 use super::{CertReport, Engine, jittered_interval, startup_pause};
 use crate::status::{Report, State, StatusFile, TRANSITIONING_REWRITE_INTERVAL};
 use akvvm_cert::locks::MutexExt;
+use schedule::Schedule;
+pub use schedule::{DELIVERY_BURST, DELIVERY_MIN_INTERVAL};
 
 /// The operation name reported in the status file.
 pub const OPERATION: &str = "Enable";
@@ -41,6 +50,8 @@ pub struct DaemonOptions {
     pub notify_systemd: bool,
     /// Certificates to check at once, between cycles (the webhook's pushes).
     pub requests: Option<Arc<SyncRequests>>,
+    /// The log forwarder (`loggingSettings`), whose line each status report ends with.
+    pub log_shipping: Option<crate::logship::ForwardingStatus>,
 }
 
 /// Certificates asked to be checked now, between cycles (the webhook's pushes); the daemon
@@ -84,6 +95,31 @@ enum Phase {
     AllInstalled,
 }
 
+impl Phase {
+    /// The phase after a cycle: `all_installed` when every certificate is installed, `attempt`
+    /// when the cycle retried the failing ones (`Plan::retry_due`), which counts
+    /// towards `initialSyncRetries`.
+    fn after(self, all_installed: bool, attempt: bool, retries: u32) -> Phase {
+        match self {
+            Phase::Initial { .. } if all_installed => {
+                tracing::info!("initial sync complete: every certificate is installed");
+                Phase::Polling
+            }
+            Phase::Initial { attempts } if attempt => {
+                let attempts = attempts + 1;
+                if attempts == retries {
+                    tracing::error!(
+                        attempts,
+                        "initial sync failed after the configured attempts; retrying in the background"
+                    );
+                }
+                Phase::Initial { attempts }
+            }
+            other => other,
+        }
+    }
+}
+
 struct Reporter {
     options: DaemonOptions,
     warn_days: u32,
@@ -102,13 +138,18 @@ struct Reporter {
 
 impl Reporter {
     fn write(&mut self, report: Report) {
-        if let Some(file) = &self.options.status_file
-            && let Err(e) = file.write(
-                &crate::logship::with_substatus(&report),
-                OffsetDateTime::now_utc(),
-            )
-        {
-            tracing::error!(error = %e, code = e.code(), "failed to write the status file");
+        if let Some(file) = &self.options.status_file {
+            let written = match &self.options.log_shipping {
+                Some(shipping) => {
+                    let mut report = report.clone();
+                    report.substatus.push(shipping.substatus());
+                    file.write(&report, OffsetDateTime::now_utc())
+                }
+                None => file.write(&report, OffsetDateTime::now_utc()),
+            };
+            if let Err(e) = written {
+                tracing::error!(error = %e, code = e.code(), "failed to write the status file");
+            }
         }
         self.notify(&[sd_notify::NotifyState::Status(&report.message)]);
         self.last = Some(report);
@@ -306,24 +347,13 @@ pub async fn run(
         }
     }
 
-    let mut consecutive_failures = 0u32;
-    // Every certificate is checked once per polling interval, failing or not; in between, the
-    // failing ones are retried when their backoff ends (`retry_at`), and the ones a delivery
-    // names at once, within DeliveryLimit's burst and rate for each. A delivery never brings a
-    // failing certificate's retry forward.
-    let mut triggered = true;
-    let mut requested: BTreeSet<String> = BTreeSet::new();
-    let mut next_full_at = tokio::time::Instant::now();
-    let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut limit = DeliveryLimit::new(DELIVERY_MIN_INTERVAL, DELIVERY_BURST);
+    let mut schedule = Schedule::new(
+        settings.polling_interval,
+        jittered_interval,
+        tokio::time::Instant::now(),
+    );
     let requests = reporter.options.requests.clone();
     loop {
-        let now = tokio::time::Instant::now();
-        let full_cycle = triggered || now >= next_full_at;
-        if full_cycle {
-            next_full_at = now + jittered_interval(settings.polling_interval);
-        }
-        let retry_due = full_cycle || retry_at.is_some_and(|at| now >= at);
         // A lookup per question rather than a set of every failing URL built on each wake: a
         // full cycle never asks, and a push at N = 10,000 would build it for one certificate.
         let failing = |url: &str| {
@@ -331,29 +361,10 @@ pub async fn run(
                 .get(url)
                 .is_none_or(|r| !r.is_installed() || r.is_failed())
         };
-        requested.retain(|url| !failing(url));
-        let pushed = if full_cycle {
-            limit.clear_deferred();
-            BTreeSet::new()
-        } else {
-            limit.admit(std::mem::take(&mut requested), now)
-        };
-        let report = if full_cycle {
-            engine.cycle(|_| true, &cancel).await
-        } else {
-            engine
-                .cycle(
-                    |url| {
-                        if failing(url) {
-                            retry_due
-                        } else {
-                            pushed.contains(url)
-                        }
-                    },
-                    &cancel,
-                )
-                .await
-        };
+        let plan = schedule.plan(tokio::time::Instant::now(), failing);
+        let report = engine
+            .cycle(|url| plan.includes(url, failing), &cancel)
+            .await;
         if cancel.is_cancelled() {
             break;
         }
@@ -367,55 +378,28 @@ pub async fn run(
             reporter.note(&cert, now);
             results.insert(cert.url.clone(), cert);
         }
-        let complete =
-            results.len() == total && results.values().all(|r| r.is_installed() && !r.is_failed());
-        if complete {
-            consecutive_failures = 0;
-            retry_at = None;
-        } else if retry_due || retry_at.is_none() {
-            consecutive_failures += 1;
-            retry_at = Some(
-                tokio::time::Instant::now() + engine.options().retry_delay(consecutive_failures),
-            );
-        }
-        phase = match phase {
-            Phase::Initial { .. }
-                if results.len() == total && results.values().all(CertReport::is_installed) =>
-            {
-                tracing::info!("initial sync complete: every certificate is installed");
-                Phase::Polling
-            }
-            Phase::Initial { attempts } if retry_due => {
-                let attempts = attempts + 1;
-                if attempts == retries {
-                    tracing::error!(
-                        attempts,
-                        "initial sync failed after the configured attempts; retrying in the background"
-                    );
-                }
-                Phase::Initial { attempts }
-            }
-            other => other,
-        };
+        let all_installed =
+            results.len() == total && results.values().all(CertReport::is_installed);
+        let complete = all_installed && results.values().all(|r| !r.is_failed());
+        schedule.record(&plan, complete, tokio::time::Instant::now(), |failures| {
+            engine.options().retry_delay(failures)
+        });
+        phase = phase.after(all_installed, plan.retry_due, retries);
         reporter.write(reporter.report(phase, retries, &results, total));
         match phase {
             Phase::Polling => reporter.ready(),
             Phase::Initial { attempts } if attempts >= retries => reporter.ready(),
             Phase::Initial { .. } => {}
             Phase::AllInstalled => {
-                let all = results.len() == total && results.values().all(CertReport::is_installed);
-                if all || !reporter.stuck(retries).is_empty() {
+                if all_installed || !reporter.stuck(retries).is_empty() {
                     reporter.ready();
                 }
             }
         }
 
-        let until = [Some(next_full_at), retry_at, limit.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_full_at);
-        let delay = until.saturating_duration_since(tokio::time::Instant::now());
+        let delay = schedule
+            .next_wake()
+            .saturating_duration_since(tokio::time::Instant::now());
         tracing::debug!(?delay, "next cycle");
         let waited = wait(
             delay,
@@ -426,90 +410,19 @@ pub async fn run(
             &mut reporter,
         )
         .await;
-        triggered = false;
-        requested.clear();
         match waited {
             Wake::Cancelled => break,
-            Wake::Triggered => triggered = true,
+            Wake::Triggered => schedule.trigger(),
             Wake::Requested => {
-                requested = requests
-                    .as_deref()
-                    .map(SyncRequests::take)
-                    .unwrap_or_default();
+                if let Some(requests) = requests.as_deref() {
+                    schedule.request(requests.take());
+                }
             }
             Wake::Elapsed => {}
         }
     }
     tracing::info!("stopped");
     reporter.notify(&[sd_notify::NotifyState::Stopping]);
-}
-
-/// The least time between two syncs of one certificate that deliveries trigger, once its
-/// [`DELIVERY_BURST`] is spent.
-pub const DELIVERY_MIN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How many syncs of one certificate deliveries may trigger back to back (rotations in quick
-/// succession are served at once) before [`DELIVERY_MIN_INTERVAL`] applies.
-pub const DELIVERY_BURST: u32 = 5;
-
-/// The per-certificate limit on the syncs deliveries trigger: `burst` at once, then one per
-/// `interval`, so that whoever can reach the webhook cannot make the agent hammer Key Vault.
-/// A request over the limit is kept and served when the limit allows: a new version is never
-/// lost, only delayed. Each certificate holds one instant, the time its allowance is spent up to
-/// (`spent_until`, the generic cell rate algorithm's "theoretical arrival time").
-struct DeliveryLimit {
-    interval: Duration,
-    /// How far ahead of now `spent_until` may be for a sync to be admitted: `burst - 1`
-    /// intervals.
-    tolerance: Duration,
-    spent_until: BTreeMap<String, tokio::time::Instant>,
-    deferred: BTreeSet<String>,
-}
-
-impl DeliveryLimit {
-    fn new(interval: Duration, burst: u32) -> Self {
-        Self {
-            interval,
-            tolerance: interval * burst.saturating_sub(1),
-            spent_until: BTreeMap::new(),
-            deferred: BTreeSet::new(),
-        }
-    }
-
-    /// Of `requested` and the requests deferred earlier, the certificates that may sync at `now`;
-    /// the others are deferred.
-    fn admit(
-        &mut self,
-        requested: BTreeSet<String>,
-        now: tokio::time::Instant,
-    ) -> BTreeSet<String> {
-        let mut admitted = BTreeSet::new();
-        let deferred = std::mem::take(&mut self.deferred);
-        for url in requested.into_iter().chain(deferred) {
-            let spent = self.spent_until.get(&url).map_or(now, |t| (*t).max(now));
-            if spent <= now + self.tolerance {
-                self.spent_until.insert(url.clone(), spent + self.interval);
-                admitted.insert(url);
-            } else {
-                self.deferred.insert(url);
-            }
-        }
-        admitted
-    }
-
-    /// A full cycle checks everything: nothing deferred is left to do.
-    fn clear_deferred(&mut self) {
-        self.deferred.clear();
-    }
-
-    /// When the first deferred request may sync.
-    fn next_due(&self) -> Option<tokio::time::Instant> {
-        self.deferred
-            .iter()
-            .filter_map(|url| self.spent_until.get(url))
-            .map(|t| t.checked_sub(self.tolerance).unwrap_or(*t))
-            .min()
-    }
 }
 
 enum Wake {
@@ -567,41 +480,6 @@ async fn wait(
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn the_delivery_limit_defers_and_never_drops() {
-        let t0 = tokio::time::Instant::now();
-        let second = Duration::from_secs(1);
-        let mut limit = DeliveryLimit::new(Duration::from_secs(60), 3);
-        let urls = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
-        // A burst of three is served at once.
-        assert_eq!(limit.admit(urls(&["a", "b"]), t0), urls(&["a", "b"]));
-        assert_eq!(limit.admit(urls(&["a"]), t0), urls(&["a"]));
-        assert_eq!(limit.admit(urls(&["a"]), t0 + second), urls(&["a"]));
-        assert_eq!(limit.next_due(), None);
-        // Then: deferred, not synced, not forgotten, until an interval has passed.
-        assert_eq!(limit.admit(urls(&["a"]), t0 + 2 * second), urls(&[]));
-        assert_eq!(
-            limit.admit(urls(&["a", "c"]), t0 + 3 * second),
-            urls(&["c"])
-        );
-        assert_eq!(limit.next_due(), Some(t0 + Duration::from_secs(60)));
-        assert_eq!(limit.admit(urls(&[]), t0 + 59 * second), urls(&[]));
-        assert_eq!(limit.admit(urls(&[]), t0 + 60 * second), urls(&["a"]));
-        assert_eq!(limit.next_due(), None);
-        // The allowance is spent again: one more waits a whole interval.
-        assert_eq!(limit.admit(urls(&["a"]), t0 + 61 * second), urls(&[]));
-        assert_eq!(limit.next_due(), Some(t0 + Duration::from_secs(120)));
-        // A full cycle does what was deferred.
-        limit.clear_deferred();
-        assert_eq!(limit.next_due(), None);
-        // An unused allowance builds up again, to the burst and no further.
-        let later = t0 + Duration::from_secs(3600);
-        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
-        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
-        assert_eq!(limit.admit(urls(&["a"]), later), urls(&["a"]));
-        assert_eq!(limit.admit(urls(&["a"]), later), urls(&[]));
-    }
-
     use super::*;
 
     /// How long `wait` sleeps and how often it rewrites a transitioning status.
@@ -624,6 +502,7 @@ mod tests {
                 status_file: Some(file.clone()),
                 notify_systemd: false,
                 requests: None,
+                log_shipping: None,
             },
             warn_days: 30,
             ready_sent: false,
@@ -721,6 +600,54 @@ mod tests {
         assert_eq!(
             error.message,
             "initial sync incomplete after 25 attempts: 0 of 2 certificates installed; still retrying"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_initial_sync_is_transitioning_then_error_after_its_retries_then_success() {
+        use tokio::time::Instant;
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = reporter(&StatusFile::new(dir.path(), 0));
+        let results = BTreeMap::new();
+        let retries = 3;
+        let mut schedule = Schedule::new(Duration::from_secs(3600), |d| d, Instant::now());
+        let mut phase = Phase::Initial { attempts: 0 };
+        let mut states = Vec::new();
+        for _ in 0..5 {
+            let plan = schedule.plan(Instant::now(), |_| true);
+            schedule.record(&plan, false, Instant::now(), |failures| {
+                Duration::from_secs(u64::from(failures))
+            });
+            phase = phase.after(false, plan.retry_due, retries);
+            states.push(reporter.report(phase, retries, &results, 1).state);
+            tokio::time::sleep_until(schedule.next_wake()).await;
+        }
+        assert_eq!(phase, Phase::Initial { attempts: 5 });
+        assert_eq!(
+            states,
+            [
+                State::Transitioning,
+                State::Transitioning,
+                State::Error,
+                State::Error,
+                State::Error
+            ]
+        );
+        // A cycle that retried nothing (a push) is no attempt.
+        assert_eq!(phase.after(false, false, retries), phase);
+
+        let plan = schedule.plan(Instant::now(), |_| true);
+        schedule.record(&plan, true, Instant::now(), |_| Duration::ZERO);
+        phase = phase.after(true, plan.retry_due, retries);
+        assert_eq!(phase, Phase::Polling);
+        assert_eq!(
+            reporter.report(phase, retries, &results, 1).state,
+            State::Success
+        );
+        assert_eq!(Phase::Polling.after(false, true, retries), Phase::Polling);
+        assert_eq!(
+            Phase::AllInstalled.after(true, true, retries),
+            Phase::AllInstalled
         );
     }
 }

@@ -10,7 +10,7 @@
 //! certificates with a growing backoff, keeps the status file current ([`crate::status`]),
 //! honours `requireInitialSync`, tells systemd when it is ready, takes the certificates pushed to
 //! it between cycles ([`daemon::SyncRequests`]), and stops cleanly on its cancellation token
-//! (never in the middle of a write).
+//! (never in the middle of a write). [`crate::agent`] starts it with the listeners that feed it.
 //!
 //! Modules:
 //! - `engine`: [`Engine`] and its options, the state file's place, the polling jitter.

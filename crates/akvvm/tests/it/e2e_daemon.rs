@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use akvvm::agent::{self, AgentError, AgentOptions};
 use akvvm::status::StatusFile;
-use akvvm::sync::daemon::{self, DaemonOptions};
-use akvvm::sync::{Engine, EngineOptions};
 use akvvm_testkit::harness::{Harness, PEM, PFX, eventually};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -16,26 +15,24 @@ use tokio_util::sync::CancellationToken;
 struct Running {
     cancel: CancellationToken,
     trigger: Arc<Notify>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
     status: StatusFile,
 }
 
+/// The agent as `akvvm run` starts it, reporting to a status file, without systemd.
 fn start(h: &Harness, json: &Value) -> Running {
     let settings = h.settings(json);
-    let engine =
-        Arc::new(Engine::new(settings.clone(), EngineOptions::for_settings(&settings)).unwrap());
     let status_dir = h.dir.path().join("status");
     std::fs::create_dir_all(&status_dir).unwrap();
     let status = StatusFile::new(&status_dir, 3);
     let cancel = CancellationToken::new();
     let trigger = Arc::new(Notify::new());
-    let options = DaemonOptions {
+    let options = AgentOptions {
         status_file: Some(status.clone()),
-        notify_systemd: false,
-        requests: None,
+        ..AgentOptions::default()
     };
-    let task = tokio::spawn(daemon::run(
-        engine,
+    let task = tokio::spawn(agent::run(
+        settings,
         options,
         cancel.clone(),
         trigger.clone(),
@@ -66,7 +63,8 @@ async fn stop(running: Running) {
     tokio::time::timeout(Duration::from_secs(10), running.task)
         .await
         .expect("the loop stops promptly on cancellation")
-        .unwrap();
+        .unwrap()
+        .expect("the agent starts");
 }
 
 #[tokio::test]

@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use akvvm::agent::{self, AgentError, AgentOptions};
 use akvvm::settings::ExtensionMode;
 use akvvm::status::StatusFile;
-use akvvm::sync::daemon::{self, DaemonOptions};
+use akvvm::sync::EngineOptions;
 use akvvm::sync::{CertOutcome, HookOutcome};
-use akvvm::sync::{Engine, EngineOptions};
 use akvvm_cert::store::{Luma, PosixAcl};
 use akvvm_testkit::harness::{Harness, PEM, PFX, cycle, eventually, link_target, snapshot};
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ pub(crate) fn v4_settings(h: &Harness, names: &[&str]) -> Value {
 
 struct Running {
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
     status: StatusFile,
 }
 
@@ -49,17 +49,16 @@ fn start(h: &Harness, json: &Value) -> Running {
         max_retry_delay: Duration::from_millis(40),
         ..EngineOptions::for_settings(&settings)
     };
-    let engine = Arc::new(Engine::new(settings, options).unwrap());
     let status_dir = h.dir.path().join("status");
     std::fs::create_dir_all(&status_dir).unwrap();
     let status = StatusFile::new(&status_dir, 4);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(daemon::run(
-        engine,
-        DaemonOptions {
+    let task = tokio::spawn(agent::run(
+        settings,
+        AgentOptions {
             status_file: Some(status.clone()),
-            notify_systemd: false,
-            requests: None,
+            engine: Some(options),
+            ..AgentOptions::default()
         },
         cancel.clone(),
         Arc::new(Notify::new()),
@@ -83,7 +82,8 @@ async fn stop(running: Running) {
     tokio::time::timeout(Duration::from_secs(10), running.task)
         .await
         .expect("the loop stops promptly on cancellation")
-        .unwrap();
+        .unwrap()
+        .expect("the agent starts");
 }
 
 #[tokio::test]

@@ -77,17 +77,10 @@ async fn an_event_grid_delivery_syncs_the_named_certificate_at_once() {
         "certificateFile": hook_link.display().to_string(),
         "secretFile": secret_file.display().to_string(),
     });
-    let settings = h.settings(&json);
     let engine = Arc::new(h.engine(&json));
     let cancel = CancellationToken::new();
     // The certificate file does not exist yet: the webhook starts all the same.
-    let (address, push) = harness::start_push(
-        engine.clone(),
-        settings.agent.webhook.as_ref().unwrap(),
-        Some(engine.metrics().clone()),
-        &cancel,
-    )
-    .await;
+    let (address, push) = harness::start_push(engine.clone(), &cancel).await;
     let web_link = h.store().join("contoso.web");
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -272,15 +265,9 @@ async fn deliveries_are_rate_limited_per_certificate_and_never_skip_a_backoff() 
         max_retry_delay: Duration::from_secs(3600),
         chain_validation: false,
     };
-    let engine = Arc::new(akvvm::sync::Engine::new(settings.clone(), options).unwrap());
+    let engine = Arc::new(akvvm::sync::Engine::new(settings, options).unwrap());
     let cancel = CancellationToken::new();
-    let (address, push) = harness::start_push(
-        engine.clone(),
-        settings.agent.webhook.as_ref().unwrap(),
-        None,
-        &cancel,
-    )
-    .await;
+    let (address, push) = harness::start_push(engine.clone(), &cancel).await;
     let web_link = h.store().join("contoso.web");
     let last_probe = h.store().join(format!("contoso.{}", probes[rounds - 1]));
     assert!(

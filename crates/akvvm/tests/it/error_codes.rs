@@ -28,6 +28,7 @@ fn every_error_type() -> Vec<(&'static str, &'static [&'static str])> {
         ("SyncError", akvvm::sync::SyncError::CODES),
         ("HookError", akvvm::sync::hook::HookError::CODES),
         ("StatusError", akvvm::status::StatusError::CODES),
+        ("AgentError", akvvm::agent::AgentError::CODES),
         ("HandlerError", akvvm::handler::HandlerError::CODES),
         ("LoadError", akvvm::settings::LoadError::CODES),
         ("ValidateError", akvvm::validate::ValidateError::CODES),
