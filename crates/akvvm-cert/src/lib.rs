@@ -23,7 +23,6 @@
 //!   - `store::sys`: every system call the store makes on its directory, each counted
 //!     ([`store::store_operations`], [`store::store_syncs`]) where it is made.
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
-//!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
 //! - [`locks`]: `lock_or_recover` and its kin, the one way a poisoned lock is recovered.
 //! - `fuzzing` (hidden): the fuzz harnesses of the decoders, shared by `fuzz/` and the tests.
