@@ -23,7 +23,6 @@
 //!   - `store::sys`: every system call the store makes on its directory, each counted
 //!     ([`store::store_operations`], [`store::store_syncs`]) where it is made.
 //!   - [`store::acl`]: POSIX ACLs in the kernel's xattr form.
-//!   - [`store::state`]: the state file.
 //!   - [`store::error`]: [`StoreError`](store::StoreError) and its `store.*` codes.
 //! - [`trust`]: the one rule for trusting a file or directory (owner, writers, kind) that the
 //!   settings reader, hook programs, the store path, the state directory and Arc's key file use.

@@ -170,21 +170,20 @@ impl Installed {
             .push(location);
     }
 
-    /// The certificates akvvm installed, from its state file entries `(url, entry)`.
+    /// The certificates akvvm installed, from its state file (`akvvm::sync::state`):
+    /// `(url, thumbprint, file)` of each entry with both.
     pub fn add_state<'a>(
         &mut self,
-        entries: impl IntoIterator<Item = (&'a str, &'a akvvm_cert::store::StateEntry)>,
+        entries: impl IntoIterator<Item = (&'a str, &'a str, &'a Path)>,
     ) {
-        for (url, entry) in entries {
-            if let (Some(thumbprint), Some(file)) = (&entry.thumbprint, &entry.file) {
-                self.add(
-                    thumbprint,
-                    Location {
-                        file: file.clone(),
-                        url: Some(url.to_string()),
-                    },
-                );
-            }
+        for (url, thumbprint, file) in entries {
+            self.add(
+                thumbprint,
+                Location {
+                    file: file.to_path_buf(),
+                    url: Some(url.to_string()),
+                },
+            );
         }
     }
 

@@ -44,7 +44,6 @@
 //! - [`acl`]: POSIX ACLs for the `acls` setting, in the kernel's xattr form.
 //! - [`path`]: the system directories the store may not be, and the walk from `/` that opens it
 //!   without following a link through parents only root (or akvvm's user) can change.
-//! - [`state`]: the state file; [`state_journal`]: its journal of changed entries.
 //! - [`error`]: [`StoreError`] and its `store.*` codes.
 //! - `v4`: the 4.x layout ([`Layout::V4`]: split `.pem`/`.keyid` files, their two links and the
 //!   `.luma` metadata file), which a store opened with [`Store::open_layout`] writes instead.
@@ -53,8 +52,6 @@ pub mod acl;
 pub mod atomic;
 pub mod error;
 pub mod path;
-pub mod state;
-pub mod state_journal;
 
 mod access;
 mod batch;
@@ -84,7 +81,6 @@ pub use acl::{Acl, PosixAcl, Principal};
 pub use atomic::{DIGEST_XATTR, TEMP_PREFIX, remove_stale_temp_files, write_atomic};
 pub use batch::UNSYNCED_XATTR;
 pub use error::StoreError;
-pub use state::{LastError, StateEntry, StateFile};
 pub use sys::{store_operations, store_syncs};
 pub use v4::{LUMA_FILE_MODE, Luma};
 

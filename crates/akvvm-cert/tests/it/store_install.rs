@@ -1,14 +1,11 @@
 //! The store with real certificates: what lands on disk, in which order, with which permissions,
 //! and that a bad secret or a failed install never disturbs the installed version.
 
-use std::num::NonZeroU32;
 use std::path::Path;
 use std::process::Command;
 
 use akvvm_cert::certificate::{CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, decode_pem, decode_secret};
-use akvvm_cert::store::{
-    Acl, DEFAULT_KEEP, InstallRequest, PosixAcl, StateFile, Store, TEMP_PREFIX,
-};
+use akvvm_cert::store::{Acl, DEFAULT_KEEP, InstallRequest, PosixAcl, Store, TEMP_PREFIX};
 use akvvm_testkit::certs::{assert_same_secret, generate, pem_labels};
 use akvvm_testkit::files::{mode, names};
 use akvvm_testkit::fixtures;
@@ -335,44 +332,6 @@ fn acls_grant_exactly_read_and_traverse() {
              user::rwx\nuser:4711:--x\ngroup::---\ngroup:0:--x\nmask::--x\nother::---\n\n"
         );
     }
-}
-
-#[test]
-fn the_state_file_records_an_install() {
-    let root = tempfile::tempdir().unwrap();
-    let store = Store::open(&root.path().join("store")).unwrap();
-    let generated = generate("www.example.com", 90);
-    let installed = store
-        .install(&InstallRequest {
-            link_name: Some("web"),
-            keep: NonZeroU32::new(3).unwrap(),
-            ..request("v1", &generated.bundle)
-        })
-        .unwrap();
-    let url = "https://myvault.vault.azure.net/secrets/web-cert";
-    let path = root.path().join("state/state.json");
-    let mut state = StateFile::load(&path).unwrap();
-    assert!(state.entry(url).is_none());
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    state.entry_mut(url).record_install(&installed, now);
-    state.save().unwrap();
-
-    let loaded = StateFile::load(&path).unwrap();
-    let entry = loaded.entry(url).unwrap();
-    assert_eq!(entry.installed_version.as_deref(), Some("v1"));
-    assert_eq!(
-        entry.thumbprint.as_deref(),
-        Some(generated.bundle.thumbprint().as_str())
-    );
-    assert_eq!(entry.not_after, Some(generated.bundle.not_after()));
-    assert_eq!(entry.file.as_deref(), Some(installed.file.as_path()));
-    assert_eq!(entry.link.as_deref(), Some(installed.link.as_path()));
-    assert_eq!(
-        entry.custom_link.as_deref(),
-        Some(store.path().join("web").as_path())
-    );
-    assert_eq!(entry.installed_at, Some(now));
-    assert_eq!(entry.last_error, None);
 }
 
 #[test]

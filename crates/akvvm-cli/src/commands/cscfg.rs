@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akvvm::cert::store::StateFile;
 use akvvm::cscfg::{self, Finding, Installed, Verdict};
 use akvvm::settings::DEFAULT_BOOTSTRAP_CERTIFICATE_DIRECTORY;
+use akvvm::sync::state::StateFile;
 use anyhow::Context;
 
 use super::run::SettingsSource;
@@ -89,7 +89,9 @@ impl CheckArgs {
         let state = StateFile::load(&state_path)
             .with_context(|| format!("cannot read akvvm's state file {}", state_path.display()))?;
         let mut installed = Installed::default();
-        installed.add_state(state.entries());
+        installed.add_state(state.entries().filter_map(|(url, entry)| {
+            Some((url, entry.thumbprint.as_deref()?, entry.file.as_deref()?))
+        }));
         for dir in &bootstrap_dirs {
             installed.add_bootstrap_directory(dir);
         }

@@ -302,7 +302,7 @@ fn remove_installed(settings: &Settings) -> anyhow::Result<()> {
         .state_directory
         .join(akvvm::sync::STATE_FILE_NAME);
     for path in [
-        akvvm_cert::store::state_journal::journal_path(&state_file),
+        akvvm::sync::state::journal::journal_path(&state_file),
         state_file,
         settings
             .agent

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akvvm::cert::store::{StateEntry, StateFile};
 use akvvm::status::format_timestamp;
+use akvvm::sync::state::{StateEntry, StateFile};
 use serde::Serialize;
 
 use super::run::SettingsSource;

@@ -362,7 +362,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// The state file loads without a problem.
 fn check_state(bed: &Bed, round: u64) {
     let path = bed.h.state_dir().join("state.json");
-    let (_, problem) = akvvm_cert::store::state::StateFile::load_or_recover(&path);
+    let (_, problem) = akvvm::sync::state::StateFile::load_or_recover(&path);
     if let Some(problem) = problem {
         panic!(
             "seed {}: round {round}: the state file does not load: [{}] {problem}",

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{Acl, InstallRequest, LastError, StateEntry, StateFile, Store};
+use akvvm_cert::store::{Acl, InstallRequest, Store};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -24,6 +24,7 @@ use crate::vault::{SecretBundle, VaultClient};
 use super::connect;
 use super::hook::{self, HookContext, HookJournal, HookRecord, HookRetry, HookState};
 use super::list::{self, ListCost, Listed};
+use super::state::{LastError, StateEntry, StateFile};
 use super::{
     CertOutcome, CertReport, CycleReport, HookOutcome, InstalledInfo, SetupError, SyncError,
 };
@@ -115,7 +116,7 @@ pub struct Engine {
     /// Whether the state holds a change worth saving ([`list::significant_change`]).
     dirty: AtomicBool,
     /// The URLs whose entries changed significantly since the last save: what a journal append
-    /// writes ([`akvvm_cert::store::state_journal`]). Locked after `state`, never before.
+    /// writes ([`super::state::journal`]). Locked after `state`, never before.
     changed: Mutex<std::collections::HashSet<String>>,
     /// Whether the next save must write the whole state (a save failed: the journal on disk may
     /// end in a torn record, or not continue the state file).

@@ -22,6 +22,8 @@
 //! - [`connect`]: from settings to one vault client per vault.
 //! - [`daemon`]: the polling loop of `akvvm run`.
 //! - [`hook`]: reload hooks and their journal.
+//! - [`state`]: the state file, the agent's record of what it installed for each URL, and its
+//!   journal of changed entries ([`state::journal`]).
 //!
 //! To add a step to a certificate's check, extend `Engine::check_inner`; to report something new,
 //! add it to [`CertOutcome`] and to [`CertReport::substatus`].
@@ -35,6 +37,7 @@ pub mod hook;
 pub mod list;
 mod prune_removed;
 mod report;
+pub mod state;
 pub mod state_dir;
 
 pub use engine::{

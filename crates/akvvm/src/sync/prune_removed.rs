@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use akvvm_cert::store::{StateEntry, Store};
+use akvvm_cert::store::Store;
+
+use super::state::StateEntry;
 
 use crate::settings::Settings;
 

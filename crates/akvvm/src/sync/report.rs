@@ -326,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn only_a_failed_hook_has_a_failure_and_only_a_hook_not_run_did_not_run() {
+        let failed = HookOutcome::Failed {
+            message: "exit status 1".into(),
+        };
+        assert_eq!(HookOutcome::default(), HookOutcome::NotRun);
+        assert_eq!(
+            [&HookOutcome::NotRun, &HookOutcome::Succeeded, &failed].map(HookOutcome::failure),
+            [None, None, Some("exit status 1")]
+        );
+        assert_eq!(
+            [&HookOutcome::NotRun, &HookOutcome::Succeeded, &failed].map(HookOutcome::ran),
+            [false, true, true]
+        );
+    }
+
+    #[test]
     fn a_failed_hook_is_a_warning() {
         let report = CertReport {
             url: "u".into(),

@@ -3,8 +3,8 @@
 //! is not rewritten: only its journal gets the changed entry, one entry's bytes at 8 and at 40
 //! certificates. Nothing here times anything.
 
+use akvvm::sync::state::journal::journal_path;
 use akvvm::sync::{CertOutcome, state_file_path};
-use akvvm_cert::store::state_journal::journal_path;
 use akvvm_testkit::harness::{Harness, PEM, cycle, identity_of};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +51,7 @@ async fn bytes_written_by_a_push(n: usize) -> u64 {
     );
     let journal_after = std::fs::metadata(&journal).map_or(0, |m| m.len());
     // What a fresh engine (a restarted agent) reads back: the new version.
-    let reloaded = akvvm_cert::store::StateFile::load(&state).unwrap();
+    let reloaded = akvvm::sync::state::StateFile::load(&state).unwrap();
     assert_eq!(
         reloaded.entry(&url).unwrap().installed_version.as_deref(),
         Some(version.as_str())

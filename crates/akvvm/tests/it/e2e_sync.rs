@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use akvvm::cert::store::StateFile;
+use akvvm::sync::state::StateFile;
 use akvvm::sync::{CertOutcome, HookOutcome, state_file_path};
 use akvvm_emulator::SecretSpec;
 use akvvm_testkit::harness::{Harness, PEM, PFX, cycle, link_target, snapshot};

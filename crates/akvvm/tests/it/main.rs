@@ -34,6 +34,7 @@ mod settings_fixtures;
 mod settings_mode;
 mod settings_proptest;
 mod settings_v4;
+mod state_file;
 mod v3_documented;
 mod validate_fixtures;
 mod vault_client;

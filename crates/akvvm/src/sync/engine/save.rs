@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use akvvm_cert::store::{StateFile, Store};
+use akvvm_cert::store::Store;
+
+use crate::sync::state::StateFile;
 
 use super::{Engine, state_file_path};
 use akvvm_cert::locks::MutexExt;
@@ -30,7 +32,7 @@ const STATE_JOURNAL_FRACTION: usize = 4;
 
 /// One save: the records for the journal, or the whole state.
 enum Save {
-    Append(akvvm_cert::store::state_journal::JournalAppend),
+    Append(crate::sync::state::journal::JournalAppend),
     Whole(PathBuf, Vec<u8>),
 }
 
@@ -99,7 +101,7 @@ impl Engine {
                 store.flush()?;
             }
             match save? {
-                Save::Append(records) => records.write(akvvm_cert::store::state::STATE_FILE_MODE),
+                Save::Append(records) => records.write(crate::sync::state::STATE_FILE_MODE),
                 Save::Whole(path, text) => StateFile::write_json(&path, &text),
             }
         })

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! A state file written by [`StateFile::compact_json`] also names its journal (`"journal": id`),
-//! which holds the entries changed since ([`super::state_journal`]); [`StateFile::load`] applies it.
+//! which holds the entries changed since ([`journal`]); [`StateFile::load`] applies it.
 //!
 //! To add a field: add it to [`StateEntry`] as an `Option` with `#[serde(default)]`, so files
 //! written by older versions still load; unknown fields are ignored, so older versions still load
@@ -38,8 +38,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::state_journal::{JournalAppend, journal_path, render_record};
-use super::{Installed, StoreError, write_atomic};
+use akvvm_cert::store::{Installed, StoreError, write_atomic};
+
+use journal::{JournalAppend, journal_path, render_record};
+
+pub mod journal;
 
 /// The format version this akvvm writes and the newest it reads.
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -167,7 +170,7 @@ impl StateEntry {
 #[derive(Debug, Deserialize)]
 struct Document {
     version: u32,
-    /// The id of the journal that continues this file ([`super::state_journal`]).
+    /// The id of the journal that continues this file ([`journal`]).
     #[serde(default)]
     journal: Option<u64>,
     #[serde(default)]
@@ -185,7 +188,7 @@ struct DocumentRef<'a> {
 
 /// The state file, loaded in memory; [`StateFile::save`] writes it back atomically, and
 /// [`StateFile::journal_append`] records a few changed entries in its journal instead
-/// ([`super::state_journal`]).
+/// ([`journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateFile {
     path: PathBuf,
@@ -200,8 +203,8 @@ impl StateFile {
     /// Loads the state file at `path`; a missing file is an empty state. Temp files an
     /// interrupted save left beside it are removed.
     pub fn load(path: &Path) -> Result<StateFile, StoreError> {
-        let removed = super::atomic::remove_stale_temp_files(path).and_then(|count| {
-            Ok(count + super::atomic::remove_stale_temp_files(&journal_path(path))?)
+        let removed = akvvm_cert::store::atomic::remove_stale_temp_files(path).and_then(|count| {
+            Ok(count + akvvm_cert::store::atomic::remove_stale_temp_files(&journal_path(path))?)
         });
         match removed {
             Ok(0) => {}
@@ -250,11 +253,9 @@ impl StateFile {
         };
         if let Some(id) = document.journal {
             let journal = journal_path(path);
-            let records = super::state_journal::read(&journal, id).map_err(|source| {
-                StoreError::StateRead {
-                    path: journal.clone(),
-                    source,
-                }
+            let records = journal::read(&journal, id).map_err(|source| StoreError::StateRead {
+                path: journal.clone(),
+                source,
             })?;
             for record in records.into_iter().flatten() {
                 state.journal_records += 1;
@@ -269,7 +270,7 @@ impl StateFile {
 
     /// Loads the state file, never failing: a corrupt file is renamed to `<name>.corrupt` (kept
     /// for a post-mortem) and an empty state is returned with the error, for the caller to report.
-    /// The caller then rebuilds entries from the store ([`super::Store::installed`]), so nothing
+    /// The caller then rebuilds entries from the store ([`Store::installed`](akvvm_cert::store::Store::installed)), so nothing
     /// that is installed is written again.
     pub fn load_or_recover(path: &Path) -> (StateFile, Option<StoreError>) {
         match StateFile::load(path) {

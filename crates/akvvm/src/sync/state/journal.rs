@@ -18,7 +18,7 @@
 //! either way. An akvvm that knows no journal reads the state file alone, as of its last
 //! compaction.
 //!
-//! [`StateFile`](super::state::StateFile) owns when to append and when to compact; this module
+//! [`StateFile`](super::StateFile) owns when to append and when to compact; this module
 //! owns the format and the file operations.
 
 use std::io::{self, Write as _};
@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::state::StateEntry;
-use super::{StoreError, write_atomic};
+use akvvm_cert::store::{StoreError, write_atomic};
+
+use super::StateEntry;
 
 /// The journal's path beside the state file: `<state file>.journal`.
 pub fn journal_path(state_path: &Path) -> PathBuf {
@@ -69,7 +70,7 @@ pub(super) fn render_record(
 /// order; `None` when there is no journal or it belongs to another state file. A line that does
 /// not parse ends the journal (a torn append): what follows it is ignored with a warning.
 pub(super) fn read(path: &Path, id: u64) -> Result<Option<Vec<Record>>, io::Error> {
-    let text = match super::state::read_regular_file(path) {
+    let text = match super::read_regular_file(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -103,7 +104,7 @@ pub(super) fn read(path: &Path, id: u64) -> Result<Option<Vec<Record>>, io::Erro
     Ok(Some(records))
 }
 
-/// Records ready to go to the journal (from [`StateFile::journal_append`](super::state::StateFile::journal_append)).
+/// Records ready to go to the journal (from [`StateFile::journal_append`](super::StateFile::journal_append)).
 #[derive(Debug)]
 pub struct JournalAppend {
     pub(super) path: PathBuf,
@@ -169,7 +170,7 @@ impl JournalAppend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::state::{STATE_FILE_MODE, StateFile};
+    use crate::sync::state::{STATE_FILE_MODE, StateFile};
     use time::macros::datetime;
 
     fn checked(state: &mut StateFile, url: &str, minute: u8) {
