@@ -6,8 +6,9 @@
 //! to an error of their own that names the path and what to do.
 //!
 //! The rule: the entry is of the kind expected (a regular file, or a directory), one of the
-//! trusted owners owns it, and neither group nor others can write it, except a directory that is
-//! root's and sticky (as `/tmp` is: others may add names there, but not move or replace ours).
+//! trusted owners owns it, and neither group nor others can write it, except a sticky directory
+//! (as `/tmp` is, root's: others may add names there, but not move or replace ours; only its
+//! owner, trusted, could).
 //! The caller passes what it learnt from the opened descriptor (`fstat`), never from a path it
 //! opens again afterwards.
 
@@ -52,8 +53,8 @@ pub fn check(st_mode: u32, uid: u32, kind: Kind, owners: &[u32]) -> Result<(), D
     }
     check_owner(uid, owners)?;
     let mode = st_mode & 0o7777;
-    let root_sticky = kind == Kind::Directory && uid == 0 && mode & 0o1000 != 0;
-    if mode & 0o022 != 0 && !root_sticky {
+    let sticky = kind == Kind::Directory && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
         return Err(Distrust::Writable { mode });
     }
     Ok(())
@@ -108,12 +109,13 @@ mod tests {
     }
 
     #[test]
-    fn only_a_sticky_directory_of_roots_may_be_writable_by_others() {
+    fn only_a_sticky_directory_of_a_trusted_owner_may_be_writable_by_others() {
         let owners = [0, 1000];
         assert_eq!(check(DIR | 0o1777, 0, Kind::Directory, &owners), Ok(()));
+        assert_eq!(check(DIR | 0o1777, 1000, Kind::Directory, &owners), Ok(()));
         assert_eq!(
-            check(DIR | 0o1777, 1000, Kind::Directory, &owners),
-            Err(Distrust::Writable { mode: 0o1777 })
+            check(DIR | 0o1777, 4242, Kind::Directory, &owners),
+            Err(Distrust::Owner { uid: 4242 })
         );
         assert_eq!(
             check(DIR | 0o777, 0, Kind::Directory, &owners),

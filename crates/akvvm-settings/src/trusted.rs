@@ -99,7 +99,7 @@ pub fn check(what: &'static str, path: &Path, meta: &std::fs::Metadata) -> Resul
 
 /// Checks every directory that leads to `path`, as written and with its symbolic links
 /// resolved: each must be owned by a trusted owner and not writable by group or others (unless
-/// root's and sticky, as `/tmp` is: others may add names there but not replace ours). Whoever could write
+/// sticky, as `/tmp` is: others may add names there but not replace ours). Whoever could write
 /// one of them could swap the file (or a link on the way to it) for their own. `what` names the
 /// file the directories lead to.
 pub fn check_directories(what: &'static str, path: &Path) -> Result<(), Untrusted> {

@@ -252,7 +252,7 @@ fn check_parent(dir: BorrowedFd<'_>, component: &Path, store: &Path) -> Result<(
         source: e.into(),
     })?;
     // The one rule (`crate::trust`): root's or the running user's, and nobody else may write
-    // it, unless it is root's and sticky.
+    // it, unless it is sticky.
     let kind = crate::trust::Kind::Directory;
     match crate::trust::check(
         stat.st_mode,
