@@ -15,7 +15,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::{Shared, msgpack};
+use super::msgpack;
+use super::shared::{Shared, global};
 
 /// A field value as it is sent.
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Without a forwarder (no loggingSettings) spans cost nothing more.
-        if matches!(self.target, Target::Global) && super::global().is_none() {
+        if matches!(self.target, Target::Global) && global().is_none() {
             return;
         }
         if let Some(span) = ctx.span(id) {
@@ -106,7 +107,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let shared = match &self.target {
             Target::Fixed(shared) => Some(shared.clone()),
-            Target::Global => super::global(),
+            Target::Global => global(),
         };
         let Some(shared) = shared else { return };
         let mut fields = Fields::default();

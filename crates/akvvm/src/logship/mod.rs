@@ -19,104 +19,26 @@
 
 mod layer;
 pub mod msgpack;
+mod options;
 mod sender;
+mod shared;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use layer::ForwardLayer;
+pub use options::{
+    DEFAULT_ACK_TIMEOUT, DEFAULT_BATCH_RECORDS, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_RECORDS,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_QUEUE_RECORDS, ForwardOptions,
+};
+use shared::{GLOBAL, Msg, Shared};
 
 use crate::metrics::LogForwarding;
-use crate::settings::{LogEndpoint, LoggingSettings};
+use crate::settings::LoggingSettings;
 use crate::status::{CODE_OK, State, Substatus};
 use akvvm_cert::locks::{MutexExt, RwLockExt};
-
-/// Records the queue between the layer and the sender thread holds.
-pub const DEFAULT_QUEUE_RECORDS: usize = 4096;
-/// Records kept while the collector is down or slow.
-pub const DEFAULT_BUFFER_RECORDS: usize = 10_000;
-/// Bytes (encoded) kept while the collector is down or slow.
-pub const DEFAULT_BUFFER_BYTES: usize = 8 << 20;
-/// Records in one `Forward` message.
-pub const DEFAULT_BATCH_RECORDS: usize = 1000;
-/// How long the collector has to acknowledge a batch before the connection is dropped and the
-/// batch sent again on a new one.
-pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `akvvm` waits at exit for the buffer to reach the collector.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The forwarder's bounds and timings; [`Default`] gives the documented ones.
-#[derive(Debug, Clone)]
-pub struct ForwardOptions {
-    pub queue_records: usize,
-    pub buffer_records: usize,
-    pub buffer_bytes: usize,
-    pub batch_records: usize,
-    pub ack_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// The first wait before connecting again; doubled after each failure up to `backoff_max`.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    /// Where the forwarder's own notices (collector unreachable, drops started and stopped,
-    /// records unsent at exit) go besides stderr: `None` in the agent; a test collects them.
-    pub notices: Option<Arc<Mutex<Vec<String>>>>,
-}
-
-impl Default for ForwardOptions {
-    fn default() -> Self {
-        Self {
-            queue_records: DEFAULT_QUEUE_RECORDS,
-            buffer_records: DEFAULT_BUFFER_RECORDS,
-            buffer_bytes: DEFAULT_BUFFER_BYTES,
-            batch_records: DEFAULT_BATCH_RECORDS,
-            ack_timeout: DEFAULT_ACK_TIMEOUT,
-            connect_timeout: Duration::from_secs(5),
-            backoff_initial: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(30),
-            notices: None,
-        }
-    }
-}
-
-/// What the layer sends the sender thread.
-enum Msg {
-    Record(Vec<u8>),
-    /// Wake up: a shutdown was asked for.
-    Stop,
-}
-
-/// What the layer and the sender share.
-pub(crate) struct Shared {
-    tx: SyncSender<Msg>,
-    figures: Arc<LogForwarding>,
-    endpoint: LogEndpoint,
-    tag: String,
-    /// Set by [`Forwarder::shutdown`]: flush until then, and stop.
-    stop_by: Mutex<Option<Instant>>,
-}
-
-impl Shared {
-    /// Queues an encoded entry, or drops and counts it when the queue is full.
-    fn offer(&self, entry: Vec<u8>) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(Msg::Record(entry))
-        {
-            self.figures.records_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn stop_by(&self) -> Option<Instant> {
-        *self.stop_by.lock_or_recover()
-    }
-}
-
-static GLOBAL: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
-
-fn global() -> Option<Arc<Shared>> {
-    GLOBAL.read_or_recover().clone()
-}
 
 /// The layer bound to the process-wide forwarder: inert until a [`Forwarder`] is installed.
 pub fn layer() -> ForwardLayer {

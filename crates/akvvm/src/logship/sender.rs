@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use super::msgpack::{self, Ack};
-use super::{ForwardOptions, Msg, Shared};
+use super::options::ForwardOptions;
+use super::shared::{Msg, Shared};
 use crate::settings::LogEndpoint;
 use akvvm_cert::locks::MutexExt;
 

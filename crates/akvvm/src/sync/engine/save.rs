@@ -12,14 +12,15 @@ use akvvm_cert::store::Store;
 
 use crate::sync::state::StateFile;
 
-use super::{Engine, state_file_path};
+use super::Engine;
+use super::options::state_file_path;
 use akvvm_cert::locks::MutexExt;
 
 /// During a cycle the state file is saved at most this often, and only once a sixteenth of its
 /// entries changed (so that saving, which writes every entry, costs O(1) per change amortised);
 /// the end of the cycle saves it when anything changed. A lost save costs nothing: the stable
 /// link in the store is the truth, and the next start reads back whatever the state file missed.
-pub(super) const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// See [`STATE_SAVE_INTERVAL`].
 const STATE_SAVE_FRACTION: usize = 16;
@@ -37,6 +38,11 @@ enum Save {
 }
 
 impl Engine {
+    /// [`Engine::save_state`] at most once per [`STATE_SAVE_INTERVAL`] (during a cycle).
+    pub(super) async fn save_state_at_most_every_interval(&self) {
+        self.save_state(Some(STATE_SAVE_INTERVAL)).await;
+    }
+
     /// Writes the state file on the blocking pool, from a snapshot taken under the lock. With
     /// `min_interval`, skips the save when the previous one started less than that long ago.
     pub(super) async fn save_state(&self, min_interval: Option<Duration>) {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use akvvm_cert::store::{StoreError, write_atomic};
 
-use super::StateEntry;
+use super::entry::StateEntry;
 
 /// The journal's path beside the state file: `<state file>.journal`.
 pub fn journal_path(state_path: &Path) -> PathBuf {
@@ -70,7 +70,7 @@ pub(super) fn render_record(
 /// order; `None` when there is no journal or it belongs to another state file. A line that does
 /// not parse ends the journal (a torn append): what follows it is ignored with a warning.
 pub(super) fn read(path: &Path, id: u64) -> Result<Option<Vec<Record>>, io::Error> {
-    let text = match super::read_regular_file(path) {
+    let text = match read_regular_file(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -165,6 +165,27 @@ impl JournalAppend {
             source,
         }
     }
+}
+
+/// The text of the regular file at `path`, opened without following a final symlink and
+/// without blocking: a FIFO or a device planted in the state file's place is refused at once
+/// instead of hanging the agent.
+pub(super) fn read_regular_file(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (remove it; akvvm writes the state file itself)",
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]
