@@ -12,7 +12,8 @@
 //! - retries back off: the attempts the fault saw are bounded ([`Case::max_attempts`] plus
 //!   [`Case::attempts_per_s`] for each second the fault lasted), not a storm, and they pause:
 //!   among any 10 attempts in a row, one waited at least 350 ms (a fixed-pace retry loop, say
-//!   every 250 ms, fails, however few attempts it makes);
+//!   every 250 ms, fails; checked where the counter sees the faulty certificate alone, not for
+//!   IMDS, which both certificates ask);
 //! - it recovers on its own once the fault is cleared (`faulty`'s newest version is installed
 //!   and its substatus is a success again), without a restart or a signal;
 //! - the previous good files stay in place, byte for byte, while the fault lasts.
@@ -479,7 +480,11 @@ pub async fn run_on(bed: &Bed, case: &Case) {
         "{}: the fault saw no attempt at all; the case tests nothing",
         case.name
     );
-    let pauses = pauses_without_backoff(&timeline.borrow());
+    // IMDS's counter takes both certificates' token requests: two backoffs interleaved, whose
+    // merged pauses say nothing of either. The vault's and the agent's counters see the faulty
+    // certificate alone.
+    let one_stream = !matches!(case.attempts, Attempts::Imds);
+    let pauses = pauses_without_backoff(&timeline.borrow()).filter(|_| one_stream);
     let longest = timeline
         .borrow()
         .windows(2)
